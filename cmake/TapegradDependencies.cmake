@@ -1,0 +1,13 @@
+# Finds tapegrad's Debian-packaged dependencies and gives OpenBLAS an imported target.
+# Shared by the build tree and, through tapegradConfig.cmake, by projects that find_package(tapegrad).
+include(CMakeFindDependencyMacro)
+find_dependency(xtl)
+find_dependency(xtensor)
+find_dependency(OpenBLAS)  # Debian's OpenBLASConfig.cmake: OpenBLAS_INCLUDE_DIRS, OpenBLAS_LIBRARIES
+
+if(NOT TARGET tapegrad::openblas)
+  add_library(tapegrad::openblas INTERFACE IMPORTED)
+  set_target_properties(tapegrad::openblas PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${OpenBLAS_INCLUDE_DIRS}"
+    INTERFACE_LINK_LIBRARIES "${OpenBLAS_LIBRARIES}")
+endif()

@@ -1,0 +1,234 @@
+// Elementwise ops: + - * / with numpy broadcasting, scalar variants, and the pointwise nonlinearities.
+// Forward and backward of each op sit side by side; kernels are plain loops over contiguous buffers.
+#include <cmath>
+
+#include "core/error.hpp"
+#include "core/ops.hpp"
+
+namespace tg {
+namespace {
+
+// out[i] = f(x[i])
+template <class F>
+Array map(const Array& x, F f) {
+  Array out = Array::from_shape(x.shape());
+  const float* px = x.data();
+  float* po = out.data();
+  const std::size_t n = x.size();
+  for (std::size_t i = 0; i < n; ++i) po[i] = f(px[i]);
+  return out;
+}
+
+// out[i] = f(x[i], y[i]); x and y have the same shape
+template <class F>
+Array zip(const Array& x, const Array& y, F f) {
+  Array out = Array::from_shape(x.shape());
+  const float* px = x.data();
+  const float* py = y.data();
+  float* po = out.data();
+  const std::size_t n = x.size();
+  for (std::size_t i = 0; i < n; ++i) po[i] = f(px[i], py[i]);
+  return out;
+}
+
+// The result of a broadcasting binary op: a plain loop when shapes agree, xtensor broadcasting otherwise.
+template <class F, class XF>
+Array broadcast_zip(const Array& a, const Array& b, const char* op, F f, XF xf) {
+  if (a.shape() == b.shape()) return zip(a, b, f);
+  broadcast_shapes(a.shape(), b.shape(), op);  // throws with both shapes
+  return xf(a, b);
+}
+
+// ---- backward functions (a breakpoint on any of them stops in that op's backward) ----
+std::vector<Array> add_backward(const Array& dout, const Tensor& a, const Tensor& b) {
+  Array da, db;
+  if (a.requires_grad()) da = sum_to_shape(dout, a.shape());
+  if (b.requires_grad()) db = sum_to_shape(dout, b.shape());
+  return {std::move(da), std::move(db)};
+}
+
+std::vector<Array> sub_backward(const Array& dout, const Tensor& a, const Tensor& b) {
+  Array da, db;
+  if (a.requires_grad()) da = sum_to_shape(dout, a.shape());
+  if (b.requires_grad()) db = sum_to_shape(map(dout, [](float g) { return -g; }), b.shape());
+  return {std::move(da), std::move(db)};
+}
+
+std::vector<Array> mul_backward(const Array& dout, const Tensor& a, const Tensor& b) {
+  Array da, db;
+  if (a.requires_grad()) {
+    Array dfull = dout.shape() == b.shape() ? zip(dout, b.value(), std::multiplies<>()) : Array(dout * b.value());
+    da = sum_to_shape(dfull, a.shape());
+  }
+  if (b.requires_grad()) {
+    Array dfull = dout.shape() == a.shape() ? zip(dout, a.value(), std::multiplies<>()) : Array(dout * a.value());
+    db = sum_to_shape(dfull, b.shape());
+  }
+  return {std::move(da), std::move(db)};
+}
+
+// d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+std::vector<Array> div_backward(const Array& dout, const Tensor& a, const Tensor& b) {
+  Array da, db;
+  if (a.requires_grad()) da = sum_to_shape(Array(dout / b.value()), a.shape());
+  if (b.requires_grad()) {
+    db = sum_to_shape(Array(-dout * a.value() / (b.value() * b.value())), b.shape());
+  }
+  return {std::move(da), std::move(db)};
+}
+
+}  // namespace
+
+Tensor operator+(const Tensor& a, const Tensor& b) {
+  Array out = broadcast_zip(a.value(), b.value(), "add", std::plus<>(),
+                            [](const Array& x, const Array& y) { return Array(x + y); });
+  return make_op("add", std::move(out), {a, b}, [a, b](const Array& dout) { return add_backward(dout, a, b); });
+}
+
+Tensor operator-(const Tensor& a, const Tensor& b) {
+  Array out = broadcast_zip(a.value(), b.value(), "sub", std::minus<>(),
+                            [](const Array& x, const Array& y) { return Array(x - y); });
+  return make_op("sub", std::move(out), {a, b}, [a, b](const Array& dout) { return sub_backward(dout, a, b); });
+}
+
+Tensor operator*(const Tensor& a, const Tensor& b) {
+  Array out = broadcast_zip(a.value(), b.value(), "mul", std::multiplies<>(),
+                            [](const Array& x, const Array& y) { return Array(x * y); });
+  return make_op("mul", std::move(out), {a, b}, [a, b](const Array& dout) { return mul_backward(dout, a, b); });
+}
+
+Tensor operator/(const Tensor& a, const Tensor& b) {
+  Array out = broadcast_zip(a.value(), b.value(), "div", std::divides<>(),
+                            [](const Array& x, const Array& y) { return Array(x / y); });
+  return make_op("div", std::move(out), {a, b}, [a, b](const Array& dout) { return div_backward(dout, a, b); });
+}
+
+// ---- with a float on either side: no broadcasting, no extra tensor ----
+Tensor operator+(const Tensor& a, float s) {
+  return make_op("add_scalar", map(a.value(), [s](float x) { return x + s; }), {a},
+                 [](const Array& dout) { return std::vector<Array>{dout}; });
+}
+Tensor operator+(float s, const Tensor& a) { return a + s; }
+
+Tensor operator-(const Tensor& a, float s) {
+  return make_op("sub_scalar", map(a.value(), [s](float x) { return x - s; }), {a},
+                 [](const Array& dout) { return std::vector<Array>{dout}; });
+}
+
+Tensor operator-(float s, const Tensor& a) {
+  return make_op("rsub_scalar", map(a.value(), [s](float x) { return s - x; }), {a},
+                 [](const Array& dout) { return std::vector<Array>{map(dout, [](float g) { return -g; })}; });
+}
+
+Tensor operator*(const Tensor& a, float s) {
+  return make_op("mul_scalar", map(a.value(), [s](float x) { return x * s; }), {a},
+                 [s](const Array& dout) { return std::vector<Array>{map(dout, [s](float g) { return g * s; })}; });
+}
+Tensor operator*(float s, const Tensor& a) { return a * s; }
+
+Tensor operator/(const Tensor& a, float s) {
+  return make_op("div_scalar", map(a.value(), [s](float x) { return x / s; }), {a},
+                 [s](const Array& dout) { return std::vector<Array>{map(dout, [s](float g) { return g / s; })}; });
+}
+
+// d(s/x)/dx = -s/x^2
+Tensor operator/(float s, const Tensor& a) {
+  return make_op("rdiv_scalar", map(a.value(), [s](float x) { return s / x; }), {a}, [a, s](const Array& dout) {
+    return std::vector<Array>{zip(dout, a.value(), [s](float g, float x) { return -g * s / (x * x); })};
+  });
+}
+
+Tensor operator-(const Tensor& a) {
+  return make_op("neg", map(a.value(), [](float x) { return -x; }), {a},
+                 [](const Array& dout) { return std::vector<Array>{map(dout, [](float g) { return -g; })}; });
+}
+
+// ---- pointwise nonlinearities ----
+Tensor relu(const Tensor& x) {
+  return make_op("relu", map(x.value(), [](float v) { return v > 0.f ? v : 0.f; }), {x},
+                 [](const Array& dout, const Array& y) {
+                   return std::vector<Array>{zip(dout, y, [](float g, float v) { return v > 0.f ? g : 0.f; })};
+                 });
+}
+
+// sigmoid(x) = 1 / (1 + e^-x), written to stay finite for large |x|; d/dx = y (1 - y)
+Tensor sigmoid(const Tensor& x) {
+  auto f = [](float v) {
+    if (v >= 0.f) return 1.f / (1.f + std::exp(-v));
+    const float e = std::exp(v);
+    return e / (1.f + e);
+  };
+  return make_op("sigmoid", map(x.value(), f), {x}, [](const Array& dout, const Array& y) {
+    return std::vector<Array>{zip(dout, y, [](float g, float v) { return g * v * (1.f - v); })};
+  });
+}
+
+// d tanh / dx = 1 - y^2
+Tensor tanh(const Tensor& x) {
+  return make_op("tanh", map(x.value(), [](float v) { return std::tanh(v); }), {x},
+                 [](const Array& dout, const Array& y) {
+                   return std::vector<Array>{zip(dout, y, [](float g, float v) { return g * (1.f - v * v); })};
+                 });
+}
+
+Tensor exp(const Tensor& x) {
+  return make_op("exp", map(x.value(), [](float v) { return std::exp(v); }), {x},
+                 [](const Array& dout, const Array& y) {
+                   return std::vector<Array>{zip(dout, y, std::multiplies<>())};
+                 });
+}
+
+// Natural log; like PyTorch, log(0) = -inf and log(<0) = nan (no throw: values are not shapes).
+Tensor log(const Tensor& x) {
+  return make_op("log", map(x.value(), [](float v) { return std::log(v); }), {x}, [x](const Array& dout) {
+    return std::vector<Array>{zip(dout, x.value(), std::divides<>())};
+  });
+}
+
+// ---- broadcasting helpers ----
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  const std::size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    // align from the right
+    const std::size_t da = i + a.size() >= n ? a[i + a.size() - n] : 1;
+    const std::size_t db = i + b.size() >= n ? b[i + b.size() - n] : 1;
+    if (da != db && da != 1 && db != 1) {
+      fail(op, ": shapes cannot be broadcast together: ", shape_str(a), " and ", shape_str(b));
+    }
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+Array sum_to_shape(const Array& grad, const Shape& shape) {
+  if (grad.shape() == shape) return grad;
+  // Walk grad in row-major order with a multi-index; each element adds into the output element whose
+  // index is the same, except 0 on broadcast axes (output stride 0 there) and dropped leading axes.
+  const std::size_t dims = grad.dimension();
+  const std::size_t lead = dims - shape.size();
+  std::vector<std::size_t> out_stride(dims, 0);
+  std::size_t stride = 1;
+  for (std::size_t i = dims; i-- > lead;) {
+    const std::size_t extent = shape[i - lead];
+    out_stride[i] = extent == 1 ? 0 : stride;
+    stride *= extent;
+  }
+  Array out = xt::zeros<float>(shape);
+  std::vector<std::size_t> index(dims, 0);
+  const float* g = grad.data();
+  float* o = out.data();
+  std::size_t offset = 0;  // flat output offset of `index`
+  for (std::size_t flat = 0; flat < grad.size(); ++flat) {
+    o[offset] += g[flat];
+    for (std::size_t d = dims; d-- > 0;) {  // increment the multi-index, odometer style
+      offset += out_stride[d];
+      if (++index[d] < grad.shape()[d]) break;
+      offset -= out_stride[d] * index[d];
+      index[d] = 0;
+    }
+  }
+  return out;
+}
+
+}  // namespace tg

@@ -1,0 +1,143 @@
+// Softmax family and losses. Rows are the last axis; every kernel subtracts the row max first, so logits
+// of any magnitude give finite results.
+#include <cmath>
+
+#include "core/error.hpp"
+#include "core/ops.hpp"
+
+namespace tg {
+namespace {
+
+// Splits x into rows along its last axis: rows x cols.
+void rows_cols(const Array& x, const char* op, std::size_t& rows, std::size_t& cols) {
+  if (x.dimension() < 1) fail(op, ": expected at least 1 dimension, got a 0-d tensor");
+  cols = x.shape().back();
+  if (cols == 0) fail(op, ": the last axis is empty, shape ", shape_str(x.shape()));
+  rows = x.size() / cols;
+}
+
+// out[r, :] = x[r, :] - logsumexp(x[r, :])
+Array log_softmax_forward(const Array& x, std::size_t rows, std::size_t cols) {
+  Array out = Array::from_shape(x.shape());
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* in = x.data() + r * cols;
+    float* o = out.data() + r * cols;
+    float max = in[0];
+    for (std::size_t c = 1; c < cols; ++c) max = std::max(max, in[c]);
+    double sum_exp = 0.0;
+    for (std::size_t c = 0; c < cols; ++c) sum_exp += std::exp(in[c] - max);
+    const float log_sum = max + static_cast<float>(std::log(sum_exp));
+    for (std::size_t c = 0; c < cols; ++c) o[c] = in[c] - log_sum;
+  }
+  return out;
+}
+
+// y = log_softmax(x): dx = dy - softmax(x) * sum(dy) per row, with softmax = exp(y)
+Array log_softmax_backward(const Array& dy, const Array& y, std::size_t rows, std::size_t cols) {
+  Array dx = Array::from_shape(y.shape());
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* g = dy.data() + r * cols;
+    const float* yr = y.data() + r * cols;
+    float* d = dx.data() + r * cols;
+    double sum_g = 0.0;
+    for (std::size_t c = 0; c < cols; ++c) sum_g += g[c];
+    for (std::size_t c = 0; c < cols; ++c) d[c] = g[c] - std::exp(yr[c]) * static_cast<float>(sum_g);
+  }
+  return dx;
+}
+
+// y = softmax(x): dx = y * (dy - sum(dy * y)) per row
+Array softmax_backward(const Array& dy, const Array& y, std::size_t rows, std::size_t cols) {
+  Array dx = Array::from_shape(y.shape());
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* g = dy.data() + r * cols;
+    const float* yr = y.data() + r * cols;
+    float* d = dx.data() + r * cols;
+    double dot = 0.0;
+    for (std::size_t c = 0; c < cols; ++c) dot += g[c] * yr[c];
+    for (std::size_t c = 0; c < cols; ++c) d[c] = yr[c] * (g[c] - static_cast<float>(dot));
+  }
+  return dx;
+}
+
+// loss = mean_i -log_softmax(z)[i, label_i]; dz = (softmax(z) - onehot(label)) / N * dloss
+Array cross_entropy_backward(float dloss, const Array& log_probs, const std::vector<int>& labels) {
+  const std::size_t n = log_probs.shape()[0], c = log_probs.shape()[1];
+  Array dz = Array::from_shape(log_probs.shape());
+  const float scale = dloss / static_cast<float>(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float* lp = log_probs.data() + i * c;
+    float* d = dz.data() + i * c;
+    for (std::size_t j = 0; j < c; ++j) d[j] = std::exp(lp[j]) * scale;
+    d[labels[i]] -= scale;
+  }
+  return dz;
+}
+
+}  // namespace
+
+Tensor log_softmax(const Tensor& x) {
+  std::size_t rows = 0, cols = 0;
+  rows_cols(x.value(), "log_softmax", rows, cols);
+  return make_op("log_softmax", log_softmax_forward(x.value(), rows, cols), {x},
+                 [rows, cols](const Array& dy, const Array& y) {
+                   return std::vector<Array>{log_softmax_backward(dy, y, rows, cols)};
+                 });
+}
+
+Tensor softmax(const Tensor& x) {
+  std::size_t rows = 0, cols = 0;
+  rows_cols(x.value(), "softmax", rows, cols);
+  Array y = log_softmax_forward(x.value(), rows, cols);
+  for (float& v : y) v = std::exp(v);
+  return make_op("softmax", std::move(y), {x}, [rows, cols](const Array& dy, const Array& y) {
+    return std::vector<Array>{softmax_backward(dy, y, rows, cols)};
+  });
+}
+
+Tensor cross_entropy(const Tensor& logits, const std::vector<int>& labels) {
+  if (logits.dim() != 2) fail("cross_entropy: expected logits [N, C], got ", shape_str(logits.shape()));
+  const std::size_t n = logits.shape()[0], c = logits.shape()[1];
+  if (labels.size() != n) {
+    fail("cross_entropy: expected ", n, " labels for logits ", shape_str(logits.shape()), ", got ", labels.size());
+  }
+  if (n == 0 || c == 0) fail("cross_entropy: logits are empty, shape ", shape_str(logits.shape()));
+  for (std::size_t i = 0; i < n; ++i) {
+    if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= c) {
+      fail("cross_entropy: label ", i, " is ", labels[i], ", expected a class in [0, ", c, ")");
+    }
+  }
+  // Fused: keep log-probabilities (stable) for the backward, never form probabilities of -inf logs.
+  Array log_probs = log_softmax_forward(logits.value(), n, c);
+  double total = 0.0;
+  for (std::size_t i = 0; i < n; ++i) total -= log_probs.data()[i * c + static_cast<std::size_t>(labels[i])];
+  Array loss = Array::from_shape({});
+  loss() = static_cast<float>(total / static_cast<double>(n));
+  return make_op("cross_entropy", std::move(loss), {logits},
+                 [log_probs = std::move(log_probs), labels](const Array& dout) {
+                   return std::vector<Array>{cross_entropy_backward(dout.data()[0], log_probs, labels)};
+                 });
+}
+
+Tensor mse_loss(const Tensor& pred, const Tensor& target) {
+  if (pred.shape() != target.shape()) {
+    fail("mse_loss: pred and target shapes differ: ", shape_str(pred.shape()), " vs ", shape_str(target.shape()));
+  }
+  const std::size_t n = pred.numel();
+  if (n == 0) fail("mse_loss: inputs are empty, shape ", shape_str(pred.shape()));
+  Array diff = pred.value() - target.value();
+  double total = 0.0;
+  for (float d : diff) total += static_cast<double>(d) * d;
+  Array loss = Array::from_shape({});
+  loss() = static_cast<float>(total / static_cast<double>(n));
+  // d/dpred = 2 (pred - target) / n ; d/dtarget = -that
+  return make_op("mse_loss", std::move(loss), {pred, target}, [diff = std::move(diff), n, pred, target](const Array& dout) {
+    const float scale = 2.f * dout.data()[0] / static_cast<float>(n);
+    Array dpred, dtarget;
+    if (pred.requires_grad()) dpred = diff * scale;
+    if (target.requires_grad()) dtarget = diff * -scale;
+    return std::vector<Array>{std::move(dpred), std::move(dtarget)};
+  });
+}
+
+}  // namespace tg

@@ -1,0 +1,187 @@
+#include "core/tape.hpp"
+
+#include <iostream>
+
+#include "core/error.hpp"
+
+namespace tg {
+namespace {
+
+struct Tape {
+  std::vector<TapeEntry> entries;
+  std::size_t prune_at = 4096;  // prune dead entries when the tape grows past this
+};
+
+thread_local Tape t_tape;
+thread_local bool t_grad_enabled = true;
+
+// Entries whose output nobody holds can never receive a gradient: drop them, newest first, so that
+// dropping one releases its inputs and lets older entries die in the same pass. Keeps a tape that is
+// never backwarded (e.g. evaluation with grad mode on) from growing without bound.
+void prune_dead_entries(Tape& tape) {
+  for (auto it = tape.entries.rbegin(); it != tape.entries.rend(); ++it) {
+    if (it->output.expired()) {
+      it->inputs.clear();
+      it->backward = nullptr;
+    }
+  }
+  std::erase_if(tape.entries, [](const TapeEntry& e) { return !e.backward; });
+  tape.prune_at = std::max<std::size_t>(4096, 2 * tape.entries.size());
+}
+
+// Treats a default 0-d Array returned for a non-scalar input, or a size-0 Array, as "no gradient".
+bool is_no_grad(const Array& g, const Array& input_value) {
+  return g.size() == 0 || (g.dimension() == 0 && input_value.dimension() != 0);
+}
+
+void accumulate(Node& input, Array&& g, const TapeEntry& entry, std::size_t index) {
+  if (g.shape() != input.value.shape()) {
+    fail("backward of '", entry.op, "': gradient for input ", index, " has shape ", shape_str(g.shape()),
+         ", expected the input's shape ", shape_str(input.value.shape()));
+  }
+  if (!input.is_leaf && input.released) {
+    fail("backward: trying to backward through '", input.name,
+         "' a second time: its tape entry was freed by an earlier backward(). Recompute the forward pass "
+         "for each backward()");
+  }
+  if (input.grad.shape() != input.value.shape() || (!input.is_leaf && !input.pending)) {
+    input.grad = std::move(g);
+  } else {
+    input.grad += g;
+  }
+  input.pending = !input.is_leaf;
+}
+
+Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs, BackwardWithOutputFn backward) {
+  bool any_requires_grad = false;
+  for (const Tensor& t : inputs) {
+    if (!t.defined()) fail(name, ": an input tensor is undefined");
+    any_requires_grad = any_requires_grad || t.requires_grad();
+  }
+  auto node = std::make_shared<Node>();
+  node->value = std::move(value);
+  node->name = name;
+  if (!(t_grad_enabled && any_requires_grad)) return Tensor(node);
+
+  node->requires_grad = true;
+  node->is_leaf = false;
+  TapeEntry entry;
+  entry.op = std::move(name);
+  entry.inputs.reserve(inputs.size());
+  for (const Tensor& t : inputs) entry.inputs.push_back(t.node_ptr());
+  entry.output = node;
+  entry.output_shape = node->value.shape();
+  entry.backward = std::move(backward);
+  Tape& tape = t_tape;
+  tape.entries.push_back(std::move(entry));
+  if (tape.entries.size() >= tape.prune_at) prune_dead_entries(tape);
+  return Tensor(node);
+}
+
+}  // namespace
+
+Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs, BackwardFn backward) {
+  if (!backward) fail(name, ": make_op needs a backward function");
+  return record(std::move(name), std::move(value), inputs,
+                [fn = std::move(backward)](const Array& dout, const Array&) { return fn(dout); });
+}
+
+Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
+               BackwardWithOutputFn backward) {
+  if (!backward) fail(name, ": make_op needs a backward function");
+  return record(std::move(name), std::move(value), inputs, std::move(backward));
+}
+
+bool grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool on) { t_grad_enabled = on; }
+
+void Tensor::backward() const {
+  Node& root = checked("backward");
+  if (root.value.size() != 1) {
+    fail("backward: expected a scalar (1-element) tensor, got shape ", shape_str(root.value.shape()),
+         "; reduce it first, e.g. tg::sum(x)");
+  }
+  if (!root.requires_grad) {
+    fail("backward: '", root.name, "' does not require grad: no input of the ops that made it requires grad, "
+         "or it was computed under NoGradGuard");
+  }
+  if (root.is_leaf) {
+    Array seed = xt::ones<float>(root.value.shape());
+    if (root.grad.shape() == seed.shape()) root.grad += seed; else root.grad = std::move(seed);
+    return;
+  }
+  if (root.released) {
+    fail("backward: '", root.name, "' was already backwarded and its tape entries freed; "
+         "recompute the forward pass for each backward()");
+  }
+  root.grad = xt::ones<float>(root.value.shape());
+  root.pending = true;
+
+  // Walk newest to oldest with a plain loop: entries are in execution order, so every consumer of a node
+  // runs before the op that produced it, and a chain of any length needs no recursion.
+  // An entry is freed as soon as it has run; the nodes it fed a gradient into are kept alive in `waiting`
+  // until their own entries run (then they are dropped, in amortized batches).
+  NoGradGuard no_grad;  // backward functions never record
+  Tape& tape = t_tape;
+  std::vector<std::shared_ptr<Node>> waiting;
+  std::size_t compact_at = 64;
+  bool any_released = false;
+  for (std::size_t i = tape.entries.size(); i-- > 0;) {
+    TapeEntry& entry = tape.entries[i];
+    std::shared_ptr<Node> out = entry.output.lock();
+    if (!out || !out->pending) continue;
+    std::vector<Array> grads = entry.backward(out->grad, out->value);
+    if (grads.size() != entry.inputs.size()) {
+      fail("backward of '", entry.op, "': returned ", grads.size(), " gradients for ", entry.inputs.size(),
+           " inputs");
+    }
+    for (std::size_t k = 0; k < grads.size(); ++k) {
+      const std::shared_ptr<Node>& input = entry.inputs[k];
+      if (!input->requires_grad || is_no_grad(grads[k], input->value)) continue;
+      const bool was_waiting = input->pending;
+      accumulate(*input, std::move(grads[k]), entry, k);
+      if (input->pending && !was_waiting) waiting.push_back(input);
+    }
+    out->pending = false;
+    out->released = true;
+    entry.inputs.clear();
+    entry.backward = nullptr;
+    any_released = true;
+    if (waiting.size() >= compact_at) {
+      std::erase_if(waiting, [](const std::shared_ptr<Node>& n) { return !n->pending; });
+      compact_at = std::max<std::size_t>(64, 2 * waiting.size());
+    }
+  }
+  // Nodes still waiting have no entry left on the tape (e.g. cleared): nothing more can reach them.
+  for (const std::shared_ptr<Node>& n : waiting) n->pending = false;
+  if (any_released) {
+    std::erase_if(tape.entries, [](const TapeEntry& e) { return !e.backward; });
+    tape.prune_at = std::max<std::size_t>(4096, 2 * tape.entries.size());
+  }
+}
+
+std::size_t tape_size() { return t_tape.entries.size(); }
+
+void print_tape(std::ostream& out) {
+  const Tape& tape = t_tape;
+  out << "tape: " << tape.entries.size() << " entries (oldest first)\n";
+  for (std::size_t i = 0; i < tape.entries.size(); ++i) {
+    const TapeEntry& e = tape.entries[i];
+    out << "  #" << i << ' ' << e.op << '(';
+    for (std::size_t k = 0; k < e.inputs.size(); ++k) {
+      const Node& in = *e.inputs[k];
+      out << (k ? ", " : "") << shape_str(in.value.shape());
+      if (in.is_leaf && !in.name.empty()) out << ' ' << in.name;
+    }
+    out << ") -> " << shape_str(e.output_shape) << (e.output.expired() ? " (output freed)" : "") << '\n';
+  }
+}
+
+void print_tape() { print_tape(std::cerr); }
+
+void clear_tape() {
+  t_tape.entries.clear();
+  t_tape.prune_at = 4096;
+}
+
+}  // namespace tg

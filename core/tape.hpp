@@ -1,0 +1,58 @@
+// The tape: a thread-local list of recorded ops, replayed newest to oldest by Tensor::backward().
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.hpp"
+
+namespace tg {
+
+// Maps d(output) to one gradient per input, in input order. An input that needs no gradient may get an
+// empty Array (size 0, or a default 0-d Array for a non-scalar input); it is skipped.
+using BackwardFn = std::function<std::vector<Array>(const Array& dout)>;
+// The same, for ops whose derivative is cheapest in terms of their own output (sigmoid, softmax, exp).
+using BackwardWithOutputFn = std::function<std::vector<Array>(const Array& dout, const Array& out)>;
+
+// One recorded op. Inputs are held strongly (backward needs them); the output weakly, so an output that
+// nobody can reach any more makes the entry dead and prunable.
+struct TapeEntry {
+  std::string op;  // "mul", "matmul", "square", ...
+  std::vector<std::shared_ptr<Node>> inputs;
+  std::weak_ptr<Node> output;
+  Shape output_shape;
+  BackwardWithOutputFn backward;
+};
+
+// Records an op: returns a Tensor holding `value`, and, when grad mode is on and some input requires
+// grad, appends an entry to this thread's tape. Every built-in op is made through this function.
+Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs, BackwardFn backward);
+Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
+               BackwardWithOutputFn backward);
+
+// Grad mode: on by default, per thread.
+bool grad_enabled();
+void set_grad_enabled(bool on);
+
+// RAII: nothing is recorded while one is alive (inference, optimizer updates).
+class NoGradGuard {
+ public:
+  NoGradGuard() : previous_(grad_enabled()) { set_grad_enabled(false); }
+  ~NoGradGuard() { set_grad_enabled(previous_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Inspection, for tests and debugging.
+std::size_t tape_size();                   // entries currently on this thread's tape
+void print_tape(std::ostream& out);        // index, op, input shapes -> output shape
+void print_tape();                         // to stderr (callable from gdb: `call tg::print_tape()`)
+void clear_tape();                         // drops every entry (their outputs can no longer backward)
+
+}  // namespace tg

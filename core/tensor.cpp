@@ -1,0 +1,67 @@
+#include "core/tensor.hpp"
+
+#include "core/error.hpp"
+
+namespace tg {
+
+Tensor::Tensor(Array value, bool requires_grad) : node_(std::make_shared<Node>()) {
+  node_->value = std::move(value);
+  node_->requires_grad = requires_grad;
+}
+
+Node& Tensor::checked(const char* what) const {
+  if (!node_) fail("Tensor::", what, ": the tensor is undefined (default-constructed)");
+  return *node_;
+}
+
+const Array& Tensor::value() const { return checked("value").value; }
+Array& Tensor::value() { return checked("value").value; }
+
+const Array& Tensor::grad() const {
+  Node& n = checked("grad");
+  if (n.grad.shape() != n.value.shape() || n.grad.size() != n.value.size()) {
+    n.grad = xt::zeros<float>(n.value.shape());
+  }
+  return n.grad;
+}
+
+void Tensor::zero_grad() {
+  Node& n = checked("zero_grad");
+  if (n.grad.shape() == n.value.shape()) {
+    std::fill(n.grad.begin(), n.grad.end(), 0.f);
+  } else {
+    n.grad = xt::zeros<float>(n.value.shape());
+  }
+}
+
+bool Tensor::requires_grad() const { return node_ && node_->requires_grad; }
+
+Tensor& Tensor::set_requires_grad(bool on) {
+  Node& n = checked("set_requires_grad");
+  if (!n.is_leaf && !on) fail("Tensor::set_requires_grad: '", n.name, "' is the output of an op; use detach()");
+  n.requires_grad = on;
+  return *this;
+}
+
+bool Tensor::is_leaf() const { return checked("is_leaf").is_leaf; }
+
+float Tensor::item() const {
+  const Array& v = value();
+  if (v.size() != 1) fail("item: expected a tensor with 1 element, got shape ", shape_str(v.shape()));
+  return v.data()[0];
+}
+
+Tensor Tensor::detach() const {
+  Tensor out(value(), false);
+  out.node_->name = node_->name;
+  return out;
+}
+
+const std::string& Tensor::name() const { return checked("name").name; }
+
+Tensor& Tensor::set_name(std::string name) {
+  checked("set_name").name = std::move(name);
+  return *this;
+}
+
+}  // namespace tg

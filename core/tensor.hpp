@@ -1,0 +1,63 @@
+// tg::Tensor: a cheap handle (shared pointer) to a node holding a value, its gradient and a debug name.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/xt.hpp"
+
+namespace tg {
+
+// What a Tensor points to. Copying a Tensor copies the handle, never this.
+struct Node {
+  Array value;                 // the data, always evaluated
+  Array grad;                  // d(loss)/d(value); empty until first needed, then value's shape
+  bool requires_grad = false;  // leaves: as the user set it; op outputs: true when recorded on the tape
+  bool is_leaf = true;         // false for the output of a recorded op
+  bool released = false;       // op output whose tape entry backward() already freed
+  bool pending = false;        // received a gradient in the backward pass under way
+  std::string name;            // user-given name, or the op that made it ("mul", "linear")
+};
+
+class Tensor {
+ public:
+  // An undefined tensor: stands for "none" (e.g. no bias in tg::linear). Using its value throws.
+  Tensor() = default;
+  // A leaf tensor owning `value`. Gradients accumulate into grad() when requires_grad is true.
+  explicit Tensor(Array value, bool requires_grad = false);
+  // Wraps an existing node (used by the tape and by make_op).
+  explicit Tensor(std::shared_ptr<Node> node) : node_(std::move(node)) {}
+
+  bool defined() const { return node_ != nullptr; }
+  const Array& value() const;
+  Array& value();  // to load weights; writing it does not touch the tape
+  const Shape& shape() const { return value().shape(); }
+  std::size_t dim() const { return value().dimension(); }
+  std::size_t numel() const { return value().size(); }
+
+  // d(loss)/d(this), accumulated over backward() calls; zeros of value's shape before any.
+  const Array& grad() const;
+  void zero_grad();
+  bool requires_grad() const;
+  Tensor& set_requires_grad(bool on);
+  bool is_leaf() const;
+
+  // The single value of a 1-element tensor; throws tg::Error otherwise.
+  float item() const;
+  // Same value (shared storage is not needed: a copy), no gradient, not recorded.
+  Tensor detach() const;
+  // Backpropagates from this scalar through the tape (newest entry first), then frees the entries used.
+  void backward() const;
+
+  const std::string& name() const;
+  Tensor& set_name(std::string name);
+
+  Node* node() const { return node_.get(); }
+  const std::shared_ptr<Node>& node_ptr() const { return node_; }
+
+ private:
+  Node& checked(const char* what) const;
+  std::shared_ptr<Node> node_;
+};
+
+}  // namespace tg

@@ -1,0 +1,15 @@
+// tapegrad: the umbrella header. Everything in ../shared/API.md is reachable from here.
+#pragma once
+
+#include "core/error.hpp"
+#include "core/gradcheck.hpp"
+#include "core/ops.hpp"
+#include "core/random.hpp"
+#include "core/tape.hpp"
+#include "core/tensor.hpp"
+#include "core/threads.hpp"
+#include "core/xt.hpp"
+
+namespace tg {
+using Array = tg::Array;
+}  // namespace tg

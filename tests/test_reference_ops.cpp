@@ -1,0 +1,280 @@
+// Checks tapegrad's core ops against PyTorch 1.13 reference numbers.
+//
+// The numbers live in tests/fixtures/core_ops.json, written by tests/gen_fixtures.py
+// (`/usr/bin/python3 tests/gen_fixtures.py`); these tests only read the JSON and never need torch.
+// Each case holds inputs, the op's output, a random grad_output, and the gradient of
+// sum(output * grad_output) with respect to every input. For each case we rebuild the inputs as
+// leaf tensors with requires_grad, run the tapegrad op, compare the output, backpropagate
+// sum(out * grad_output) and compare every input's grad().
+//
+// A missing fixture file, an unknown op or a family with no cases fails; nothing passes silently.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tapegrad.hpp"
+
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr const char* kFixturePath = TG_FIXTURE_DIR "/core_ops.json";
+constexpr float kAbsTol = 1e-5f;
+constexpr float kRelTol = 1e-4f;
+constexpr int kMaxReportedMismatches = 5;  // per tensor, so a broken op does not flood the log
+
+// ---- reading the fixture -----------------------------------------------------------------
+
+// The parsed fixture file, or a null JSON value when it is missing or unreadable (tests then fail).
+const Json& fixture() {
+  static const Json doc = [] {
+    std::ifstream in(kFixturePath);
+    if (!in) return Json();
+    try {
+      return Json::parse(in);
+    } catch (const std::exception&) {
+      return Json();
+    }
+  }();
+  return doc;
+}
+
+// Fails the current test (and stops it) unless the fixture loaded and has a non-empty case list.
+const Json& require_cases() {
+  const Json& doc = fixture();
+  INFO("fixture file: ", kFixturePath, " (regenerate with /usr/bin/python3 tests/gen_fixtures.py)");
+  REQUIRE_MESSAGE(doc.is_object(), "fixture file is missing or is not valid JSON");
+  REQUIRE_MESSAGE(doc.contains("cases"), "fixture file has no \"cases\"");
+  REQUIRE(doc.at("cases").is_array());
+  REQUIRE(!doc.at("cases").empty());
+  return doc.at("cases");
+}
+
+std::vector<std::size_t> shape_of(const Json& t) { return t.at("shape").get<std::vector<std::size_t>>(); }
+
+// A {"shape": [...], "data": [...flat row-major...]} object as a tg::Array (0-d when shape is []).
+tg::Array array_of(const Json& t) {
+  const std::vector<std::size_t> shape = shape_of(t);
+  const std::vector<float> data = t.at("data").get<std::vector<float>>();
+  tg::Array a = tg::Array::from_shape(shape);
+  REQUIRE_MESSAGE(a.size() == data.size(), "fixture tensor has ", data.size(), " values for its shape");
+  std::copy(data.begin(), data.end(), a.begin());
+  return a;
+}
+
+template <class ShapeLike>
+std::string fmt_shape(const ShapeLike& shape) {
+  std::ostringstream out;
+  out << '[';
+  bool first = true;
+  for (auto d : shape) {
+    out << (first ? "" : ", ") << d;
+    first = false;
+  }
+  out << ']';
+  return out.str();
+}
+
+// Checks `got` against the fixture tensor `expected`: shape exactly, then every element with
+// |got - expected| <= kAbsTol + kRelTol * |expected| (NaN never passes).
+void check_close(const tg::Array& got, const Json& expected, const std::string& what) {
+  INFO("comparing ", what);
+  const std::string got_shape = fmt_shape(got.shape());
+  const std::string want_shape = fmt_shape(shape_of(expected));
+  CHECK(got_shape == want_shape);
+  if (got_shape != want_shape) return;
+
+  const std::vector<float> want = expected.at("data").get<std::vector<float>>();
+  const std::vector<float> have(got.begin(), got.end());  // row-major traversal
+  REQUIRE(have.size() == want.size());
+  int mismatches = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const float tol = kAbsTol + kRelTol * std::fabs(want[i]);
+    const bool close = std::fabs(have[i] - want[i]) <= tol;
+    if (!close) {
+      if (mismatches < kMaxReportedMismatches) {
+        FAIL_CHECK(what, " element ", i, " (flat, row-major): tapegrad ", have[i], ", PyTorch ", want[i],
+                   ", |diff| ", std::fabs(have[i] - want[i]), " > tol ", tol);
+      }
+      ++mismatches;
+    }
+  }
+  INFO(what, ": ", mismatches, " of ", want.size(), " elements differ");
+  CHECK(mismatches == 0);
+}
+
+// ---- the ops, by fixture name ------------------------------------------------------------
+
+using OpFn = std::function<tg::Tensor(const std::vector<tg::Tensor>&, const Json&)>;
+
+struct OpSpec {
+  std::string family;    // which TEST_CASE runs it
+  std::size_t n_inputs;  // tensor inputs in the fixture
+  OpFn run;
+};
+
+float scalar_of(const Json& c) { return c.at("scalar").get<float>(); }
+
+// tg::reshape takes the new shape as a braced list (API.md: `tg::reshape(x, {-1, 4})`); the fixture
+// gives it as a JSON array.
+tg::Tensor reshape_to(const tg::Tensor& x, const Json& new_shape) {
+  const std::vector<int> s = new_shape.get<std::vector<int>>();
+  switch (s.size()) {
+    case 1:
+      return tg::reshape(x, {s[0]});
+    case 2:
+      return tg::reshape(x, {s[0], s[1]});
+    case 3:
+      return tg::reshape(x, {s[0], s[1], s[2]});
+    case 4:
+      return tg::reshape(x, {s[0], s[1], s[2], s[3]});
+    default:
+      FAIL("reshape fixture with ", s.size(), " dims is not supported by this test");
+  }
+  return {};
+}
+
+const std::map<std::string, OpSpec>& op_table() {
+  using In = const std::vector<tg::Tensor>&;
+  using C = const Json&;
+  static const std::map<std::string, OpSpec> table = {
+      {"add", {"binary", 2, [](In t, C) { return t[0] + t[1]; }}},
+      {"sub", {"binary", 2, [](In t, C) { return t[0] - t[1]; }}},
+      {"mul", {"binary", 2, [](In t, C) { return t[0] * t[1]; }}},
+      {"div", {"binary", 2, [](In t, C) { return t[0] / t[1]; }}},
+
+      {"add_scalar", {"scalar", 1, [](In t, C c) { return t[0] + scalar_of(c); }}},
+      {"sub_scalar", {"scalar", 1, [](In t, C c) { return t[0] - scalar_of(c); }}},
+      {"rsub_scalar", {"scalar", 1, [](In t, C c) { return scalar_of(c) - t[0]; }}},
+      {"mul_scalar", {"scalar", 1, [](In t, C c) { return t[0] * scalar_of(c); }}},
+      {"div_scalar", {"scalar", 1, [](In t, C c) { return t[0] / scalar_of(c); }}},
+      {"rdiv_scalar", {"scalar", 1, [](In t, C c) { return scalar_of(c) / t[0]; }}},
+      {"neg", {"scalar", 1, [](In t, C) { return -t[0]; }}},
+
+      {"matmul", {"matmul", 2, [](In t, C) { return tg::matmul(t[0], t[1]); }}},
+
+      {"relu", {"unary", 1, [](In t, C) { return tg::relu(t[0]); }}},
+      {"sigmoid", {"unary", 1, [](In t, C) { return tg::sigmoid(t[0]); }}},
+      {"tanh", {"unary", 1, [](In t, C) { return tg::tanh(t[0]); }}},
+      {"exp", {"unary", 1, [](In t, C) { return tg::exp(t[0]); }}},
+      {"log", {"unary", 1, [](In t, C) { return tg::log(t[0]); }}},
+
+      {"sum", {"reduction", 1, [](In t, C) { return tg::sum(t[0]); }}},
+      {"mean", {"reduction", 1, [](In t, C) { return tg::mean(t[0]); }}},
+
+      {"reshape", {"shape", 1, [](In t, C c) { return reshape_to(t[0], c.at("new_shape")); }}},
+      {"flatten", {"shape", 1, [](In t, C) { return tg::flatten(t[0]); }}},
+
+      {"linear", {"linear", 3, [](In t, C) { return tg::linear(t[0], t[1], t[2]); }}},
+      {"linear_nobias", {"linear", 2, [](In t, C) { return tg::linear(t[0], t[1], tg::Tensor{}); }}},
+
+      {"log_softmax", {"softmax", 1, [](In t, C) { return tg::log_softmax(t[0]); }}},
+      {"softmax", {"softmax", 1, [](In t, C) { return tg::softmax(t[0]); }}},
+
+      {"cross_entropy",
+       {"cross_entropy", 1,
+        [](In t, C c) { return tg::cross_entropy(t[0], c.at("labels").get<std::vector<int>>()); }}},
+      {"mse_loss", {"mse_loss", 2, [](In t, C) { return tg::mse_loss(t[0], t[1]); }}},
+  };
+  return table;
+}
+
+// Runs one fixture case: forward, output check, backward of sum(out * grad_output), grad checks.
+void run_case(const Json& c, const OpSpec& spec) {
+  const Json& inputs_json = c.at("inputs");
+  REQUIRE_MESSAGE(inputs_json.size() == spec.n_inputs, "fixture case has ", inputs_json.size(),
+                  " inputs, op takes ", spec.n_inputs);
+  REQUIRE(c.at("grads").size() == spec.n_inputs);
+
+  std::vector<tg::Tensor> inputs;
+  for (const Json& in : inputs_json) inputs.emplace_back(array_of(in), /*requires_grad=*/true);
+
+  const tg::Tensor out = spec.run(inputs, c);
+  check_close(out.value(), c.at("output"), "output");
+
+  const tg::Tensor grad_output(array_of(c.at("grad_output")), /*requires_grad=*/false);
+  tg::sum(out * grad_output).backward();
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    check_close(inputs[i].grad(), c.at("grads")[i], "grad of input " + std::to_string(i));
+  }
+}
+
+// Runs every case of one op family; returns how many ran. An op that throws fails its case only.
+int run_family(const std::string& family) {
+  const Json& cases = require_cases();
+  int ran = 0;
+  for (const Json& c : cases) {
+    const auto it = op_table().find(c.value("op", std::string()));
+    if (it == op_table().end() || it->second.family != family) continue;  // unknown ops: see below
+    const std::string name = c.value("name", std::string("<unnamed>"));
+    INFO("fixture case: ", name, " (op ", it->first, ")");
+    try {
+      run_case(c, it->second);
+    } catch (const std::exception& e) {
+      FAIL_CHECK("threw: ", std::string(e.what()));
+    }
+    ++ran;
+  }
+  return ran;
+}
+
+}  // namespace
+
+TEST_CASE("PyTorch fixture file is present and every case names a known op") {
+  const Json& cases = require_cases();
+  std::set<std::string> names;
+  std::set<std::string> families_seen;
+  for (const Json& c : cases) {
+    const std::string name = c.value("name", std::string());
+    INFO("fixture case: ", name);
+    CHECK(!name.empty());
+    CHECK_MESSAGE(names.insert(name).second, "duplicate case name");
+    const std::string op = c.value("op", std::string());
+    const auto it = op_table().find(op);
+    CHECK_MESSAGE(it != op_table().end(), "unknown op \"", op, "\": add it to op_table()");
+    if (it != op_table().end()) families_seen.insert(it->second.family);
+  }
+  // Every family has its own TEST_CASE below; each must have something to run.
+  std::string missing;
+  for (const auto& [op, spec] : op_table()) {
+    if (!families_seen.count(spec.family)) missing += " " + op;
+  }
+  CHECK_MESSAGE(missing.empty(), "ops whose family has no fixture case:", missing);
+}
+
+TEST_CASE("binary ops with broadcasting match PyTorch") { CHECK(run_family("binary") > 0); }
+
+TEST_CASE("ops with a float scalar on either side, and unary minus, match PyTorch") {
+  CHECK(run_family("scalar") > 0);
+}
+
+TEST_CASE("matmul matches PyTorch") { CHECK(run_family("matmul") > 0); }
+
+TEST_CASE("relu, sigmoid, tanh, exp and log match PyTorch") { CHECK(run_family("unary") > 0); }
+
+TEST_CASE("sum and mean to a 0-d scalar match PyTorch") { CHECK(run_family("reduction") > 0); }
+
+TEST_CASE("reshape and flatten match PyTorch") { CHECK(run_family("shape") > 0); }
+
+TEST_CASE("linear with and without bias matches PyTorch") { CHECK(run_family("linear") > 0); }
+
+TEST_CASE("log_softmax and softmax along the last axis match PyTorch") { CHECK(run_family("softmax") > 0); }
+
+TEST_CASE("cross_entropy matches PyTorch, including logits of +-1000") {
+  CHECK(run_family("cross_entropy") > 0);
+}
+
+TEST_CASE("mse_loss matches PyTorch, with gradients for both pred and target") {
+  CHECK(run_family("mse_loss") > 0);
+}

@@ -1,0 +1,174 @@
+// The tape's semantics: order, accumulation, release after backward, grad mode, errors.
+#include <doctest/doctest.h>
+
+#include <memory>
+
+#include "tapegrad.hpp"
+
+using tg::Array;
+using tg::Tensor;
+
+TEST_CASE("backward of sum(x*x + 1) gives 2x") {
+  Tensor x(Array{{1.f, 2.f}, {3.f, 4.f}}, true);
+  Tensor y = tg::sum(x * x + 1.f);
+  CHECK(y.item() == 34.f);
+  y.backward();
+  CHECK(x.grad() == Array{{2.f, 4.f}, {6.f, 8.f}});
+}
+
+TEST_CASE("a diamond: a tensor reaching the loss on two paths gets the sum of both") {
+  Tensor x(Array{1.f, -2.f, 3.f}, true);
+  Tensor a = x * 2.f;      // da/dx = 2
+  Tensor b = x + 1.f;      // db/dx = 1
+  Tensor y = tg::sum(a * b);  // dy/dx = 2b + a = 2(x+1) + 2x = 4x + 2
+  y.backward();
+  CHECK(x.grad() == Array{6.f, -6.f, 14.f});
+}
+
+TEST_CASE("gradients accumulate across backward calls until zero_grad") {
+  Tensor x(Array{1.f, 2.f}, true);
+  tg::sum(x * 3.f).backward();
+  tg::sum(x * 3.f).backward();
+  CHECK(x.grad() == Array{6.f, 6.f});
+  x.zero_grad();
+  CHECK(x.grad() == Array{0.f, 0.f});
+  tg::sum(x * x).backward();
+  CHECK(x.grad() == Array{2.f, 4.f});
+}
+
+TEST_CASE("grad() is zeros of the value's shape before any backward") {
+  Tensor x(Array{{1.f, 2.f, 3.f}}, true);
+  CHECK(x.grad().shape() == x.shape());
+  CHECK(x.grad() == Array{{0.f, 0.f, 0.f}});
+}
+
+TEST_CASE("a chain of 100,000 ops backwards without recursion") {
+  Tensor x(Array(tg::Shape{1}, 1.f), true);
+  Tensor y = x;
+  for (int i = 0; i < 100000; ++i) y = y + 0.f;
+  tg::sum(y).backward();
+  CHECK(x.grad()(0) == 1.f);
+  CHECK(tg::tape_size() == 0);
+}
+
+TEST_CASE("entries are released after backward, and intermediate nodes are freed") {
+  Tensor x(Array{1.f, 2.f}, true);
+  std::weak_ptr<tg::Node> hidden;
+  Tensor loss;
+  {
+    Tensor h = tg::relu(x * 2.f);
+    hidden = h.node_ptr();
+    loss = tg::sum(h);
+  }
+  CHECK(tg::tape_size() == 3);
+  CHECK_FALSE(hidden.expired());  // the tape holds it until backward
+  loss.backward();
+  CHECK(tg::tape_size() == 0);
+  CHECK(hidden.expired());
+  CHECK(x.grad() == Array{2.f, 2.f});
+}
+
+TEST_CASE("a second backward through released entries throws a clear tg::Error") {
+  Tensor x(Array{1.f, 2.f}, true);
+  Tensor loss = tg::sum(x * x);
+  loss.backward();
+  CHECK_THROWS_WITH_AS(loss.backward(), doctest::Contains("already backwarded"), tg::Error);
+
+  // two losses sharing a released part of the graph
+  Tensor h = x * 2.f;
+  Tensor l1 = tg::sum(h);
+  Tensor l2 = tg::mean(h);
+  l1.backward();
+  CHECK_THROWS_WITH_AS(l2.backward(), doctest::Contains("a second time"), tg::Error);
+  tg::clear_tape();
+}
+
+TEST_CASE("an input with requires_grad=false gets no gradient and costs no backward work") {
+  Tensor x(Array{1.f, 2.f}, true);
+  Tensor c(Array{5.f, 7.f}, false);
+  tg::sum(x * c).backward();
+  CHECK(x.grad() == Array{5.f, 7.f});
+  CHECK(c.node()->grad.shape() != c.shape());  // never allocated
+
+  int backward_calls = 0;
+  auto counted = [&backward_calls](const Tensor& t) {
+    return tg::make_op("counted", Array(t.value() * 2.f), {t}, [&backward_calls](const Array& dout) {
+      ++backward_calls;
+      return std::vector<Array>{Array(dout * 2.f)};
+    });
+  };
+  Tensor constant(Array{1.f, 2.f});
+  Tensor out = counted(constant);
+  CHECK_FALSE(out.requires_grad());
+  CHECK(tg::tape_size() == 0);
+  tg::sum(counted(x) + counted(constant)).backward();
+  CHECK(backward_calls == 1);
+}
+
+TEST_CASE("nothing is recorded under NoGradGuard, and the mode is restored after it") {
+  Tensor x(Array{1.f, 2.f}, true);
+  CHECK(tg::grad_enabled());
+  {
+    tg::NoGradGuard no_grad;
+    CHECK_FALSE(tg::grad_enabled());
+    Tensor y = tg::sum(x * x);
+    CHECK_FALSE(y.requires_grad());
+    CHECK(tg::tape_size() == 0);
+    CHECK_THROWS_AS(y.backward(), tg::Error);
+  }
+  CHECK(tg::grad_enabled());
+}
+
+TEST_CASE("detach gives the same value, no grad, and is not recorded") {
+  Tensor x(Array{1.f, 2.f}, true);
+  Tensor d = (x * 3.f).detach();
+  CHECK(d.value() == Array{3.f, 6.f});
+  CHECK_FALSE(d.requires_grad());
+  Tensor y = tg::sum(d * x);  // only x's path records
+  y.backward();
+  CHECK(x.grad() == Array{3.f, 6.f});
+  tg::clear_tape();
+}
+
+TEST_CASE("backward on a non-scalar, or on a tensor needing no grad, throws tg::Error") {
+  Tensor x(Array{1.f, 2.f}, true);
+  Tensor y = x * 2.f;
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("expected a scalar"), tg::Error);
+  Tensor c(Array(tg::Shape{1}, 1.f));
+  CHECK_THROWS_WITH_AS(tg::sum(c).backward(), doctest::Contains("does not require grad"), tg::Error);
+  tg::clear_tape();
+}
+
+TEST_CASE("item works on 1-element tensors only") {
+  CHECK(Tensor(Array(tg::Shape{1, 1}, 2.5f)).item() == 2.5f);
+  CHECK_THROWS_WITH_AS(Tensor(Array{1.f, 2.f}).item(), doctest::Contains("[2]"), tg::Error);
+  CHECK_THROWS_AS(Tensor().item(), tg::Error);
+}
+
+TEST_CASE("a tape that is never backwarded does not grow without bound") {
+  Tensor w(Array{1.f, 2.f}, true);
+  for (int i = 0; i < 20000; ++i) {
+    Tensor unused = tg::sum(w * 2.f);  // dropped at once: its entries are dead
+  }
+  CHECK(tg::tape_size() < 9000);
+  tg::clear_tape();
+}
+
+TEST_CASE("a custom op whose backward returns the wrong shape is named in the error") {
+  Tensor x(Array{1.f, 2.f}, true);
+  Tensor y = tg::make_op("broken", x.value(), {x}, [](const Array&) { return std::vector<Array>{Array{1.f, 2.f, 3.f}}; });
+  CHECK_THROWS_WITH_AS(tg::sum(y).backward(), doctest::Contains("backward of 'broken'"), tg::Error);
+  tg::clear_tape();
+}
+
+TEST_CASE("the tape lists ops with their shapes") {
+  Tensor x(Array{{1.f, 2.f}}, true);
+  Array w = {1.f, 2.f};
+  w.reshape({2, 1});
+  Tensor y = tg::relu(tg::matmul(x, Tensor(w)));
+  std::ostringstream out;
+  tg::print_tape(out);
+  CHECK(out.str().find("#0 matmul([1, 2], [2, 1]) -> [1, 1]") != std::string::npos);
+  CHECK(out.str().find("#1 relu([1, 1]) -> [1, 1]") != std::string::npos);
+  tg::clear_tape();
+}
