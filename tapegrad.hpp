@@ -9,6 +9,9 @@
 #include "core/tensor.hpp"
 #include "core/threads.hpp"
 #include "core/xt.hpp"
+#include "data/dataloader.hpp"
+#include "data/idx.hpp"
+#include "data/mnist.hpp"
 
 namespace tg {
 using Array = tg::Array;

@@ -1,0 +1,54 @@
+#include "data/dataloader.hpp"
+
+#include <numeric>
+
+#include "core/error.hpp"
+#include "core/random.hpp"
+
+namespace tg {
+
+DataLoader::DataLoader(const MNIST& data, DataLoaderOptions options) : data_(&data), options_(options) {
+  if (options.batch_size == 0) fail("DataLoader: batch_size must be >= 1, got 0");
+}
+
+std::size_t DataLoader::num_batches() const {
+  const std::size_t n = data_->size(), b = options_.batch_size;
+  return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+std::vector<std::size_t> DataLoader::order(std::size_t epoch) const {
+  std::vector<std::size_t> idx(data_->size());
+  std::iota(idx.begin(), idx.end(), std::size_t{0});
+  if (options_.shuffle) {  // Fisher-Yates with a generator seeded by (seed, epoch)
+    Generator gen(options_.seed * 0x9E3779B97F4A7C15ull + epoch);
+    for (std::size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[gen.below(i)]);
+  }
+  return idx;
+}
+
+DataLoader::Iterator DataLoader::begin() {
+  order_ = order(epoch_++);
+  if (num_batches() > 0) load(0);
+  return Iterator(this, 0);
+}
+
+DataLoader::Iterator& DataLoader::Iterator::operator++() {
+  if (++index_ < loader_->num_batches()) loader_->load(index_);
+  return *this;
+}
+
+void DataLoader::load(std::size_t batch_index) {
+  const std::size_t start = batch_index * options_.batch_size;
+  const std::size_t count = std::min(options_.batch_size, data_->size() - start);
+  const std::size_t rows = data_->rows(), cols = data_->cols();
+  Array images = Array::from_shape({count, 1, rows, cols});
+  batch_.labels.resize(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t example = order_[start + i];
+    data_->normalized(example, images.data() + i * rows * cols);
+    batch_.labels[i] = data_->label(example);
+  }
+  batch_.images = Tensor(std::move(images));
+}
+
+}  // namespace tg

