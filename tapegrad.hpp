@@ -1,18 +1,26 @@
 // tapegrad: the umbrella header. Everything in ../shared/API.md is reachable from here.
 #pragma once
 
+// core: tensors, the tape, ops, gradcheck
+#include "core/conv.hpp"
 #include "core/error.hpp"
 #include "core/gradcheck.hpp"
 #include "core/ops.hpp"
+#include "core/pool.hpp"
 #include "core/random.hpp"
 #include "core/tape.hpp"
 #include "core/tensor.hpp"
 #include "core/threads.hpp"
 #include "core/xt.hpp"
+// layers
+#include "layers/activations.hpp"
+#include "layers/conv2d.hpp"
+#include "layers/init.hpp"
+#include "layers/linear.hpp"
+#include "layers/module.hpp"
+#include "layers/pooling.hpp"
+#include "layers/sequential.hpp"
+// data
 #include "data/dataloader.hpp"
 #include "data/idx.hpp"
 #include "data/mnist.hpp"
-
-namespace tg {
-using Array = tg::Array;
-}  // namespace tg

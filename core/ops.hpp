@@ -9,6 +9,8 @@
 
 namespace tg {
 
+class Generator;
+
 // ---- elementwise, numpy broadcasting (core/ops_elementwise.cpp) ----------------------------------------
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
@@ -29,6 +31,11 @@ Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
+// x for x > 0, slope * x otherwise
+Tensor leaky_relu(const Tensor& x, float slope = 0.01f);
+// Zeroes each element with probability p and scales the rest by 1 / (1 - p) (inverted dropout), with a mask
+// drawn from `gen`. p in [0, 1).
+Tensor dropout(const Tensor& x, float p, Generator& gen);
 
 // ---- reductions and shapes (core/ops_shape.cpp) --------------------------------------------------------
 Tensor sum(const Tensor& x);   // to a 0-d scalar

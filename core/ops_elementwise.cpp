@@ -4,6 +4,7 @@
 
 #include "core/error.hpp"
 #include "core/ops.hpp"
+#include "core/random.hpp"
 
 namespace tg {
 namespace {
@@ -182,6 +183,25 @@ Tensor exp(const Tensor& x) {
 Tensor log(const Tensor& x) {
   return make_op("log", map(x.value(), [](float v) { return std::log(v); }), {x}, [x](const Array& dout) {
     return std::vector<Array>{zip(dout, x.value(), std::divides<>())};
+  });
+}
+
+Tensor leaky_relu(const Tensor& x, float slope) {
+  return make_op("leaky_relu", map(x.value(), [slope](float v) { return v > 0.f ? v : slope * v; }), {x},
+                 [x, slope](const Array& dout) {
+                   return std::vector<Array>{
+                       zip(dout, x.value(), [slope](float g, float v) { return v > 0.f ? g : slope * g; })};
+                 });
+}
+
+Tensor dropout(const Tensor& x, float p, Generator& gen) {
+  if (!(p >= 0.f && p < 1.f)) fail("dropout: p must be in [0, 1), got ", p);
+  // mask holds 0 or 1/(1-p); the same mask scales the gradient
+  const float keep_scale = 1.f / (1.f - p);
+  Array mask = map(x.value(), [&gen, p, keep_scale](float) { return gen.uniform() < p ? 0.f : keep_scale; });
+  Array out = zip(x.value(), mask, std::multiplies<>());
+  return make_op("dropout", std::move(out), {x}, [mask = std::move(mask)](const Array& dout) {
+    return std::vector<Array>{zip(dout, mask, std::multiplies<>())};
   });
 }
 

@@ -14,6 +14,7 @@ struct Tape {
 
 thread_local Tape t_tape;
 thread_local bool t_grad_enabled = true;
+thread_local std::string t_layer;
 
 // Entries whose output nobody holds can never receive a gradient: drop them, newest first, so that
 // dropping one releases its inputs and lets older entries die in the same pass. Keeps a tape that is
@@ -67,6 +68,7 @@ Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs, 
   node->is_leaf = false;
   TapeEntry entry;
   entry.op = std::move(name);
+  entry.layer = t_layer;
   entry.inputs.reserve(inputs.size());
   for (const Tensor& t : inputs) entry.inputs.push_back(t.node_ptr());
   entry.output = node;
@@ -91,6 +93,10 @@ Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
   if (!backward) fail(name, ": make_op needs a backward function");
   return record(std::move(name), std::move(value), inputs, std::move(backward));
 }
+
+LayerScope::LayerScope(std::string name) : previous_(std::move(t_layer)) { t_layer = std::move(name); }
+LayerScope::~LayerScope() { t_layer = std::move(previous_); }
+const std::string& current_layer() { return t_layer; }
 
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }
@@ -167,7 +173,9 @@ void print_tape(std::ostream& out) {
   out << "tape: " << tape.entries.size() << " entries (oldest first)\n";
   for (std::size_t i = 0; i < tape.entries.size(); ++i) {
     const TapeEntry& e = tape.entries[i];
-    out << "  #" << i << ' ' << e.op << '(';
+    out << "  #" << i << ' ';
+    if (!e.layer.empty()) out << '[' << e.layer << "] ";
+    out << e.op << '(';
     for (std::size_t k = 0; k < e.inputs.size(); ++k) {
       const Node& in = *e.inputs[k];
       out << (k ? ", " : "") << shape_str(in.value.shape());

@@ -20,7 +20,8 @@ using BackwardWithOutputFn = std::function<std::vector<Array>(const Array& dout,
 // One recorded op. Inputs are held strongly (backward needs them); the output weakly, so an output that
 // nobody can reach any more makes the entry dead and prunable.
 struct TapeEntry {
-  std::string op;  // "mul", "matmul", "square", ...
+  std::string op;     // "mul", "matmul", "square", ...
+  std::string layer;  // the layer that recorded it ("3.Conv2D"), empty outside layers
   std::vector<std::shared_ptr<Node>> inputs;
   std::weak_ptr<Node> output;
   Shape output_shape;
@@ -48,6 +49,19 @@ class NoGradGuard {
  private:
   bool previous_;
 };
+
+// While alive, ops record `name` as their layer (Sequential sets "3.Conv2D" around each layer's forward).
+class LayerScope {
+ public:
+  explicit LayerScope(std::string name);
+  ~LayerScope();
+  LayerScope(const LayerScope&) = delete;
+  LayerScope& operator=(const LayerScope&) = delete;
+
+ private:
+  std::string previous_;
+};
+const std::string& current_layer();
 
 // Inspection, for tests and debugging.
 std::size_t tape_size();                   // entries currently on this thread's tape

@@ -1,0 +1,60 @@
+// Parameter-free layers: activations, Flatten, Dropout.
+#pragma once
+
+#include "core/random.hpp"
+#include "layers/module.hpp"
+
+namespace tg {
+
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+class LeakyReLU : public Module {
+ public:
+  explicit LeakyReLU(float negative_slope = 0.01f) : negative_slope(negative_slope) {}
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+  float negative_slope;
+};
+
+class Sigmoid : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+class Tanh : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+// Along the last axis.
+class Softmax : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+// Along the last axis.
+class LogSoftmax : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+// [N, ...] -> [N, prod(...)]
+class Flatten : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+// Training: zeroes each element with probability p, scales the rest by 1 / (1 - p). Eval: identity.
+// Masks come from tg::default_generator() (seeded by tg::manual_seed).
+class Dropout : public Module {
+ public:
+  explicit Dropout(float p = 0.5f);
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+  float p;
+};
+
+}  // namespace tg

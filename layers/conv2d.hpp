@@ -1,0 +1,30 @@
+// Conv2D: 2-D convolution over NCHW batches, weight [Cout, Cin, Kh, Kw], as nn.Conv2d.
+#pragma once
+
+#include "core/conv.hpp"
+#include "layers/module.hpp"
+
+namespace tg {
+
+// A kernel size: one int for a square kernel, or {kh, kw}.
+struct KernelSize {
+  KernelSize(int k) : h(k), w(k) {}  // NOLINT(google-explicit-constructor): Conv2D(1, 6, 5) reads best
+  KernelSize(int kh, int kw) : h(kh), w(kw) {}
+  int h, w;
+};
+
+class Conv2D : public Module {
+ public:
+  Conv2D(std::size_t in_channels, std::size_t out_channels, KernelSize kernel, Conv2dOptions options = {},
+         bool bias = true);
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+
+  Tensor weight;  // [Cout, Cin, Kh, Kw]
+  Tensor bias;    // [Cout], or undefined
+  std::size_t in_channels, out_channels;
+  KernelSize kernel;
+  Conv2dOptions options;
+};
+
+}  // namespace tg

@@ -1,0 +1,81 @@
+#include "layers/sequential.hpp"
+
+#include <iomanip>
+#include <sstream>
+
+#include "core/tape.hpp"
+
+namespace tg {
+namespace {
+
+// 61706 -> "61,706"
+std::string with_commas(std::size_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+Module& Sequential::add(std::unique_ptr<Module> layer) {
+  if (!layer) fail("Sequential::add: null layer");
+  return register_module(std::to_string(size()), std::move(layer));
+}
+
+Module& Sequential::operator[](std::size_t i) {
+  if (i >= size()) fail("Sequential: layer index ", i, " is out of range (the model has ", size(), " layers)");
+  return *children()[i].second;
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor out = x;
+  for (auto& [name, layer] : children()) {
+    const std::string label = name + "." + layer->type_name();
+    Tensor next;
+    try {
+      LayerScope scope(label);
+      next = layer->forward(out);
+    } catch (const Error& e) {
+      throw Error("layer " + name + " " + layer->describe() + ": " + e.what());
+    }
+    if (next.node() != out.node()) next.set_name(label);  // identity layers keep their input's name
+    out = next;
+  }
+  return out;
+}
+
+std::string Sequential::describe() const { return "Sequential(" + std::to_string(size()) + " layers)"; }
+
+std::string Sequential::summary(const Shape& input_shape) {
+  const bool was_training = is_training();
+  eval();
+  NoGradGuard no_grad;
+  std::ostringstream table;
+  table << std::left << std::setw(4) << "#" << std::setw(46) << "layer" << std::setw(20) << "output shape"
+        << std::right << std::setw(12) << "parameters" << '\n';
+  Tensor out(xt::zeros<float>(input_shape));
+  table << std::left << std::setw(4) << "" << std::setw(46) << "input" << shape_str(input_shape) << '\n';
+  try {
+    for (std::size_t i = 0; i < size(); ++i) {
+      Module& layer = (*this)[i];
+      try {
+        out = layer.forward(out);
+      } catch (const Error& e) {
+        throw Error("layer " + std::to_string(i) + " " + layer.describe() + ": " + e.what());
+      }
+      table << std::left << std::setw(4) << i << std::setw(46) << layer.describe() << std::setw(20)
+            << shape_str(out.shape()) << std::right << std::setw(12) << with_commas(layer.num_parameters()) << '\n';
+    }
+  } catch (...) {
+    train(was_training);
+    throw;
+  }
+  train(was_training);
+  table << "total parameters: " << with_commas(num_parameters()) << '\n';
+  return table.str();
+}
+
+}  // namespace tg

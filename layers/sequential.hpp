@@ -1,0 +1,55 @@
+// Sequential: runs its layers in order; layer i's parameters are named "i.weight", "i.bias" as in PyTorch.
+#pragma once
+
+#include <concepts>
+#include <memory>
+#include <string>
+#include <type_traits>
+
+#include "core/error.hpp"
+#include "layers/module.hpp"
+
+namespace tg {
+
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  // Sequential(tg::Conv2D(1, 6, 5), tg::ReLU(), ...): each layer is moved in. (To nest a Sequential,
+  // use add(): a lone Sequential argument would be a move.)
+  template <class... Layers>
+    requires(std::derived_from<std::decay_t<Layers>, Module> && ...)
+  explicit Sequential(Layers&&... layers) {
+    (add(std::forward<Layers>(layers)), ...);
+  }
+
+  // Appends a layer; returns it, typed.
+  template <class Layer>
+    requires std::derived_from<std::decay_t<Layer>, Module>
+  std::decay_t<Layer>& add(Layer&& layer) {
+    using T = std::decay_t<Layer>;
+    return static_cast<T&>(add(std::make_unique<T>(std::forward<Layer>(layer))));
+  }
+  Module& add(std::unique_ptr<Module> layer);
+
+  // Runs every layer. An error inside layer i is rethrown as tg::Error prefixed with
+  // "layer i <description>: ". Outputs are named "i.Type" (e.g. "3.Conv2D") for errors, dumps and the tape.
+  Tensor forward(const Tensor& x) override;
+  std::string describe() const override;
+
+  std::size_t size() const { return children().size(); }
+  Module& operator[](std::size_t i);
+  // Typed access: model.at<tg::Conv2D>(0).weight; tg::Error if layer i is not a T.
+  template <class T>
+  T& at(std::size_t i) {
+    Module& m = (*this)[i];
+    T* typed = dynamic_cast<T*>(&m);
+    if (!typed) fail("Sequential::at: layer ", i, " is ", m.describe(), ", not the type asked for");
+    return *typed;
+  }
+
+  // A table: each layer, its output shape for a batch of `input_shape`, its parameter count, and totals.
+  // Runs one forward pass on zeros in eval mode without recording; the model's mode is restored.
+  std::string summary(const Shape& input_shape);
+};
+
+}  // namespace tg
