@@ -4,6 +4,7 @@ include(CMakeFindDependencyMacro)
 find_dependency(xtl)
 find_dependency(xtensor)
 find_dependency(ZLIB)
+find_dependency(nlohmann_json)
 find_dependency(OpenBLAS)  # Debian's OpenBLASConfig.cmake: OpenBLAS_INCLUDE_DIRS, OpenBLAS_LIBRARIES
 
 if(NOT TARGET tapegrad::openblas)

@@ -1,0 +1,29 @@
+// Checkpoints: a module's parameters in a safetensors file under their PyTorch state_dict names, so a
+// file maps one-to-one onto an nn.Sequential of the same layers. Training checkpoints add optimizer
+// state ("optimizer.<name>") and metadata (epoch, ...).
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/safetensors.hpp"
+#include "layers/module.hpp"
+
+namespace tg {
+
+// What a training checkpoint holds beside the parameters.
+struct TrainingState {
+  std::vector<std::pair<std::string, Array>> optimizer;  // e.g. Optimizer::state()
+  std::map<std::string, std::string> metadata;           // e.g. {"epoch": "2"}
+};
+
+// Atomic (temp file + rename): a failed save leaves the previous file intact.
+void save(const Module& model, const std::string& path, const TrainingState& state = {});
+
+// Checks every name and shape first and changes nothing unless all match: throws tg::Error naming the file
+// and the first missing, unexpected or mis-shaped tensor. Returns the file's optimizer state and metadata.
+TrainingState load(Module& model, const std::string& path);
+
+}  // namespace tg

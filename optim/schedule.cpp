@@ -1,0 +1,32 @@
+#include "optim/schedule.hpp"
+
+#include <cmath>
+#include <numbers>
+
+#include "core/error.hpp"
+
+namespace tg {
+
+StepLR::StepLR(Optimizer& optimizer, std::size_t step_size, float gamma)
+    : LRSchedule(optimizer), step_size_(step_size), gamma_(gamma) {
+  if (step_size == 0) fail("StepLR: step_size must be >= 1");
+  if (!(gamma > 0.f)) fail("StepLR: gamma must be > 0, got ", gamma);
+}
+
+float StepLR::lr_at(std::size_t step) const {
+  return base_lr_ * std::pow(gamma_, static_cast<float>(step / step_size_));
+}
+
+CosineLR::CosineLR(Optimizer& optimizer, std::size_t total_steps, float min_lr)
+    : LRSchedule(optimizer), total_(total_steps), min_lr_(min_lr) {
+  if (total_steps == 0) fail("CosineLR: total_steps must be >= 1");
+  if (!(min_lr >= 0.f)) fail("CosineLR: min_lr must be >= 0, got ", min_lr);
+}
+
+float CosineLR::lr_at(std::size_t step) const {
+  if (step >= total_) return min_lr_;
+  const double t = static_cast<double>(step) / static_cast<double>(total_);
+  return static_cast<float>(min_lr_ + (base_lr_ - min_lr_) * 0.5 * (1.0 + std::cos(std::numbers::pi * t)));
+}
+
+}  // namespace tg
