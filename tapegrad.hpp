@@ -5,6 +5,7 @@
 #include "core/conv.hpp"
 #include "core/error.hpp"
 #include "core/gradcheck.hpp"
+#include "core/io.hpp"
 #include "core/ops.hpp"
 #include "core/pool.hpp"
 #include "core/random.hpp"
@@ -29,4 +30,5 @@
 // data
 #include "data/dataloader.hpp"
 #include "data/idx.hpp"
+#include "data/image.hpp"
 #include "data/mnist.hpp"

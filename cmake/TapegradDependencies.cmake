@@ -13,3 +13,13 @@ if(NOT TARGET tapegrad::openblas)
     INTERFACE_INCLUDE_DIRECTORIES "${OpenBLAS_INCLUDE_DIRS}"
     INTERFACE_LINK_LIBRARIES "${OpenBLAS_LIBRARIES}")
 endif()
+
+# Debian's libstb-dev: headers under <stb/...> and one shared library with the implementations.
+if(NOT TARGET tapegrad::stb)
+  find_library(TAPEGRAD_STB_LIBRARY NAMES stb REQUIRED)
+  find_path(TAPEGRAD_STB_INCLUDE_DIR NAMES stb/stb_image.h REQUIRED)
+  add_library(tapegrad::stb INTERFACE IMPORTED)
+  set_target_properties(tapegrad::stb PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${TAPEGRAD_STB_INCLUDE_DIR}"
+    INTERFACE_LINK_LIBRARIES "${TAPEGRAD_STB_LIBRARY}")
+endif()

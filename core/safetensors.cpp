@@ -1,7 +1,5 @@
 #include "core/safetensors.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -13,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/io.hpp"
 
 static_assert(std::endian::native == std::endian::little, "tapegrad's file formats assume a little-endian host");
 
@@ -20,23 +19,6 @@ namespace tg {
 namespace {
 
 constexpr std::uint64_t kMaxHeader = 100u << 20;  // 100 MiB of JSON is far beyond any real checkpoint
-
-// Writes `bytes` atomically: temp file in the same folder, fsync, rename.
-void write_atomically(const std::string& path, const std::vector<std::pair<const void*, std::size_t>>& chunks) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("save: cannot write ", path, ": ", std::strerror(errno));
-  bool ok = true;
-  for (const auto& [data, size] : chunks) ok = ok && (size == 0 || std::fwrite(data, 1, size, f) == size);
-  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  const int saved_errno = errno;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(ok ? errno : saved_errno);
-    std::remove(tmp.c_str());
-    fail("save: cannot write ", path, ": ", reason, " (any previous file there is unchanged)");
-  }
-}
 
 }  // namespace
 
@@ -58,7 +40,7 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   const std::uint64_t header_size = text.size();
   std::vector<std::pair<const void*, std::size_t>> chunks = {{&header_size, 8}, {text.data(), text.size()}};
   for (const auto& [name, array] : tensors) chunks.emplace_back(array->data(), array->size() * sizeof(float));
-  write_atomically(path, chunks);
+  write_file_atomically(path, chunks);
 }
 
 SafetensorsFile parse_safetensors(const std::vector<std::uint8_t>& bytes, const std::string& name) {
@@ -169,7 +151,7 @@ void dump_npy(const Array& value, const std::string& path) {
   head += static_cast<char>(len & 0xFF);
   head += static_cast<char>(len >> 8);
   head += header;
-  write_atomically(path, {{head.data(), head.size()}, {value.data(), value.size() * sizeof(float)}});
+  write_file_atomically(path, {{head.data(), head.size()}, {value.data(), value.size() * sizeof(float)}});
 }
 
 }  // namespace tg

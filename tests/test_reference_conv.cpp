@@ -205,10 +205,8 @@ const OpSpec* op_of(const Json& c) {
   static const OpSpec conv_bias{3, [](In t, O o) { return run_conv2d(t[0], t[1], t[2], o); }};
   static const OpSpec conv_nobias{2, [](In t, O o) { return run_conv2d(t[0], t[1], tg::Tensor{}, o); }};
   static const OpSpec pool{1, [](In t, O o) { return run_max_pool2d(t[0], o); }};
-  static const OpSpec conv_then_pool{3, [](In t, O o) {
-                                       return run_max_pool2d(run_conv2d(t[0], t[1], t[2], o.at("conv")),
-                                                             o.at("pool"));
-                                     }};
+  static const OpSpec conv_then_pool{
+      3, [](In t, O o) { return run_max_pool2d(run_conv2d(t[0], t[1], t[2], o.at("conv")), o.at("pool")); }};
   const std::string op = c.value("op", std::string());
   if (op == "conv2d") return c.at("options").value("bias", true) ? &conv_bias : &conv_nobias;
   if (op == "max_pool2d") return &pool;
@@ -234,7 +232,8 @@ void run_case(const Json& c, const OpSpec& spec) {
   static const char* const kInputNames[] = {"x", "weight", "bias"};
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const std::string input_name = i < 3 ? kInputNames[i] : "#" + std::to_string(i);
-    check_close(inputs[i].grad(), c.at("grads")[i], "grad of input " + std::to_string(i) + " (" + input_name + ")");
+    check_close(inputs[i].grad(), c.at("grads")[i],
+                "grad of input " + std::to_string(i) + " (" + input_name + ")");
   }
 }
 
@@ -246,7 +245,8 @@ int run_family(const std::string& family) {
     const OpSpec* spec = op_of(c);
     if (spec == nullptr || family_of(c) != family) continue;  // unknown ops: see the first TEST_CASE
     const std::string name = c.value("name", std::string("<unnamed>"));
-    INFO("fixture case: ", name, " (op ", c.value("op", std::string()), ", options ", c.at("options").dump(), ")");
+    INFO("fixture case: ", name, " (op ", c.value("op", std::string()), ", options ", c.at("options").dump(),
+         ")");
     try {
       run_case(c, *spec);
     } catch (const std::exception& e) {
@@ -268,7 +268,7 @@ tg::Sequential make_small_cnn() {
   return model;
 }
 
-// Overwrites every parameter with the fixture's state_dict tensor of the same name (names must match in order).
+// Overwrites every parameter with the fixture's state_dict tensor of its name; names and order must match.
 void load_state_dict(tg::Sequential& model, const Json& state_dict) {
   const auto named = model.named_parameters();
   REQUIRE(named.size() == state_dict.size());

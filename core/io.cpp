@@ -1,0 +1,35 @@
+#include "core/io.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "core/error.hpp"
+
+namespace tg {
+
+void write_file_atomically(const std::string& path, const std::vector<std::pair<const void*, std::size_t>>& chunks) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail("cannot write ", path, ": ", std::strerror(errno), " (any previous file there is unchanged)");
+  bool ok = true;
+  for (const auto& [data, size] : chunks) ok = ok && (size == 0 || std::fwrite(data, 1, size, f) == size);
+  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  int saved_errno = errno;
+  if (std::fclose(f) != 0 && ok) {
+    ok = false;
+    saved_errno = errno;
+  }
+  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
+    ok = false;
+    saved_errno = errno;
+  }
+  if (!ok) {
+    std::remove(tmp.c_str());
+    fail("cannot write ", path, ": ", std::strerror(saved_errno), " (any previous file there is unchanged)");
+  }
+}
+
+}  // namespace tg

@@ -1,0 +1,85 @@
+#include "data/image.hpp"
+
+#include <stb/stb_image.h>
+#include <stb/stb_image_resize.h>
+#include <stb/stb_image_write.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "core/error.hpp"
+#include "core/io.hpp"
+
+namespace tg {
+namespace {
+constexpr int kMaxSide = 16384;
+}  // namespace
+
+Array load_image(const std::string& path, std::size_t h, std::size_t w, const ImageOptions& options) {
+  if (h == 0 || w == 0 || h > kMaxSide || w > kMaxSide) fail("load_image: target size ", h, "x", w, " is invalid");
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) fail(path, ": file not found");
+  if (std::filesystem::is_directory(path, ec)) fail(path, ": is a directory, expected an image");
+  int width = 0, height = 0, channels = 0;
+  if (!stbi_info(path.c_str(), &width, &height, &channels)) {
+    fail(path, ": not a readable image (", stbi_failure_reason(), "); expected PNG, JPEG or BMP");
+  }
+  if (width <= 0 || height <= 0) fail(path, ": image has no pixels (", width, "x", height, ")");
+  if (width > kMaxSide || height > kMaxSide) {
+    fail(path, ": image is ", width, "x", height, ", larger than ", kMaxSide, " pixels a side");
+  }
+  // gray + alpha: composite over white paper so transparent backgrounds look like the page
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load(path.c_str(), &width, &height, &channels, 2),
+                                                 stbi_image_free);
+  if (!data) fail(path, ": cannot decode image (", stbi_failure_reason(), ")");
+  const std::size_t n = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+  std::vector<std::uint8_t> gray(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float v = data.get()[2 * i], alpha = data.get()[2 * i + 1] / 255.f;
+    gray[i] = static_cast<std::uint8_t>(v * alpha + 255.f * (1.f - alpha) + 0.5f);
+  }
+  std::vector<std::uint8_t> resized(h * w);
+  if (!stbir_resize_uint8(gray.data(), width, height, 0, resized.data(), static_cast<int>(w), static_cast<int>(h), 0,
+                          1)) {
+    fail(path, ": resizing to ", h, "x", w, " failed");
+  }
+  bool invert = options.invert == Invert::Always;
+  if (options.invert == Invert::Auto) {  // mean of the outermost rows and columns
+    double border = 0.0;
+    std::size_t count = 0;
+    for (std::size_t y = 0; y < h; ++y) {
+      for (std::size_t x = 0; x < w; ++x) {
+        if (y == 0 || x == 0 || y + 1 == h || x + 1 == w) {
+          border += resized[y * w + x];
+          ++count;
+        }
+      }
+    }
+    invert = border / static_cast<double>(count) > 127.5;
+  }
+  Array out = Array::from_shape({1, 1, h, w});
+  for (std::size_t i = 0; i < h * w; ++i) {
+    float v = resized[i] / 255.f;
+    if (invert) v = 1.f - v;
+    out.data()[i] = options.normalize ? (v - options.mean) / options.std : v;
+  }
+  return out;
+}
+
+void write_png(const std::string& path, const std::vector<std::uint8_t>& pixels, std::size_t width, std::size_t height) {
+  if (width == 0 || height == 0 || pixels.size() != width * height) {
+    fail("write_png: ", path, ": ", pixels.size(), " pixels do not make a ", width, "x", height, " image");
+  }
+  std::vector<std::uint8_t> png;
+  auto append = [](void* context, void* data, int size) {
+    auto* out = static_cast<std::vector<std::uint8_t>*>(context);
+    out->insert(out->end(), static_cast<std::uint8_t*>(data), static_cast<std::uint8_t*>(data) + size);
+  };
+  if (!stbi_write_png_to_func(append, &png, static_cast<int>(width), static_cast<int>(height), 1, pixels.data(),
+                              static_cast<int>(width))) {
+    fail("write_png: ", path, ": encoding failed");
+  }
+  write_file_atomically(path, {{png.data(), png.size()}});
+}
+
+}  // namespace tg
