@@ -102,25 +102,33 @@ bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }
 
 void Tensor::backward() const {
+  const Node& n = checked("backward");
+  if (n.value.size() != 1) {
+    fail("backward: expected a scalar (1-element) tensor, got shape ", shape_str(n.value.shape()),
+         "; reduce it first, e.g. tg::sum(x), or pass d(loss)/d(this) to backward(grad_output)");
+  }
+  backward(xt::ones<float>(n.value.shape()));
+}
+
+void Tensor::backward(const Array& grad_output) const {
   Node& root = checked("backward");
-  if (root.value.size() != 1) {
-    fail("backward: expected a scalar (1-element) tensor, got shape ", shape_str(root.value.shape()),
-         "; reduce it first, e.g. tg::sum(x)");
+  if (grad_output.shape() != root.value.shape()) {
+    fail("backward: grad_output has shape ", shape_str(grad_output.shape()), ", expected the tensor's shape ",
+         shape_str(root.value.shape()));
   }
   if (!root.requires_grad) {
     fail("backward: '", root.name, "' does not require grad: no input of the ops that made it requires grad, "
          "or it was computed under NoGradGuard");
   }
   if (root.is_leaf) {
-    Array seed = xt::ones<float>(root.value.shape());
-    if (root.grad.shape() == seed.shape()) root.grad += seed; else root.grad = std::move(seed);
+    if (root.grad.shape() == grad_output.shape()) root.grad += grad_output; else root.grad = grad_output;
     return;
   }
   if (root.released) {
     fail("backward: '", root.name, "' was already backwarded and its tape entries freed; "
          "recompute the forward pass for each backward()");
   }
-  root.grad = xt::ones<float>(root.value.shape());
+  root.grad = grad_output;
   root.pending = true;
 
   // Walk newest to oldest with a plain loop: entries are in execution order, so every consumer of a node

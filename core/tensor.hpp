@@ -48,6 +48,9 @@ class Tensor {
   Tensor detach() const;
   // Backpropagates from this scalar through the tape (newest entry first), then frees the entries used.
   void backward() const;
+  // Backpropagates from a non-scalar tensor given d(loss)/d(this) (grad_output, this tensor's shape), as
+  // PyTorch's y.backward(g).
+  void backward(const Array& grad_output) const;
 
   const std::string& name() const;
   Tensor& set_name(std::string name);

@@ -172,3 +172,13 @@ TEST_CASE("the tape lists ops with their shapes") {
   CHECK(out.str().find("#1 relu([1, 1]) -> [1, 1]") != std::string::npos);
   tg::clear_tape();
 }
+
+TEST_CASE("backward(grad_output) backpropagates from a non-scalar tensor, as y.backward(g)") {
+  Tensor x(Array{1.f, 2.f, 3.f}, true);
+  Tensor y = x * x;
+  y.backward(Array{1.f, 0.5f, -1.f});
+  CHECK(x.grad() == Array{2.f, 2.f, -6.f});
+  Tensor z = x * 2.f;
+  CHECK_THROWS_WITH_AS(z.backward(Array{1.f, 2.f}), doctest::Contains("grad_output has shape [2]"), tg::Error);
+  tg::clear_tape();
+}
