@@ -21,7 +21,8 @@ struct Config {
   std::string data_dir, dataset = "mnist", model = "lenet", schedule = "cosine", out_dir, save_path, resume_path;
   int epochs = 3, threads = tg::num_threads();
   std::size_t batch_size = 64, limit = 0;
-  float lr = 0.05f, momentum = 0.9f, weight_decay = 0.f;
+  double warmup_epochs = 0.3;
+  float lr = 0.05f, momentum = 0.9f, weight_decay = 5e-4f;
   std::uint64_t seed = 1;
 };
 
@@ -125,7 +126,10 @@ int run(const Config& cfg) {
   const std::size_t steps_per_epoch = loader.num_batches();
   const std::size_t total_steps = steps_per_epoch * static_cast<std::size_t>(cfg.epochs);
   std::unique_ptr<tg::LRSchedule> schedule;
-  if (cfg.schedule == "cosine") schedule = std::make_unique<tg::CosineLR>(opt, total_steps);
+  if (cfg.schedule == "cosine") {
+    const auto warmup = static_cast<std::size_t>(cfg.warmup_epochs * static_cast<double>(steps_per_epoch));
+    schedule = std::make_unique<tg::CosineLR>(opt, total_steps, 0.f, std::min(warmup, total_steps - 1));
+  }
   if (cfg.schedule == "step") schedule = std::make_unique<tg::StepLR>(opt, steps_per_epoch, 0.1f);
 
   int start_epoch = 0;
@@ -238,6 +242,8 @@ int main(int argc, char** argv) {
   app.add_option("--weight-decay", cfg.weight_decay, "L2 penalty added to the gradients")->check(CLI::Range(0.0, 1.0));
   app.add_option("--schedule", cfg.schedule, "learning-rate schedule: cosine (to 0 over the run), step (x0.1 per "
                                              "epoch) or constant")->check(CLI::IsMember({"cosine", "step", "constant"}));
+  app.add_option("--warmup", cfg.warmup_epochs, "epochs of linear warm-up before the cosine schedule")
+      ->check(CLI::Range(0.0, 100.0));
   app.add_option("--seed", cfg.seed, "seed of initialization and shuffling");
   app.add_option("--threads", cfg.threads, "threads, OpenBLAS's included")->check(CLI::Range(1, 256));
   app.add_option("--out", cfg.out_dir, "folder for metrics.csv, filters.png, mistakes.png (default runs/MODEL)");

@@ -5,15 +5,19 @@
 
 #include "core/blas.hpp"
 #include "core/error.hpp"
+#include "core/threads.hpp"
 
 namespace tg {
 namespace {
 
-// One scratch buffer per thread for im2col columns, grown as needed and reused step after step.
-float* scratch_columns(std::size_t count) {
-  thread_local std::vector<float> buffer;
-  if (buffer.size() < count) buffer.resize(count);
-  return buffer.data();
+// Scratch buffers of the calling thread, grown as needed and reused step after step (the im2col matrix of a
+// batch is megabytes; allocating it afresh every step would page-fault it in every step).
+enum Scratch { kColumns, kProducts, kNumScratch };
+float* scratch(Scratch slot, std::size_t count) {
+  thread_local std::vector<float> buffers[kNumScratch];
+  std::vector<float>& b = buffers[slot];
+  if (b.size() < count) b.resize(count);
+  return b.data();
 }
 
 std::vector<Array> conv2d_backward_op(const Array& dout, const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -87,8 +91,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 }
 
 // cols[(c*Kh + i)*Kw + j][oh*Wout + ow] = x[c][oh*sh - pad_top + i*dh][ow*sw - pad_left + j*dw], 0 outside
-void im2col(const float* x, const Conv2dGeometry& g, float* cols) {
-  const std::size_t hw_out = g.pixels_out();
+void im2col(const float* x, const Conv2dGeometry& g, float* cols, std::size_t row_stride) {
+  const std::size_t hw_out = row_stride;
   for (std::size_t c = 0; c < g.c_in; ++c) {
     const float* plane = x + c * g.h * g.w;
     for (std::size_t i = 0; i < g.kh; ++i) {
@@ -116,8 +120,8 @@ void im2col(const float* x, const Conv2dGeometry& g, float* cols) {
 }
 
 // The adjoint of im2col: every column entry adds into the input pixel it was copied from.
-void col2im(const float* cols, const Conv2dGeometry& g, float* dx) {
-  const std::size_t hw_out = g.pixels_out();
+void col2im(const float* cols, const Conv2dGeometry& g, float* dx, std::size_t row_stride) {
+  const std::size_t hw_out = row_stride;
   for (std::size_t c = 0; c < g.c_in; ++c) {
     float* plane = dx + c * g.h * g.w;
     for (std::size_t i = 0; i < g.kh; ++i) {
@@ -140,49 +144,66 @@ void col2im(const float* cols, const Conv2dGeometry& g, float* dx) {
   }
 }
 
-// Per image n: out[n] [Cout, Hout*Wout] = weight [Cout, Cin*Kh*Kw] x cols [Cin*Kh*Kw, Hout*Wout] (+ bias)
+// The whole batch in one SGEMM: cols [K, N*HW] holds image n's columns at offset n*HW of each row, so
+//   Y [Cout, N*HW] = weight [Cout, K] x cols [K, N*HW];  out[n][o][p] = Y[o][n*HW + p] + bias[o]
+// im2col and the scatter into NCHW run in parallel over images; the SGEMM uses OpenBLAS's threads.
 void conv2d_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g, float* out) {
-  const std::size_t k = g.patch(), hw = g.pixels_out();
+  const std::size_t k = g.patch(), hw = g.pixels_out(), nhw = g.batch * hw;
   const std::size_t in_size = g.c_in * g.h * g.w, out_size = g.c_out * hw;
-  float* cols = scratch_columns(k * hw);
-  for (std::size_t n = 0; n < g.batch; ++n) {
-    float* y = out + n * out_size;
-    if (bias) {
-      for (std::size_t o = 0; o < g.c_out; ++o) std::fill(y + o * hw, y + (o + 1) * hw, bias[o]);
-    }
-    im2col(x + n * in_size, g, cols);
-    sgemm(false, false, g.c_out, hw, k, 1.f, weight, cols, bias ? 1.f : 0.f, y);
-  }
-}
-
-// Per image n, with dy = dout[n] [Cout, HW] and cols = im2col(x[n]) [K, HW]:
-//   dweight [Cout, K] += dy cols^T ; dcols [K, HW] = weight^T dy, then dx[n] = col2im(dcols) ;
-//   dbias[o] += sum over HW of dy[o]
-void conv2d_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g, float* dx,
-                     float* dweight, float* dbias) {
-  const std::size_t k = g.patch(), hw = g.pixels_out();
-  const std::size_t in_size = g.c_in * g.h * g.w, out_size = g.c_out * hw;
-  float* cols = scratch_columns(k * hw);
-  if (dweight) std::fill(dweight, dweight + g.c_out * k, 0.f);
-  if (dbias) std::fill(dbias, dbias + g.c_out, 0.f);
-  if (dx) std::fill(dx, dx + g.batch * in_size, 0.f);
-  for (std::size_t n = 0; n < g.batch; ++n) {
-    const float* dy = dout + n * out_size;
-    if (dbias) {
+  float* cols = scratch(kColumns, k * nhw);
+  float* y = scratch(kProducts, g.c_out * nhw);
+  parallel_for(g.batch, [&](std::size_t n0, std::size_t n1) {
+    for (std::size_t n = n0; n < n1; ++n) im2col(x + n * in_size, g, cols + n * hw, nhw);
+  });
+  sgemm(false, false, g.c_out, nhw, k, 1.f, weight, cols, 0.f, y);
+  parallel_for(g.batch, [&](std::size_t n0, std::size_t n1) {
+    for (std::size_t n = n0; n < n1; ++n) {
       for (std::size_t o = 0; o < g.c_out; ++o) {
-        float s = 0.f;
-        for (std::size_t p = 0; p < hw; ++p) s += dy[o * hw + p];
-        dbias[o] += s;
+        const float* src = y + o * nhw + n * hw;
+        float* dst = out + n * out_size + o * hw;
+        const float b = bias ? bias[o] : 0.f;
+        for (std::size_t p = 0; p < hw; ++p) dst[p] = src[p] + b;
       }
     }
-    if (dweight) {
-      im2col(x + n * in_size, g, cols);
-      sgemm(false, true, g.c_out, k, hw, 1.f, dy, cols, 1.f, dweight);
+  });
+}
+
+// With dY [Cout, N*HW] (dout gathered from NCHW) and cols = im2col of the batch [K, N*HW]:
+//   dbias[o] = sum of row o of dY ;  dweight [Cout, K] = dY cols^T ;
+//   dcols [K, N*HW] = weight^T dY, then dx = col2im(dcols) image by image
+void conv2d_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g, float* dx,
+                     float* dweight, float* dbias) {
+  const std::size_t k = g.patch(), hw = g.pixels_out(), nhw = g.batch * hw;
+  const std::size_t in_size = g.c_in * g.h * g.w, out_size = g.c_out * hw;
+  float* dy = scratch(kProducts, g.c_out * nhw);
+  parallel_for(g.batch, [&](std::size_t n0, std::size_t n1) {
+    for (std::size_t n = n0; n < n1; ++n) {
+      for (std::size_t o = 0; o < g.c_out; ++o) std::copy_n(dout + n * out_size + o * hw, hw, dy + o * nhw + n * hw);
     }
-    if (dx) {
-      sgemm(true, false, k, hw, g.c_out, 1.f, weight, dy, 0.f, cols);
-      col2im(cols, g, dx + n * in_size);
+  });
+  if (dbias) {
+    for (std::size_t o = 0; o < g.c_out; ++o) {
+      double s = 0.0;
+      const float* row = dy + o * nhw;
+      for (std::size_t p = 0; p < nhw; ++p) s += row[p];
+      dbias[o] = static_cast<float>(s);
     }
+  }
+  float* cols = scratch(kColumns, k * nhw);
+  if (dweight) {
+    parallel_for(g.batch, [&](std::size_t n0, std::size_t n1) {
+      for (std::size_t n = n0; n < n1; ++n) im2col(x + n * in_size, g, cols + n * hw, nhw);
+    });
+    sgemm(false, true, g.c_out, k, nhw, 1.f, dy, cols, 0.f, dweight);
+  }
+  if (dx) {
+    sgemm(true, false, k, nhw, g.c_out, 1.f, weight, dy, 0.f, cols);  // cols now holds dcols
+    parallel_for(g.batch, [&](std::size_t n0, std::size_t n1) {
+      for (std::size_t n = n0; n < n1; ++n) {
+        std::fill(dx + n * in_size, dx + (n + 1) * in_size, 0.f);
+        col2im(cols + n * hw, g, dx + n * in_size, nhw);
+      }
+    });
   }
 }
 

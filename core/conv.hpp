@@ -42,10 +42,11 @@ Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2d
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options = {});
 
 // ---- kernels on raw buffers (contiguous, row-major) ----
-// cols [Cin*Kh*Kw, Hout*Wout] of one image x [Cin, H, W]; padded cells are 0.
-void im2col(const float* x, const Conv2dGeometry& g, float* cols);
+// cols [Cin*Kh*Kw, Hout*Wout] of one image x [Cin, H, W], rows `row_stride` floats apart (Hout*Wout for one
+// image alone, N*Hout*Wout when the batch shares one matrix); padded cells are 0.
+void im2col(const float* x, const Conv2dGeometry& g, float* cols, std::size_t row_stride);
 // The adjoint: adds cols back into dx [Cin, H, W].
-void col2im(const float* cols, const Conv2dGeometry& g, float* dx);
+void col2im(const float* cols, const Conv2dGeometry& g, float* dx, std::size_t row_stride);
 // out [N, Cout, Hout, Wout]; bias may be null.
 void conv2d_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g, float* out);
 // Gradients of the conv; any of dx, dweight, dbias may be null (not needed). dx is overwritten,

@@ -39,13 +39,15 @@ class StepLR : public LRSchedule {
 };
 
 // lr = min + (base - min) (1 + cos(pi step / total)) / 2, then min after `total` steps, as CosineAnnealingLR.
+// With warmup_steps > 0 the lr first rises linearly from base / warmup_steps to base, and the cosine runs
+// over the remaining steps.
 class CosineLR : public LRSchedule {
  public:
-  CosineLR(Optimizer& optimizer, std::size_t total_steps, float min_lr = 0.f);
+  CosineLR(Optimizer& optimizer, std::size_t total_steps, float min_lr = 0.f, std::size_t warmup_steps = 0);
   float lr_at(std::size_t step) const override;
 
  private:
-  std::size_t total_;
+  std::size_t total_, warmup_;
   float min_lr_;
 };
 

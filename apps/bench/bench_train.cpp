@@ -1,0 +1,92 @@
+// bench_train: end-to-end throughput of one model, the tapegrad side of BENCHMARKS.md figures 1-4.
+//   bench_train --model lenet --threads 2 --data .cache/mnist [--epochs 1] [--limit N]
+// Trains (batch 64, SGD lr 0.05 momentum 0.9, cross-entropy, shuffled with a fixed seed; the timed loop
+// includes batching, forward, backward and step), then runs inference on the test set with batch 1000,
+// and prints one JSON object with the same keys as bench_torch.py's train subcommand.
+#include <CLI/CLI.hpp>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "models.hpp"
+
+namespace {
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+double peak_rss_mib() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tapegrad training and inference throughput"};
+  std::string model_name = "lenet", data = ".cache/mnist";
+  int threads = 1, epochs = 1;
+  std::size_t limit = 0;
+  app.add_option("--model", model_name)->check(CLI::IsMember(tg::apps::model_names()));
+  app.add_option("--threads", threads)->check(CLI::Range(1, 256));
+  app.add_option("--data", data);
+  app.add_option("--epochs", epochs)->check(CLI::Range(1, 100));
+  app.add_option("--limit", limit);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    tg::set_num_threads(threads);
+    tg::manual_seed(1);
+    tg::MNIST train(data, tg::Split::Train);
+    tg::MNIST test(data, tg::Split::Test);
+    if (limit > 0) train.keep_first(limit);
+    tg::Sequential model = tg::apps::make_model(model_name);
+    tg::SGD opt(model.parameters(), {.lr = 0.05f, .momentum = 0.9f});
+    tg::DataLoader loader(train, {.batch_size = 64, .shuffle = true, .seed = 1});
+    double train_seconds = 0, loss_sum = 0;
+    std::string per_epoch;
+    double test_accuracy = 0, infer_rate = 0;
+    for (int epoch = 0; epoch < epochs; ++epoch) {
+      const double start = now();
+      loss_sum = 0;
+      for (const tg::Batch& batch : loader) {
+        tg::Tensor loss = tg::cross_entropy(model(batch.images), batch.labels);
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        loss_sum += loss.item() * static_cast<double>(batch.labels.size());
+      }
+      const double seconds = now() - start;
+      train_seconds += seconds;
+      // inference: one untimed warm-up batch, then the whole test set, batch 1000
+      tg::NoGradGuard no_grad;
+      model.eval();
+      tg::DataLoader test_loader(test, {.batch_size = 1000, .shuffle = false});
+      model(test_loader.begin()->images);
+      std::size_t correct = 0;
+      const double infer_start = now();
+      for (const tg::Batch& batch : test_loader) {
+        const tg::Array logits = model(batch.images).value();
+        for (std::size_t i = 0; i < batch.labels.size(); ++i) {
+          const float* row = logits.data() + i * 10;
+          correct += static_cast<int>(std::max_element(row, row + 10) - row) == batch.labels[i];
+        }
+      }
+      infer_rate = static_cast<double>(test.size()) / (now() - infer_start);
+      model.train();
+      test_accuracy = static_cast<double>(correct) / static_cast<double>(test.size());
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%s{\"seconds\": %.3f, \"train_loss\": %.5f, \"test_accuracy\": %.4f}",
+                    epoch ? ", " : "", seconds, loss_sum / static_cast<double>(train.size()), test_accuracy);
+      per_epoch += buf;
+    }
+    std::printf(
+        "{\"model\": \"%s\", \"threads\": %d, \"train_images_per_s\": %.1f, \"epoch_seconds\": %.3f, "
+        "\"train_loss\": %.5f, \"infer_images_per_s\": %.1f, \"test_accuracy\": %.4f, \"peak_rss_mib\": %.1f, "
+        "\"per_epoch\": [%s]}\n",
+        model_name.c_str(), threads, static_cast<double>(train.size()) * epochs / train_seconds, train_seconds / epochs,
+        loss_sum / static_cast<double>(train.size()), infer_rate, test_accuracy, peak_rss_mib(), per_epoch.c_str());
+  } catch (const tg::Error& e) {
+    std::fprintf(stderr, "bench_train: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
