@@ -4,7 +4,7 @@ JOBS    ?= $(shell nproc)
 DATA    ?= .cache/mnist
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build test train debug clean
+.PHONY: all setup build test train bench debug clean
 
 all: build
 
@@ -24,6 +24,11 @@ train: setup
 	@cmake --build $(BUILD) -j $(JOBS) --target train_mnist
 	@bash scripts/fetch_mnist.sh $(DATA)
 	@$(BUILD)/apps/train_mnist --data $(DATA)
+
+bench: build
+	@bash scripts/setup.sh train reference
+	@bash scripts/fetch_mnist.sh $(DATA)
+	@/usr/bin/python3 scripts/bench.py --data $(DATA) $(BENCH_FLAGS)
 
 debug: setup
 	@cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null

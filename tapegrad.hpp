@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "core/gradcheck.hpp"
 #include "core/io.hpp"
+#include "core/memory.hpp"
 #include "core/ops.hpp"
 #include "core/pool.hpp"
 #include "core/random.hpp"

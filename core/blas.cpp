@@ -2,16 +2,57 @@
 
 #include <cblas.h>
 
+#include "core/threads.hpp"
+
 namespace tg {
+namespace {
+
+// OpenBLAS single-threaded from the moment the library loads.
+const bool g_single_threaded_blas = [] {
+  openblas_set_num_threads(1);
+  return true;
+}();
+
+// Row-major SGEMM with explicit leading dimensions (for blocks of a larger product).
+void sgemm_ld(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+              std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
+  if (m == 0 || n == 0) return;
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+              static_cast<blasint>(lda > 0 ? lda : 1), b, static_cast<blasint>(ldb > 0 ? ldb : 1), beta, c,
+              static_cast<blasint>(ldc > 0 ? ldc : 1));
+}
+
+}  // namespace
 
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
            const float* b, float beta, float* c) {
-  if (m == 0 || n == 0) return;
-  const auto lda = static_cast<blasint>(trans_a ? m : k);
-  const auto ldb = static_cast<blasint>(trans_b ? k : n);
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
-              lda > 0 ? lda : 1, b, ldb > 0 ? ldb : 1, beta, c, static_cast<blasint>(n));
+  (void)g_single_threaded_blas;
+  sgemm_ld(trans_a, trans_b, m, n, k, alpha, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
+}
+
+void parallel_sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                    const float* a, const float* b, float beta, float* c) {
+  const auto threads = static_cast<std::size_t>(num_threads());
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  if (threads <= 1 || flops < 2e6 || (m < 2 * threads && n < 2 * threads)) {
+    sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+    return;
+  }
+  const std::size_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
+  if (m >= n) {  // blocks of rows of C: rows of op(A)
+    parallel_for(threads, [&](std::size_t t0, std::size_t t1) {
+      const std::size_t m0 = t0 * m / threads, m1 = t1 * m / threads;
+      const float* a_block = trans_a ? a + m0 : a + m0 * lda;
+      sgemm_ld(trans_a, trans_b, m1 - m0, n, k, alpha, a_block, lda, b, ldb, beta, c + m0 * n, n);
+    });
+  } else {  // blocks of columns of C: columns of op(B)
+    parallel_for(threads, [&](std::size_t t0, std::size_t t1) {
+      const std::size_t n0 = t0 * n / threads, n1 = t1 * n / threads;
+      const float* b_block = trans_b ? b + n0 * ldb : b + n0;
+      sgemm_ld(trans_a, trans_b, m, n1 - n0, k, alpha, a, lda, b_block, ldb, beta, c + n0, n);
+    });
+  }
 }
 
 void blas_set_num_threads(int n) { openblas_set_num_threads(n); }

@@ -1,4 +1,6 @@
 // The one place tapegrad talks to BLAS. Row-major SGEMM: C[m,n] = alpha op(A) op(B) + beta C.
+// OpenBLAS always runs single-threaded inside tapegrad; parallel_sgemm splits a product over tapegrad's
+// own threads instead, so the two never oversubscribe the cores.
 #pragma once
 
 #include <cstddef>
@@ -6,11 +8,15 @@
 namespace tg {
 
 // op(A) is [m, k] (A stored [k, m] when trans_a), op(B) is [k, n] (B stored [n, k] when trans_b); all
-// row-major and contiguous. beta = 0 overwrites C, beta = 1 accumulates into it.
+// row-major and contiguous. beta = 0 overwrites C, beta = 1 accumulates into it. Runs on the calling thread.
 void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
            const float* b, float beta, float* c);
 
-// Sets OpenBLAS's thread count (used by tg::set_num_threads).
+// The same product split into blocks of rows (or columns) of C, one per thread of tg::num_threads().
+void parallel_sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                    const float* a, const float* b, float beta, float* c);
+
+// Sets OpenBLAS's own thread count (tapegrad keeps it at 1).
 void blas_set_num_threads(int n);
 
 }  // namespace tg

@@ -12,11 +12,11 @@ std::vector<Array> matmul_backward(const Array& dout, const Tensor& a, const Ten
   Array da, db;
   if (a.requires_grad()) {
     da = Array::from_shape({n, k});
-    sgemm(false, true, n, k, m, 1.f, dout.data(), b.value().data(), 0.f, da.data());
+    parallel_sgemm(false, true, n, k, m, 1.f, dout.data(), b.value().data(), 0.f, da.data());
   }
   if (b.requires_grad()) {
     db = Array::from_shape({k, m});
-    sgemm(true, false, k, m, n, 1.f, a.value().data(), dout.data(), 0.f, db.data());
+    parallel_sgemm(true, false, k, m, n, 1.f, a.value().data(), dout.data(), 0.f, db.data());
   }
   return {std::move(da), std::move(db)};
 }
@@ -28,11 +28,11 @@ std::vector<Array> linear_backward(const Array& dy, const Tensor& x, const Tenso
   Array dx, dw, db;
   if (x.requires_grad()) {
     dx = Array::from_shape({batch, in});
-    sgemm(false, false, batch, in, out, 1.f, dy.data(), w.value().data(), 0.f, dx.data());
+    parallel_sgemm(false, false, batch, in, out, 1.f, dy.data(), w.value().data(), 0.f, dx.data());
   }
   if (w.requires_grad()) {
     dw = Array::from_shape({out, in});
-    sgemm(true, false, out, in, batch, 1.f, dy.data(), x.value().data(), 0.f, dw.data());
+    parallel_sgemm(true, false, out, in, batch, 1.f, dy.data(), x.value().data(), 0.f, dw.data());
   }
   if (b.defined() && b.requires_grad()) {
     db = xt::zeros<float>({out});
@@ -57,7 +57,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   }
   const std::size_t n = a.shape()[0], k = a.shape()[1], m = b.shape()[1];
   Array out = Array::from_shape({n, m});
-  sgemm(false, false, n, m, k, 1.f, a.value().data(), b.value().data(), 0.f, out.data());
+  parallel_sgemm(false, false, n, m, k, 1.f, a.value().data(), b.value().data(), 0.f, out.data());
   return make_op("matmul", std::move(out), {a, b}, [a, b](const Array& dout) { return matmul_backward(dout, a, b); });
 }
 
@@ -76,7 +76,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     const float* pb = b.value().data();
     for (std::size_t i = 0; i < batch; ++i) std::copy(pb, pb + out, y.data() + i * out);
   }
-  sgemm(false, true, batch, out, in, 1.f, x.value().data(), w.value().data(), b.defined() ? 1.f : 0.f, y.data());
+  parallel_sgemm(false, true, batch, out, in, 1.f, x.value().data(), w.value().data(), b.defined() ? 1.f : 0.f, y.data());
   std::vector<Tensor> inputs = b.defined() ? std::vector<Tensor>{x, w, b} : std::vector<Tensor>{x, w};
   return make_op("linear", std::move(y), inputs,
                  [x, w, b](const Array& dy) { return linear_backward(dy, x, w, b); });

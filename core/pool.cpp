@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "core/error.hpp"
+#include "core/threads.hpp"
 
 namespace tg {
 
@@ -48,7 +49,55 @@ Tensor max_pool2d(const Tensor& x, const MaxPool2dOptions& options) {
   });
 }
 
+namespace {
+
+// Unpadded windows (the common case) need no clipping: one pass over kh x kw cells per output, branch-free
+// (random data makes "is this the new maximum?" a coin flip, and mispredicted branches cost more than the
+// comparisons). PyTorch's rule: a cell replaces the maximum when it is greater or NaN, so the first maximum
+// wins ties and NaN propagates.
+// KH, KW > 0 fix the window size at compile time (the common 2x2, 3x3, 4x4), which lets the compiler keep the
+// loop free of branches; 0 means "read it from g".
+template <std::size_t KH, std::size_t KW>
+void max_pool2d_forward_unpadded(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax,
+                                 std::size_t p0, std::size_t p1) {
+  const std::size_t out_plane = g.h_out * g.w_out, w = g.w;
+  const std::size_t kh = KH ? KH : g.kh, kw = KW ? KW : g.kw;
+  for (std::size_t p = p0; p < p1; ++p) {
+    const float* in = x + p * g.h * w;
+    float* o = out + p * out_plane;
+    std::int32_t* a = argmax + p * out_plane;
+    for (std::size_t oh = 0; oh < g.h_out; ++oh) {
+      for (std::size_t ow = 0; ow < g.w_out; ++ow) {
+        const std::size_t corner = oh * g.stride_h * w + ow * g.stride_w;
+        float best = in[corner];
+        auto best_index = static_cast<std::int32_t>(corner);
+        for (std::size_t i = 0; i < kh; ++i) {
+          for (std::size_t j = 0; j < kw; ++j) {
+            const std::size_t index = corner + i * w + j;
+            const float v = in[index];
+            const bool take = (v > best) | (v != v);
+            best = take ? v : best;
+            best_index = take ? static_cast<std::int32_t>(index) : best_index;
+          }
+        }
+        o[oh * g.w_out + ow] = best;
+        a[oh * g.w_out + ow] = best_index;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void max_pool2d_forward(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax) {
+  if (g.pad_h == 0 && g.pad_w == 0) {
+    auto kernel = max_pool2d_forward_unpadded<0, 0>;
+    if (g.kh == 2 && g.kw == 2) kernel = max_pool2d_forward_unpadded<2, 2>;
+    if (g.kh == 3 && g.kw == 3) kernel = max_pool2d_forward_unpadded<3, 3>;
+    if (g.kh == 4 && g.kw == 4) kernel = max_pool2d_forward_unpadded<4, 4>;
+    parallel_for(g.planes, [&](std::size_t p0, std::size_t p1) { kernel(x, g, out, argmax, p0, p1); }, 16);
+    return;
+  }
   const std::size_t out_plane = g.h_out * g.w_out;
   for (std::size_t p = 0; p < g.planes; ++p) {
     const float* in = x + p * g.h * g.w;

@@ -1,10 +1,13 @@
 #include "core/tensor.hpp"
 
 #include "core/error.hpp"
+#include "core/memory.hpp"
 
 namespace tg {
 
 Tensor::Tensor(Array value, bool requires_grad) : node_(std::make_shared<Node>()) {
+  static const bool reuse_configured = memory_reuse();  // links core/memory.cpp, whose load applies it
+  (void)reuse_configured;
   node_->value = std::move(value);
   node_->requires_grad = requires_grad;
 }

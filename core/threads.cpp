@@ -117,7 +117,7 @@ Pool& pool() {
 void set_num_threads(int n) {
   if (n < 1) fail("set_num_threads: expected n >= 1, got ", n);
   thread_count() = n;
-  blas_set_num_threads(n);
+  blas_set_num_threads(1);  // our threads parallelize; OpenBLAS stays single-threaded (see core/blas.hpp)
 }
 
 int num_threads() { return thread_count(); }

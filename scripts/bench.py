@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""make bench: tapegrad against PyTorch 1.13, interleaved in one run on this machine (BENCHMARKS.md).
+
+  scripts/bench.py [--threads 1,2] [--models lenet,convnet] [--layers-only | --train-only]
+                   [--epochs 1] [--repeats 15] [--openblas-own-kernels] [--json FILE]
+
+For each thread count T it runs the layer micro-benchmarks (bench_layers, bench_torch.py layers), then
+for each model one training epoch plus inference on the test set (bench_train, bench_torch.py train),
+tapegrad and PyTorch one right after the other, and prints one table: workload, tapegrad, PyTorch, ratio
+(> 1 means tapegrad is faster), plus each conv's GFLOP/s as a fraction of OpenBLAS SGEMM on its im2col
+GEMM shape. PyTorch runs at its best: GLIBC_TUNABLES keeping freed memory, OPENBLAS_NUM_THREADS=1 under
+its own threads. tapegrad runs with the environment as it is. --openblas-own-kernels drops
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for every command (OpenBLAS then picks its AVX-512 kernels).
+"""
+import argparse
+import ctypes
+import json
+import os
+import platform
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+TORCH_ENV = {"GLIBC_TUNABLES": "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296",
+             "OPENBLAS_NUM_THREADS": "1"}
+
+
+def env_for(torch, own_kernels):
+    env = dict(os.environ)
+    if own_kernels:
+        env.pop("OPENBLAS_CORETYPE", None)
+        env.pop("OPENBLAS_L2_SIZE", None)
+    if torch:
+        env.update(TORCH_ENV)
+    return env
+
+
+def run_json(cmd, env):
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def tapegrad_layers(threads, repeats, env):
+    data = run_json([os.path.join(BUILD, "apps", "bench_layers"), "--threads", str(threads),
+                     "--benchmark_format=json", f"--benchmark_repetitions={repeats}",
+                     "--benchmark_min_time=0.05", "--benchmark_report_aggregates_only=true"], env)
+    out = {}
+    for b in data["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
+        name, _, kind = b["run_name"].rpartition("/")
+        out[(name, kind)] = {"us": b["real_time"], "gflop": b["gflop"]}
+    return out, data["context"]
+
+
+def torch_layers(threads, repeats, env):
+    data = run_json(["/usr/bin/python3", os.path.join(ROOT, "apps", "bench", "bench_torch.py"), "layers",
+                     "--threads", str(threads), "--repeats", str(repeats)], env)
+    return {(r["name"], r["pass"]): r for r in data["results"]}, data["torch"]
+
+
+def train(which, model, threads, data_dir, epochs, env):
+    if which == "tapegrad":
+        cmd = [os.path.join(BUILD, "apps", "bench_train")]
+    else:
+        cmd = ["/usr/bin/python3", os.path.join(ROOT, "apps", "bench", "bench_torch.py"), "train"]
+    return run_json(cmd + ["--model", model, "--threads", str(threads), "--data", data_dir,
+                           "--epochs", str(epochs)], env)
+
+
+def openblas_info(env):
+    code = ("import ctypes; l = ctypes.CDLL('libopenblas.so.0'); "
+            "l.openblas_get_corename.restype = ctypes.c_char_p; l.openblas_get_config.restype = ctypes.c_char_p; "
+            "print(l.openblas_get_corename().decode(), '|', l.openblas_get_config().decode())")
+    try:
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--models", default="lenet,convnet")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--data", default=os.path.join(ROOT, ".cache", "mnist"))
+    p.add_argument("--layers-only", action="store_true")
+    p.add_argument("--train-only", action="store_true")
+    p.add_argument("--openblas-own-kernels", action="store_true")
+    p.add_argument("--json", help="also write all raw results here")
+    a = p.parse_args()
+
+    tg_env, torch_env = env_for(False, a.openblas_own_kernels), env_for(True, a.openblas_own_kernels)
+    rows, raw = [], {"layers": {}, "train": {}}
+    torch_version = "?"
+    for threads in [int(t) for t in a.threads.split(",")]:
+        if not a.train_only:
+            tg, context = tapegrad_layers(threads, a.repeats, tg_env)
+            pt, torch_version = torch_layers(threads, a.repeats, torch_env)
+            raw["layers"][threads] = {"tapegrad": {"/".join(k): v for k, v in tg.items()},
+                                      "torch": {"/".join(k): v for k, v in pt.items()}}
+            for (name, kind), r in tg.items():
+                if kind == "sgemm":
+                    continue
+                ref = pt.get((name, kind))
+                gflops = r["gflop"] / (r["us"] * 1e-6)
+                note = ""
+                sg = tg.get((name, "sgemm"))
+                if sg and kind == "fwd":
+                    note = f"{gflops:.1f} GFLOP/s = {100 * gflops / (sg['gflop'] / (sg['us'] * 1e-6)):.0f}% of SGEMM"
+                elif r["gflop"] > 0 and "maxpool" not in name:
+                    note = f"{gflops:.1f} GFLOP/s"
+                rows.append((f"{name} {kind} (us)", threads, r["us"], ref["us"] if ref else None,
+                             ref["us"] / r["us"] if ref else None, note))
+        if not a.layers_only:
+            for model in a.models.split(","):
+                t = train("tapegrad", model, threads, a.data, a.epochs, tg_env)
+                r = train("torch", model, threads, a.data, a.epochs, torch_env)
+                raw["train"][f"{model}/{threads}"] = {"tapegrad": t, "torch": r}
+                rows.append((f"{model} train (img/s)", threads, t["train_images_per_s"], r["train_images_per_s"],
+                             t["train_images_per_s"] / r["train_images_per_s"],
+                             f"test acc {t['test_accuracy']:.4f} vs {r['test_accuracy']:.4f}"))
+                rows.append((f"{model} inference b1000 (img/s)", threads, t["infer_images_per_s"],
+                             r["infer_images_per_s"], t["infer_images_per_s"] / r["infer_images_per_s"], ""))
+                rows.append((f"{model} peak RSS (MiB)", threads, t["peak_rss_mib"], r["peak_rss_mib"],
+                             r["peak_rss_mib"] / t["peak_rss_mib"], "ratio: PyTorch / tapegrad"))
+
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; {platform.platform()}")
+    print(f"OpenBLAS (tapegrad's environment): {openblas_info(tg_env)}; OPENBLAS_CORETYPE="
+          f"{tg_env.get('OPENBLAS_CORETYPE', '(unset)')}")
+    git = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True, text=True)
+    print(f"tapegrad {git.stdout.strip()} (Release, -march=native); PyTorch {torch_version} with {TORCH_ENV}")
+    print("ratio > 1: tapegrad is faster (times: PyTorch / tapegrad; rates: tapegrad / PyTorch)\n")
+    w = max(len(r[0]) for r in rows) if rows else 20
+    print(f"| {'workload':<{w}} | T | {'tapegrad':>10} | {'PyTorch':>10} | ratio | note |")
+    print(f"|{'-' * (w + 2)}|---|{'-' * 12}|{'-' * 12}|-------|------|")
+    for name, t, ours, ref, ratio, note in rows:
+        ref_s = f"{ref:10.1f}" if ref is not None else f"{'-':>10}"
+        ratio_s = f"{ratio:5.2f}" if ratio is not None else "    -"
+        print(f"| {name:<{w}} | {t} | {ours:10.1f} | {ref_s} | {ratio_s} | {note} |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(raw, f, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()
