@@ -9,6 +9,7 @@
 #include "core/memory.hpp"
 #include "core/ops.hpp"
 #include "core/pool.hpp"
+#include "core/profile.hpp"
 #include "core/random.hpp"
 #include "core/safetensors.hpp"
 #include "core/tape.hpp"

@@ -24,6 +24,7 @@ struct Config {
   double warmup_epochs = 0.3;
   float lr = 0.05f, momentum = 0.9f, weight_decay = 5e-4f;
   std::uint64_t seed = 1;
+  bool profile = false;
 };
 
 struct EpochMetrics {
@@ -155,6 +156,7 @@ int run(const Config& cfg) {
   std::printf("%s", model.summary({1, 1, train.rows(), train.cols()}).c_str());
   std::fflush(stdout);
   const bool terminal = ::isatty(::fileno(stdout));
+  tg::set_profiling(cfg.profile);
   std::filesystem::create_directories(cfg.out_dir);
   Evaluation last;
 
@@ -212,6 +214,10 @@ int run(const Config& cfg) {
                {"test_accuracy", std::to_string(m.test_acc)}}});
     write_metrics_csv(history, cfg.out_dir + "/metrics.csv");
   }
+  if (cfg.profile) {
+    tg::set_profiling(false);
+    std::printf("\nprofile (training and evaluation):\n%s", tg::profile_report().c_str());
+  }
   if (history.empty()) last = evaluate(model, test);
   write_filters_png(model, cfg.out_dir + "/filters.png");
   write_mistakes_png(test, last.mistakes, cfg.out_dir + "/mistakes.png");
@@ -250,6 +256,7 @@ int main(int argc, char** argv) {
   app.add_option("--save", cfg.save_path, "checkpoint written after every epoch (default OUT/model.safetensors)");
   app.add_option("--resume", cfg.resume_path, "continue training from a checkpoint written by --save");
   app.add_option("--limit", cfg.limit, "train on the first N images only (0: all)");
+  app.add_flag("--profile", cfg.profile, "print time per op type and per layer, forward and backward, at the end");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "core/error.hpp"
+#include "core/profile.hpp"
 
 namespace tg {
 namespace {
@@ -59,6 +60,7 @@ Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs, 
     if (!t.defined()) fail(name, ": an input tensor is undefined");
     any_requires_grad = any_requires_grad || t.requires_grad();
   }
+  if (profiling()) profile_detail::op_recorded(name, t_layer);
   auto node = std::make_shared<Node>();
   node->value = std::move(value);
   node->name = name;
@@ -144,6 +146,7 @@ void Tensor::backward(const Array& grad_output) const {
     TapeEntry& entry = tape.entries[i];
     std::shared_ptr<Node> out = entry.output.lock();
     if (!out || !out->pending) continue;
+    const double started = profiling() ? profile_detail::now() : 0.0;
     std::vector<Array> grads = entry.backward(out->grad, out->value);
     if (grads.size() != entry.inputs.size()) {
       fail("backward of '", entry.op, "': returned ", grads.size(), " gradients for ", entry.inputs.size(),
@@ -156,6 +159,7 @@ void Tensor::backward(const Array& grad_output) const {
       accumulate(*input, std::move(grads[k]), entry, k);
       if (input->pending && !was_waiting) waiting.push_back(input);
     }
+    if (profiling()) profile_detail::op_backward(entry.op, entry.layer, profile_detail::now() - started);
     out->pending = false;
     out->released = true;
     entry.inputs.clear();

@@ -3,6 +3,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "core/profile.hpp"
 #include "core/tape.hpp"
 
 namespace tg {
@@ -35,12 +36,16 @@ Tensor Sequential::forward(const Tensor& x) {
   for (auto& [name, layer] : children()) {
     const std::string label = name + "." + layer->type_name();
     Tensor next;
+    const bool profile = profiling();
+    const double started = profile ? profile_detail::now() : 0.0;
+    if (profile) profile_detail::layer_started();
     try {
       LayerScope scope(label);
       next = layer->forward(out);
     } catch (const Error& e) {
       throw Error("layer " + name + " " + layer->describe() + ": " + e.what());
     }
+    if (profile) profile_detail::layer_forward(label, profile_detail::now() - started);
     if (next.node() != out.node()) next.set_name(label);  // identity layers keep their input's name
     out = next;
   }

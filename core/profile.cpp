@@ -1,0 +1,99 @@
+#include "core/profile.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <vector>
+
+namespace tg {
+namespace {
+
+struct Times {
+  std::size_t calls = 0;
+  double forward = 0, backward = 0;
+};
+
+struct Profile {
+  std::mutex mutex;
+  std::map<std::string, Times> ops, layers;
+};
+
+Profile& profile() {
+  static Profile p;
+  return p;
+}
+
+bool g_on = false;
+thread_local double t_last_mark = 0;
+
+std::string table(const char* title, const std::map<std::string, Times>& rows) {
+  std::vector<std::pair<std::string, Times>> sorted(rows.begin(), rows.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second.forward + a.second.backward > b.second.forward + b.second.backward;
+  });
+  double total = 0;
+  for (const auto& [name, t] : sorted) total += t.forward + t.backward;
+  std::string out;
+  char line[200];
+  std::snprintf(line, sizeof line, "%-28s %10s %12s %12s %8s\n", title, "calls", "forward ms", "backward ms", "share");
+  out += line;
+  for (const auto& [name, t] : sorted) {
+    std::snprintf(line, sizeof line, "%-28s %10zu %12.1f %12.1f %7.1f%%\n", name.c_str(), t.calls, 1e3 * t.forward,
+                  1e3 * t.backward, total > 0 ? 100 * (t.forward + t.backward) / total : 0.0);
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace
+
+void set_profiling(bool on) {
+  g_on = on;
+  t_last_mark = profile_detail::now();
+}
+bool profiling() { return g_on; }
+
+void reset_profile() {
+  std::lock_guard<std::mutex> lock(profile().mutex);
+  profile().ops.clear();
+  profile().layers.clear();
+}
+
+std::string profile_report() {
+  std::lock_guard<std::mutex> lock(profile().mutex);
+  return table("op", profile().ops) + "\n" + table("layer", profile().layers);
+}
+
+namespace profile_detail {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+void layer_started() { t_last_mark = now(); }
+
+void op_recorded(const std::string& op, const std::string& layer) {
+  const double t = now(), elapsed = t - t_last_mark;
+  t_last_mark = t;
+  std::lock_guard<std::mutex> lock(profile().mutex);
+  Times& times = profile().ops[op];
+  ++times.calls;
+  times.forward += elapsed;
+  (void)layer;  // layer forward times come whole from layer_forward
+}
+
+void op_backward(const std::string& op, const std::string& layer, double seconds) {
+  std::lock_guard<std::mutex> lock(profile().mutex);
+  profile().ops[op].backward += seconds;
+  if (!layer.empty()) profile().layers[layer].backward += seconds;
+}
+
+void layer_forward(const std::string& layer, double seconds) {
+  std::lock_guard<std::mutex> lock(profile().mutex);
+  Times& times = profile().layers[layer];
+  ++times.calls;
+  times.forward += seconds;
+}
+
+}  // namespace profile_detail
+}  // namespace tg
