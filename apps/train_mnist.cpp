@@ -24,7 +24,7 @@ struct Config {
   double warmup_epochs = 0.3;
   float lr = 0.05f, momentum = 0.9f, weight_decay = 5e-4f;
   std::uint64_t seed = 1;
-  bool profile = false;
+  bool profile = false, detect_anomaly = false;
 };
 
 struct EpochMetrics {
@@ -157,6 +157,7 @@ int run(const Config& cfg) {
   std::fflush(stdout);
   const bool terminal = ::isatty(::fileno(stdout));
   tg::set_profiling(cfg.profile);
+  tg::set_detect_anomaly(cfg.detect_anomaly);
   std::filesystem::create_directories(cfg.out_dir);
   Evaluation last;
 
@@ -256,6 +257,8 @@ int main(int argc, char** argv) {
   app.add_option("--save", cfg.save_path, "checkpoint written after every epoch (default OUT/model.safetensors)");
   app.add_option("--resume", cfg.resume_path, "continue training from a checkpoint written by --save");
   app.add_option("--limit", cfg.limit, "train on the first N images only (0: all)");
+  app.add_flag("--detect-anomaly", cfg.detect_anomaly,
+               "check every op's output and gradients for NaN/Inf and stop at the first, naming the op");
   app.add_flag("--profile", cfg.profile, "print time per op type and per layer, forward and backward, at the end");
   try {
     app.parse(argc, argv);

@@ -1,5 +1,6 @@
 #include "core/tape.hpp"
 
+#include <cmath>
 #include <iostream>
 
 #include "core/error.hpp"
@@ -16,6 +17,20 @@ struct Tape {
 thread_local Tape t_tape;
 thread_local bool t_grad_enabled = true;
 thread_local std::string t_layer;
+thread_local bool t_detect_anomaly = false;
+
+// The first non-finite element of a, or -1.
+std::ptrdiff_t first_non_finite(const Array& a) {
+  const float* p = a.data();
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(p[i])) return static_cast<std::ptrdiff_t>(i);
+  }
+  return -1;
+}
+
+std::string where(const std::string& op, const std::string& layer, std::size_t position) {
+  return "'" + op + "'" + (layer.empty() ? "" : " in layer " + layer) + " (tape entry #" + std::to_string(position) + ")";
+}
 
 // Entries whose output nobody holds can never receive a gradient: drop them, newest first, so that
 // dropping one releases its inputs and lets older entries die in the same pass. Keeps a tape that is
@@ -61,6 +76,12 @@ Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs, 
     any_requires_grad = any_requires_grad || t.requires_grad();
   }
   if (profiling()) profile_detail::op_recorded(name, t_layer);
+  if (t_detect_anomaly) {
+    if (const std::ptrdiff_t bad = first_non_finite(value); bad >= 0) {
+      fail("detect_anomaly: the output of ", where(name, t_layer, t_tape.entries.size()), " has ",
+           value.data()[bad], " at flat index ", bad, " (shape ", shape_str(value.shape()), ")");
+    }
+  }
   auto node = std::make_shared<Node>();
   node->value = std::move(value);
   node->name = name;
@@ -101,6 +122,8 @@ LayerScope::~LayerScope() { t_layer = std::move(previous_); }
 const std::string& current_layer() { return t_layer; }
 
 bool grad_enabled() { return t_grad_enabled; }
+void set_detect_anomaly(bool on) { t_detect_anomaly = on; }
+bool detect_anomaly() { return t_detect_anomaly; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }
 
 void Tensor::backward() const {
@@ -155,6 +178,12 @@ void Tensor::backward(const Array& grad_output) const {
     for (std::size_t k = 0; k < grads.size(); ++k) {
       const std::shared_ptr<Node>& input = entry.inputs[k];
       if (!input->requires_grad || is_no_grad(grads[k], input->value)) continue;
+      if (t_detect_anomaly) {
+        if (const std::ptrdiff_t bad = first_non_finite(grads[k]); bad >= 0) {
+          fail("detect_anomaly: the backward of ", where(entry.op, entry.layer, i), " gave ", grads[k].data()[bad],
+               " in the gradient of input ", k, " at flat index ", bad);
+        }
+      }
       const bool was_waiting = input->pending;
       accumulate(*input, std::move(grads[k]), entry, k);
       if (input->pending && !was_waiting) waiting.push_back(input);

@@ -34,6 +34,12 @@ Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
 Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
                BackwardWithOutputFn backward);
 
+// Anomaly detection (off by default, per thread): every recorded op checks its output, and every backward
+// step the gradients it produces, for NaN or Inf, and throws tg::Error naming the op, its layer and its
+// position on the tape.
+void set_detect_anomaly(bool on);
+bool detect_anomaly();
+
 // Grad mode: on by default, per thread.
 bool grad_enabled();
 void set_grad_enabled(bool on);

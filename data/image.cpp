@@ -5,10 +5,12 @@
 #include <stb/stb_image_write.h>
 
 #include <filesystem>
+#include <limits>
 #include <memory>
 
 #include "core/error.hpp"
 #include "core/io.hpp"
+#include "data/idx.hpp"
 
 namespace tg {
 namespace {
@@ -16,22 +18,31 @@ constexpr int kMaxSide = 16384;
 }  // namespace
 
 Array load_image(const std::string& path, std::size_t h, std::size_t w, const ImageOptions& options) {
-  if (h == 0 || w == 0 || h > kMaxSide || w > kMaxSide) fail("load_image: target size ", h, "x", w, " is invalid");
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) fail(path, ": file not found");
   if (std::filesystem::is_directory(path, ec)) fail(path, ": is a directory, expected an image");
+  return load_image_from_memory(read_file_bytes(path, std::size_t{256} << 20), h, w, options, path);
+}
+
+Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t h, std::size_t w,
+                             const ImageOptions& options, const std::string& name) {
+  if (h == 0 || w == 0 || h > kMaxSide || w > kMaxSide) fail("load_image: target size ", h, "x", w, " is invalid");
+  if (bytes.empty()) fail(name, ": empty file, expected an image");
+  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) fail(name, ": file too large");
+  const auto* data_in = bytes.data();
+  const int length = static_cast<int>(bytes.size());
   int width = 0, height = 0, channels = 0;
-  if (!stbi_info(path.c_str(), &width, &height, &channels)) {
-    fail(path, ": not a readable image (", stbi_failure_reason(), "); expected PNG, JPEG or BMP");
+  if (!stbi_info_from_memory(data_in, length, &width, &height, &channels)) {
+    fail(name, ": not a readable image (", stbi_failure_reason(), "); expected PNG, JPEG or BMP");
   }
-  if (width <= 0 || height <= 0) fail(path, ": image has no pixels (", width, "x", height, ")");
+  if (width <= 0 || height <= 0) fail(name, ": image has no pixels (", width, "x", height, ")");
   if (width > kMaxSide || height > kMaxSide) {
-    fail(path, ": image is ", width, "x", height, ", larger than ", kMaxSide, " pixels a side");
+    fail(name, ": image is ", width, "x", height, ", larger than ", kMaxSide, " pixels a side");
   }
   // gray + alpha: composite over white paper so transparent backgrounds look like the page
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load(path.c_str(), &width, &height, &channels, 2),
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(data_in, length, &width, &height, &channels, 2),
                                                  stbi_image_free);
-  if (!data) fail(path, ": cannot decode image (", stbi_failure_reason(), ")");
+  if (!data) fail(name, ": cannot decode image (", stbi_failure_reason(), ")");
   const std::size_t n = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
   std::vector<std::uint8_t> gray(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -41,7 +52,7 @@ Array load_image(const std::string& path, std::size_t h, std::size_t w, const Im
   std::vector<std::uint8_t> resized(h * w);
   if (!stbir_resize_uint8(gray.data(), width, height, 0, resized.data(), static_cast<int>(w), static_cast<int>(h), 0,
                           1)) {
-    fail(path, ": resizing to ", h, "x", w, " failed");
+    fail(name, ": resizing to ", h, "x", w, " failed");
   }
   bool invert = options.invert == Invert::Always;
   if (options.invert == Invert::Auto) {  // mean of the outermost rows and columns

@@ -25,6 +25,9 @@ struct ImageOptions {
 // to grayscale, resizes to h x w and returns [1, 1, h, w]. Throws tg::Error naming the file for missing,
 // unreadable, corrupt, empty or huge (over 16384 pixels a side) images.
 Array load_image(const std::string& path, std::size_t h, std::size_t w, const ImageOptions& options = {});
+// The same from the bytes of an image file; `name` is used in error messages.
+Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t h, std::size_t w,
+                             const ImageOptions& options = {}, const std::string& name = "image");
 
 // Writes an 8-bit grayscale PNG (row-major pixels[height * width]) atomically.
 void write_png(const std::string& path, const std::vector<std::uint8_t>& pixels, std::size_t width, std::size_t height);
