@@ -4,7 +4,7 @@ JOBS    ?= $(shell nproc)
 DATA    ?= .cache/mnist
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build test train bench debug clean
+.PHONY: all setup build test test-sanitize fuzz train bench debug clean
 
 all: build
 
@@ -17,6 +17,21 @@ build: setup
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The whole suite with AddressSanitizer + UndefinedBehaviorSanitizer.
+test-sanitize: setup
+	@cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_NATIVE=OFF \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
+	@cmake --build build-sanitize -j $(JOBS)
+	@cd build-sanitize && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -E install_and_consume
+
+# libFuzzer harnesses (tests/fuzz), each run for FUZZ_SECONDS on a copy of its seed corpus.
+FUZZ_SECONDS ?= 30
+fuzz: setup
+	@bash scripts/setup.sh fuzz
+	@bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 train: setup
 	@bash scripts/setup.sh train
@@ -35,4 +50,4 @@ debug: setup
 	@cmake --build build-debug -j $(JOBS)
 
 clean:
-	@rm -rf $(BUILD) build-debug
+	@rm -rf $(BUILD) build-debug build-sanitize build-fuzz

@@ -27,6 +27,8 @@ SafetensorsFile read_safetensors(const std::string& path);
 SafetensorsFile parse_safetensors(const std::vector<std::uint8_t>& bytes, const std::string& name);
 
 // Writes one array as a numpy .npy file (float32, C order), for inspection: np.load(path).
+// From a debugger too: `call tg::dump_npy(x, "/tmp/x.npy")`.
 void dump_npy(const Array& value, const std::string& path);
+void dump_npy(const class Tensor& tensor, const std::string& path);
 
 }  // namespace tg

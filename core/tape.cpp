@@ -93,7 +93,11 @@ Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs, 
   entry.op = std::move(name);
   entry.layer = t_layer;
   entry.inputs.reserve(inputs.size());
-  for (const Tensor& t : inputs) entry.inputs.push_back(t.node_ptr());
+  for (const Tensor& t : inputs) {
+    entry.inputs.push_back(t.node_ptr());
+    const Node& n = *t.node();
+    entry.input_labels.push_back(shape_str(n.value.shape()) + (n.name.empty() ? "" : " " + n.name));
+  }
   entry.output = node;
   entry.output_shape = node->value.shape();
   entry.backward = std::move(backward);
@@ -217,12 +221,11 @@ void print_tape(std::ostream& out) {
     out << "  #" << i << ' ';
     if (!e.layer.empty()) out << '[' << e.layer << "] ";
     out << e.op << '(';
-    for (std::size_t k = 0; k < e.inputs.size(); ++k) {
-      const Node& in = *e.inputs[k];
-      out << (k ? ", " : "") << shape_str(in.value.shape());
-      if (in.is_leaf && !in.name.empty()) out << ' ' << in.name;
-    }
-    out << ") -> " << shape_str(e.output_shape) << (e.output.expired() ? " (output freed)" : "") << '\n';
+    for (std::size_t k = 0; k < e.input_labels.size(); ++k) out << (k ? ", " : "") << e.input_labels[k];
+    out << ") -> " << shape_str(e.output_shape);
+    if (!e.backward) out << " (backward done)";
+    else if (e.output.expired()) out << " (output freed)";
+    out << '\n';
   }
 }
 

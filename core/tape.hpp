@@ -25,6 +25,7 @@ struct TapeEntry {
   std::vector<std::shared_ptr<Node>> inputs;
   std::weak_ptr<Node> output;
   Shape output_shape;
+  std::vector<std::string> input_labels;  // "[2, 8] 3.Flatten": shapes and names, kept for print_tape
   BackwardWithOutputFn backward;
 };
 

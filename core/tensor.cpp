@@ -2,6 +2,16 @@
 
 #include "core/error.hpp"
 #include "core/memory.hpp"
+#include "core/safetensors.hpp"
+
+#ifdef TAPEGRAD_GDB_SCRIPT
+// Tells gdb where tapegrad's pretty-printers and `tape` command are (scripts/gdb/tapegrad_gdb.py); gdb loads
+// them for any binary linking tapegrad once that folder is trusted (add-auto-load-safe-path).
+asm(".pushsection \".debug_gdb_scripts\", \"MS\",@progbits,1\n"
+    ".byte 1\n"
+    ".asciz \"" TAPEGRAD_GDB_SCRIPT "\"\n"
+    ".popsection\n");
+#endif
 
 namespace tg {
 
@@ -53,6 +63,8 @@ float Tensor::item() const {
   if (v.size() != 1) fail("item: expected a tensor with 1 element, got shape ", shape_str(v.shape()));
   return v.data()[0];
 }
+
+void dump_npy(const Tensor& t, const std::string& path) { dump_npy(t.value(), path); }
 
 Tensor Tensor::detach() const {
   Tensor out(value(), false);

@@ -15,6 +15,9 @@
 namespace tg {
 namespace {
 constexpr int kMaxSide = 16384;
+// 16 megapixels (a 4000 x 4000 photo): decoding costs time and 2 bytes a pixel, and a 70-byte BMP header can
+// claim any size (stb_image fills in missing pixel data), so the area is bounded before decoding.
+constexpr long long kMaxPixels = 1LL << 24;
 }  // namespace
 
 Array load_image(const std::string& path, std::size_t h, std::size_t w, const ImageOptions& options) {
@@ -38,6 +41,9 @@ Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t
   if (width <= 0 || height <= 0) fail(name, ": image has no pixels (", width, "x", height, ")");
   if (width > kMaxSide || height > kMaxSide) {
     fail(name, ": image is ", width, "x", height, ", larger than ", kMaxSide, " pixels a side");
+  }
+  if (static_cast<long long>(width) * height > kMaxPixels) {
+    fail(name, ": image is ", width, "x", height, ", more than ", kMaxPixels, " pixels");
   }
   // gray + alpha: composite over white paper so transparent backgrounds look like the page
   std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(data_in, length, &width, &height, &channels, 2),

@@ -23,7 +23,7 @@ struct ImageOptions {
 
 // Reads any channel count (gray, gray+alpha, RGB, RGBA; transparent pixels count as white paper), converts
 // to grayscale, resizes to h x w and returns [1, 1, h, w]. Throws tg::Error naming the file for missing,
-// unreadable, corrupt, empty or huge (over 16384 pixels a side) images.
+// unreadable, corrupt, empty or huge (over 16384 pixels a side or 16 megapixels) images.
 Array load_image(const std::string& path, std::size_t h, std::size_t w, const ImageOptions& options = {});
 // The same from the bytes of an image file; `name` is used in error messages.
 Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t h, std::size_t w,

@@ -12,7 +12,9 @@ for extra in "$@"; do
   case "$extra" in
     train) packages+=(npm) ;;
     reference) packages+=(python3-torch python3-numpy) ;;
-    *) echo "setup.sh: unknown extra '$extra' (expected: train, reference)" >&2; exit 2 ;;
+    fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
+    debug) packages+=(gdb) ;;
+    *) echo "setup.sh: unknown extra '$extra' (expected: train, reference, fuzz, debug)" >&2; exit 2 ;;
   esac
 done
 

@@ -1,0 +1,120 @@
+"""gdb pretty-printers and commands for tapegrad.
+
+Loaded automatically for tapegrad binaries (a .debug_gdb_scripts entry points here; gdb asks that this folder
+be trusted: `add-auto-load-safe-path /path/to/tapegrad` in ~/.gdbinit), or by hand:
+
+    (gdb) source /path/to/tapegrad/scripts/gdb/tapegrad_gdb.py
+
+    (gdb) print x          Tensor "2.MaxPool2D" [64, 6, 14, 14] requires_grad {0.12, -0.5, ...}
+    (gdb) print x.node_._M_ptr->value    Array [64, 6, 14, 14] {0.12, -0.5, ...}
+    (gdb) tape             the tape of the current thread: index, layer, op, input and output shapes
+    (gdb) set print elements 20 / tg-values N   how many values the printers show (default 6)
+"""
+import gdb
+import gdb.printing
+
+MAX_VALUES = [6]
+
+
+def _svector(v):
+    """Elements of an xt::svector (shapes, strides)."""
+    begin, end = v["m_begin"], v["m_end"]
+    return [int((begin + i).dereference()) for i in range(int(end - begin))]
+
+
+def _uvector(v, count):
+    begin = v["p_begin"]
+    return [float((begin + i).dereference()) for i in range(count)]
+
+
+def _array_summary(array):
+    """(shape list, first values) of an xt::xarray_container<float>."""
+    shape = _svector(array["m_shape"])
+    storage = array["m_storage"]
+    size = int(storage["p_end"] - storage["p_begin"])
+    shown = min(size, MAX_VALUES[0])
+    values = _uvector(storage, shown)
+    text = ", ".join("%.4g" % v for v in values)
+    if size > shown:
+        text += ", ..."
+    return shape, size, "{" + text + "}"
+
+
+def _shape_text(shape):
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+class ArrayPrinter:
+    """xt::xarray<float> (tg::Array): its shape and first values."""
+
+    def __init__(self, val):
+        self.val = val
+
+    def to_string(self):
+        try:
+            shape, _, values = _array_summary(self.val)
+            return "Array %s %s" % (_shape_text(shape), values)
+        except gdb.error as e:
+            return "Array <unreadable: %s>" % e
+
+
+class TensorPrinter:
+    """tg::Tensor: name, shape, grad flag, first values (and whether it has a gradient)."""
+
+    def __init__(self, val):
+        self.val = val
+
+    def to_string(self):
+        node = self.val["node_"]["_M_ptr"]
+        if int(node) == 0:
+            return "Tensor <undefined>"
+        node = node.dereference()
+        try:  # std::string's characters, without relying on libstdc++'s printers
+            name = node["name"]["_M_dataplus"]["_M_p"].string(length=int(node["name"]["_M_string_length"]))
+        except gdb.error:
+            name = "?"
+        shape, _, values = _array_summary(node["value"])
+        flags = []
+        if bool(node["requires_grad"]):
+            flags.append("requires_grad")
+        if not bool(node["is_leaf"]):
+            flags.append("released" if bool(node["released"]) else "on tape")
+        grad_shape = _svector(node["grad"]["m_shape"])
+        if grad_shape == shape and shape:
+            flags.append("has grad")
+        label = ('"%s" ' % name) if name else ""
+        return "Tensor %s%s %s%s" % (label, _shape_text(shape), " ".join(flags) + " " if flags else "", values)
+
+
+def build_printer():
+    pp = gdb.printing.RegexpCollectionPrettyPrinter("tapegrad")
+    pp.add_printer("tg::Tensor", "^tg::Tensor$", TensorPrinter)
+    pp.add_printer("xt::xarray<float>", "^xt::xarray_container<xt::uvector<float.*>$", ArrayPrinter)
+    return pp
+
+
+class TapeCommand(gdb.Command):
+    """Print this thread's tape: index, [layer], op(input shapes) -> output shape."""
+
+    def __init__(self):
+        super().__init__("tape", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        gdb.execute("call (void)tg::print_tape()", to_string=False)
+
+
+class ValuesCommand(gdb.Command):
+    """tg-values N: how many values the tapegrad printers show."""
+
+    def __init__(self):
+        super().__init__("tg-values", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        MAX_VALUES[0] = max(1, int(arg))
+
+
+if not getattr(gdb, "_tapegrad_printers_loaded", False):
+    gdb.printing.register_pretty_printer(None, build_printer(), replace=True)
+    TapeCommand()
+    ValuesCommand()
+    gdb._tapegrad_printers_loaded = True

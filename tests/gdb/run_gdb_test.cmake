@@ -1,0 +1,39 @@
+# Builds tests/gdb in Debug, then runs gdb in batch mode on debug_example and checks what it prints:
+#   conv:  break in tg::Conv2D::forward, print the input tensor and the weight (pretty-printers), step into
+#          tg::conv2d and print its output shape after finishing
+#   tape:  break in tg::conv2d_backward, list the tape with the `tape` command
+# Arguments: -DSRC=tests/gdb -DROOT=<repo> -DWORK=<dir> -DSCENARIO=conv|tape
+if(NOT EXISTS ${WORK}/build/debug_example)
+  execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC} -B ${WORK}/build -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_ROOT=${ROOT}
+                  RESULT_VARIABLE rc OUTPUT_QUIET)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "configuring the debug build failed")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/build -j 2 --target debug_example RESULT_VARIABLE rc OUTPUT_QUIET)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "building the debug example failed")
+  endif()
+endif()
+
+set(common -batch -nx -iex "add-auto-load-safe-path ${ROOT}" -ex "set pagination off" -ex "set confirm off")
+if(SCENARIO STREQUAL "conv")
+  set(commands -ex "break tg::Conv2D::forward" -ex "run" -ex "print x" -ex "print weight"
+               -ex "break tg::conv2d" -ex "continue" -ex "finish" -ex "kill")
+  set(expected "Tensor \"images\" \\[2, 1, 6, 6\\] \\{0\\.[0-9]+, "
+               "Tensor \"weight\" \\[2, 1, 3, 3\\] requires_grad \\{"
+               "Value returned is \\$[0-9]+ = Tensor \"conv2d\" \\[2, 2, 4, 4\\] requires_grad on tape \\{")
+else()
+  set(commands -ex "break tg::conv2d_backward" -ex "run" -ex "tape" -ex "kill")
+  set(expected "tape: [0-9]+ entries \\(oldest first\\)"
+               "#0 \\[0\\.Conv2D\\] conv2d\\(\\[2, 1, 6, 6\\] images, \\[2, 1, 3, 3\\] weight, \\[2\\] bias\\) -> \\[2, 2, 4, 4\\]\n"
+               "\\[4\\.Linear\\] linear\\(\\[2, 8\\] 3\\.Flatten, \\[3, 8\\] weight, \\[3\\] bias\\) -> \\[2, 3\\] \\(backward done\\)")
+endif()
+execute_process(COMMAND gdb ${common} ${commands} --args ${WORK}/build/debug_example
+                OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+set(all "${out}\n${err}")
+foreach(pattern IN LISTS expected)
+  if(NOT all MATCHES "${pattern}")
+    message(FATAL_ERROR "gdb output lacks /${pattern}/:\n${all}")
+  endif()
+endforeach()
+message("${all}\ngdb ${SCENARIO}: ok")
