@@ -7,26 +7,14 @@
 #include <fstream>
 
 #include "tapegrad.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
+using namespace test_util;
 using tg::Array;
 using tg::Tensor;
 
 namespace {
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("tapegrad_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(next()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() {
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add);
-    fs::remove_all(path);
-  }
-  static int next() {
-    static int n = 0;
-    return n++;
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 tg::Sequential small_model() { return tg::Sequential(tg::Linear(4, 3), tg::ReLU(), tg::Linear(3, 2)); }
 

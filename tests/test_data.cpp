@@ -7,26 +7,12 @@
 #include <set>
 
 #include "tapegrad.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
+using namespace test_util;
 
 namespace {
-
-// A fresh folder under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("tapegrad_test_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(counter()++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::vector<std::uint8_t> idx_bytes(const std::vector<std::uint32_t>& dims, const std::vector<std::uint8_t>& data) {
   std::vector<std::uint8_t> out = {0, 0, 0x08, static_cast<std::uint8_t>(dims.size())};
@@ -35,11 +21,6 @@ std::vector<std::uint8_t> idx_bytes(const std::vector<std::uint32_t>& dims, cons
   }
   out.insert(out.end(), data.begin(), data.end());
   return out;
-}
-
-void write(const std::string& path, const std::vector<std::uint8_t>& bytes) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                              static_cast<std::streamsize>(bytes.size()));
 }
 
 void write_gz(const std::string& path, const std::vector<std::uint8_t>& bytes) {
@@ -62,8 +43,8 @@ void write_tiny_mnist(const TempDir& dir, const std::string& prefix, std::uint32
     write_gz(dir.file(prefix + "-images-idx3-ubyte.gz"), images);
     write_gz(dir.file(prefix + "-labels-idx1-ubyte.gz"), label_file);
   } else {
-    write(dir.file(prefix + "-images-idx3-ubyte"), images);
-    write(dir.file(prefix + "-labels-idx1-ubyte"), label_file);
+    write_bytes(dir.file(prefix + "-images-idx3-ubyte"), images);
+    write_bytes(dir.file(prefix + "-labels-idx1-ubyte"), label_file);
   }
 }
 
@@ -72,7 +53,7 @@ void write_tiny_mnist(const TempDir& dir, const std::string& prefix, std::uint32
 TEST_CASE("read_idx reads a raw and a gzipped file to the same array") {
   TempDir dir;
   const auto bytes = idx_bytes({2, 2, 2}, {1, 2, 3, 4, 5, 6, 7, 8});
-  write(dir.file("a-idx3-ubyte"), bytes);
+  write_bytes(dir.file("a-idx3-ubyte"), bytes);
   write_gz(dir.file("a-idx3-ubyte.gz"), bytes);
   const tg::IdxArray raw = tg::read_idx(dir.file("a-idx3-ubyte"));
   const tg::IdxArray gz = tg::read_idx(dir.file("a-idx3-ubyte.gz"));
@@ -87,22 +68,22 @@ TEST_CASE("read_idx rejects missing, empty, wrong-magic, truncated and oversized
   const std::string path = dir.file("bad-idx1-ubyte");
   CHECK_THROWS_WITH_AS(tg::read_idx(path), doctest::Contains("bad-idx1-ubyte: file not found"), tg::Error);
   CHECK_THROWS_WITH_AS(tg::read_idx(dir.path.string()), doctest::Contains("is a directory"), tg::Error);
-  write(path, {});
+  write_bytes(path, {});
   CHECK_THROWS_WITH_AS(tg::read_idx(path), doctest::Contains("bad-idx1-ubyte: empty file"), tg::Error);
-  write(path, {0x1f, 0x8b, 0x08, 0x01, 0, 0, 0, 1, 7});
+  write_bytes(path, {0x1f, 0x8b, 0x08, 0x01, 0, 0, 0, 1, 7});
   CHECK_THROWS_WITH_AS(tg::read_idx(path), doctest::Contains("not an IDX file"), tg::Error);
-  write(path, {0, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0});
+  write_bytes(path, {0, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0});
   CHECK_THROWS_WITH_AS(tg::read_idx(path), doctest::Contains("0xd is not supported"), tg::Error);
-  write(path, {0, 0, 0x08, 3, 0, 0});
+  write_bytes(path, {0, 0, 0x08, 3, 0, 0});
   CHECK_THROWS_WITH_AS(tg::read_idx(path), doctest::Contains("truncated IDX header"), tg::Error);
-  write(path, idx_bytes({10}, {1, 2, 3}));
+  write_bytes(path, idx_bytes({10}, {1, 2, 3}));
   CHECK_THROWS_WITH_AS(tg::read_idx(path), doctest::Contains("truncated: the header [10] needs 10 bytes of data, the file has 3"),
                        tg::Error);
-  write(path, idx_bytes({2}, {1, 2, 3}));
+  write_bytes(path, idx_bytes({2}, {1, 2, 3}));
   CHECK_THROWS_WITH_AS(tg::read_idx(path), doctest::Contains("1 unexpected bytes"), tg::Error);
-  write(path, idx_bytes({0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, {}));
+  write_bytes(path, idx_bytes({0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, {}));
   CHECK_THROWS_WITH_AS(tg::read_idx(path), doctest::Contains("overflow"), tg::Error);
-  write(path, {0, 0, 0x08, 0});
+  write_bytes(path, {0, 0, 0x08, 0});
   CHECK_THROWS_WITH_AS(tg::read_idx(path), doctest::Contains("0 dimensions"), tg::Error);
 }
 
@@ -115,11 +96,11 @@ TEST_CASE("read_idx reports a truncated or corrupt gzip stream") {
   // cut the compressed file in half
   std::ifstream in(dir.file("g.gz"), std::ios::binary);
   std::vector<char> compressed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  write(dir.file("cut.gz"), std::vector<std::uint8_t>(compressed.begin(), compressed.begin() + compressed.size() / 2));
+  write_bytes(dir.file("cut.gz"), std::vector<std::uint8_t>(compressed.begin(), compressed.begin() + compressed.size() / 2));
   CHECK_THROWS_WITH_AS(tg::read_idx(dir.file("cut.gz")), doctest::Contains("cut.gz"), tg::Error);
   std::vector<std::uint8_t> garbled(compressed.begin(), compressed.end());
   for (std::size_t i = 12; i < garbled.size() - 8; ++i) garbled[i] ^= 0x5A;
-  write(dir.file("garbled.gz"), garbled);
+  write_bytes(dir.file("garbled.gz"), garbled);
   CHECK_THROWS_WITH_AS(tg::read_idx(dir.file("garbled.gz")), doctest::Contains("garbled.gz"), tg::Error);
 }
 
@@ -146,11 +127,11 @@ TEST_CASE("MNIST names the missing file and says how to get the data set") {
 
 TEST_CASE("MNIST rejects an image/label count mismatch and labels outside 0..9") {
   TempDir dir;
-  write(dir.file("train-images-idx3-ubyte"), idx_bytes({3, 1, 1}, {1, 2, 3}));
-  write(dir.file("train-labels-idx1-ubyte"), idx_bytes({2}, {1, 2}));
+  write_bytes(dir.file("train-images-idx3-ubyte"), idx_bytes({3, 1, 1}, {1, 2, 3}));
+  write_bytes(dir.file("train-labels-idx1-ubyte"), idx_bytes({2}, {1, 2}));
   CHECK_THROWS_WITH_AS(tg::MNIST(dir.path.string(), tg::Split::Train), doctest::Contains("has 3 images but"),
                        tg::Error);
-  write(dir.file("train-labels-idx1-ubyte"), idx_bytes({3}, {1, 12, 2}));
+  write_bytes(dir.file("train-labels-idx1-ubyte"), idx_bytes({3}, {1, 12, 2}));
   CHECK_THROWS_WITH_AS(tg::MNIST(dir.path.string(), tg::Split::Train),
                        doctest::Contains("label 1 is 12, expected 0..9"), tg::Error);
 }

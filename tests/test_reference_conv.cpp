@@ -32,38 +32,25 @@
 #include <vector>
 
 #include "tapegrad.hpp"
+#include "test_util.hpp"
 
 namespace {
 
-using Json = nlohmann::json;
+using namespace test_util;
 
 constexpr const char* kConvPoolPath = TG_FIXTURE_DIR "/conv_pool.json";
 constexpr const char* kSmallCnnPath = TG_FIXTURE_DIR "/small_cnn.json";
 constexpr const char* kRegenerate = "regenerate with /usr/bin/python3 tests/gen_fixtures_conv.py";
-constexpr float kAbsTol = 1e-5f;
-constexpr float kRelTol = 1e-4f;
-constexpr int kMaxReportedMismatches = 5;  // per tensor, so a broken op does not flood the log
 
 // ---- reading the fixtures ----------------------------------------------------------------------------
 
-// A parsed fixture file, or a null JSON value when it is missing or unreadable (tests then fail).
-Json load_json(const char* path) {
-  std::ifstream in(path);
-  if (!in) return Json();
-  try {
-    return Json::parse(in);
-  } catch (const std::exception&) {
-    return Json();
-  }
-}
-
 const Json& conv_pool_doc() {
-  static const Json doc = load_json(kConvPoolPath);
+  static const Json doc = read_json(kConvPoolPath);
   return doc;
 }
 
 const Json& small_cnn_doc() {
-  static const Json doc = load_json(kSmallCnnPath);
+  static const Json doc = read_json(kSmallCnnPath);
   return doc;
 }
 
@@ -87,59 +74,6 @@ const Json& require_cnn() {
     REQUIRE_MESSAGE(doc.contains(key), "fixture file has no \"", std::string(key), "\"");
   }
   return doc;
-}
-
-std::vector<std::size_t> shape_of(const Json& t) { return t.at("shape").get<std::vector<std::size_t>>(); }
-
-// A {"shape": [...], "data": [...flat row-major...]} object as a tg::Array (0-d when shape is []).
-tg::Array array_of(const Json& t) {
-  const std::vector<std::size_t> shape = shape_of(t);
-  const std::vector<float> data = t.at("data").get<std::vector<float>>();
-  tg::Array a = tg::Array::from_shape(shape);
-  REQUIRE_MESSAGE(a.size() == data.size(), "fixture tensor has ", data.size(), " values for its shape");
-  std::copy(data.begin(), data.end(), a.begin());
-  return a;
-}
-
-template <class ShapeLike>
-std::string fmt_shape(const ShapeLike& shape) {
-  std::ostringstream out;
-  out << '[';
-  bool first = true;
-  for (auto d : shape) {
-    out << (first ? "" : ", ") << d;
-    first = false;
-  }
-  out << ']';
-  return out.str();
-}
-
-// Checks `got` against the fixture tensor `expected`: shape exactly, then every element with
-// |got - expected| <= kAbsTol + kRelTol * |expected| (NaN never passes).
-void check_close(const tg::Array& got, const Json& expected, const std::string& what) {
-  INFO("comparing ", what);
-  const std::string got_shape = fmt_shape(got.shape());
-  const std::string want_shape = fmt_shape(shape_of(expected));
-  CHECK(got_shape == want_shape);
-  if (got_shape != want_shape) return;
-
-  const std::vector<float> want = expected.at("data").get<std::vector<float>>();
-  const std::vector<float> have(got.begin(), got.end());  // row-major traversal
-  REQUIRE(have.size() == want.size());
-  int mismatches = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const float tol = kAbsTol + kRelTol * std::fabs(want[i]);
-    const bool close = std::fabs(have[i] - want[i]) <= tol;
-    if (!close) {
-      if (mismatches < kMaxReportedMismatches) {
-        FAIL_CHECK(what, " element ", i, " (flat, row-major): tapegrad ", have[i], ", PyTorch ", want[i],
-                   ", |diff| ", std::fabs(have[i] - want[i]), " > tol ", tol);
-      }
-      ++mismatches;
-    }
-  }
-  INFO(what, ": ", mismatches, " of ", want.size(), " elements differ");
-  CHECK(mismatches == 0);
 }
 
 // ---- the ops, by fixture name ------------------------------------------------------------------------
@@ -277,7 +211,7 @@ void load_state_dict(tg::Sequential& model, const Json& state_dict) {
     const Json& entry = state_dict.at(i);
     INFO("parameter ", i, ": tapegrad \"", name, "\", PyTorch \"", entry.at("name").get<std::string>(), "\"");
     REQUIRE(name == entry.at("name").get<std::string>());
-    REQUIRE(fmt_shape(p.shape()) == fmt_shape(shape_of(entry)));
+    REQUIRE(tg::shape_str(p.shape()) == tg::shape_str(shape_of(entry)));
   }
   for (auto& [name, p] : model.named_parameters()) {
     const auto it = std::find_if(state_dict.begin(), state_dict.end(),
@@ -355,7 +289,7 @@ TEST_CASE("PyTorch small CNN: Sequential names, logits, cross-entropy loss and a
   check_close(logits.value(), doc.at("logits"), "logits");
   const tg::Tensor loss = tg::cross_entropy(logits, labels);
   const float want_loss = doc.at("loss").get<float>();
-  CHECK_MESSAGE(std::fabs(loss.item() - want_loss) <= kAbsTol + kRelTol * std::fabs(want_loss),
+  CHECK_MESSAGE(close(loss.item(), want_loss),
                 "loss: tapegrad ", loss.item(), ", PyTorch ", want_loss);
 
   loss.backward();

@@ -24,29 +24,19 @@
 #include <vector>
 
 #include "tapegrad.hpp"
+#include "test_util.hpp"
 
 namespace {
 
-using Json = nlohmann::json;
+using namespace test_util;
 
 constexpr const char* kFixturePath = TG_FIXTURE_DIR "/core_ops.json";
-constexpr float kAbsTol = 1e-5f;
-constexpr float kRelTol = 1e-4f;
-constexpr int kMaxReportedMismatches = 5;  // per tensor, so a broken op does not flood the log
 
 // ---- reading the fixture -----------------------------------------------------------------
 
 // The parsed fixture file, or a null JSON value when it is missing or unreadable (tests then fail).
 const Json& fixture() {
-  static const Json doc = [] {
-    std::ifstream in(kFixturePath);
-    if (!in) return Json();
-    try {
-      return Json::parse(in);
-    } catch (const std::exception&) {
-      return Json();
-    }
-  }();
+  static const Json doc = read_json(kFixturePath);
   return doc;
 }
 
@@ -60,59 +50,6 @@ const Json& require_cases() {
   REQUIRE(doc.at("cases").is_array());
   REQUIRE(!doc.at("cases").empty());
   return doc.at("cases");
-}
-
-std::vector<std::size_t> shape_of(const Json& t) { return t.at("shape").get<std::vector<std::size_t>>(); }
-
-// A {"shape": [...], "data": [...flat row-major...]} object as a tg::Array (0-d when shape is []).
-tg::Array array_of(const Json& t) {
-  const std::vector<std::size_t> shape = shape_of(t);
-  const std::vector<float> data = t.at("data").get<std::vector<float>>();
-  tg::Array a = tg::Array::from_shape(shape);
-  REQUIRE_MESSAGE(a.size() == data.size(), "fixture tensor has ", data.size(), " values for its shape");
-  std::copy(data.begin(), data.end(), a.begin());
-  return a;
-}
-
-template <class ShapeLike>
-std::string fmt_shape(const ShapeLike& shape) {
-  std::ostringstream out;
-  out << '[';
-  bool first = true;
-  for (auto d : shape) {
-    out << (first ? "" : ", ") << d;
-    first = false;
-  }
-  out << ']';
-  return out.str();
-}
-
-// Checks `got` against the fixture tensor `expected`: shape exactly, then every element with
-// |got - expected| <= kAbsTol + kRelTol * |expected| (NaN never passes).
-void check_close(const tg::Array& got, const Json& expected, const std::string& what) {
-  INFO("comparing ", what);
-  const std::string got_shape = fmt_shape(got.shape());
-  const std::string want_shape = fmt_shape(shape_of(expected));
-  CHECK(got_shape == want_shape);
-  if (got_shape != want_shape) return;
-
-  const std::vector<float> want = expected.at("data").get<std::vector<float>>();
-  const std::vector<float> have(got.begin(), got.end());  // row-major traversal
-  REQUIRE(have.size() == want.size());
-  int mismatches = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const float tol = kAbsTol + kRelTol * std::fabs(want[i]);
-    const bool close = std::fabs(have[i] - want[i]) <= tol;
-    if (!close) {
-      if (mismatches < kMaxReportedMismatches) {
-        FAIL_CHECK(what, " element ", i, " (flat, row-major): tapegrad ", have[i], ", PyTorch ", want[i],
-                   ", |diff| ", std::fabs(have[i] - want[i]), " > tol ", tol);
-      }
-      ++mismatches;
-    }
-  }
-  INFO(what, ": ", mismatches, " of ", want.size(), " elements differ");
-  CHECK(mismatches == 0);
 }
 
 // ---- the ops, by fixture name ------------------------------------------------------------

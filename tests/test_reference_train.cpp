@@ -28,39 +28,24 @@
 #include <vector>
 
 #include "tapegrad.hpp"
+#include "test_util.hpp"
 
 namespace {
 
-using Json = nlohmann::json;
+using namespace test_util;
 
 constexpr const char* kSgdFixturePath = TG_FIXTURE_DIR "/sgd_trajectories.json";
 constexpr const char* kLenetJsonPath = TG_FIXTURE_DIR "/lenet_torch.json";
 constexpr const char* kLenetWeightsPath = TG_FIXTURE_DIR "/lenet_torch.safetensors";
 constexpr const char* kRegenerate = " (regenerate with /usr/bin/python3 tests/gen_fixtures_train.py)";
 
-struct Tolerance {
-  float abs;
-  float rel;
-};
 // Values, losses, logits and grads: |got - want| <= 1e-5 + 1e-4 * |want|.
 // LeNet's conv weight grads each sum thousands of products in a different order than PyTorch's kernels, so
 // 1e-5 + 1e-3 * |want| would be a defensible tolerance for them; measured, they agree to ~1e-6 relative
 // (tapegrad vs PyTorch), so they are held to this tighter one, which also catches smaller bugs.
 constexpr Tolerance kTol{1e-5f, 1e-4f};
-constexpr int kMaxReportedMismatches = 5;  // per tensor, so a broken op does not flood the log
 
 // ---- reading the fixtures ------------------------------------------------------------------------
-
-// A parsed JSON fixture, or a null JSON value when it is missing or unreadable (tests then fail).
-Json read_json(const char* path) {
-  std::ifstream in(path);
-  if (!in) return Json();
-  try {
-    return Json::parse(in);
-  } catch (const std::exception&) {
-    return Json();
-  }
-}
 
 const Json& sgd_fixture() {
   static const Json doc = read_json(kSgdFixturePath);
@@ -70,47 +55,6 @@ const Json& sgd_fixture() {
 const Json& lenet_fixture() {
   static const Json doc = read_json(kLenetJsonPath);
   return doc;
-}
-
-std::vector<std::size_t> shape_of(const Json& t) { return t.at("shape").get<std::vector<std::size_t>>(); }
-
-// A {"shape": [...], "data": [...flat row-major...]} object as a tg::Array.
-tg::Array array_of(const Json& t) {
-  const std::vector<std::size_t> shape = shape_of(t);
-  const std::vector<float> data = t.at("data").get<std::vector<float>>();
-  tg::Array a = tg::Array::from_shape(shape);
-  REQUIRE_MESSAGE(a.size() == data.size(), "fixture tensor has ", data.size(), " values for its shape");
-  std::copy(data.begin(), data.end(), a.begin());
-  return a;
-}
-
-bool close(float got, float want, Tolerance tol) {
-  return std::fabs(got - want) <= tol.abs + tol.rel * std::fabs(want);  // NaN never passes
-}
-
-// Checks `got` against the fixture tensor `expected`: shape exactly, then every element within `tol`.
-void check_close(const tg::Array& got, const Json& expected, const std::string& what, Tolerance tol = kTol) {
-  INFO("comparing ", what);
-  const std::string got_shape = tg::shape_str(got.shape());
-  const std::string want_shape = tg::shape_str(shape_of(expected));
-  CHECK(got_shape == want_shape);
-  if (got_shape != want_shape) return;
-
-  const std::vector<float> want = expected.at("data").get<std::vector<float>>();
-  const std::vector<float> have(got.begin(), got.end());  // row-major traversal
-  REQUIRE(have.size() == want.size());
-  int mismatches = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    if (close(have[i], want[i], tol)) continue;
-    if (mismatches < kMaxReportedMismatches) {
-      FAIL_CHECK(what, " element ", i, " (flat, row-major): tapegrad ", have[i], ", PyTorch ", want[i],
-                 ", |diff| ", std::fabs(have[i] - want[i]), " > tol ",
-                 tol.abs + tol.rel * std::fabs(want[i]));
-    }
-    ++mismatches;
-  }
-  INFO(what, ": ", mismatches, " of ", want.size(), " elements differ");
-  CHECK(mismatches == 0);
 }
 
 void check_scalar(float got, float want, const std::string& what) {

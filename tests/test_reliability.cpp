@@ -9,43 +9,14 @@
 #include <thread>
 
 #include "models.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
+using namespace test_util;
 using tg::Array;
 using tg::Tensor;
 
 namespace {
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("tapegrad_rel_" + std::to_string(::getpid()) + "_" + std::to_string(next()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  static int next() {
-    static int n = 0;
-    return n++;
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::pair<int, std::string> run(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), pipe)) output += buf.data();
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const std::string& path, const std::vector<std::uint8_t>& bytes) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                              static_cast<std::streamsize>(bytes.size()));
-}
 
 const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
 
@@ -134,8 +105,8 @@ TEST_CASE("same seed and thread count: two training runs write bit-identical che
   for (int threads : {1, 2}) {
     const std::string cmd = std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist + " --limit 640 --epochs 1 --seed 9" +
                             " --threads " + std::to_string(threads) + " --out ";
-    REQUIRE(run(cmd + dir.file("a")).first == 0);
-    REQUIRE(run(cmd + dir.file("b")).first == 0);
+    REQUIRE(run(cmd + dir.file("a")).code == 0);
+    REQUIRE(run(cmd + dir.file("b")).code == 0);
     INFO("threads ", threads);
     CHECK(read_text(dir.file("a/model.safetensors")) == read_text(dir.file("b/model.safetensors")));
   }

@@ -11,37 +11,13 @@
 
 #include "custom_layer.hpp"
 #include "models.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
+using namespace test_util;
 const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
 
 namespace {
-
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("tapegrad_train_" + std::to_string(::getpid()) + "_" + std::to_string(next()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  static int next() {
-    static int n = 0;
-    return n++;
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-struct Run {
-  int code;
-  std::string output;  // stdout and stderr
-};
-
-Run run(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), pipe)) output += buf.data();
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
 
 float accuracy(tg::Sequential& model, const tg::MNIST& data) {
   tg::NoGradGuard no_grad;
@@ -57,11 +33,6 @@ float accuracy(tg::Sequential& model, const tg::MNIST& data) {
   }
   model.train();
   return static_cast<float>(correct) / static_cast<float>(data.size());
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace
@@ -119,7 +90,7 @@ TEST_CASE("the custom-layer example's layers train inside a Sequential, loss goi
 
 TEST_CASE("train_mnist trains, writes its outputs, and predict names ten test digits written as PNG") {
   TempDir dir;
-  const Run r = run(std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist + " --epochs 2 --threads 1 --out " +
+  const RunResult r = run(std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist + " --epochs 2 --threads 1 --out " +
                     dir.path.string());
   INFO(r.output);
   REQUIRE(r.code == 0);
@@ -155,7 +126,7 @@ TEST_CASE("train_mnist trains, writes its outputs, and predict names ten test di
     }
   }
   REQUIRE(expected.size() == 10);
-  const Run p = run(std::string(TG_PREDICT_BIN) + " " + dir.file("model.safetensors") + args);
+  const RunResult p = run(std::string(TG_PREDICT_BIN) + " " + dir.file("model.safetensors") + args);
   INFO(p.output);
   REQUIRE(p.code == 0);
   for (int digit : expected) {
@@ -166,16 +137,16 @@ TEST_CASE("train_mnist trains, writes its outputs, and predict names ten test di
 TEST_CASE("train_mnist and predict exit 2 on usage errors and 1 on data or file errors, with one-line reasons") {
   TempDir dir;
   const std::string train = TG_TRAIN_BIN;
-  for (const std::string& bad : {"--batch-size 0", "--lr nan", "--lr -1", "--epochs abc", "--model resnet", "--bogus"}) {
-    const Run r = run(train + " --data " + kSmallMnist + " " + bad);
+  for (const char* bad : {"--batch-size 0", "--lr nan", "--lr -1", "--epochs abc", "--model resnet", "--bogus"}) {
+    const RunResult r = run(train + " --data " + kSmallMnist + " " + bad);
     INFO(bad, ": ", r.output);
     CHECK(r.code == 2);
   }
-  const Run missing = run(train + " --data " + dir.file("nowhere") + " --out " + dir.path.string());
+  const RunResult missing = run(train + " --data " + dir.file("nowhere") + " --out " + dir.path.string());
   CHECK(missing.code == 1);
   CHECK(missing.output.find("cannot find") != std::string::npos);
   CHECK(missing.output.find("fetch_mnist.sh") != std::string::npos);
-  const Run diverge = run(train + " --data " + kSmallMnist + " --lr 1000 --epochs 1 --out " + dir.path.string());
+  const RunResult diverge = run(train + " --data " + kSmallMnist + " --lr 1000 --epochs 1 --out " + dir.path.string());
   CHECK(diverge.code == 1);
   CHECK(diverge.output.find("training diverged") != std::string::npos);
 
@@ -183,12 +154,12 @@ TEST_CASE("train_mnist and predict exit 2 on usage errors and 1 on data or file 
   CHECK(run(predict).code == 2);
   std::ofstream(dir.file("not_a_model.safetensors")) << "garbage";
   std::ofstream(dir.file("not_an_image.png")) << "garbage";
-  const Run bad_model = run(predict + " " + dir.file("not_a_model.safetensors") + " " + dir.file("not_an_image.png"));
+  const RunResult bad_model = run(predict + " " + dir.file("not_a_model.safetensors") + " " + dir.file("not_an_image.png"));
   CHECK(bad_model.code == 1);
   CHECK(bad_model.output.find("not a safetensors file") != std::string::npos);
   tg::Sequential convnet = tg::apps::make_model("convnet");
   tg::save(convnet, dir.file("convnet.safetensors"), {{}, {{"model", "lenet"}}});  // lies about its architecture
-  const Run mismatch = run(predict + " " + dir.file("convnet.safetensors") + " " + dir.file("not_an_image.png"));
+  const RunResult mismatch = run(predict + " " + dir.file("convnet.safetensors") + " " + dir.file("not_an_image.png"));
   CHECK(mismatch.code == 1);
   CHECK(mismatch.output.find("was it saved from a different model?") != std::string::npos);
 }
@@ -198,7 +169,7 @@ TEST_CASE("train_mnist --resume continues to the same checkpoint as an uninterru
   const std::string common = std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist + " --limit 512 --threads 1 --seed 5 --schedule constant";
   REQUIRE(run(common + " --epochs 3 --out " + dir.file("full")).code == 0);
   REQUIRE(run(common + " --epochs 2 --out " + dir.file("part")).code == 0);
-  const Run resumed = run(common + " --epochs 3 --out " + dir.file("part") + " --resume " + dir.file("part/model.safetensors"));
+  const RunResult resumed = run(common + " --epochs 3 --out " + dir.file("part") + " --resume " + dir.file("part/model.safetensors"));
   INFO(resumed.output);
   REQUIRE(resumed.code == 0);
   CHECK(resumed.output.find("resuming") != std::string::npos);

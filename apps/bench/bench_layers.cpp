@@ -63,14 +63,22 @@ void conv_forward_backward(benchmark::State& state, const ConvCase* c) {
   set_flops(state, 3 * conv_gflop(g));
 }
 
-// The ceiling: one SGEMM of the im2col shape per image, [Cout, K] x [K, Hout*Wout], as conv2d_forward runs it.
+// The ceiling: one SGEMM of the im2col shape per image, [Cout, K] x [K, Hout*Wout], the images split over
+// tapegrad's threads as conv2d_forward splits them (each thread its own output).
 void conv_sgemm(benchmark::State& state, const ConvCase* c) {
   const tg::Conv2dGeometry g = tg::conv2d_geometry(c->x, c->w, c->options);
   const std::size_t k = g.patch(), hw = g.pixels_out();
   const tg::Array a = tg::randn({g.c_out, k}), cols = tg::randn({k, hw});
-  tg::Array out = tg::Array::from_shape({g.c_out, hw});
+  tg::Array out = tg::Array::from_shape({static_cast<std::size_t>(tg::num_threads()), g.c_out, hw});
   for (auto _ : state) {
-    for (std::size_t n = 0; n < g.batch; ++n) tg::sgemm(false, false, g.c_out, hw, k, 1.f, a.data(), cols.data(), 0.f, out.data());
+    tg::parallel_for(static_cast<std::size_t>(tg::num_threads()), [&](std::size_t t0, std::size_t t1) {
+      for (std::size_t t = t0; t < t1; ++t) {
+        const std::size_t n0 = t * g.batch / tg::num_threads(), n1 = (t + 1) * g.batch / tg::num_threads();
+        for (std::size_t n = n0; n < n1; ++n) {
+          tg::sgemm(false, false, g.c_out, hw, k, 1.f, a.data(), cols.data(), 0.f, out.data() + t * g.c_out * hw);
+        }
+      }
+    });
     benchmark::DoNotOptimize(out.data());
   }
   set_flops(state, conv_gflop(g));
