@@ -150,9 +150,11 @@ int run(const Config& cfg) {
   loader.set_epoch(static_cast<std::size_t>(start_epoch));
   if (schedule) schedule->set_step(static_cast<std::size_t>(start_epoch) * steps_per_epoch);
 
-  std::printf("%s on %s: %zu training / %zu test images, batch %zu, lr %g (%s), momentum %g, seed %llu, %d threads\n",
+  std::printf("%s on %s: %zu training / %zu test images, batch %zu, lr %g (%s, warm-up %g epochs), momentum %g, "
+              "weight decay %g, seed %llu, %d threads\n",
               cfg.model.c_str(), cfg.dataset.c_str(), train.size(), test.size(), cfg.batch_size, cfg.lr,
-              cfg.schedule.c_str(), cfg.momentum, static_cast<unsigned long long>(cfg.seed), cfg.threads);
+              cfg.schedule.c_str(), cfg.schedule == "cosine" ? cfg.warmup_epochs : 0.0, cfg.momentum, cfg.weight_decay,
+              static_cast<unsigned long long>(cfg.seed), cfg.threads);
   std::printf("%s", model.summary({1, 1, train.rows(), train.cols()}).c_str());
   std::fflush(stdout);
   const bool terminal = ::isatty(::fileno(stdout));
