@@ -2,26 +2,13 @@
 #include <doctest/doctest.h>
 
 #include "tapegrad.hpp"
+#include "test_util.hpp"
 
 using tg::Array;
 using tg::Tensor;
 using Inputs = std::vector<Tensor>;
-
-namespace {
-
-Tensor param(const tg::Shape& shape, std::uint64_t seed) {
-  tg::Generator gen(seed);
-  return Tensor(tg::rand_uniform(shape, -1.f, 1.f, gen), true);
-}
-
-void check(const std::function<Tensor(const Inputs&)>& f, const Inputs& inputs) {
-  const tg::GradcheckResult r = tg::gradcheck(f, inputs);
-  INFO(r.report);
-  CHECK(r.ok);
-  CHECK(r.nonzero);
-}
-
-}  // namespace
+using test_util::param;
+constexpr auto check = test_util::check_gradients;
 
 TEST_CASE("gradcheck: conv2d with stride, padding, dilation, rectangular kernels, with and without bias") {
   struct Case {

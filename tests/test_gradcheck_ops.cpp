@@ -2,17 +2,16 @@
 #include <doctest/doctest.h>
 
 #include "tapegrad.hpp"
+#include "test_util.hpp"
 
 using tg::Array;
 using tg::Tensor;
 using Inputs = std::vector<Tensor>;
+using test_util::param;
+constexpr auto check = test_util::check_gradients;
 
 namespace {
 
-Tensor param(const tg::Shape& shape, std::uint64_t seed, float lo = -1.f, float hi = 1.f) {
-  tg::Generator gen(seed);
-  return Tensor(tg::rand_uniform(shape, lo, hi, gen), true);
-}
 
 // Away from zero, for relu's kink and the denominators of div.
 Tensor param_away_from_zero(const tg::Shape& shape, std::uint64_t seed) {
@@ -22,12 +21,6 @@ Tensor param_away_from_zero(const tg::Shape& shape, std::uint64_t seed) {
   return Tensor(std::move(v), true);
 }
 
-void check(const std::function<Tensor(const Inputs&)>& f, const Inputs& inputs) {
-  const tg::GradcheckResult r = tg::gradcheck(f, inputs);
-  INFO(r.report);
-  CHECK(r.ok);
-  CHECK(r.nonzero);
-}
 
 }  // namespace
 

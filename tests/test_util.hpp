@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -63,6 +64,23 @@ inline std::string read_text(const std::string& path) {
 inline void write_bytes(const std::string& path, const std::vector<std::uint8_t>& bytes) {
   std::ofstream(path, std::ios::binary)
       .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+// ---- gradcheck ----
+
+// A leaf tensor of uniform values in [lo, hi), requiring grad, from its own seed.
+inline tg::Tensor param(const tg::Shape& shape, std::uint64_t seed, float lo = -1.f, float hi = 1.f) {
+  tg::Generator gen(seed);
+  return tg::Tensor(tg::rand_uniform(shape, lo, hi, gen), true);
+}
+
+// gradcheck passes, and the gradient it checked is not all zeros (so the check could have failed).
+inline void check_gradients(const std::function<tg::Tensor(const std::vector<tg::Tensor>&)>& f,
+                            const std::vector<tg::Tensor>& inputs) {
+  const tg::GradcheckResult r = tg::gradcheck(f, inputs);
+  INFO(r.report);
+  CHECK(r.ok);
+  CHECK(r.nonzero);
 }
 
 // ---- PyTorch fixtures ----
