@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     }
     model = tg::apps::make_model(model_name);
     tg::load(model, checkpoint);
-  } catch (const tg::Error& e) {
+  } catch (const std::exception& e) {  // tg::Error, and file-system or allocation failures
     std::fprintf(stderr, "predict: error: %s\n", e.what());
     return 1;
   }
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
       std::printf("%s: %zu  (", path.c_str(), order[0]);
       for (int k = 0; k < 3; ++k) std::printf("%s%zu %.2f%%", k ? ", " : "", order[k], 100.0 * probs.data()[order[k]]);
       std::printf(")\n");
-    } catch (const tg::Error& e) {
+    } catch (const std::exception& e) {
       std::fprintf(stderr, "predict: error: %s\n", e.what());
       ++failures;
     }

@@ -47,6 +47,7 @@ Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2d
   if (o.padding.h < 0 || o.padding.w < 0) {
     fail("conv2d: padding must be >= 0, got [", o.padding.h, ", ", o.padding.w, "]");
   }
+  if (x[2] == 0 || x[3] == 0) fail("conv2d: the input has no pixels: ", shape_str(x));
   if (weight[0] == 0 || weight[2] == 0 || weight[3] == 0 || x[1] == 0) {
     fail("conv2d: empty weight ", shape_str(weight), " or input channels ", shape_str(x));
   }
@@ -254,6 +255,7 @@ void conv2d_backward(const float* dout, const float* x, const float* weight, con
       }
     }
   });
+  if (dweight && parts == 0) std::fill(dweight, dweight + g.c_out * k, 0.f);  // an empty batch
   if (dweight && parts > 1) {
     std::copy_n(dweight_parts.data(), g.c_out * k, dweight);
     for (std::size_t part = 1; part < parts; ++part) {

@@ -12,6 +12,7 @@ namespace tg {
 
 Pool2dGeometry max_pool2d_geometry(const Shape& x, const MaxPool2dOptions& o) {
   if (x.size() != 4) fail("max_pool2d: expected input [N, C, H, W], got ", shape_str(x));
+  if (x[2] == 0 || x[3] == 0) fail("max_pool2d: the input has no pixels: ", shape_str(x));
   if (o.kernel[0] < 1 || o.kernel[1] < 1) fail("max_pool2d: kernel must be >= 1, got ", shape_str(o.kernel));
   if (o.stride[0] < 0 || o.stride[1] < 0) fail("max_pool2d: stride must be >= 1, got ", shape_str(o.stride));
   if (o.padding[0] < 0 || o.padding[1] < 0 || 2 * o.padding[0] > o.kernel[0] || 2 * o.padding[1] > o.kernel[1]) {
@@ -115,14 +116,12 @@ void max_pool2d_forward(const float* x, const Pool2dGeometry& g, float* out, std
         for (std::size_t ih = h0; ih < h1; ++ih) {
           for (std::size_t iw = w0; iw < w1; ++iw) {
             const float v = in[ih * g.w + iw];
-            if (v > best || std::isnan(v)) {  // strict: the first maximum wins ties; NaN propagates
+            if (v > best || std::isnan(v)) {  // PyTorch's rule: the first maximum wins ties; NaN propagates
               best = v;
               best_index = ih * g.w + iw;
-              if (std::isnan(v)) goto done;
             }
           }
         }
-      done:
         out[p * out_plane + oh * g.w_out + ow] = best;
         argmax[p * out_plane + oh * g.w_out + ow] = static_cast<std::int32_t>(best_index);
       }

@@ -19,6 +19,7 @@ namespace tg {
 namespace {
 
 constexpr std::uint64_t kMaxHeader = 100u << 20;  // 100 MiB of JSON is far beyond any real checkpoint
+constexpr std::uintmax_t kMaxFile = std::uintmax_t{4} << 30;  // 4 GiB: 1 billion float32 parameters
 
 }  // namespace
 
@@ -128,9 +129,16 @@ SafetensorsFile read_safetensors(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) fail(path, ": file not found");
   if (std::filesystem::is_directory(path, ec)) fail(path, ": is a directory, expected a safetensors file");
+  if (!std::filesystem::is_regular_file(path, ec)) fail(path, ": not a regular file");
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) fail(path, ": cannot read its size (", ec.message(), ")");
+  if (size > kMaxFile) fail(path, ": ", size, " bytes, more than the ", kMaxFile, " a checkpoint may have");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, ": cannot open for reading");
-  const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::uint8_t> bytes(size);
+  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
+    fail(path, ": read error");
+  }
   return parse_safetensors(bytes, path);
 }
 

@@ -107,6 +107,51 @@ Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs, 
   return Tensor(node);
 }
 
+// Runs the entries that lead to `root`, newest to oldest, with a plain loop: entries are in execution order,
+// so every consumer of a node runs before the op that produced it, and a chain of any length needs no
+// recursion. An entry is freed as soon as it has run; the nodes it fed a gradient into are kept alive in
+// `waiting` until their own entries run (then dropped, in amortized batches). Returns whether root's own
+// entry was found.
+bool replay(Tape& tape, const Node& root, std::vector<std::shared_ptr<Node>>& waiting) {
+  std::size_t compact_at = 64;
+  bool root_ran = false;
+  for (std::size_t i = tape.entries.size(); i-- > 0;) {
+    TapeEntry& entry = tape.entries[i];
+    std::shared_ptr<Node> out = entry.output.lock();
+    if (!out || !out->pending) continue;
+    root_ran = root_ran || out.get() == &root;
+    const double started = profiling() ? profile_detail::now() : 0.0;
+    std::vector<Array> grads = entry.backward(out->grad, out->value);
+    if (grads.size() != entry.inputs.size()) {
+      fail("backward of '", entry.op, "': returned ", grads.size(), " gradients for ", entry.inputs.size(),
+           " inputs");
+    }
+    for (std::size_t k = 0; k < grads.size(); ++k) {
+      const std::shared_ptr<Node>& input = entry.inputs[k];
+      if (!input->requires_grad || is_no_grad(grads[k], input->value)) continue;
+      if (t_detect_anomaly) {
+        if (const std::ptrdiff_t bad = first_non_finite(grads[k]); bad >= 0) {
+          fail("detect_anomaly: the backward of ", where(entry.op, entry.layer, i), " gave ", grads[k].data()[bad],
+               " in the gradient of input ", k, " at flat index ", bad);
+        }
+      }
+      const bool was_waiting = input->pending;
+      accumulate(*input, std::move(grads[k]), entry, k);
+      if (input->pending && !was_waiting) waiting.push_back(input);
+    }
+    if (profiling()) profile_detail::op_backward(entry.op, entry.layer, profile_detail::now() - started);
+    out->pending = false;
+    out->released = true;
+    entry.inputs.clear();
+    entry.backward = nullptr;
+    if (waiting.size() >= compact_at) {
+      std::erase_if(waiting, [](const std::shared_ptr<Node>& n) { return !n->pending; });
+      compact_at = std::max<std::size_t>(64, 2 * waiting.size());
+    }
+  }
+  return root_ran;
+}
+
 }  // namespace
 
 Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs, BackwardFn backward) {
@@ -159,55 +204,28 @@ void Tensor::backward(const Array& grad_output) const {
   }
   root.grad = grad_output;
   root.pending = true;
-
-  // Walk newest to oldest with a plain loop: entries are in execution order, so every consumer of a node
-  // runs before the op that produced it, and a chain of any length needs no recursion.
-  // An entry is freed as soon as it has run; the nodes it fed a gradient into are kept alive in `waiting`
-  // until their own entries run (then they are dropped, in amortized batches).
   NoGradGuard no_grad;  // backward functions never record
   Tape& tape = t_tape;
   std::vector<std::shared_ptr<Node>> waiting;
-  std::size_t compact_at = 64;
-  bool any_released = false;
-  for (std::size_t i = tape.entries.size(); i-- > 0;) {
-    TapeEntry& entry = tape.entries[i];
-    std::shared_ptr<Node> out = entry.output.lock();
-    if (!out || !out->pending) continue;
-    const double started = profiling() ? profile_detail::now() : 0.0;
-    std::vector<Array> grads = entry.backward(out->grad, out->value);
-    if (grads.size() != entry.inputs.size()) {
-      fail("backward of '", entry.op, "': returned ", grads.size(), " gradients for ", entry.inputs.size(),
-           " inputs");
-    }
-    for (std::size_t k = 0; k < grads.size(); ++k) {
-      const std::shared_ptr<Node>& input = entry.inputs[k];
-      if (!input->requires_grad || is_no_grad(grads[k], input->value)) continue;
-      if (t_detect_anomaly) {
-        if (const std::ptrdiff_t bad = first_non_finite(grads[k]); bad >= 0) {
-          fail("detect_anomaly: the backward of ", where(entry.op, entry.layer, i), " gave ", grads[k].data()[bad],
-               " in the gradient of input ", k, " at flat index ", bad);
-        }
-      }
-      const bool was_waiting = input->pending;
-      accumulate(*input, std::move(grads[k]), entry, k);
-      if (input->pending && !was_waiting) waiting.push_back(input);
-    }
-    if (profiling()) profile_detail::op_backward(entry.op, entry.layer, profile_detail::now() - started);
-    out->pending = false;
-    out->released = true;
-    entry.inputs.clear();
-    entry.backward = nullptr;
-    any_released = true;
-    if (waiting.size() >= compact_at) {
-      std::erase_if(waiting, [](const std::shared_ptr<Node>& n) { return !n->pending; });
-      compact_at = std::max<std::size_t>(64, 2 * waiting.size());
-    }
-  }
-  // Nodes still waiting have no entry left on the tape (e.g. cleared): nothing more can reach them.
-  for (const std::shared_ptr<Node>& n : waiting) n->pending = false;
-  if (any_released) {
+  // Whatever happens (an error thrown by a backward function, detect_anomaly), leave no node pending and drop
+  // the entries that already ran, so that a later backward starts clean.
+  auto finish = [&] {
+    root.pending = false;
+    for (const std::shared_ptr<Node>& n : waiting) n->pending = false;
     std::erase_if(tape.entries, [](const TapeEntry& e) { return !e.backward; });
     tape.prune_at = std::max<std::size_t>(4096, 2 * tape.entries.size());
+  };
+  bool root_ran = false;
+  try {
+    root_ran = replay(tape, root, waiting);
+  } catch (...) {
+    finish();
+    throw;
+  }
+  finish();
+  if (!root_ran) {
+    fail("backward: '", root.name, "' has no entry on this thread's tape (was the tape cleared, or did its forward ",
+         "run on another thread?)");
   }
 }
 

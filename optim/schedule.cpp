@@ -11,6 +11,7 @@ StepLR::StepLR(Optimizer& optimizer, std::size_t step_size, float gamma)
     : LRSchedule(optimizer), step_size_(step_size), gamma_(gamma) {
   if (step_size == 0) fail("StepLR: step_size must be >= 1");
   if (!(gamma > 0.f)) fail("StepLR: gamma must be > 0, got ", gamma);
+  set_step(0);
 }
 
 float StepLR::lr_at(std::size_t step) const {
@@ -22,6 +23,7 @@ CosineLR::CosineLR(Optimizer& optimizer, std::size_t total_steps, float min_lr, 
   if (total_steps == 0) fail("CosineLR: total_steps must be >= 1");
   if (warmup_steps >= total_steps) fail("CosineLR: warmup_steps (", warmup_steps, ") must be < total_steps (", total_steps, ")");
   if (!(min_lr >= 0.f)) fail("CosineLR: min_lr must be >= 0, got ", min_lr);
+  set_step(0);  // the first step already runs at lr_at(0) (base / warmup_steps with a warm-up)
 }
 
 float CosineLR::lr_at(std::size_t step) const {

@@ -163,6 +163,11 @@ TEST_CASE("SGD rejects invalid options; schedules follow their formulas") {
   step.step();
   CHECK(opt.lr() == doctest::Approx(0.05f));
   tg::SGD opt2({w}, {.lr = 0.2f});
+  {
+    tg::SGD opt3({w}, {.lr = 0.2f});
+    tg::CosineLR warm(opt3, 10, 0.f, 4);
+    CHECK(opt3.lr() == doctest::Approx(0.05f));  // the first step already warms up: base / 4
+  }
   tg::CosineLR cosine(opt2, 10, 0.f);
   cosine.set_step(5);
   CHECK(opt2.lr() == doctest::Approx(0.1f));

@@ -132,3 +132,14 @@ TEST_CASE("max_pool2d rejects bad shapes and options") {
   CHECK_THROWS_AS(tg::max_pool2d(param({1, 1, 6, 6}, 1), {.kernel = {2, 2}, .padding = {2, 2}}), tg::Error);
   CHECK_THROWS_AS(tg::max_pool2d(param({1, 1, 6, 6}, 1), {.kernel = {0, 2}}), tg::Error);
 }
+
+TEST_CASE("inputs without pixels are rejected; an empty batch gives zero weight gradients") {
+  CHECK_THROWS_WITH_AS(tg::max_pool2d(Tensor(xt::zeros<float>({1, 1, 0, 4}), true), {.kernel = {2, 2}, .padding = {1, 1}}),
+                       doctest::Contains("max_pool2d: the input has no pixels"), tg::Error);
+  CHECK_THROWS_WITH_AS(tg::conv2d(Tensor(xt::zeros<float>({1, 1, 4, 0})), param({2, 1, 3, 3}, 1), Tensor{},
+                                  {.padding = {2, 2}}),
+                       doctest::Contains("conv2d: the input has no pixels"), tg::Error);
+  Tensor w = param({2, 1, 3, 3}, 2);
+  tg::conv2d(Tensor(xt::zeros<float>({0, 1, 5, 5})), w, Tensor{}).backward(xt::zeros<float>({0, 2, 3, 3}));
+  CHECK(w.grad() == xt::zeros<float>({2, 1, 3, 3}));
+}

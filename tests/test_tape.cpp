@@ -182,3 +182,23 @@ TEST_CASE("backward(grad_output) backpropagates from a non-scalar tensor, as y.b
   CHECK_THROWS_WITH_AS(z.backward(Array{1.f, 2.f}), doctest::Contains("grad_output has shape [2]"), tg::Error);
   tg::clear_tape();
 }
+
+TEST_CASE("an error in the middle of a backward leaves nothing pending for the next one") {
+  Tensor x(Array{1.f, 1.f, 1.f}, true);
+  Tensor h = x * 2.f;
+  tg::sum(h).backward();  // h's entry is freed
+  Tensor u = x * 3.f;
+  CHECK_THROWS_AS(tg::sum(u + h).backward(), tg::Error);  // u got its gradient, then h threw
+  x.zero_grad();
+  tg::sum(x * 5.f).backward();
+  CHECK(x.grad() == Array{5.f, 5.f, 5.f});  // u's entry was not replayed
+  tg::clear_tape();
+}
+
+TEST_CASE("backward of a tensor whose entry is gone says so") {
+  Tensor x(Array{1.f, 2.f}, true);
+  Tensor y = tg::sum(x * 2.f);
+  tg::clear_tape();
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("has no entry on this thread's tape"), tg::Error);
+  CHECK(x.grad() == Array{0.f, 0.f});
+}
