@@ -3,6 +3,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -25,8 +26,17 @@ std::atomic<int>& thread_count() {
 
 thread_local bool t_inside_parallel = false;
 
-// A small pool of persistent workers. Each parallel_for publishes one job: a body and a chunk count;
-// workers take chunk indices from an atomic counter, the caller takes its share too.
+// A small pool of persistent workers. Each parallel_for publishes one job (its own chunk counter, count of
+// chunks left and first error); workers take chunk indices from the job they picked up, the caller takes its
+// share too. A worker that picks up a job late only finds its chunks all taken, never another job's.
+struct Job {
+  const std::function<void(std::size_t)>* body = nullptr;
+  std::size_t chunks = 0;
+  std::atomic<std::size_t> next{0};
+  std::size_t remaining = 0;  // guarded by Pool::mutex_
+  std::exception_ptr error;   // guarded by Pool::mutex_
+};
+
 class Pool {
  public:
   ~Pool() {
@@ -41,21 +51,21 @@ class Pool {
   void run(std::size_t chunks, const std::function<void(std::size_t)>& chunk_body) {
     std::lock_guard<std::mutex> one_job_at_a_time(run_mutex_);
     ensure_workers(static_cast<std::size_t>(num_threads()) - 1);
+    auto job = std::make_shared<Job>();
+    job->body = &chunk_body;
+    job->chunks = chunks;
+    job->remaining = chunks;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      body_ = &chunk_body;
-      chunks_ = chunks;
-      next_ = 0;
-      remaining_ = chunks;
-      error_ = nullptr;
+      job_ = job;
       ++generation_;
     }
     wake_.notify_all();
-    work();
+    work(*job);
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return remaining_ == 0; });
-    body_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
+    done_.wait(lock, [&] { return job->remaining == 0; });
+    job_.reset();
+    if (job->error) std::rethrow_exception(job->error);
   }
 
  private:
@@ -63,20 +73,20 @@ class Pool {
     while (workers_.size() < n) workers_.emplace_back([this] { loop(); });
   }
 
-  // Takes chunks until none are left.
-  void work() {
+  // Takes chunks of `job` until none are left.
+  void work(Job& job) {
     t_inside_parallel = true;
     for (;;) {
-      const std::size_t i = next_.fetch_add(1);
-      if (i >= chunks_) break;
+      const std::size_t i = job.next.fetch_add(1);
+      if (i >= job.chunks) break;
       try {
-        (*body_.load())(i);
+        (*job.body)(i);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (!error_) error_ = std::current_exception();
+        if (!job.error) job.error = std::current_exception();
       }
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--remaining_ == 0) done_.notify_all();
+      if (--job.remaining == 0) done_.notify_all();
     }
     t_inside_parallel = false;
   }
@@ -84,26 +94,23 @@ class Pool {
   void loop() {
     std::uint64_t seen = 0;
     for (;;) {
+      std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_ || (generation_ != seen && body_ != nullptr); });
+        wake_.wait(lock, [&] { return stop_ || (generation_ != seen && job_ != nullptr); });
         if (stop_) return;
         seen = generation_;
+        job = job_;
       }
-      work();
+      work(*job);
     }
   }
 
   std::mutex run_mutex_, mutex_;
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
-  // atomics: a worker finishing one job may read them while the next job is being published
-  std::atomic<const std::function<void(std::size_t)>*> body_{nullptr};
-  std::atomic<std::size_t> chunks_{0};
-  std::size_t remaining_ = 0;
-  std::atomic<std::size_t> next_{0};
+  std::shared_ptr<Job> job_;  // the job being run, guarded by mutex_
   std::uint64_t generation_ = 0;
-  std::exception_ptr error_;
   bool stop_ = false;
 };
 

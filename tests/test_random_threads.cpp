@@ -37,3 +37,22 @@ TEST_CASE("set_num_threads sets the count and rejects n < 1") {
   tg::set_num_threads(before);
   CHECK(tg::num_threads() == before);
 }
+
+TEST_CASE("parallel_for covers every index once, with any thread count and job size, and rethrows errors") {
+  const int before = tg::num_threads();
+  for (int threads : {1, 2, 3, 5}) {
+    tg::set_num_threads(threads);
+    for (std::size_t n : {0, 1, 2, 3, 7, 64, 1000}) {
+      std::vector<int> hits(n, 0);
+      tg::parallel_for(n, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i) ++hits[i];
+      });
+      CHECK(std::count(hits.begin(), hits.end(), 1) == static_cast<long>(n));
+    }
+  }
+  CHECK_THROWS_WITH_AS(tg::parallel_for(8, [](std::size_t b, std::size_t) {
+                         if (b == 0) throw tg::Error("chunk failed");
+                       }),
+                       "chunk failed", tg::Error);
+  tg::set_num_threads(before);
+}
