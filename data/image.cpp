@@ -3,7 +3,9 @@
 #include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
 #include <stb/stb_image_write.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <limits>
 #include <memory>
@@ -18,6 +20,48 @@ constexpr int kMaxSide = 16384;
 // 16 megapixels (a 4000 x 4000 photo): decoding costs time and 2 bytes a pixel, and a 70-byte BMP header can
 // claim any size (stb_image fills in missing pixel data), so the area is bounded before decoding.
 constexpr long long kMaxPixels = 1LL << 24;
+// PNG image data is a zlib stream that stb_image inflates into a buffer it keeps doubling, up to 2 GiB, until
+// the stream ends: a small corrupt file can make it allocate gigabytes. So the stream is inflated here first,
+// bounded by what the header's width and height can need (8 bytes a pixel plus filter bytes, for any bit depth,
+// channel count or interlacing), and a corrupt or oversized stream is refused before stb_image sees it.
+void check_png_data(const std::vector<std::uint8_t>& bytes, int width, int height, const std::string& name) {
+  static const std::uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (bytes.size() < 8 || !std::equal(kSignature, kSignature + 8, bytes.begin())) return;  // not a PNG
+  std::vector<std::uint8_t> data;  // the IDAT chunks, concatenated
+  for (std::size_t pos = 8; pos + 12 <= bytes.size();) {
+    const std::size_t length = (std::size_t{bytes[pos]} << 24) | (std::size_t{bytes[pos + 1]} << 16) |
+                               (std::size_t{bytes[pos + 2]} << 8) | bytes[pos + 3];
+    if (length > bytes.size() - pos - 12) break;  // a truncated chunk: stb_image reports it
+    if (std::equal(bytes.begin() + static_cast<std::ptrdiff_t>(pos + 4), bytes.begin() + static_cast<std::ptrdiff_t>(pos + 8), "IDAT")) {
+      const auto first = bytes.begin() + static_cast<std::ptrdiff_t>(pos + 8);
+      data.insert(data.end(), first, first + static_cast<std::ptrdiff_t>(length));
+    }
+    pos += length + 12;
+  }
+  const auto w = static_cast<unsigned long long>(width), h = static_cast<unsigned long long>(height);
+  const unsigned long long bound = (h + 7) * (w * 8 + 8) + 1024;
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) fail(name, ": cannot check the PNG data (zlib)");
+  z.next_in = data.data();
+  z.avail_in = static_cast<uInt>(data.size());
+  std::vector<std::uint8_t> sink(1 << 16);
+  unsigned long long total = 0;
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    z.next_out = sink.data();
+    z.avail_out = static_cast<uInt>(sink.size());
+    rc = inflate(&z, Z_NO_FLUSH);
+    total += sink.size() - z.avail_out;
+    if (total > bound) break;
+    if (rc == Z_BUF_ERROR || (rc == Z_OK && z.avail_in == 0 && z.avail_out != 0)) break;  // stream ended early
+  }
+  inflateEnd(&z);
+  if (total > bound) {
+    fail(name, ": corrupt PNG: its image data inflates to more than a ", width, "x", height, " image can hold");
+  }
+  if (rc != Z_STREAM_END) fail(name, ": corrupt PNG: its image data is not a complete zlib stream");
+}
+
 }  // namespace
 
 Array load_image(const std::string& path, std::size_t h, std::size_t w, const ImageOptions& options) {
@@ -45,6 +89,7 @@ Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t
   if (static_cast<long long>(width) * height > kMaxPixels) {
     fail(name, ": image is ", width, "x", height, ", more than ", kMaxPixels, " pixels");
   }
+  check_png_data(bytes, width, height, name);
   // gray + alpha: composite over white paper so transparent backgrounds look like the page
   std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(data_in, length, &width, &height, &channels, 2),
                                                  stbi_image_free);
