@@ -27,15 +27,18 @@ constexpr long long kMaxPixels = 1LL << 24;
 void check_png_data(const std::vector<std::uint8_t>& bytes, int width, int height, const std::string& name) {
   static const std::uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (bytes.size() < 8 || !std::equal(kSignature, kSignature + 8, bytes.begin())) return;  // not a PNG
+  // Every chunk must lie inside the file, up to and including IEND, so that the data checked here is exactly
+  // the data stb_image will inflate.
   std::vector<std::uint8_t> data;  // the IDAT chunks, concatenated
-  for (std::size_t pos = 8; pos + 12 <= bytes.size();) {
+  bool ended = false;
+  for (std::size_t pos = 8; !ended;) {
+    if (pos + 12 > bytes.size()) fail(name, ": truncated PNG: no IEND chunk");
     const std::size_t length = (std::size_t{bytes[pos]} << 24) | (std::size_t{bytes[pos + 1]} << 16) |
                                (std::size_t{bytes[pos + 2]} << 8) | bytes[pos + 3];
-    if (length > bytes.size() - pos - 12) break;  // a truncated chunk: stb_image reports it
-    if (std::equal(bytes.begin() + static_cast<std::ptrdiff_t>(pos + 4), bytes.begin() + static_cast<std::ptrdiff_t>(pos + 8), "IDAT")) {
-      const auto first = bytes.begin() + static_cast<std::ptrdiff_t>(pos + 8);
-      data.insert(data.end(), first, first + static_cast<std::ptrdiff_t>(length));
-    }
+    if (length > bytes.size() - pos - 12) fail(name, ": truncated PNG: a chunk runs past the end of the file");
+    const auto type = bytes.begin() + static_cast<std::ptrdiff_t>(pos + 4);
+    if (std::equal(type, type + 4, "IDAT")) data.insert(data.end(), type + 4, type + 4 + static_cast<std::ptrdiff_t>(length));
+    ended = std::equal(type, type + 4, "IEND");
     pos += length + 12;
   }
   const auto w = static_cast<unsigned long long>(width), h = static_cast<unsigned long long>(height);

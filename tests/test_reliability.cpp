@@ -92,7 +92,7 @@ TEST_CASE("a tiny PNG whose image data would make stb_image allocate gigabytes i
   // an 8x6 PNG whose IDAT holds another PNG instead of a zlib stream (tests/fuzz/corpus/image/regression_*)
   const std::vector<std::uint8_t> bytes = {137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 8, 0, 0, 0, 6, 8, 6, 0, 0, 0, 254, 5, 223, 251, 0, 0, 0, 44, 73, 68, 65, 84, 120, 218, 137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 28, 0, 0, 0, 28, 8, 0, 0, 0, 0, 87, 102, 128, 72, 0, 0, 99, 96, 96, 96, 248, 127, 34, 197, 168, 126, 23, 102, 0, 0, 23, 73, 68, 65, 84, 120, 218, 99, 96, 24, 96, 240, 31, 8, 70, 37, 71, 37, 41, 145, 164, 19, 0, 0, 107, 174, 79, 177, 156, 129, 19, 120, 20, 49, 192, 25, 56, 20, 49, 160, 112, 176, 40, 98, 192, 16, 64, 83, 196, 128, 213, 88, 36, 69, 0, 158, 11, 84, 103, 96, 91, 153, 94, 186, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130, 235, 0, 0, 0, 0, 49, 73, 69, 78, 68, 174, 66, 96, 130};
   CHECK_THROWS_WITH_AS(tg::load_image_from_memory(bytes, 28, 28, {}, "bomb.png"),
-                       doctest::Contains("bomb.png: corrupt PNG"), tg::Error);
+                       doctest::Contains("bomb.png: truncated PNG"), tg::Error);
 }
 
 TEST_CASE("load_image makes any polarity MNIST-style: light digits on dark") {
