@@ -150,25 +150,8 @@ const OpSpec* op_of(const Json& c) {
 
 // Runs one fixture case: forward, output check, backward of sum(out * grad_output), grad checks.
 void run_case(const Json& c, const OpSpec& spec) {
-  const Json& inputs_json = c.at("inputs");
-  REQUIRE_MESSAGE(inputs_json.size() == spec.n_inputs, "fixture case has ", inputs_json.size(),
-                  " inputs, op takes ", spec.n_inputs);
-  REQUIRE(c.at("grads").size() == spec.n_inputs);
-
-  std::vector<tg::Tensor> inputs;
-  for (const Json& in : inputs_json) inputs.emplace_back(array_of(in), /*requires_grad=*/true);
-
-  const tg::Tensor out = spec.run(inputs, c.at("options"));
-  check_close(out.value(), c.at("output"), "output");
-
-  const tg::Tensor grad_output(array_of(c.at("grad_output")), /*requires_grad=*/false);
-  tg::sum(out * grad_output).backward();
-  static const char* const kInputNames[] = {"x", "weight", "bias"};
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const std::string input_name = i < 3 ? kInputNames[i] : "#" + std::to_string(i);
-    check_close(inputs[i].grad(), c.at("grads")[i],
-                "grad of input " + std::to_string(i) + " (" + input_name + ")");
-  }
+  check_fixture_case(c, spec.n_inputs, [&](const std::vector<tg::Tensor>& in) { return spec.run(in, c.at("options")); },
+                     {"x", "weight", "bias"});
 }
 
 // Runs every case of one family; returns how many ran. An op that throws fails its case only.

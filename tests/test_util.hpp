@@ -139,4 +139,26 @@ inline void check_close(const tg::Array& got, const Json& expected, const std::s
   CHECK(mismatches == 0);
 }
 
+// One PyTorch fixture case ({"inputs", "output", "grad_output", "grads"}): rebuilds the inputs as leaves that
+// require grad, runs `op`, compares the output, backpropagates sum(out * grad_output) and compares every
+// input's gradient. `input_names` (optional) label the inputs in messages.
+inline void check_fixture_case(const Json& c, std::size_t n_inputs,
+                               const std::function<tg::Tensor(const std::vector<tg::Tensor>&)>& op,
+                               const std::vector<std::string>& input_names = {}) {
+  const Json& inputs_json = c.at("inputs");
+  REQUIRE_MESSAGE(inputs_json.size() == n_inputs, "fixture case has ", inputs_json.size(), " inputs, op takes ",
+                  n_inputs);
+  REQUIRE(c.at("grads").size() == n_inputs);
+  std::vector<tg::Tensor> inputs;
+  for (const Json& in : inputs_json) inputs.emplace_back(array_of(in), /*requires_grad=*/true);
+  const tg::Tensor out = op(inputs);
+  check_close(out.value(), c.at("output"), "output");
+  const tg::Tensor grad_output(array_of(c.at("grad_output")), /*requires_grad=*/false);
+  tg::sum(out * grad_output).backward();
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const std::string label = i < input_names.size() ? " (" + input_names[i] + ")" : "";
+    check_close(inputs[i].grad(), c.at("grads")[i], "grad of input " + std::to_string(i) + label);
+  }
+}
+
 }  // namespace test_util
