@@ -1,9 +1,11 @@
 #include "core/conv.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "core/blas.hpp"
+#include "core/conv_direct.hpp"
 #include "core/error.hpp"
 #include "core/threads.hpp"
 
@@ -33,7 +35,16 @@ std::vector<Array> conv2d_backward_op(const Array& dout, const Tensor& x, const 
   return {std::move(dx), std::move(dweight)};
 }
 
+std::atomic<ConvAlgorithm> g_algorithm{ConvAlgorithm::Auto};
+
+bool use_direct(const Conv2dGeometry& g) {
+  return g_algorithm.load(std::memory_order_relaxed) != ConvAlgorithm::Im2col && conv2d_direct_applies(g);
+}
+
 }  // namespace
+
+void set_conv_algorithm(ConvAlgorithm algorithm) { g_algorithm.store(algorithm); }
+ConvAlgorithm conv_algorithm() { return g_algorithm.load(); }
 
 Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2dOptions& o) {
   if (x.size() != 4) fail("conv2d: expected input [N, C, H, W], got ", shape_str(x));
@@ -185,6 +196,7 @@ std::size_t images_per_chunk(const Conv2dGeometry& g) {
 //   cols [K, m*HW] = im2col of the m images side by side;  Y [Cout, m*HW] = weight [Cout, K] x cols;
 //   out[n][o][p] = Y[o][(n - first)*HW + p] + bias[o]
 void conv2d_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g, float* out) {
+  if (use_direct(g)) return conv2d_direct_forward(x, weight, bias, g, out);
   const std::size_t k = g.patch(), hw = g.pixels_out();
   const std::size_t in_size = g.c_in * g.h * g.w, out_size = g.c_out * hw;
   const std::size_t chunk = images_per_chunk(g), chunks = (g.batch + chunk - 1) / chunk;
@@ -215,6 +227,7 @@ void conv2d_forward(const float* x, const float* weight, const float* bias, cons
 // depend only on the thread count.
 void conv2d_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g, float* dx,
                      float* dweight, float* dbias) {
+  if (use_direct(g)) return conv2d_direct_backward(dout, x, weight, g, dx, dweight, dbias);
   const std::size_t k = g.patch(), hw = g.pixels_out();
   const std::size_t in_size = g.c_in * g.h * g.w, out_size = g.c_out * hw;
   const std::size_t chunk = images_per_chunk(g), chunks = (g.batch + chunk - 1) / chunk;

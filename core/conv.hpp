@@ -53,6 +53,12 @@ void conv2d_forward(const float* x, const float* weight, const float* bias, cons
 // dweight and dbias too.
 void conv2d_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g, float* dx,
                      float* dweight, float* dbias);
+// Which kernel conv2d_forward / conv2d_backward run: Auto picks per shape (direct for stride 1, im2col +
+// SGEMM otherwise); the others force one (tests and benchmarks compare them). Direct falls back to im2col
+// where it does not apply (stride > 1). Process-wide.
+enum class ConvAlgorithm { Auto, Im2col, Direct };
+void set_conv_algorithm(ConvAlgorithm algorithm);
+ConvAlgorithm conv_algorithm();
 // The plain seven-loop definition, kept beside the fast kernel to test it against.
 void conv2d_forward_reference(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
                               float* out);

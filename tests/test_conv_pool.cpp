@@ -73,6 +73,47 @@ TEST_CASE("the im2col + SGEMM conv agrees with the plain seven-loop definition")
   }
 }
 
+TEST_CASE("the direct stride-1 kernels and im2col + SGEMM agree with the definition, forward and backward") {
+  struct Case {
+    tg::Shape x, w;
+    tg::Conv2dOptions options;
+  };
+  const std::vector<Case> cases = {
+      {{3, 1, 28, 28}, {6, 1, 5, 5}, {.padding = {2, 2}}},               // lenet conv1
+      {{5, 6, 14, 14}, {16, 6, 5, 5}, {}},                               // lenet conv2
+      {{2, 3, 9, 7}, {13, 3, 3, 3}, {.padding = {1, 0}}},                // channel blocks with a remainder
+      {{2, 2, 8, 9}, {5, 2, 4, 2}, {.padding = tg::kSame}},              // even kernel: bottom/right padding
+      {{2, 2, 11, 10}, {3, 2, 3, 2}, {.padding = {2, 1}, .dilation = {2, 3}}},
+      {{70, 2, 6, 6}, {9, 2, 1, 1}, {}},                                 // 1x1, many images (several chunks)
+      {{1, 4, 3, 40}, {7, 4, 3, 5}, {.padding = {1, 2}}},                // wide and flat
+  };
+  const tg::ConvAlgorithm before = tg::conv_algorithm();
+  for (const Case& c : cases) {
+    INFO("x ", tg::shape_str(c.x), " w ", tg::shape_str(c.w));
+    const tg::Conv2dGeometry g = tg::conv2d_geometry(c.x, c.w, c.options);
+    Array expected = Array::from_shape({g.batch, g.c_out, g.h_out, g.w_out});
+    const Tensor x0 = param(c.x, 1), w0 = param(c.w, 2), b0 = param({c.w[0]}, 3);
+    tg::conv2d_forward_reference(x0.value().data(), w0.value().data(), b0.value().data(), g, expected.data());
+    const Array upstream = param(expected.shape(), 4).value();
+    std::vector<std::vector<Array>> grads;
+    for (const tg::ConvAlgorithm algorithm : {tg::ConvAlgorithm::Im2col, tg::ConvAlgorithm::Direct}) {
+      tg::set_conv_algorithm(algorithm);
+      const Tensor x = param(c.x, 1), w = param(c.w, 2), b = param({c.w[0]}, 3);
+      Tensor y = tg::conv2d(x, w, b, c.options);
+      REQUIRE(y.shape() == expected.shape());
+      CHECK(xt::amax(xt::abs(y.value() - expected))() < 1e-4f);
+      y.backward(upstream);
+      grads.push_back({x.grad(), w.grad(), b.grad()});
+    }
+    for (std::size_t i = 0; i < 3; ++i) {
+      INFO("gradient ", i);
+      const Array& a = grads[0][i];
+      CHECK(xt::amax(xt::abs(a - grads[1][i]))() < 1e-4f * (1.f + xt::amax(xt::abs(a))()));
+    }
+  }
+  tg::set_conv_algorithm(before);
+}
+
 TEST_CASE("conv2d and max_pool2d give the seed documents' output shapes") {
   const Tensor x1 = param({1, 3, 28, 28}, 1);
   const Tensor conv = tg::conv2d(x1, param({4, 3, 2, 2}, 2), param({4}, 3), {.stride = {2, 2}});

@@ -1,8 +1,9 @@
 // bench_layers: layer micro-benchmarks of BENCHMARKS.md (figure 5) and, for each conv, OpenBLAS SGEMM on the
 // GEMM shape its im2col produces (figure 6). Google Benchmark; names match bench_torch.py's.
-//   bench_layers --threads 1 [--benchmark_repetitions=15 --benchmark_format=json ...]
+//   bench_layers --threads 1 [--conv-algorithm auto|im2col|direct] [--benchmark_repetitions=15 ...]
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -23,6 +24,8 @@ const ConvCase kConvs[] = {
     {"conv 4x3x12x10 k3 128f s2 p1", {4, 3, 12, 10}, {128, 3, 3, 3}, {.stride = {2, 2}, .padding = {1, 1}}},
     {"conv 64x6x14x14 k5 16f (lenet conv2)", {64, 6, 14, 14}, {16, 6, 5, 5}, {}},
     {"conv 64x32x26x26 k3 64f (convnet conv2)", {64, 32, 26, 26}, {64, 32, 3, 3}, {}},
+    {"conv 64x1x28x28 k5 6f p2 (lenet conv1)", {64, 1, 28, 28}, {6, 1, 5, 5}, {.padding = {2, 2}}},
+    {"conv 64x1x28x28 k3 32f (convnet conv1)", {64, 1, 28, 28}, {32, 1, 3, 3}, {}},
 };
 
 tg::Tensor random(const tg::Shape& shape, std::uint64_t seed, bool requires_grad) {
@@ -136,13 +139,24 @@ void linear_forward_backward(benchmark::State& state) {
 
 int main(int argc, char** argv) {
   int threads = 1;
-  for (int i = 1; i < argc; ++i) {  // --threads N (ours), the rest is Google Benchmark's
-    if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-      threads = std::stoi(argv[i + 1]);
-      for (int j = i; j + 2 <= argc; ++j) argv[j] = argv[j + 2];
-      argc -= 2;
-      break;
+  for (int i = 1; i + 1 < argc;) {  // --threads N and --conv-algorithm A (ours), the rest is Google Benchmark's
+    const std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--threads") {
+      threads = std::stoi(value);
+    } else if (flag == "--conv-algorithm") {
+      if (value != "auto" && value != "im2col" && value != "direct") {
+        std::fprintf(stderr, "bench_layers: --conv-algorithm must be auto, im2col or direct, got %s\n", value.c_str());
+        return 2;
+      }
+      tg::set_conv_algorithm(value == "im2col"   ? tg::ConvAlgorithm::Im2col
+                             : value == "direct" ? tg::ConvAlgorithm::Direct
+                                                 : tg::ConvAlgorithm::Auto);
+    } else {
+      ++i;
+      continue;
     }
+    for (int j = i; j + 2 <= argc; ++j) argv[j] = argv[j + 2];
+    argc -= 2;
   }
   tg::set_num_threads(threads);
   for (const ConvCase& c : kConvs) {

@@ -1,0 +1,15 @@
+// Direct kernels for stride-1 convolutions (see conv_direct.cpp): no im2col matrix, the input read in place
+// from a zero-padded copy of each image. conv2d_forward / conv2d_backward pick them (tg::ConvAlgorithm).
+#pragma once
+
+#include "core/conv.hpp"
+
+namespace tg {
+
+bool conv2d_direct_applies(const Conv2dGeometry& g);  // stride 1
+void conv2d_direct_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
+                           float* out);
+void conv2d_direct_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
+                            float* dx, float* dweight, float* dbias);
+
+}  // namespace tg
