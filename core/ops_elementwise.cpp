@@ -5,18 +5,23 @@
 #include "core/error.hpp"
 #include "core/ops.hpp"
 #include "core/random.hpp"
+#include "core/threads.hpp"
 
 namespace tg {
 namespace {
 
-// out[i] = f(x[i])
+// Elements per thread below which an elementwise loop stays on one thread (waking a worker costs more).
+constexpr std::size_t kElementwiseGrain = 1 << 15;
+
+// out[i] = f(x[i]), in parallel for large arrays (f must be pure)
 template <class F>
 Array map(const Array& x, F f) {
   Array out = Array::from_shape(x.shape());
   const float* px = x.data();
   float* po = out.data();
-  const std::size_t n = x.size();
-  for (std::size_t i = 0; i < n; ++i) po[i] = f(px[i]);
+  parallel_for(x.size(), [&](std::size_t i0, std::size_t i1) {
+    for (std::size_t i = i0; i < i1; ++i) po[i] = f(px[i]);
+  }, kElementwiseGrain);
   return out;
 }
 
@@ -27,8 +32,9 @@ Array zip(const Array& x, const Array& y, F f) {
   const float* px = x.data();
   const float* py = y.data();
   float* po = out.data();
-  const std::size_t n = x.size();
-  for (std::size_t i = 0; i < n; ++i) po[i] = f(px[i], py[i]);
+  parallel_for(x.size(), [&](std::size_t i0, std::size_t i1) {
+    for (std::size_t i = i0; i < i1; ++i) po[i] = f(px[i], py[i]);
+  }, kElementwiseGrain);
   return out;
 }
 
@@ -198,7 +204,8 @@ Tensor dropout(const Tensor& x, float p, Generator& gen) {
   if (!(p >= 0.f && p < 1.f)) fail("dropout: p must be in [0, 1), got ", p);
   // mask holds 0 or 1/(1-p); the same mask scales the gradient
   const float keep_scale = 1.f / (1.f - p);
-  Array mask = map(x.value(), [&gen, p, keep_scale](float) { return gen.uniform() < p ? 0.f : keep_scale; });
+  Array mask = Array::from_shape(x.shape());  // in order, one draw per element (not map: it runs in parallel)
+  for (float& m : mask) m = gen.uniform() < p ? 0.f : keep_scale;
   Array out = zip(x.value(), mask, std::multiplies<>());
   return make_op("dropout", std::move(out), {x}, [mask = std::move(mask)](const Array& dout) {
     return std::vector<Array>{zip(dout, mask, std::multiplies<>())};

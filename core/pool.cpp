@@ -131,13 +131,13 @@ void max_pool2d_forward(const float* x, const Pool2dGeometry& g, float* out, std
 
 void max_pool2d_backward(const float* dout, const std::int32_t* argmax, const Pool2dGeometry& g, float* dx) {
   const std::size_t out_plane = g.h_out * g.w_out, in_plane = g.h * g.w;
-  std::fill(dx, dx + g.planes * in_plane, 0.f);
-  for (std::size_t p = 0; p < g.planes; ++p) {
-    float* d = dx + p * in_plane;
-    for (std::size_t k = 0; k < out_plane; ++k) {
-      d[argmax[p * out_plane + k]] += dout[p * out_plane + k];
+  parallel_for(g.planes, [&](std::size_t p0, std::size_t p1) {  // planes are disjoint
+    std::fill(dx + p0 * in_plane, dx + p1 * in_plane, 0.f);
+    for (std::size_t p = p0; p < p1; ++p) {
+      float* d = dx + p * in_plane;
+      for (std::size_t k = 0; k < out_plane; ++k) d[argmax[p * out_plane + k]] += dout[p * out_plane + k];
     }
-  }
+  }, 16);
 }
 
 }  // namespace tg

@@ -1,6 +1,7 @@
 #include "core/threads.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <memory>
@@ -29,12 +30,34 @@ thread_local bool t_inside_parallel = false;
 // A small pool of persistent workers. Each parallel_for publishes one job (its own chunk counter, count of
 // chunks left and first error); workers take chunk indices from the job they picked up, the caller takes its
 // share too. A worker that picks up a job late only finds its chunks all taken, never another job's.
+// Waking a sleeping thread costs tens of microseconds here (a futex and a reschedule, more in a VM), as much
+// as a whole elementwise op on a batch, so a worker that finishes a job spins for kSpin looking for the next
+// one before it sleeps, and the caller spins the same way for the workers to finish.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until done() or kSpin has passed; returns done().
+template <class Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    for (int j = 0; j < 16; ++j) cpu_relax();
+    if ((i & 15) == 15 && std::chrono::steady_clock::now() > deadline) return done();
+  }
+}
+
 struct Job {
   const std::function<void(std::size_t)>* body = nullptr;
   std::size_t chunks = 0;
   std::atomic<std::size_t> next{0};
-  std::size_t remaining = 0;  // guarded by Pool::mutex_
-  std::exception_ptr error;   // guarded by Pool::mutex_
+  std::atomic<std::size_t> remaining{0};
+  std::exception_ptr error;  // guarded by Pool::mutex_
 };
 
 class Pool {
@@ -43,6 +66,7 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;
+      stopping_ = true;
     }
     wake_.notify_all();
     for (std::thread& t : workers_) t.join();
@@ -55,15 +79,20 @@ class Pool {
     job->body = &chunk_body;
     job->chunks = chunks;
     job->remaining = chunks;
+    bool anyone_asleep = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       job_ = job;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
+      anyone_asleep = sleeping_ > 0;
     }
-    wake_.notify_all();
+    if (anyone_asleep) wake_.notify_all();
     work(*job);
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return job->remaining == 0; });
+    if (!spin_until([&] { return job->remaining.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [&] { return job->remaining.load() == 0; });
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
     job_.reset();
     if (job->error) std::rethrow_exception(job->error);
   }
@@ -85,8 +114,10 @@ class Pool {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!job.error) job.error = std::current_exception();
       }
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--job.remaining == 0) done_.notify_all();
+      if (job.remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);  // the caller checks `remaining` under the mutex before it sleeps
+        done_.notify_all();
+      }
     }
     t_inside_parallel = false;
   }
@@ -94,12 +125,15 @@ class Pool {
   void loop() {
     std::uint64_t seen = 0;
     for (;;) {
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen || stopping_.load(); });
       std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_ || (generation_ != seen && job_ != nullptr); });
+        ++sleeping_;
+        wake_.wait(lock, [&] { return stop_ || (generation_.load() != seen && job_ != nullptr); });
+        --sleeping_;
         if (stop_) return;
-        seen = generation_;
+        seen = generation_.load();
         job = job_;
       }
       work(*job);
@@ -110,8 +144,10 @@ class Pool {
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
   std::shared_ptr<Job> job_;  // the job being run, guarded by mutex_
-  std::uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<std::uint64_t> generation_{0};  // written under mutex_, read by spinning workers
+  int sleeping_ = 0;                          // workers inside wake_.wait, guarded by mutex_
+  bool stop_ = false;                         // guarded by mutex_
+  std::atomic<bool> stopping_{false};
 };
 
 Pool& pool() {

@@ -3,8 +3,12 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "core/threads.hpp"
 
 namespace tg {
+namespace {
+constexpr std::size_t kGrain = 1 << 15;  // parameters per thread below which an update stays on one thread
+}  // namespace
 
 SGD::SGD(std::vector<Tensor> parameters, SGDOptions options)
     : Optimizer(std::move(parameters)), options_(options), momentum_buffers_(parameters_.size()) {
@@ -27,18 +31,23 @@ void SGD::step() {
     const float* grad = node.grad.data();
     const std::size_t n = node.value.size();
     if (mu == 0.f) {
-      for (std::size_t k = 0; k < n; ++k) p[k] -= lr * (grad[k] + wd * p[k]);
+      parallel_for(n, [&](std::size_t k0, std::size_t k1) {
+        for (std::size_t k = k0; k < k1; ++k) p[k] -= lr * (grad[k] + wd * p[k]);
+      }, kGrain);
       continue;
     }
     Array& buffer = momentum_buffers_[i];
     const bool first = buffer.shape() != node.value.shape();
     if (first) buffer = Array::from_shape(node.value.shape());
     float* buf = buffer.data();
-    for (std::size_t k = 0; k < n; ++k) {
-      const float g = grad[k] + wd * p[k];
-      buf[k] = first ? g : mu * buf[k] + (1.f - damp) * g;
-      p[k] -= lr * (options_.nesterov ? g + mu * buf[k] : buf[k]);
-    }
+    const bool nesterov = options_.nesterov;
+    parallel_for(n, [&](std::size_t k0, std::size_t k1) {
+      for (std::size_t k = k0; k < k1; ++k) {
+        const float g = grad[k] + wd * p[k];
+        buf[k] = first ? g : mu * buf[k] + (1.f - damp) * g;
+        p[k] -= lr * (nesterov ? g + mu * buf[k] : buf[k]);
+      }
+    }, kGrain);
   }
 }
 
