@@ -3,6 +3,7 @@
 
 // core: tensors, the tape, ops, gradcheck
 #include "core/conv.hpp"
+#include "core/distributed.hpp"
 #include "core/error.hpp"
 #include "core/gradcheck.hpp"
 #include "core/io.hpp"
