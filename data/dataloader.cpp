@@ -9,10 +9,14 @@ namespace tg {
 
 DataLoader::DataLoader(const MNIST& data, DataLoaderOptions options) : data_(&data), options_(options) {
   if (options.batch_size == 0) fail("DataLoader: batch_size must be >= 1, got 0");
+  if (options.world_size < 1) fail("DataLoader: world_size must be >= 1, got ", options.world_size);
+  if (options.rank < 0 || options.rank >= options.world_size) {
+    fail("DataLoader: rank must be in [0, ", options.world_size, "), got ", options.rank);
+  }
 }
 
 std::size_t DataLoader::num_batches() const {
-  const std::size_t n = data_->size(), b = options_.batch_size;
+  const std::size_t n = data_->size(), b = global_batch_size();
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 
@@ -38,7 +42,9 @@ DataLoader::Iterator& DataLoader::Iterator::operator++() {
 }
 
 void DataLoader::load(std::size_t batch_index) {
-  const std::size_t start = batch_index * options_.batch_size;
+  // This rank's slice of global batch `batch_index` (the whole batch when not sharded); may be empty.
+  const std::size_t start = std::min(
+      batch_index * global_batch_size() + static_cast<std::size_t>(options_.rank) * options_.batch_size, data_->size());
   const std::size_t count = std::min(options_.batch_size, data_->size() - start);
   const std::size_t rows = data_->rows(), cols = data_->cols();
   Array images = Array::from_shape({count, 1, rows, cols});

@@ -1,4 +1,9 @@
 // Batches of a data set, in a seed-determined order: same seed, same batches.
+// Sharded for data-parallel training (world_size > 1): the epoch order is cut into global batches of
+// batch_size * world_size examples, and rank r gets slice [r * batch_size, (r + 1) * batch_size) of each, so
+// N ranks with batch B see, together, exactly the batches of one process with batch N * B. Every rank gets
+// the same number of batches (num_batches()); in a short last global batch a rank's slice may be shorter
+// than batch_size, or empty (0 images, no labels). See tg::distributed::allreduce_gradients.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +23,9 @@ struct DataLoaderOptions {
   std::size_t batch_size = 64;
   bool shuffle = true;
   std::uint64_t seed = 1;
-  bool drop_last = false;  // drop a last batch smaller than batch_size
+  bool drop_last = false;  // drop a last batch smaller than batch_size (sharded: a last global batch)
+  int rank = 0;            // this process's shard, in [0, world_size)
+  int world_size = 1;      // number of shards; batch_size is per shard
 };
 
 class DataLoader {
@@ -42,7 +49,10 @@ class DataLoader {
   Iterator begin();
   Iterator end() { return Iterator(this, num_batches()); }
 
+  // Batches per epoch; sharded, the number of global batches (the same on every rank).
   std::size_t num_batches() const;
+  // batch_size * world_size: the examples of one step over all ranks.
+  std::size_t global_batch_size() const { return options_.batch_size * static_cast<std::size_t>(options_.world_size); }
   std::size_t epoch() const { return epoch_; }
   void set_epoch(std::size_t epoch) { epoch_ = epoch; }  // the epoch the next begin() starts
   // The example order of an epoch (a permutation when shuffling).
