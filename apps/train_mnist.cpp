@@ -1,11 +1,15 @@
 // train_mnist: trains lenet or convnet on MNIST / Fashion-MNIST, shows progress, evaluates after each epoch,
 // and writes a checkpoint, a metrics CSV, a PNG of the first layer's filters and one of the test mistakes.
 // Exit codes: 0 success, 1 data/file/numeric errors, 2 usage errors.
+// Under `mpirun -np N train_mnist ...` it trains data-parallel (tg::distributed): --batch-size is per rank,
+// each rank takes its slice of every global batch of N x batch-size, gradients are averaged each step, and
+// rank 0 alone prints, evaluates and writes files. An error on any rank stops every rank (MPI_Abort).
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -14,12 +18,22 @@
 
 namespace {
 
+// Rank 0 prints; the other ranks of an MPI job stay quiet.
+bool g_quiet = false;
+[[gnu::format(printf, 1, 2)]] void say(const char* format, ...) {
+  if (g_quiet) return;
+  va_list args;
+  va_start(args, format);
+  std::vprintf(format, args);
+  va_end(args);
+}
+
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 struct Config {
   std::string data_dir, dataset = "mnist", model = "lenet", schedule = "cosine", out_dir, save_path, resume_path;
-  int epochs = 3, threads = tg::num_threads();
+  int epochs = 3, threads = 0;  // 0: the machine's cores, split between this machine's ranks
   std::size_t batch_size = 64, limit = 0;
   double warmup_epochs = 0.3;
   float lr = 0.05f, momentum = 0.9f, weight_decay = 5e-4f;
@@ -114,7 +128,12 @@ void write_metrics_csv(const std::vector<EpochMetrics>& rows, const std::string&
   tg::write_file_atomically(path, {{text.data(), text.size()}});
 }
 
-int run(const Config& cfg) {
+int run(Config cfg) {
+  namespace dist = tg::distributed;
+  const int rank = dist::rank(), world = dist::world_size();
+  const bool main_rank = rank == 0;
+  g_quiet = !main_rank;
+  if (cfg.threads == 0) cfg.threads = std::max(1, tg::num_threads() / dist::local_world_size());
   tg::set_num_threads(cfg.threads);
   tg::manual_seed(cfg.seed);
   const tg::MNISTOptions norm = cfg.dataset == "fashion" ? tg::MNISTOptions::fashion() : tg::MNISTOptions::mnist();
@@ -122,8 +141,11 @@ int run(const Config& cfg) {
   tg::MNIST test(cfg.data_dir, tg::Split::Test, norm);
   if (cfg.limit > 0) train.keep_first(cfg.limit);
   tg::Sequential model = tg::apps::make_model(cfg.model);
-  tg::SGD opt(model.parameters(), {.lr = cfg.lr, .momentum = cfg.momentum, .weight_decay = cfg.weight_decay});
-  tg::DataLoader loader(train, {.batch_size = cfg.batch_size, .shuffle = true, .seed = cfg.seed});
+  const std::vector<tg::Tensor> params = model.parameters();
+  tg::SGD opt(params, {.lr = cfg.lr, .momentum = cfg.momentum, .weight_decay = cfg.weight_decay});
+  // Sharded: every rank has the same number of steps per epoch (global batches of world x batch-size).
+  tg::DataLoader loader(train, {.batch_size = cfg.batch_size, .shuffle = true, .seed = cfg.seed, .rank = rank,
+                                .world_size = world});
   const std::size_t steps_per_epoch = loader.num_batches();
   const std::size_t total_steps = steps_per_epoch * static_cast<std::size_t>(cfg.epochs);
   std::unique_ptr<tg::LRSchedule> schedule;
@@ -145,22 +167,30 @@ int run(const Config& cfg) {
     if (meta("model") != cfg.model) tg::fail(cfg.resume_path, ": holds a ", meta("model"), ", not a ", cfg.model);
     opt.load_state(state.optimizer);
     start_epoch = std::stoi(meta("epoch"));
-    std::printf("resuming from %s after epoch %d\n", cfg.resume_path.c_str(), start_epoch);
+    say("resuming from %s after epoch %d\n", cfg.resume_path.c_str(), start_epoch);
   }
+  dist::broadcast_parameters(params);  // every rank starts from rank 0's weights (no-op in one process)
   loader.set_epoch(static_cast<std::size_t>(start_epoch));
   if (schedule) schedule->set_step(static_cast<std::size_t>(start_epoch) * steps_per_epoch);
 
-  std::printf("%s on %s: %zu training / %zu test images, batch %zu, lr %g (%s, warm-up %g epochs), momentum %g, "
-              "weight decay %g, seed %llu, %d threads\n",
-              cfg.model.c_str(), cfg.dataset.c_str(), train.size(), test.size(), cfg.batch_size, cfg.lr,
-              cfg.schedule.c_str(), cfg.schedule == "cosine" ? cfg.warmup_epochs : 0.0, cfg.momentum, cfg.weight_decay,
-              static_cast<unsigned long long>(cfg.seed), cfg.threads);
-  std::printf("%s", model.summary({1, 1, train.rows(), train.cols()}).c_str());
+  char batch_text[96];
+  if (world == 1) {
+    std::snprintf(batch_text, sizeof batch_text, "batch %zu", cfg.batch_size);
+  } else {
+    std::snprintf(batch_text, sizeof batch_text, "batch %zu per rank x %d ranks (MPI) = %zu per step", cfg.batch_size,
+                  world, loader.global_batch_size());
+  }
+  say("%s on %s: %zu training / %zu test images, %s, lr %g (%s, warm-up %g epochs), momentum %g, "
+      "weight decay %g, seed %llu, %d threads%s\n",
+      cfg.model.c_str(), cfg.dataset.c_str(), train.size(), test.size(), batch_text, cfg.lr, cfg.schedule.c_str(),
+      cfg.schedule == "cosine" ? cfg.warmup_epochs : 0.0, cfg.momentum, cfg.weight_decay,
+      static_cast<unsigned long long>(cfg.seed), cfg.threads, world == 1 ? "" : " per rank");
+  say("%s", model.summary({1, 1, train.rows(), train.cols()}).c_str());
   std::fflush(stdout);
   const bool terminal = ::isatty(::fileno(stdout));
   tg::set_profiling(cfg.profile);
   tg::set_detect_anomaly(cfg.detect_anomaly);
-  std::filesystem::create_directories(cfg.out_dir);
+  if (main_rank) std::filesystem::create_directories(cfg.out_dir);
   Evaluation last;
 
   for (int epoch = start_epoch + 1; epoch <= cfg.epochs; ++epoch) {
@@ -169,27 +199,34 @@ int run(const Config& cfg) {
     double loss_sum = 0;
     std::size_t seen = 0, correct = 0, step = 0;
     for (const tg::Batch& batch : loader) {
-      tg::Tensor logits = model(batch.images);
-      tg::Tensor loss = tg::cross_entropy(logits, batch.labels);
-      const float loss_value = loss.item();
-      if (!std::isfinite(loss_value)) {
-        tg::fail("the loss became ", loss_value, " at epoch ", epoch, ", step ", step + 1,
-                 ": training diverged; try a smaller --lr (now ", opt.lr(), ")");
+      const std::size_t b = batch.labels.size();  // 0 on some ranks in a short last global batch
+      tg::Tensor logits, loss;
+      float loss_value = 0.f;
+      if (b > 0) {
+        logits = model(batch.images);
+        loss = tg::cross_entropy(logits, batch.labels);
+        loss_value = loss.item();
+        if (!std::isfinite(loss_value)) {
+          tg::fail("the loss became ", loss_value, " at epoch ", epoch, ", step ", step + 1,
+                   ": training diverged; try a smaller --lr (now ", opt.lr(), ")");
+        }
       }
       opt.zero_grad();
-      loss.backward();
+      if (b > 0) loss.backward();
+      dist::allreduce_gradients(params, b);  // the mean over all ranks' examples (no-op in one process)
       opt.step();
       if (schedule) schedule->step();
       ++step;
-      const std::size_t b = batch.labels.size();
       loss_sum += loss_value * static_cast<double>(b);
       seen += b;
       for (std::size_t i = 0; i < b; ++i) correct += argmax10(logits.value().data() + i * 10, 10) == static_cast<std::size_t>(batch.labels[i]);
       const bool periodic = terminal ? seconds_since(last_print) > 0.25 : step % std::max<std::size_t>(1, steps_per_epoch / 10) == 0;
-      if (periodic || step == steps_per_epoch) {
+      if (main_rank && (periodic || step == steps_per_epoch)) {
+        // Rate and ETA over all ranks (seen_all); loss and accuracy of this rank's shard, until the epoch's end.
         last_print = Clock::now();
-        const double elapsed = seconds_since(start), rate = static_cast<double>(seen) / elapsed;
-        const double eta = static_cast<double>(train.size() - std::min(seen, train.size())) / rate;
+        const std::size_t seen_all = std::min(step * loader.global_batch_size(), train.size());
+        const double elapsed = seconds_since(start), rate = static_cast<double>(seen_all) / elapsed;
+        const double eta = static_cast<double>(train.size() - seen_all) / rate;
         std::printf("%sepoch %d/%d [%5zu/%zu] loss %.4f acc %.2f%% | %.0f img/s | ETA %s%s", terminal ? "\r" : "", epoch,
                     cfg.epochs, step, steps_per_epoch, loss_sum / static_cast<double>(seen),
                     100.0 * static_cast<double>(correct) / static_cast<double>(seen), rate, format_eta(eta).c_str(),
@@ -199,6 +236,14 @@ int run(const Config& cfg) {
     }
     EpochMetrics m;
     m.seconds = seconds_since(start);
+    if (world > 1) {  // the epoch's training loss and accuracy over every rank's examples
+      double totals[3] = {loss_sum, static_cast<double>(correct), static_cast<double>(seen)};
+      dist::allreduce_sum(totals);
+      loss_sum = totals[0];
+      correct = static_cast<std::size_t>(totals[1]);
+      seen = static_cast<std::size_t>(totals[2]);
+    }
+    if (!main_rank) continue;  // rank 0 evaluates and writes; the others go on to the next epoch
     m.train_loss = loss_sum / static_cast<double>(seen);
     m.train_acc = static_cast<double>(correct) / static_cast<double>(seen);
     m.images_per_s = static_cast<double>(seen) / m.seconds;
@@ -217,6 +262,7 @@ int run(const Config& cfg) {
                {"test_accuracy", std::to_string(m.test_acc)}}});
     write_metrics_csv(history, cfg.out_dir + "/metrics.csv");
   }
+  if (!main_rank) return 0;
   if (cfg.profile) {
     tg::set_profiling(false);
     std::printf("\nprofile (training and evaluation):\n%s", tg::profile_report().c_str());
@@ -232,6 +278,7 @@ int run(const Config& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tg::distributed::Context mpi(argc, argv);  // MPI_Init under mpirun (when built with MPI); MPI_Finalize at exit
   CLI::App app{"Train a CNN on MNIST or Fashion-MNIST with tapegrad"};
   Config cfg;
   auto finite_positive = CLI::Validator(
@@ -245,7 +292,8 @@ int main(int argc, char** argv) {
   app.add_option("--dataset", cfg.dataset, "mnist or fashion")->check(CLI::IsMember({"mnist", "fashion"}));
   app.add_option("--model", cfg.model, "lenet or convnet")->check(CLI::IsMember(tg::apps::model_names()));
   app.add_option("--epochs", cfg.epochs, "passes over the training set")->check(CLI::Range(1, 1000));
-  app.add_option("--batch-size", cfg.batch_size, "examples per step")->check(CLI::Range(1, 65536));
+  app.add_option("--batch-size", cfg.batch_size, "examples per step; under mpirun, per rank (a step then takes "
+                                                 "ranks x batch-size examples)")->check(CLI::Range(1, 65536));
   app.add_option("--lr", cfg.lr, "learning rate at the start")->check(finite_positive);
   app.add_option("--momentum", cfg.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999));
   app.add_option("--weight-decay", cfg.weight_decay, "L2 penalty added to the gradients")->check(CLI::Range(0.0, 1.0));
@@ -254,7 +302,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", cfg.warmup_epochs, "epochs of linear warm-up before the cosine schedule")
       ->check(CLI::Range(0.0, 100.0));
   app.add_option("--seed", cfg.seed, "seed of initialization and shuffling");
-  app.add_option("--threads", cfg.threads, "threads, OpenBLAS's included")->check(CLI::Range(1, 256));
+  app.add_option("--threads", cfg.threads, "threads, OpenBLAS's included (default: the cores; under mpirun, the "
+                                         "cores / the ranks on this machine)")->check(CLI::Range(1, 256));
   app.add_option("--out", cfg.out_dir, "folder for metrics.csv, filters.png, mistakes.png (default runs/MODEL)");
   app.add_option("--save", cfg.save_path, "checkpoint written after every epoch (default OUT/model.safetensors)");
   app.add_option("--resume", cfg.resume_path, "continue training from a checkpoint written by --save");
@@ -264,8 +313,8 @@ int main(int argc, char** argv) {
   app.add_flag("--profile", cfg.profile, "print time per op type and per layer, forward and backward, at the end");
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
+  } catch (const CLI::ParseError& e) {  // every rank parses the same arguments; rank 0 tells
+    const int code = tg::distributed::is_main() ? app.exit(e) : e.get_exit_code();
     return code == 0 ? 0 : 2;
   }
   if (cfg.data_dir.empty()) cfg.data_dir = cfg.dataset == "fashion" ? "/usr/share/datasets/fashion-mnist" : ".cache/mnist";
@@ -274,7 +323,14 @@ int main(int argc, char** argv) {
   try {
     return run(cfg);
   } catch (const std::exception& e) {  // tg::Error and file-system errors: one line, exit 1
-    std::fprintf(stderr, "\ntrain_mnist: error: %s\n", e.what());
-    return 1;
+    const int world = tg::distributed::world_size();
+    if (world == 1) {
+      std::fprintf(stderr, "\ntrain_mnist: error: %s\n", e.what());
+      return 1;
+    }
+    // The other ranks may be waiting for this one in a collective: stop them all.
+    std::fprintf(stderr, "\ntrain_mnist: error on rank %d of %d: %s\n", tg::distributed::rank(), world, e.what());
+    std::fflush(stderr);
+    tg::distributed::abort(1);
   }
 }

@@ -1,0 +1,115 @@
+// Run under `mpirun -np 2 mpi_equivalence MNIST_DIR`: data-parallel training is exactly bigger-batch training.
+// Two ranks with batch 32 each (tg::distributed + a sharded DataLoader) train lenet for 20 steps; rank 0 then
+// trains alone with batch 64 on the same samples, and every rank's parameters must match that run (within
+// float tolerance: the sums run in another order) and each other's (exactly). Two data sizes make the last
+// global batch of an epoch short: 600 examples (step 10: rank 0 gets 24, rank 1 nothing) and 100 (step 2:
+// 32 and 4), so the weighting of uneven and empty shards is checked too. Prints "mpi equivalence: ok".
+#include <cmath>
+#include <cstdio>
+#include <exception>
+
+#include "models.hpp"
+#include "tapegrad.hpp"
+
+namespace {
+
+namespace dist = tg::distributed;
+
+constexpr std::size_t kSteps = 20;
+
+// Parameters after kSteps SGD steps of lenet from seed 1. Sharded (rank/world of this process, gradients
+// all-reduced) when `sharded`; otherwise one process with the whole batch. `perturb`: start from other
+// weights than rank 0, which broadcast_parameters must undo.
+std::vector<tg::Array> train(const tg::MNIST& data, std::size_t batch_size, bool sharded, bool perturb) {
+  tg::manual_seed(1);
+  tg::Sequential model = tg::apps::make_model("lenet");
+  const std::vector<tg::Tensor> params = model.parameters();
+  if (perturb) {
+    for (const tg::Tensor& p : params) p.node()->value += 0.25f;
+  }
+  if (sharded) dist::broadcast_parameters(params);
+  tg::SGD opt(params, {.lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f});
+  tg::DataLoader loader(data, {.batch_size = batch_size, .shuffle = true, .seed = 3,
+                               .rank = sharded ? dist::rank() : 0, .world_size = sharded ? dist::world_size() : 1});
+  std::size_t steps = 0;
+  while (steps < kSteps) {
+    for (const tg::Batch& batch : loader) {
+      opt.zero_grad();
+      if (!batch.labels.empty()) tg::cross_entropy(model(batch.images), batch.labels).backward();
+      if (sharded) dist::allreduce_gradients(params, batch.labels.size());
+      opt.step();
+      if (++steps == kSteps) break;
+    }
+  }
+  std::vector<tg::Array> values;
+  for (const tg::Tensor& p : params) values.push_back(p.value());
+  return values;
+}
+
+// Largest |a - b| / (1e-4 + 1e-3 |b|) over all parameters: <= 1 passes.
+double worst_ratio(const std::vector<tg::Array>& a, const std::vector<tg::Array>& b) {
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    for (std::size_t k = 0; k < a[i].size(); ++k) {
+      const double d = std::fabs(a[i].data()[k] - b[i].data()[k]) / (1e-4 + 1e-3 * std::fabs(b[i].data()[k]));
+      worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+    }
+  }
+  return worst;
+}
+
+// Rank root's arrays on every rank (the shapes of `like`).
+std::vector<tg::Array> from_rank(const std::vector<tg::Array>& mine, int root) {
+  std::vector<tg::Tensor> carriers;
+  for (const tg::Array& a : mine) carriers.emplace_back(a);
+  dist::broadcast_parameters(carriers, root);
+  std::vector<tg::Array> out;
+  for (const tg::Tensor& t : carriers) out.push_back(t.value());
+  return out;
+}
+
+int run(const std::string& mnist_dir) {
+  const int rank = dist::rank(), world = dist::world_size();
+  if (world != 2) tg::fail("run me under mpirun -np 2 (world size is ", world, ")");
+  tg::set_num_threads(1);
+  tg::MNIST data(mnist_dir, tg::Split::Train);
+  double failures = 0;
+  for (std::size_t limit : {600, 100}) {
+    data.keep_first(limit);
+    const std::vector<tg::Array> sharded = train(data, 32, true, rank != 0);
+    std::vector<tg::Array> single = sharded;  // shapes, for the ranks that receive rank 0's reference
+    if (rank == 0) single = train(data, 64, false, false);
+    single = from_rank(single, 0);
+    const std::vector<tg::Array> rank0_sharded = from_rank(sharded, 0);
+    const double vs_single = worst_ratio(sharded, single), vs_rank0 = worst_ratio(sharded, rank0_sharded);
+    const std::vector<tg::Array> initial = [] {
+      tg::manual_seed(1);
+      std::vector<tg::Array> v;
+      for (const tg::Tensor& p : tg::apps::make_model("lenet").parameters()) v.push_back(p.value());
+      return v;
+    }();
+    const bool trained = worst_ratio(sharded, initial) > 10;  // the test would notice a run that did nothing
+    std::printf("rank %d, %zu examples: vs one process with batch 64: worst |diff| / tolerance %.3g; vs rank 0: %g; "
+                "moved from the initial weights: %s\n",
+                rank, limit, vs_single, vs_rank0, trained ? "yes" : "NO");
+    std::fflush(stdout);
+    failures += (vs_single <= 1.0 && vs_rank0 == 0.0 && trained) ? 0 : 1;
+  }
+  double total[1] = {failures};
+  dist::allreduce_sum(total);
+  if (rank == 0) std::printf(total[0] == 0 ? "mpi equivalence: ok\n" : "mpi equivalence: FAILED\n");
+  return total[0] == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dist::Context mpi(argc, argv);
+  try {
+    if (argc != 2) tg::fail("usage: mpirun -np 2 mpi_equivalence MNIST_DIR");
+    return run(argv[1]);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mpi_equivalence: error on rank %d: %s\n", dist::rank(), e.what());
+    dist::abort(1);
+  }
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Drives train_mnist under mpirun for CTest (tests/mpi/CMakeLists.txt). Prints "mpi SCENARIO: ok" on success.
+#   run_mpi_test.sh checkpoint WORK TRAIN PREDICT DATA  rank 0 writes a checkpoint a single process loads;
+#                                                        rank 1 writes nothing and prints nothing
+#   run_mpi_test.sh error      WORK TRAIN DATA          a bad --data on rank 1 alone stops both ranks, with the
+#                                                        message and rank 1 named, exit non-zero
+#   run_mpi_test.sh kill       WORK TRAIN DATA          kill -9 of rank 1 while training: mpirun exits non-zero
+#                                                        with a message, and does not hang
+# Environment: TG_MPIEXEC (mpiexec and its flags, e.g. "/usr/bin/mpiexec --oversubscribe"), TG_NP_FLAG (-n).
+set -u
+scenario=$1 work=$2
+rm -rf "$work" && mkdir -p "$work"
+log=$work/log
+fail() { echo "mpi $scenario: FAILED: $*"; echo "---- output ----"; cat "$log"; exit 1; }
+common=(--limit 512 --epochs 1 --batch-size 32 --threads 1)
+
+case "$scenario" in
+checkpoint)
+  train=$3 predict=$4 data=$5
+  # Two app contexts (MPMD), so that rank 1 has a --out of its own, which must never be created.
+  $TG_MPIEXEC --tag-output $TG_NP_FLAG 1 "$train" --data "$data" "${common[@]}" --out "$work/rank0" : \
+    $TG_NP_FLAG 1 "$train" --data "$data" "${common[@]}" --out "$work/rank1" >"$log" 2>&1 || fail "mpirun exited $?"
+  grep -q 'batch 32 per rank x 2 ranks (MPI) = 64 per step' "$log" || fail "no header line naming the ranks"
+  grep -q 'test accuracy' "$log" || fail "rank 0 did not finish"
+  grep -q ',1\]<std' "$log" && fail "rank 1 printed something"
+  [ -e "$work/rank1" ] && fail "rank 1 wrote $work/rank1"
+  for f in model.safetensors metrics.csv filters.png mistakes.png; do
+    [ -s "$work/rank0/$f" ] || fail "rank 0 did not write $f"
+  done
+  # One process loads it: predict, and train_mnist --resume (weights and optimizer state).
+  "$predict" "$work/rank0/model.safetensors" "$work/rank0/filters.png" >>"$log" 2>&1 || fail "predict could not use it"
+  "$train" --data "$data" --limit 512 --epochs 2 --batch-size 32 --threads 1 --resume "$work/rank0/model.safetensors" \
+    --out "$work/single" >>"$log" 2>&1 || fail "a single process could not resume from it"
+  grep -q 'resuming from .* after epoch 1' "$log" || fail "no resume line"
+  ;;
+error)
+  train=$3 data=$4
+  $TG_MPIEXEC $TG_NP_FLAG 1 "$train" --data "$data" "${common[@]}" --out "$work/rank0" : \
+    $TG_NP_FLAG 1 "$train" --data "$work/no-such-folder" "${common[@]}" --out "$work/rank1" >"$log" 2>&1 &&
+    fail "mpirun exited 0"
+  grep -q 'train_mnist: error on rank 1 of 2: .*no-such-folder' "$log" || fail "no message naming rank 1 and the path"
+  grep -q 'test accuracy' "$log" && fail "rank 0 went on training"
+  ;;
+kill)
+  train=$3 data=$4
+  $TG_MPIEXEC $TG_NP_FLAG 2 "$train" --data "$data" --epochs 1000 --batch-size 16 --threads 1 --out "$work/out" \
+    >"$log" 2>&1 &
+  launcher=$!
+  for _ in $(seq 600); do grep -q 'epoch 1/1000 \[' "$log" && break; sleep 0.2; done
+  grep -q 'epoch 1/1000 \[' "$log" || { kill -9 "$launcher"; fail "training did not start"; }
+  # Rank 1: the process of this job whose environment says so (Open MPI's launcher is its parent or grandparent).
+  victim=
+  for p in $(pgrep -f -- "$work/out"); do
+    [ "$p" = "$launcher" ] && continue
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$p
+  done
+  [ -n "$victim" ] || { kill -9 "$launcher"; fail "did not find rank 1's process"; }
+  echo "killing rank 1 (pid $victim)" >>"$log"
+  kill -9 "$victim"
+  for _ in $(seq 600); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$launcher" 2>/dev/null; then
+    kill -9 "$launcher"
+    fail "the job still ran 60 s after rank 1 was killed"
+  fi
+  wait "$launcher"
+  code=$?
+  [ "$code" -ne 0 ] || fail "mpirun exited 0"
+  grep -qiE 'signal 9|killed' "$log" || fail "no message about the killed rank"
+  echo "exit code $code after killing rank 1; the launcher said:"
+  grep -iE 'signal 9|killed' "$log" | head -3
+  ;;
+*) echo "run_mpi_test.sh: unknown scenario '$scenario'"; exit 2 ;;
+esac
+echo "mpi $scenario: ok"
