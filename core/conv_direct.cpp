@@ -134,12 +134,36 @@ void wide_conv(const float* in, const std::size_t* off, std::size_t k_count, con
 }
 
 // A plane layout: image [C][H][W] placed at (top, left) inside [C][Hp][Wp] zeros, plus `slack` zeros after.
+// Short rows (10-28 floats in these nets) copied and zeroed inline: a memmove/memset call per row costs more
+// than the row.
+inline void copy_row(const float* src, std::size_t n, float* dst) {
+  std::size_t i = 0;
+  for (; i + V <= n; i += V) Batch::load_unaligned(src + i).store_unaligned(dst + i);
+  for (; i < n; ++i) dst[i] = src[i];
+}
+inline void zero_row(float* dst, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + V <= n; i += V) Batch(0.f).store_unaligned(dst + i);
+  for (; i < n; ++i) dst[i] = 0.f;
+}
+
 struct Padded {
   std::size_t channels, hp, wp, size;
+  // Writes every float of dst once: the image rows, zeros around them and zeros after the last channel.
   void fill(const float* src, std::size_t h, std::size_t w, std::size_t top, std::size_t left, float* dst) const {
-    std::fill(dst, dst + size, 0.f);
-    for (std::size_t c = 0; c < channels; ++c)
-      for (std::size_t y = 0; y < h; ++y) std::copy_n(src + (c * h + y) * w, w, dst + (c * hp + top + y) * wp + left);
+    const std::size_t right = wp - left - w;
+    for (std::size_t c = 0; c < channels; ++c) {
+      float* plane = dst + c * hp * wp;
+      zero_row(plane, top * wp);
+      for (std::size_t y = 0; y < h; ++y) {
+        float* row = plane + (top + y) * wp;
+        zero_row(row, left);
+        copy_row(src + (c * h + y) * w, w, row + left);
+        zero_row(row + left + w, right);
+      }
+      zero_row(plane + (top + h) * wp, (hp - top - h) * wp);
+    }
+    zero_row(dst + channels * hp * wp, size - channels * hp * wp);
   }
 };
 
@@ -291,10 +315,14 @@ void conv2d_direct_backward(const float* dout, const float* x, const float* weig
         float* dys = scratch(kWide, m * g.c_out * fwd.width);
         for (std::size_t n = n0; n < n1; ++n) {
           float* di = dys + (n - n0) * g.c_out * fwd.width;
-          std::fill(di, di + g.c_out * fwd.width, 0.f);
-          for (std::size_t o = 0; o < g.c_out; ++o)
-            for (std::size_t oh = 0; oh < g.h_out; ++oh)
-              std::copy_n(dout + n * out_size + o * hw + oh * g.w_out, g.w_out, di + o * fwd.width + oh * fwd.in.wp);
+          for (std::size_t o = 0; o < g.c_out; ++o) {
+            float* row = di + o * fwd.width;
+            for (std::size_t oh = 0; oh < g.h_out; ++oh, row += fwd.in.wp) {
+              copy_row(dout + n * out_size + o * hw + oh * g.w_out, g.w_out, row);
+              zero_row(row + g.w_out, fwd.in.wp - g.w_out);
+            }
+            zero_row(row, fwd.width - g.h_out * fwd.in.wp);
+          }
         }
         if (dx) {
           float* dxp = scratch(kOther, fwd.in.size);
@@ -304,8 +332,8 @@ void conv2d_direct_backward(const float* dout, const float* x, const float* weig
                       fwd.width, dxp, row_off.data());
             for (std::size_t ch = 0; ch < g.c_in; ++ch)
               for (std::size_t y = 0; y < g.h; ++y)
-                std::copy_n(dxp + (ch * fwd.in.hp + y + g.pad_top) * fwd.in.wp + g.pad_left, g.w,
-                            dx + n * in_size + (ch * g.h + y) * g.w);
+                copy_row(dxp + (ch * fwd.in.hp + y + g.pad_top) * fwd.in.wp + g.pad_left, g.w,
+                         dx + n * in_size + (ch * g.h + y) * g.w);
           }
         }
         if (dweight) {
