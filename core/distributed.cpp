@@ -35,7 +35,8 @@ void check(int code, const char* call) {
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   MPI_Error_string(code, text, &length);
-  fail("distributed: ", call, " failed on rank ", rank(), " of ", world_size(), ": ", std::string(text, length));
+  fail("distributed: ", call, " failed on rank ", rank(), " of ", world_size(), ": ",
+       std::string(text, length));
 }
 
 // The one buffer gradients and parameters travel in; kept between steps so it is allocated (and its pages
@@ -46,7 +47,8 @@ std::vector<float>& staging() {
 }
 
 int to_int_count(std::size_t n, const char* what) {
-  if (n > static_cast<std::size_t>(INT32_MAX)) fail("distributed: ", what, ": ", n, " values exceed MPI's int count");
+  if (n > static_cast<std::size_t>(INT32_MAX))
+    fail("distributed: ", what, ": ", n, " values exceed MPI's int count");
   return static_cast<int>(n);
 }
 #endif
@@ -112,7 +114,8 @@ int local_world_size() {
 #ifdef TAPEGRAD_HAS_MPI
   if (world_size() == 1) return 1;
   MPI_Comm local;
-  check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local), "MPI_Comm_split_type");
+  check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local),
+        "MPI_Comm_split_type");
   int n = 1;
   const int code = MPI_Comm_size(local, &n);
   MPI_Comm_free(&local);
@@ -137,7 +140,8 @@ void broadcast_parameters([[maybe_unused]] const std::vector<Tensor>& params, [[
   check(MPI_Bcast(layout, 2, MPI_UINT64_T, root, MPI_COMM_WORLD), "MPI_Bcast (parameter layout)");
   if (layout[0] != params.size() || layout[1] != n) {
     fail("broadcast_parameters: rank ", rank(), " has ", params.size(), " parameters with ", n,
-         " values, rank ", root, " has ", layout[0], " with ", layout[1], "; every rank must build the same model");
+         " values, rank ", root, " has ", layout[0], " with ", layout[1],
+         "; every rank must build the same model");
   }
   std::vector<float>& buf = staging();
   buf.resize(n);
@@ -180,8 +184,8 @@ void allreduce_gradients([[maybe_unused]] const std::vector<Tensor>& params,
     offset += p.numel();
   }
   buf[n] = weight;
-  check(MPI_Allreduce(MPI_IN_PLACE, buf.data(), to_int_count(n + 1, "allreduce_gradients"), MPI_FLOAT, MPI_SUM,
-                      MPI_COMM_WORLD),
+  check(MPI_Allreduce(MPI_IN_PLACE, buf.data(), to_int_count(n + 1, "allreduce_gradients"), MPI_FLOAT,
+                      MPI_SUM, MPI_COMM_WORLD),
         "MPI_Allreduce (gradients)");
   const float total = buf[n];
   const float scale = total > 0.f ? 1.f / total : 0.f;

@@ -57,7 +57,8 @@ int local_world_size();
 bool is_main();
 
 // Overwrites every rank's parameter values with root's (one MPI_Bcast of all of them, packed). Requires the
-// same parameters, in the same order and shapes, on every rank: the shapes are checked, a mismatch throws.
+// same parameters, in the same order and shapes, on every rank; the parameter count and total size are
+// checked first (a second, small broadcast), and a mismatch throws.
 void broadcast_parameters(const std::vector<Tensor>& params, int root = 0);
 
 // After backward: replaces every parameter's gradient with the weighted average over ranks,
@@ -66,7 +67,8 @@ void broadcast_parameters(const std::vector<Tensor>& params, int root = 0);
 // mean loss over all ranks' examples (uneven or empty shards included; a rank with 0 examples contributes
 // nothing, whatever its grad holds). With the default local_examples = 1 it is the plain mean over ranks.
 // All gradients and the example count travel in ONE contiguous buffer and ONE MPI_Allreduce per call.
-// Every rank must call it with the same parameters (count and sizes are checked). No-op in a world of one.
+// Every rank must call it, with the same parameters in the same order (not checked: it would cost a second
+// collective per step; broadcast_parameters at the start checks the layout). No-op in a world of one.
 void allreduce_gradients(const std::vector<Tensor>& params, std::size_t local_examples = 1);
 
 // Sums `values` element-wise over all ranks, in place (one MPI_Allreduce); e.g. losses and counts for a

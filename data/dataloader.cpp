@@ -43,8 +43,8 @@ DataLoader::Iterator& DataLoader::Iterator::operator++() {
 
 void DataLoader::load(std::size_t batch_index) {
   // This rank's slice of global batch `batch_index` (the whole batch when not sharded); may be empty.
-  const std::size_t start = std::min(
-      batch_index * global_batch_size() + static_cast<std::size_t>(options_.rank) * options_.batch_size, data_->size());
+  const std::size_t rank_offset = static_cast<std::size_t>(options_.rank) * options_.batch_size;
+  const std::size_t start = std::min(batch_index * global_batch_size() + rank_offset, data_->size());
   const std::size_t count = std::min(options_.batch_size, data_->size() - start);
   const std::size_t rows = data_->rows(), cols = data_->cols();
   Array images = Array::from_shape({count, 1, rows, cols});

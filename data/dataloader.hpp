@@ -52,7 +52,9 @@ class DataLoader {
   // Batches per epoch; sharded, the number of global batches (the same on every rank).
   std::size_t num_batches() const;
   // batch_size * world_size: the examples of one step over all ranks.
-  std::size_t global_batch_size() const { return options_.batch_size * static_cast<std::size_t>(options_.world_size); }
+  std::size_t global_batch_size() const {
+    return options_.batch_size * static_cast<std::size_t>(options_.world_size);
+  }
   std::size_t epoch() const { return epoch_; }
   void set_epoch(std::size_t epoch) { epoch_ = epoch; }  // the epoch the next begin() starts
   // The example order of an epoch (a permutation when shuffling).

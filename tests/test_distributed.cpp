@@ -47,7 +47,8 @@ EpochBatches one_epoch(tg::DataLoader& loader) {
 
 }  // namespace
 
-TEST_CASE("DataLoader shards concatenate, rank by rank, to the batches of one process with world_size x batch") {
+TEST_CASE(
+    "DataLoader shards concatenate, rank by rank, to the batches of one process with world_size x batch") {
   TempDir dir;
   write_numbered_mnist(dir, 100);
   tg::MNIST data(dir.path.string(), tg::Split::Train);
@@ -56,8 +57,9 @@ TEST_CASE("DataLoader shards concatenate, rank by rank, to the batches of one pr
     const std::size_t batch = 8;
     tg::DataLoader whole(data, {.batch_size = batch * static_cast<std::size_t>(world), .seed = 5});
     std::vector<tg::DataLoader> shards;
-    for (int r = 0; r < world; ++r) shards.emplace_back(data, tg::DataLoaderOptions{.batch_size = batch, .seed = 5,
-                                                                                    .rank = r, .world_size = world});
+    for (int r = 0; r < world; ++r)
+      shards.emplace_back(
+          data, tg::DataLoaderOptions{.batch_size = batch, .seed = 5, .rank = r, .world_size = world});
     for (int epoch = 0; epoch < 2; ++epoch) {
       const EpochBatches want = one_epoch(whole);
       std::vector<EpochBatches> got;
@@ -81,7 +83,9 @@ TEST_CASE("DataLoader shards concatenate, rank by rank, to the batches of one pr
   }
 }
 
-TEST_CASE("DataLoader shards are disjoint, cover the epoch, and a short last global batch leaves some ranks empty") {
+TEST_CASE(
+    "DataLoader shards are disjoint, cover the epoch, and a short last global batch leaves some ranks "
+    "empty") {
   TempDir dir;
   write_numbered_mnist(dir, 100);
   tg::MNIST data(dir.path.string(), tg::Split::Train);
@@ -129,9 +133,10 @@ TEST_CASE("DataLoader rejects a rank outside 0..world_size-1 and a world_size be
   TempDir dir;
   write_numbered_mnist(dir, 10);
   tg::MNIST data(dir.path.string(), tg::Split::Train);
-  CHECK_THROWS_WITH_AS(tg::DataLoader(data, {.rank = 2, .world_size = 2}), doctest::Contains("rank must be in [0, 2)"),
+  CHECK_THROWS_WITH_AS(tg::DataLoader(data, {.rank = 2, .world_size = 2}),
+                       doctest::Contains("rank must be in [0, 2)"), tg::Error);
+  CHECK_THROWS_WITH_AS(tg::DataLoader(data, {.rank = -1, .world_size = 2}), doctest::Contains("got -1"),
                        tg::Error);
-  CHECK_THROWS_WITH_AS(tg::DataLoader(data, {.rank = -1, .world_size = 2}), doctest::Contains("got -1"), tg::Error);
   CHECK_THROWS_WITH_AS(tg::DataLoader(data, {.world_size = 0}), doctest::Contains("world_size must be >= 1"),
                        tg::Error);
 }

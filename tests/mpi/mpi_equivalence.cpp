@@ -1,9 +1,9 @@
-// Run under `mpirun -np 2 mpi_equivalence MNIST_DIR`: data-parallel training is exactly bigger-batch training.
-// Two ranks with batch 32 each (tg::distributed + a sharded DataLoader) train lenet for 20 steps; rank 0 then
-// trains alone with batch 64 on the same samples, and every rank's parameters must match that run (within
-// float tolerance: the sums run in another order) and each other's (exactly). Two data sizes make the last
-// global batch of an epoch short: 600 examples (step 10: rank 0 gets 24, rank 1 nothing) and 100 (step 2:
-// 32 and 4), so the weighting of uneven and empty shards is checked too. Prints "mpi equivalence: ok".
+// Run under `mpirun -np 2 mpi_equivalence MNIST_DIR`: data-parallel training is exactly bigger-batch
+// training. Two ranks with batch 32 each (tg::distributed + a sharded DataLoader) train lenet for 20 steps;
+// rank 0 then trains alone with batch 64 on the same samples, and every rank's parameters must match that run
+// (within float tolerance: the sums run in another order) and each other's (exactly). Two data sizes make the
+// last global batch of an epoch short: 600 examples (step 10: rank 0 gets 24, rank 1 nothing) and 100 (step
+// 2: 32 and 4), so the weighting of uneven and empty shards is checked too. Prints "mpi equivalence: ok".
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -29,8 +29,11 @@ std::vector<tg::Array> train(const tg::MNIST& data, std::size_t batch_size, bool
   }
   if (sharded) dist::broadcast_parameters(params);
   tg::SGD opt(params, {.lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f});
-  tg::DataLoader loader(data, {.batch_size = batch_size, .shuffle = true, .seed = 3,
-                               .rank = sharded ? dist::rank() : 0, .world_size = sharded ? dist::world_size() : 1});
+  tg::DataLoader loader(data, {.batch_size = batch_size,
+                               .shuffle = true,
+                               .seed = 3,
+                               .rank = sharded ? dist::rank() : 0,
+                               .world_size = sharded ? dist::world_size() : 1});
   std::size_t steps = 0;
   while (steps < kSteps) {
     for (const tg::Batch& batch : loader) {
@@ -58,7 +61,7 @@ double worst_ratio(const std::vector<tg::Array>& a, const std::vector<tg::Array>
   return worst;
 }
 
-// Rank root's arrays on every rank (the shapes of `like`).
+// Rank root's arrays on every rank (`mine` gives the shapes).
 std::vector<tg::Array> from_rank(const std::vector<tg::Array>& mine, int root) {
   std::vector<tg::Tensor> carriers;
   for (const tg::Array& a : mine) carriers.emplace_back(a);
@@ -89,9 +92,10 @@ int run(const std::string& mnist_dir) {
       return v;
     }();
     const bool trained = worst_ratio(sharded, initial) > 10;  // the test would notice a run that did nothing
-    std::printf("rank %d, %zu examples: vs one process with batch 64: worst |diff| / tolerance %.3g; vs rank 0: %g; "
-                "moved from the initial weights: %s\n",
-                rank, limit, vs_single, vs_rank0, trained ? "yes" : "NO");
+    std::printf(
+        "rank %d, %zu examples: vs one process with batch 64: worst |diff| / tolerance %.3g; vs rank 0: %g; "
+        "moved from the initial weights: %s\n",
+        rank, limit, vs_single, vs_rank0, trained ? "yes" : "NO");
     std::fflush(stdout);
     failures += (vs_single <= 1.0 && vs_rank0 == 0.0 && trained) ? 0 : 1;
   }

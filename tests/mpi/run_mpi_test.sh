@@ -46,20 +46,21 @@ kill)
   $TG_MPIEXEC $TG_NP_FLAG 2 "$train" --data "$data" --epochs 1000 --batch-size 16 --threads 1 --out "$work/out" \
     >"$log" 2>&1 &
   launcher=$!
-  for _ in $(seq 600); do grep -q 'epoch 1/1000 \[' "$log" && break; sleep 0.2; done
-  grep -q 'epoch 1/1000 \[' "$log" || { kill -9 "$launcher"; fail "training did not start"; }
+  stop_job() { kill -TERM "$launcher" 2>/dev/null; sleep 2; kill -9 "$launcher" 2>/dev/null; }  # mpirun ends its ranks
+  for _ in $(seq 300); do grep -q 'epoch 1/1000 \[' "$log" && break; sleep 0.2; done
+  grep -q 'epoch 1/1000 \[' "$log" || { stop_job; fail "training did not start within 60 s"; }
   # Rank 1: the process of this job whose environment says so (Open MPI's launcher is its parent or grandparent).
   victim=
   for p in $(pgrep -f -- "$work/out"); do
     [ "$p" = "$launcher" ] && continue
     tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$p
   done
-  [ -n "$victim" ] || { kill -9 "$launcher"; fail "did not find rank 1's process"; }
+  [ -n "$victim" ] || { stop_job; fail "did not find rank 1's process"; }
   echo "killing rank 1 (pid $victim)" >>"$log"
   kill -9 "$victim"
   for _ in $(seq 600); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$launcher" 2>/dev/null; then
-    kill -9 "$launcher"
+    stop_job
     fail "the job still ran 60 s after rank 1 was killed"
   fi
   wait "$launcher"
