@@ -86,6 +86,8 @@ TEST_CASE("the direct stride-1 kernels and im2col + SGEMM agree with the definit
       {{2, 2, 11, 10}, {3, 2, 3, 2}, {.padding = {2, 1}, .dilation = {2, 3}}},
       {{70, 2, 6, 6}, {9, 2, 1, 1}, {}},                                 // 1x1, many images (several chunks)
       {{1, 4, 3, 40}, {7, 4, 3, 5}, {.padding = {1, 2}}},                // wide and flat
+      {{2, 3, 9, 17}, {32, 3, 5, 5}, {}},          // channels in lanes: odd output rows, a 13-pixel row in 2 tiles
+      {{1, 2, 7, 7}, {16, 2, 3, 3}, {.padding = {1, 1}}},                // channels in lanes, padded
   };
   const tg::ConvAlgorithm before = tg::conv_algorithm();
   for (const Case& c : cases) {
