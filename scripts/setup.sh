@@ -7,7 +7,7 @@
 #   scripts/setup.sh fuzz       ... plus clang-14 and its sanitizer runtimes (make fuzz)
 set -euo pipefail
 
-packages=(cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev libopenblas-serial-dev doctest-dev
+packages=(cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev doctest-dev
           libstb-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev gdb libopenmpi-dev openmpi-bin)
 for extra in "$@"; do
   case "$extra" in

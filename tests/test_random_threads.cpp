@@ -1,6 +1,7 @@
 // The seedable generator and the thread-count setting.
 #include <doctest/doctest.h>
 
+#include "core/blas.hpp"
 #include "tapegrad.hpp"
 
 TEST_CASE("manual_seed makes the framework's random numbers repeat exactly") {
@@ -54,5 +55,24 @@ TEST_CASE("parallel_for covers every index once, with any thread count and job s
                          if (b == 0) throw tg::Error("chunk failed");
                        }),
                        "chunk failed", tg::Error);
+  tg::set_num_threads(before);
+}
+
+// Two threads call SGEMM at once (parallel_sgemm). Debian's openblas-serial build hands both callers the same
+// buffer now and then (no locking), which gave different logits run to run in train_mnist; tapegrad links the
+// pthread build, which locks its buffers. The race is rare per call, hence the many small products.
+TEST_CASE("parallel_sgemm at 2 threads gives the same bits every time") {
+  const int before = tg::num_threads();
+  tg::set_num_threads(2);
+  const std::size_t m = 64, n = 120, k = 400;
+  const tg::Array a = tg::randn({m, k}), b = tg::randn({n, k});
+  tg::Array first = tg::Array::from_shape({m, n}), again = first;
+  tg::parallel_sgemm(false, true, m, n, k, 1.f, a.data(), b.data(), 0.f, first.data());
+  int differing = 0;
+  for (int run = 0; run < 20000; ++run) {
+    tg::parallel_sgemm(false, true, m, n, k, 1.f, a.data(), b.data(), 0.f, again.data());
+    differing += again != first;
+  }
+  CHECK(differing == 0);
   tg::set_num_threads(before);
 }

@@ -70,6 +70,8 @@ def make_cases():
         conv_case("conv 4x3x12x10 k3 128f s2 p1", (4, 3, 12, 10), (128, 3, 3, 3), 2, 1),
         conv_case("conv 64x6x14x14 k5 16f (lenet conv2)", (64, 6, 14, 14), (16, 6, 5, 5)),
         conv_case("conv 64x32x26x26 k3 64f (convnet conv2)", (64, 32, 26, 26), (64, 32, 3, 3)),
+        conv_case("conv 64x1x28x28 k5 6f p2 (lenet conv1)", (64, 1, 28, 28), (6, 1, 5, 5), 1, 2),
+        conv_case("conv 64x1x28x28 k3 32f (convnet conv1)", (64, 1, 28, 28), (32, 1, 3, 3)),
         pool_case("maxpool 32x3x28x28 k4 s2", (32, 3, 28, 28), 4, 2),
         pool_case("maxpool 64x64x24x24 k2 s2", (64, 64, 24, 24), 2, 2),
         ("linear 64x9216 -> 128", F.linear, lin, 2.0 * 64 * 9216 * 128 / 1e9, 3),
