@@ -28,7 +28,7 @@ done
 mkdir -p "$build"
 echo "fuzz: configuring $build"
 if ! CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_FUZZ=ON \
-  -DTAPEGRAD_BUILD_TESTS=OFF -DTAPEGRAD_BUILD_APPS=OFF -DTAPEGRAD_NATIVE=OFF \
+  -DTAPEGRAD_BUILD_TESTS=OFF -DTAPEGRAD_BUILD_APPS=OFF -DTAPEGRAD_NATIVE=OFF -DTAPEGRAD_MPI=OFF \
   -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
   >"$build/configure.log" 2>&1; then
   cat "$build/configure.log" >&2
