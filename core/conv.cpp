@@ -276,13 +276,7 @@ void conv2d_backward(const float* dout, const float* x, const float* weight, con
       for (std::size_t i = 0; i < g.c_out * k; ++i) dweight[i] += src[i];
     }
   }
-  if (dbias) {
-    for (std::size_t o = 0; o < g.c_out; ++o) {
-      double s = 0.0;
-      for (std::size_t part = 0; part < parts; ++part) s += dbias_parts[part * g.c_out + o];
-      dbias[o] = static_cast<float>(s);
-    }
-  }
+  if (dbias) sum_bias_parts(dbias_parts.data(), parts, g.c_out, dbias);
 }
 
 void conv2d_forward_reference(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,

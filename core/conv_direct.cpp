@@ -448,12 +448,14 @@ void conv2d_direct_backward(const float* dout, const float* x, const float* weig
       for (std::size_t i = 0; i < g.c_out * k_count; ++i) dweight[i] += src[i];
     }
   }
-  if (dbias) {
-    for (std::size_t o = 0; o < g.c_out; ++o) {
-      double s = 0.0;
-      for (std::size_t part = 0; part < parts; ++part) s += dbias_parts[part * g.c_out + o];
-      dbias[o] = static_cast<float>(s);
-    }
+  if (dbias) sum_bias_parts(dbias_parts.data(), parts, g.c_out, dbias);
+}
+
+void sum_bias_parts(const double* parts, std::size_t count, std::size_t c_out, float* dbias) {
+  for (std::size_t o = 0; o < c_out; ++o) {
+    double s = 0.0;
+    for (std::size_t part = 0; part < count; ++part) s += parts[part * c_out + o];
+    dbias[o] = static_cast<float>(s);
   }
 }
 

@@ -11,5 +11,7 @@ void conv2d_direct_forward(const float* x, const float* weight, const float* bia
                            float* out);
 void conv2d_direct_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
                             float* dx, float* dweight, float* dbias);
+// dbias[o] = the sum over `count` per-thread parts [count][c_out], in part order (both backward kernels).
+void sum_bias_parts(const double* parts, std::size_t count, std::size_t c_out, float* dbias);
 
 }  // namespace tg
