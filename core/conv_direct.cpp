@@ -16,6 +16,9 @@
 #include "core/conv_direct.hpp"
 
 #include <xsimd/xsimd.hpp>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -258,10 +261,11 @@ constexpr std::size_t kChunkBytes = 512 * 1024;
 // The wide grid wastes (Wp - Wout)/Wp of its work: 29% on lenet's 14x14 -> 10x10 conv. When Cout is a multiple of
 // V, this kernel has no waste: acc[r][t] holds V output channels of pixel (oh + r, ow0 + t), and per patch element
 // k it loads one weight vector Wt[k][o0 .. o0+V) and does R*PT FMAs with input pixels broadcast straight from
-// memory (constant offsets from one base pointer per row).
+// memory (constant offsets from one base pointer per row). Results go pixel-major into pm [pixel][V]; a 16x16
+// register transpose then writes them channel-major with the bias (store_transposed).
 template <int R, int PT>
 void lanes_block(const float* xp, std::size_t wp, const std::size_t* off, std::size_t k_count, const float* wt,
-                 std::size_t c_out, float* tile) {
+                 std::size_t c_out, float* pm, std::size_t w_out) {
   Batch acc[R][PT];
 #pragma GCC unroll 2
   for (int r = 0; r < R; ++r)
@@ -279,11 +283,67 @@ void lanes_block(const float* xp, std::size_t wp, const std::size_t* off, std::s
 #pragma GCC unroll 2
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 12
-    for (int t = 0; t < PT; ++t) acc[r][t].store_unaligned(tile + (r * PT + t) * V);
+    for (int t = 0; t < PT; ++t) acc[r][t].store_unaligned(pm + (static_cast<std::size_t>(r) * w_out + t) * V);
+}
+
+#if defined(__AVX512F__)
+// GCC 12 warns about the intrinsics' own undefined pass-through operand (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// r[i][j] <- r[j][i] for 16 vectors of 16 floats: unpack pairs, then pairs of pairs, then 128-bit lanes.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+// out[o * out_stride + p] = pm[p * V + o] + bias[o] for the V channels of a block and p in [0, pixels); pm has
+// pixels rounded up to 16 rows (the extra rows are read, never stored).
+void store_transposed(const float* pm, std::size_t pixels, const float* bias, float* out, std::size_t out_stride) {
+#if defined(__AVX512F__)
+  if constexpr (V == 16) {
+    for (std::size_t p0 = 0; p0 < pixels; p0 += 16) {
+      __m512 r[16];
+      for (std::size_t i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(pm + (p0 + i) * 16);
+      transpose16(r);
+      const auto mask = static_cast<__mmask16>((1u << std::min<std::size_t>(16, pixels - p0)) - 1u);
+      for (std::size_t o = 0; o < 16; ++o) {
+        const __m512 v = _mm512_add_ps(r[o], _mm512_set1_ps(bias ? bias[o] : 0.f));
+        _mm512_mask_storeu_ps(out + o * out_stride + p0, mask, v);
+      }
+    }
+    return;
+  }
+#endif
+  for (std::size_t o = 0; o < V; ++o) {
+    const float b = bias ? bias[o] : 0.f;
+    for (std::size_t p = 0; p < pixels; ++p) out[o * out_stride + p] = pm[p * V + o] + b;
+  }
 }
 
 constexpr int kLanesPT = 12;
-using LanesFn = void (*)(const float*, std::size_t, const std::size_t*, std::size_t, const float*, std::size_t, float*);
+using LanesFn = void (*)(const float*, std::size_t, const std::size_t*, std::size_t, const float*, std::size_t, float*,
+                         std::size_t);
 template <int R, int... PT>
 constexpr std::array<LanesFn, kLanesPT> lanes_row(std::integer_sequence<int, PT...>) {
   return {&lanes_block<R, PT + 1>...};
@@ -313,25 +373,22 @@ void conv2d_direct_forward(const float* x, const float* weight, const float* bia
       for (std::size_t k = 0; k < k_count; ++k) wt[k * g.c_out + o] = weight[o * k_count + k];
     parallel_for(g.batch, [&](std::size_t n0, std::size_t n1) {
       float* xp = scratch(kPadded, plan.in.size);
-      float* tile = scratch(kWide, 2 * kLanesPT * V);
+      // One block of V channels at a time: pixel-major results, then transposed into the output.
+      const std::size_t hw = g.pixels_out(), rows16 = round_up(hw, 16);
+      float* pm = scratch(kWide, rows16 * V);
+      zero_row(pm + hw * V, (rows16 - hw) * V);
       for (std::size_t n = n0; n < n1; ++n) {
         plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
-        float* dst = out + n * out_size;
-        for (std::size_t oh = 0; oh < g.h_out; oh += 2) {
-          const std::size_t rows = std::min<std::size_t>(2, g.h_out - oh);
-          for (std::size_t ow = 0; ow < g.w_out; ow += kLanesPT) {
-            const std::size_t pt = std::min<std::size_t>(kLanesPT, g.w_out - ow);
-            for (std::size_t o0 = 0; o0 < g.c_out; o0 += V) {
+        for (std::size_t o0 = 0; o0 < g.c_out; o0 += V) {
+          for (std::size_t oh = 0; oh < g.h_out; oh += 2) {
+            const std::size_t rows = std::min<std::size_t>(2, g.h_out - oh);
+            for (std::size_t ow = 0; ow < g.w_out; ow += kLanesPT) {
+              const std::size_t pt = std::min<std::size_t>(kLanesPT, g.w_out - ow);
               kLanesKernels[rows - 1][pt - 1](xp + oh * plan.in.wp + ow, plan.in.wp, plan.off.data(), k_count,
-                                              wt.data() + o0, g.c_out, tile);
-              for (std::size_t o = 0; o < V; ++o) {
-                const float b = bias ? bias[o0 + o] : 0.f;
-                for (std::size_t r = 0; r < rows; ++r)
-                  for (std::size_t t = 0; t < pt; ++t)
-                    dst[((o0 + o) * g.h_out + oh + r) * g.w_out + ow + t] = tile[(r * pt + t) * V + o] + b;
-              }
+                                              wt.data() + o0, g.c_out, pm + (oh * g.w_out + ow) * V, g.w_out);
             }
           }
+          store_transposed(pm, hw, bias ? bias + o0 : nullptr, out + n * out_size + o0 * hw, hw);
         }
       }
     });
