@@ -12,16 +12,6 @@
 namespace tg {
 namespace {
 
-// Scratch buffers of the calling thread, grown as needed and reused step after step (the im2col matrix of a
-// batch is megabytes; allocating it afresh every step would page-fault it in every step).
-enum Scratch { kColumns, kProducts, kNumScratch };
-float* scratch(Scratch slot, std::size_t count) {
-  thread_local std::vector<float> buffers[kNumScratch];
-  std::vector<float>& b = buffers[slot];
-  if (b.size() < count) b.resize(count);
-  return b.data();
-}
-
 std::vector<Array> conv2d_backward_op(const Array& dout, const Tensor& x, const Tensor& weight, const Tensor& bias,
                                       const Conv2dGeometry& g) {
   Array dx, dweight, dbias;
@@ -203,8 +193,8 @@ void conv2d_forward(const float* x, const float* weight, const float* bias, cons
   parallel_for(chunks, [&](std::size_t c0, std::size_t c1) {
     for (std::size_t c = c0; c < c1; ++c) {
       const std::size_t n0 = c * chunk, n1 = std::min(g.batch, n0 + chunk), width = (n1 - n0) * hw;
-      float* cols = scratch(kColumns, k * width);
-      float* y = scratch(kProducts, g.c_out * width);
+      float* cols = conv_scratch(kColumns, k * width);
+      float* y = conv_scratch(kProducts, g.c_out * width);
       for (std::size_t n = n0; n < n1; ++n) im2col(x + n * in_size, g, cols + (n - n0) * hw, width);
       sgemm(false, false, g.c_out, width, k, 1.f, weight, cols, 0.f, y);
       for (std::size_t n = n0; n < n1; ++n) {
@@ -240,20 +230,16 @@ void conv2d_backward(const float* dout, const float* x, const float* weight, con
       if (dw && parts == 1) std::fill(dw, dw + g.c_out * k, 0.f);
       for (std::size_t c = part * chunks / parts; c < (part + 1) * chunks / parts; ++c) {
         const std::size_t n0 = c * chunk, n1 = std::min(g.batch, n0 + chunk), width = (n1 - n0) * hw;
-        float* dy = scratch(kProducts, g.c_out * width);
+        float* dy = conv_scratch(kProducts, g.c_out * width);
         for (std::size_t n = n0; n < n1; ++n) {
           for (std::size_t o = 0; o < g.c_out; ++o) {
             std::copy_n(dout + n * out_size + o * hw, hw, dy + o * width + (n - n0) * hw);
           }
         }
         if (dbias) {
-          for (std::size_t o = 0; o < g.c_out; ++o) {
-            double s = 0.0;
-            for (std::size_t p = 0; p < width; ++p) s += dy[o * width + p];
-            dbias_parts[part * g.c_out + o] += s;
-          }
+          for (std::size_t o = 0; o < g.c_out; ++o) dbias_parts[part * g.c_out + o] += sum_row(dy + o * width, width);
         }
-        float* cols = scratch(kColumns, k * width);
+        float* cols = conv_scratch(kColumns, k * width);
         if (dw) {
           for (std::size_t n = n0; n < n1; ++n) im2col(x + n * in_size, g, cols + (n - n0) * hw, width);
           sgemm(false, true, g.c_out, k, width, 1.f, dy, cols, 1.f, dw);

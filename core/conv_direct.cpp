@@ -50,15 +50,6 @@ inline Batch in_register(Batch b) {
 
 std::size_t round_up(std::size_t n, std::size_t m) { return (n + m - 1) / m * m; }
 
-// Per-thread scratch, grown as needed and kept (see conv.cpp for why).
-enum Slot { kPadded, kWide, kOther, kNumSlots };
-float* scratch(Slot slot, std::size_t count) {
-  thread_local std::vector<float> buffers[kNumSlots];
-  std::vector<float>& b = buffers[slot];
-  if (b.size() < count) b.resize(count);
-  return b.data();
-}
-
 // ---- the kernel: acc[o][p] = sum_k wk[k][o] * in[off[k] + p] for OB rows o, NB vectors of positions from p0 ----
 // Store: out[o*out_stride + p] = acc. Scatter: out[out_off[o] + p] += acc (the dx pass, see below).
 template <int OB, int NB, bool Scatter>
@@ -150,21 +141,6 @@ inline void zero_row(float* dst, std::size_t n) {
   for (; i < n; ++i) dst[i] = 0.f;
 }
 
-// The sum of n floats: four vector accumulators (a scalar chain of dependent adds is latency-bound, 4 cycles
-// per element), then a double for the total.
-inline double sum_row(const float* src, std::size_t n) {
-  Batch a0(0.f), a1(0.f), a2(0.f), a3(0.f);
-  std::size_t i = 0;
-  for (; i + 4 * V <= n; i += 4 * V) {
-    a0 += Batch::load_unaligned(src + i), a1 += Batch::load_unaligned(src + i + V);
-    a2 += Batch::load_unaligned(src + i + 2 * V), a3 += Batch::load_unaligned(src + i + 3 * V);
-  }
-  for (; i + V <= n; i += V) a0 += Batch::load_unaligned(src + i);
-  double s = static_cast<double>(xsimd::hadd((a0 + a1) + (a2 + a3)));
-  for (; i < n; ++i) s += src[i];
-  return s;
-}
-
 struct Padded {
   std::size_t channels, hp, wp, size;
   // Writes every float of dst once: the image rows, zeros around them and zeros after the last channel.
@@ -188,14 +164,13 @@ struct Padded {
 // Everything the kernels need about one direction (forward or dx) of a conv.
 struct Plan {
   Padded in;                   // the padded input of the kernel
-  std::size_t out_h, width;    // output rows; positions computed per output channel (out_h * in.wp rounded up)
+  std::size_t width;           // positions computed per output channel: output rows x in.wp, rounded up to V
   std::vector<std::size_t> off;  // off[k] per patch element
 };
 
 Plan make_plan(std::size_t channels, std::size_t hp, std::size_t wp, std::size_t kh, std::size_t kw, std::size_t dh,
                std::size_t dw, std::size_t out_h) {
   Plan p;
-  p.out_h = out_h;
   p.width = round_up(out_h * wp, V);
   p.off.reserve(channels * kh * kw);
   for (std::size_t c = 0; c < channels; ++c)
@@ -372,10 +347,10 @@ void conv2d_direct_forward(const float* x, const float* weight, const float* bia
     for (std::size_t o = 0; o < g.c_out; ++o)
       for (std::size_t k = 0; k < k_count; ++k) wt[k * g.c_out + o] = weight[o * k_count + k];
     parallel_for(g.batch, [&](std::size_t n0, std::size_t n1) {
-      float* xp = scratch(kPadded, plan.in.size);
+      float* xp = conv_scratch(kPadded, plan.in.size);
       // One block of V channels at a time: pixel-major results, then transposed into the output.
       const std::size_t hw = g.pixels_out(), rows16 = round_up(hw, 16);
-      float* pm = scratch(kWide, rows16 * V);
+      float* pm = conv_scratch(kWide, rows16 * V);
       zero_row(pm + hw * V, (rows16 - hw) * V);
       for (std::size_t n = n0; n < n1; ++n) {
         plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
@@ -395,8 +370,8 @@ void conv2d_direct_forward(const float* x, const float* weight, const float* bia
     return;
   }
   parallel_for(g.batch, [&](std::size_t n0, std::size_t n1) {
-    float* xp = scratch(kPadded, plan.in.size);
-    float* wide = scratch(kWide, g.c_out * plan.width);
+    float* xp = conv_scratch(kPadded, plan.in.size);
+    float* wide = conv_scratch(kWide, g.c_out * plan.width);
     for (std::size_t n = n0; n < n1; ++n) {
       plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
       wide_conv(xp, plan.off.data(), k_count, packed.data(), g.c_out, plan.width, wide);
@@ -454,7 +429,7 @@ void conv2d_direct_backward(const float* dout, const float* x, const float* weig
         }
         if (!dx && !dweight) continue;
         // The chunk's wide gradients (zeros in the garbage columns) and, for dweight, padded inputs.
-        float* dys = scratch(kWide, m * g.c_out * fwd.width);
+        float* dys = conv_scratch(kWide, m * g.c_out * fwd.width);
         for (std::size_t n = n0; n < n1; ++n) {
           float* di = dys + (n - n0) * g.c_out * fwd.width;
           for (std::size_t o = 0; o < g.c_out; ++o) {
@@ -467,7 +442,7 @@ void conv2d_direct_backward(const float* dout, const float* x, const float* weig
           }
         }
         if (dx) {
-          float* dxp = scratch(kOther, fwd.in.size);
+          float* dxp = conv_scratch(kOther, fwd.in.size);
           for (std::size_t n = n0; n < n1; ++n) {
             std::fill(dxp, dxp + fwd.in.size, 0.f);
             wide_conv(dys + (n - n0) * g.c_out * fwd.width, dy_off.data(), g.c_out, packed_t.data(), k_count,
@@ -479,7 +454,7 @@ void conv2d_direct_backward(const float* dout, const float* x, const float* weig
           }
         }
         if (dweight) {
-          float* xs = scratch(kPadded, m * fwd.in.size);
+          float* xs = conv_scratch(kPadded, m * fwd.in.size);
           std::vector<const float*> xp(m), dy(m);
           for (std::size_t n = n0; n < n1; ++n) {
             float* xi = xs + (n - n0) * fwd.in.size;
@@ -506,6 +481,27 @@ void conv2d_direct_backward(const float* dout, const float* x, const float* weig
     }
   }
   if (dbias) sum_bias_parts(dbias_parts.data(), parts, g.c_out, dbias);
+}
+
+float* conv_scratch(ConvScratch slot, std::size_t count) {
+  thread_local std::vector<float> buffers[kNumConvScratch];
+  std::vector<float>& b = buffers[slot];
+  if (b.size() < count) b.resize(count);
+  return b.data();
+}
+
+// Four vector accumulators: a scalar chain of dependent adds is latency-bound (4 cycles per element).
+double sum_row(const float* src, std::size_t n) {
+  Batch a0(0.f), a1(0.f), a2(0.f), a3(0.f);
+  std::size_t i = 0;
+  for (; i + 4 * V <= n; i += 4 * V) {
+    a0 += Batch::load_unaligned(src + i), a1 += Batch::load_unaligned(src + i + V);
+    a2 += Batch::load_unaligned(src + i + 2 * V), a3 += Batch::load_unaligned(src + i + 3 * V);
+  }
+  for (; i + V <= n; i += V) a0 += Batch::load_unaligned(src + i);
+  double s = static_cast<double>(xsimd::hadd((a0 + a1) + (a2 + a3)));
+  for (; i < n; ++i) s += src[i];
+  return s;
 }
 
 void sum_bias_parts(const double* parts, std::size_t count, std::size_t c_out, float* dbias) {

@@ -10,9 +10,6 @@
 namespace tg {
 namespace {
 
-// Elements per thread below which an elementwise loop stays on one thread (waking a worker costs more).
-constexpr std::size_t kElementwiseGrain = 1 << 15;
-
 // out[i] = f(x[i]), in parallel for large arrays (f must be pure)
 template <class F>
 Array map(const Array& x, F f) {
@@ -21,7 +18,7 @@ Array map(const Array& x, F f) {
   float* po = out.data();
   parallel_for(x.size(), [&](std::size_t i0, std::size_t i1) {
     for (std::size_t i = i0; i < i1; ++i) po[i] = f(px[i]);
-  }, kElementwiseGrain);
+  }, kElementGrain);
   return out;
 }
 
@@ -34,7 +31,7 @@ Array zip(const Array& x, const Array& y, F f) {
   float* po = out.data();
   parallel_for(x.size(), [&](std::size_t i0, std::size_t i1) {
     for (std::size_t i = i0; i < i1; ++i) po[i] = f(px[i], py[i]);
-  }, kElementwiseGrain);
+  }, kElementGrain);
   return out;
 }
 

@@ -66,7 +66,6 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;
-      stopping_ = true;
     }
     wake_.notify_all();
     for (std::thread& t : workers_) t.join();
@@ -125,7 +124,7 @@ class Pool {
   void loop() {
     std::uint64_t seen = 0;
     for (;;) {
-      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen || stopping_.load(); });
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen || stop_.load(); });
       std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -146,8 +145,7 @@ class Pool {
   std::shared_ptr<Job> job_;  // the job being run, guarded by mutex_
   std::atomic<std::uint64_t> generation_{0};  // written under mutex_, read by spinning workers
   int sleeping_ = 0;                          // workers inside wake_.wait, guarded by mutex_
-  bool stop_ = false;                         // guarded by mutex_
-  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stop_{false};             // set under mutex_, also read by spinning workers
 };
 
 Pool& pool() {

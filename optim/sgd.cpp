@@ -6,10 +6,6 @@
 #include "core/threads.hpp"
 
 namespace tg {
-namespace {
-constexpr std::size_t kGrain = 1 << 15;  // parameters per thread below which an update stays on one thread
-}  // namespace
-
 SGD::SGD(std::vector<Tensor> parameters, SGDOptions options)
     : Optimizer(std::move(parameters)), options_(options), momentum_buffers_(parameters_.size()) {
   set_lr(options.lr);
@@ -33,7 +29,7 @@ void SGD::step() {
     if (mu == 0.f) {
       parallel_for(n, [&](std::size_t k0, std::size_t k1) {
         for (std::size_t k = k0; k < k1; ++k) p[k] -= lr * (grad[k] + wd * p[k]);
-      }, kGrain);
+      }, kElementGrain);
       continue;
     }
     Array& buffer = momentum_buffers_[i];
@@ -47,7 +43,7 @@ void SGD::step() {
         buf[k] = first ? g : mu * buf[k] + (1.f - damp) * g;
         p[k] -= lr * (nesterov ? g + mu * buf[k] : buf[k]);
       }
-    }, kGrain);
+    }, kElementGrain);
   }
 }
 
