@@ -1,21 +1,27 @@
 // tapegrad: the umbrella header. Everything in ../shared/API.md is reachable from here.
 #pragma once
 
-// core: tensors, the tape, ops, gradcheck
-#include "core/conv.hpp"
-#include "core/distributed.hpp"
-#include "core/error.hpp"
-#include "core/gradcheck.hpp"
-#include "core/io.hpp"
-#include "core/memory.hpp"
-#include "core/ops.hpp"
-#include "core/pool.hpp"
-#include "core/profile.hpp"
-#include "core/random.hpp"
-#include "core/safetensors.hpp"
-#include "core/tape.hpp"
-#include "core/tensor.hpp"
-#include "core/threads.hpp"
+// core/autograd: tensors, the tape, make_op, grad mode, gradcheck, errors, the profile
+#include "core/autograd/error.hpp"
+#include "core/autograd/gradcheck.hpp"
+#include "core/autograd/profile.hpp"
+#include "core/autograd/tape.hpp"
+#include "core/autograd/tensor.hpp"
+// core/ops: the differentiable ops, each with its named backward
+#include "core/ops/ops.hpp"
+// core/kernels: raw-buffer kernels (BLAS wrapper, conv, pooling) and their reference kernels
+#include "core/kernels/blas.hpp"
+#include "core/kernels/conv2d.hpp"
+#include "core/kernels/max_pool2d.hpp"
+// core/runtime: threads, memory reuse, the random generator
+#include "core/runtime/memory.hpp"
+#include "core/runtime/random.hpp"
+#include "core/runtime/threads.hpp"
+// core/io: atomic writes, safetensors, npy
+#include "core/io/atomic_file.hpp"
+#include "core/io/safetensors.hpp"
+// core/distributed: MPI data parallelism (a world of one without MPI)
+#include "core/distributed/distributed.hpp"
 #include "core/xt.hpp"
 // layers
 #include "layers/activations.hpp"

@@ -1,4 +1,4 @@
-# Optional MPI for data-parallel training (core/distributed.cpp, tg::distributed). TAPEGRAD_MPI defaults to ON
+# Optional MPI for data-parallel training (core/distributed/distributed.cpp, tg::distributed). TAPEGRAD_MPI defaults to ON
 # when find_package(MPI) finds an MPI (Debian: libopenmpi-dev openmpi-bin); OFF builds a stub in which the
 # world is one process (rank 0, world size 1, broadcast and all-reduce do nothing).
 # We call MPI's C API from C++: the CXX component is that API for a C++ compiler (the project enables no C
@@ -11,12 +11,12 @@ if(TAPEGRAD_MPI AND NOT MPI_CXX_FOUND)
                       "(scripts/setup.sh does) or configure with -DTAPEGRAD_MPI=OFF")
 endif()
 
-target_sources(tapegrad PRIVATE core/distributed.cpp)
+target_sources(tapegrad PRIVATE core/distributed/distributed.cpp)
 if(TAPEGRAD_MPI)
   # PRIVATE, and mpi.h is included by distributed.cpp only: the public headers do not need MPI. (A static
   # library still passes MPI::MPI_CXX on to its consumers' link; tapegradConfig.cmake finds it for them.)
   target_link_libraries(tapegrad PRIVATE MPI::MPI_CXX)
-  set_property(SOURCE core/distributed.cpp APPEND PROPERTY COMPILE_DEFINITIONS TAPEGRAD_HAS_MPI)
+  set_property(SOURCE core/distributed/distributed.cpp APPEND PROPERTY COMPILE_DEFINITIONS TAPEGRAD_HAS_MPI)
   message(STATUS "tapegrad: MPI data-parallel training ON (MPI ${MPI_CXX_VERSION}, ${MPIEXEC_EXECUTABLE})")
 else()
   message(STATUS "tapegrad: MPI data-parallel training OFF (tg::distributed is a one-process stub)")

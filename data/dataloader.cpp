@@ -2,8 +2,8 @@
 
 #include <numeric>
 
-#include "core/error.hpp"
-#include "core/random.hpp"
+#include "core/autograd/error.hpp"
+#include "core/runtime/random.hpp"
 
 namespace tg {
 

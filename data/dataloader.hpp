@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/tensor.hpp"
+#include "core/autograd/tensor.hpp"
 #include "data/mnist.hpp"
 
 namespace tg {

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <limits>
 
-#include "core/error.hpp"
+#include "core/autograd/error.hpp"
 
 namespace tg {
 namespace {

@@ -10,8 +10,8 @@
 #include <limits>
 #include <memory>
 
-#include "core/error.hpp"
-#include "core/io.hpp"
+#include "core/autograd/error.hpp"
+#include "core/io/atomic_file.hpp"
 #include "data/idx.hpp"
 
 namespace tg {

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "core/error.hpp"
+#include "core/autograd/error.hpp"
 #include "data/idx.hpp"
 
 namespace tg {

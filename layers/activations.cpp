@@ -2,8 +2,8 @@
 
 #include <sstream>
 
-#include "core/error.hpp"
-#include "core/ops.hpp"
+#include "core/autograd/error.hpp"
+#include "core/ops/ops.hpp"
 
 namespace tg {
 

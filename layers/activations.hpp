@@ -1,7 +1,7 @@
 // Parameter-free layers: activations, Flatten, Dropout.
 #pragma once
 
-#include "core/random.hpp"
+#include "core/runtime/random.hpp"
 #include "layers/module.hpp"
 
 namespace tg {

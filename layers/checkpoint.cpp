@@ -2,7 +2,7 @@
 
 #include <unordered_map>
 
-#include "core/error.hpp"
+#include "core/autograd/error.hpp"
 
 namespace tg {
 namespace {

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/safetensors.hpp"
+#include "core/io/safetensors.hpp"
 #include "layers/module.hpp"
 
 namespace tg {

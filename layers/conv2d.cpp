@@ -1,6 +1,6 @@
 #include "layers/conv2d.hpp"
 
-#include "core/error.hpp"
+#include "core/autograd/error.hpp"
 #include "layers/init.hpp"
 
 namespace tg {

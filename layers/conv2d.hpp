@@ -1,7 +1,7 @@
 // Conv2D: 2-D convolution over NCHW batches, weight [Cout, Cin, Kh, Kw], as nn.Conv2d.
 #pragma once
 
-#include "core/conv.hpp"
+#include "core/ops/conv2d.hpp"
 #include "layers/module.hpp"
 
 namespace tg {

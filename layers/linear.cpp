@@ -1,7 +1,7 @@
 #include "layers/linear.hpp"
 
-#include "core/error.hpp"
-#include "core/ops.hpp"
+#include "core/autograd/error.hpp"
+#include "core/ops/ops.hpp"
 #include "layers/init.hpp"
 
 namespace tg {

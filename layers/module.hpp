@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/tensor.hpp"
+#include "core/autograd/tensor.hpp"
 
 namespace tg {
 

@@ -1,6 +1,6 @@
 #include "layers/pooling.hpp"
 
-#include "core/error.hpp"
+#include "core/autograd/error.hpp"
 
 namespace tg {
 

@@ -1,7 +1,7 @@
 // MaxPool2D: max over windows of each channel, as nn.MaxPool2d (stride defaults to the kernel).
 #pragma once
 
-#include "core/pool.hpp"
+#include "core/ops/pooling.hpp"
 #include "layers/module.hpp"
 
 namespace tg {

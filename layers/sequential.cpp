@@ -3,8 +3,8 @@
 #include <iomanip>
 #include <sstream>
 
-#include "core/profile.hpp"
-#include "core/tape.hpp"
+#include "core/autograd/profile.hpp"
+#include "core/autograd/tape.hpp"
 
 namespace tg {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "core/error.hpp"
+#include "core/autograd/error.hpp"
 
 namespace tg {
 

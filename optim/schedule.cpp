@@ -3,7 +3,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "core/error.hpp"
+#include "core/autograd/error.hpp"
 
 namespace tg {
 

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "core/error.hpp"
-#include "core/threads.hpp"
+#include "core/autograd/error.hpp"
+#include "core/runtime/threads.hpp"
 
 namespace tg {
 SGD::SGD(std::vector<Tensor> parameters, SGDOptions options)

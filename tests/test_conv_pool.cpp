@@ -66,7 +66,7 @@ TEST_CASE("the im2col + SGEMM conv agrees with the plain seven-loop definition")
     const Tensor x = param(c.x, 1), w = param(c.w, 2), b = param({c.w[0]}, 3);
     const tg::Conv2dGeometry g = tg::conv2d_geometry(c.x, c.w, c.options);
     Array expected = Array::from_shape({g.batch, g.c_out, g.h_out, g.w_out});
-    tg::conv2d_forward_reference(x.value().data(), w.value().data(), b.value().data(), g, expected.data());
+    tg::conv2d_reference_forward(x.value().data(), w.value().data(), b.value().data(), g, expected.data());
     const Array got = tg::conv2d(x, w, b, c.options).value();
     REQUIRE(got.shape() == expected.shape());
     CHECK(xt::amax(xt::abs(got - expected))() < 1e-4f);
@@ -95,7 +95,7 @@ TEST_CASE("the direct stride-1 kernels and im2col + SGEMM agree with the definit
     const tg::Conv2dGeometry g = tg::conv2d_geometry(c.x, c.w, c.options);
     Array expected = Array::from_shape({g.batch, g.c_out, g.h_out, g.w_out});
     const Tensor x0 = param(c.x, 1), w0 = param(c.w, 2), b0 = param({c.w[0]}, 3);
-    tg::conv2d_forward_reference(x0.value().data(), w0.value().data(), b0.value().data(), g, expected.data());
+    tg::conv2d_reference_forward(x0.value().data(), w0.value().data(), b0.value().data(), g, expected.data());
     const Array upstream = param(expected.shape(), 4).value();
     std::vector<std::vector<Array>> grads;
     for (const tg::ConvAlgorithm algorithm : {tg::ConvAlgorithm::Im2col, tg::ConvAlgorithm::Direct}) {

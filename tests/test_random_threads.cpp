@@ -1,7 +1,7 @@
 // The seedable generator and the thread-count setting.
 #include <doctest/doctest.h>
 
-#include "core/blas.hpp"
+#include "core/kernels/blas.hpp"
 #include "tapegrad.hpp"
 
 TEST_CASE("manual_seed makes the framework's random numbers repeat exactly") {

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string>
 
-#include "core/blas.hpp"
+#include "core/kernels/blas.hpp"
 #include "tapegrad.hpp"
 
 namespace {

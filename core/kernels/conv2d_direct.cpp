@@ -13,7 +13,7 @@
 // Backward: with dwide the output gradient laid out on the wide grid (garbage columns zero), dx is the same kernel
 // with the roles of K and Cout swapped, adding row k into the padded input gradient at off_k; dweight[o][k] = sum_n sum_p dwide[n][o][p] * xp[n][off_k + p] with the
 // garbage columns of dwide zeroed, accumulated in registers over a chunk of images.
-#include "core/conv_direct.hpp"
+#include "core/kernels/conv2d_direct.hpp"
 
 #include <xsimd/xsimd.hpp>
 #if defined(__AVX512F__)
@@ -24,7 +24,7 @@
 #include <array>
 #include <vector>
 
-#include "core/threads.hpp"
+#include "core/runtime/threads.hpp"
 
 namespace tg {
 namespace {

@@ -1,4 +1,4 @@
-#include "core/profile.hpp"
+#include "core/autograd/profile.hpp"
 
 #include <algorithm>
 #include <chrono>

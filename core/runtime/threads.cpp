@@ -1,4 +1,4 @@
-#include "core/threads.hpp"
+#include "core/runtime/threads.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -9,8 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/blas.hpp"
-#include "core/error.hpp"
+#include "core/autograd/error.hpp"
 
 namespace tg {
 namespace {
@@ -57,12 +56,12 @@ struct Job {
   std::size_t chunks = 0;
   std::atomic<std::size_t> next{0};
   std::atomic<std::size_t> remaining{0};
-  std::exception_ptr error;  // guarded by Pool::mutex_
+  std::exception_ptr error;  // guarded by ThreadPool::mutex_
 };
 
-class Pool {
+class ThreadPool {
  public:
-  ~Pool() {
+  ~ThreadPool() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;
@@ -148,8 +147,8 @@ class Pool {
   std::atomic<bool> stop_{false};             // set under mutex_, also read by spinning workers
 };
 
-Pool& pool() {
-  static Pool p;
+ThreadPool& pool() {
+  static ThreadPool p;
   return p;
 }
 
@@ -158,7 +157,6 @@ Pool& pool() {
 void set_num_threads(int n) {
   if (n < 1) fail("set_num_threads: expected n >= 1, got ", n);
   thread_count() = n;
-  blas_set_num_threads(1);  // our threads parallelize; OpenBLAS stays single-threaded (see core/blas.hpp)
 }
 
 int num_threads() { return thread_count(); }

@@ -2,8 +2,8 @@
 // of any magnitude give finite results.
 #include <cmath>
 
-#include "core/error.hpp"
-#include "core/ops.hpp"
+#include "core/autograd/error.hpp"
+#include "core/ops/ops.hpp"
 
 namespace tg {
 namespace {

@@ -1,11 +1,11 @@
-#include "core/gradcheck.hpp"
+#include "core/autograd/gradcheck.hpp"
 
 #include <cmath>
 #include <sstream>
 
-#include "core/error.hpp"
-#include "core/ops.hpp"
-#include "core/random.hpp"
+#include "core/autograd/error.hpp"
+#include "core/ops/ops.hpp"
+#include "core/runtime/random.hpp"
 
 namespace tg {
 namespace {

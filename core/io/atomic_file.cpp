@@ -1,4 +1,4 @@
-#include "core/io.hpp"
+#include "core/io/atomic_file.hpp"
 
 #include <unistd.h>
 
@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "core/error.hpp"
+#include "core/autograd/error.hpp"
 
 namespace tg {
 

@@ -2,10 +2,10 @@
 // Forward and backward of each op sit side by side; kernels are plain loops over contiguous buffers.
 #include <cmath>
 
-#include "core/error.hpp"
-#include "core/ops.hpp"
-#include "core/random.hpp"
-#include "core/threads.hpp"
+#include "core/autograd/error.hpp"
+#include "core/ops/ops.hpp"
+#include "core/runtime/random.hpp"
+#include "core/runtime/threads.hpp"
 
 namespace tg {
 namespace {

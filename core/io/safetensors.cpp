@@ -1,4 +1,4 @@
-#include "core/safetensors.hpp"
+#include "core/io/safetensors.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -10,8 +10,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "core/error.hpp"
-#include "core/io.hpp"
+#include "core/autograd/error.hpp"
+#include "core/io/atomic_file.hpp"
 
 static_assert(std::endian::native == std::endian::little, "tapegrad's file formats assume a little-endian host");
 

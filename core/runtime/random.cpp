@@ -1,4 +1,4 @@
-#include "core/random.hpp"
+#include "core/runtime/random.hpp"
 
 #include <cmath>
 #include <numbers>

@@ -1,8 +1,8 @@
 // Reductions to a scalar, and ops that only change the shape.
 #include <numeric>
 
-#include "core/error.hpp"
-#include "core/ops.hpp"
+#include "core/autograd/error.hpp"
+#include "core/ops/ops.hpp"
 
 namespace tg {
 namespace {

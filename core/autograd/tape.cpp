@@ -1,10 +1,10 @@
-#include "core/tape.hpp"
+#include "core/autograd/tape.hpp"
 
 #include <cmath>
 #include <iostream>
 
-#include "core/error.hpp"
-#include "core/profile.hpp"
+#include "core/autograd/error.hpp"
+#include "core/autograd/profile.hpp"
 
 namespace tg {
 namespace {

@@ -7,12 +7,15 @@
 #include <string>
 #include <vector>
 
-#include "core/tensor.hpp"
+#include "core/autograd/tensor.hpp"
 
 namespace tg {
 
-// Maps d(output) to one gradient per input, in input order. An input that needs no gradient may get an
-// empty Array (size 0, or a default 0-d Array for a non-scalar input); it is skipped.
+// "No gradient for this input": what a backward function returns for an input that needs none (a size-0
+// Array). The tape skips it. (A default-constructed Array{} for a non-scalar input is read the same way.)
+inline Array no_gradient() { return Array::from_shape({0}); }
+
+// Maps d(output) to one gradient per input, in input order; no_gradient() for an input that needs none.
 using BackwardFn = std::function<std::vector<Array>(const Array& dout)>;
 // The same, for ops whose derivative is cheapest in terms of their own output (sigmoid, softmax, exp).
 using BackwardWithOutputFn = std::function<std::vector<Array>(const Array& dout, const Array& out)>;

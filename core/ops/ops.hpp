@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/tape.hpp"
+#include "core/autograd/tape.hpp"
+#include "core/ops/conv2d.hpp"
+#include "core/ops/pooling.hpp"
 
 namespace tg {
 

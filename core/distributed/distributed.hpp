@@ -26,7 +26,7 @@
 #include <span>
 #include <vector>
 
-#include "core/tensor.hpp"
+#include "core/autograd/tensor.hpp"
 
 namespace tg::distributed {
 

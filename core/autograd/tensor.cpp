@@ -1,8 +1,8 @@
-#include "core/tensor.hpp"
+#include "core/autograd/tensor.hpp"
 
-#include "core/error.hpp"
-#include "core/memory.hpp"
-#include "core/safetensors.hpp"
+#include "core/autograd/error.hpp"
+#include "core/runtime/memory.hpp"
+#include "core/io/safetensors.hpp"
 
 #ifdef TAPEGRAD_GDB_SCRIPT
 // Tells gdb where tapegrad's pretty-printers and `tape` command are (scripts/gdb/tapegrad_gdb.py); gdb loads

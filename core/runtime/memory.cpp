@@ -1,4 +1,4 @@
-#include "core/memory.hpp"
+#include "core/runtime/memory.hpp"
 
 #include <malloc.h>
 

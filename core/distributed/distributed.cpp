@@ -1,11 +1,11 @@
-#include "core/distributed.hpp"
+#include "core/distributed/distributed.hpp"
 
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <string>
 
-#include "core/error.hpp"
+#include "core/autograd/error.hpp"
 
 #ifdef TAPEGRAD_HAS_MPI
 #include <mpi.h>

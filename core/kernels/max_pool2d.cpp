@@ -1,55 +1,15 @@
-#include "core/pool.hpp"
+// Max pooling kernels that keep each window's argmax for the backward (PyTorch's rule: the first maximum wins
+// ties, NaN propagates), and the plain reference they are tested against.
+#include "core/kernels/max_pool2d.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <memory>
+#include <vector>
 
-#include "core/error.hpp"
-#include "core/threads.hpp"
+#include "core/runtime/threads.hpp"
 
 namespace tg {
-
-Pool2dGeometry max_pool2d_geometry(const Shape& x, const MaxPool2dOptions& o) {
-  if (x.size() != 4) fail("max_pool2d: expected input [N, C, H, W], got ", shape_str(x));
-  if (x[2] == 0 || x[3] == 0) fail("max_pool2d: the input has no pixels: ", shape_str(x));
-  if (o.kernel[0] < 1 || o.kernel[1] < 1) fail("max_pool2d: kernel must be >= 1, got ", shape_str(o.kernel));
-  if (o.stride[0] < 0 || o.stride[1] < 0) fail("max_pool2d: stride must be >= 1, got ", shape_str(o.stride));
-  if (o.padding[0] < 0 || o.padding[1] < 0 || 2 * o.padding[0] > o.kernel[0] || 2 * o.padding[1] > o.kernel[1]) {
-    fail("max_pool2d: padding must be between 0 and half the kernel ", shape_str(o.kernel), ", got ",
-         shape_str(o.padding));
-  }
-  Pool2dGeometry g{};
-  g.planes = x[0] * x[1], g.h = x[2], g.w = x[3];
-  g.kh = static_cast<std::size_t>(o.kernel[0]), g.kw = static_cast<std::size_t>(o.kernel[1]);
-  g.stride_h = static_cast<std::size_t>(o.stride[0] == 0 ? o.kernel[0] : o.stride[0]);
-  g.stride_w = static_cast<std::size_t>(o.stride[1] == 0 ? o.kernel[1] : o.stride[1]);
-  g.pad_h = static_cast<std::size_t>(o.padding[0]), g.pad_w = static_cast<std::size_t>(o.padding[1]);
-  const std::size_t padded_h = g.h + 2 * g.pad_h, padded_w = g.w + 2 * g.pad_w;
-  if (g.kh > padded_h || g.kw > padded_w) {
-    fail("max_pool2d: kernel ", g.kh, "x", g.kw, " is larger than the padded input ", padded_h, "x", padded_w,
-         " (input ", shape_str(x), ")");
-  }
-  g.h_out = (padded_h - g.kh) / g.stride_h + 1;
-  g.w_out = (padded_w - g.kw) / g.stride_w + 1;
-  return g;
-}
-
-Tensor max_pool2d(const Tensor& x, const MaxPool2dOptions& options) {
-  const Pool2dGeometry g = max_pool2d_geometry(x.shape(), options);
-  const Shape& s = x.shape();
-  Array out = Array::from_shape({s[0], s[1], g.h_out, g.w_out});
-  // argmax lives as long as the tape entry (shared by the backward lambda), freed with it
-  auto argmax = std::make_shared<std::vector<std::int32_t>>(out.size());
-  max_pool2d_forward(x.value().data(), g, out.data(), argmax->data());
-  const Shape in_shape = s;
-  return make_op("max_pool2d", std::move(out), {x}, [argmax, g, in_shape](const Array& dout) {
-    Array dx = Array::from_shape(in_shape);
-    max_pool2d_backward(dout.data(), argmax->data(), g, dx.data());
-    return std::vector<Array>{std::move(dx)};
-  });
-}
-
 namespace {
 
 // Unpadded windows (the common case) need no clipping: one pass over kh x kw cells per output, branch-free
@@ -90,7 +50,7 @@ void max_pool2d_forward_unpadded(const float* x, const Pool2dGeometry& g, float*
 
 }  // namespace
 
-void max_pool2d_forward(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax) {
+void max_pool2d_argmax_forward(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax) {
   if (g.pad_h == 0 && g.pad_w == 0) {
     auto kernel = max_pool2d_forward_unpadded<0, 0>;
     if (g.kh == 2 && g.kw == 2) kernel = max_pool2d_forward_unpadded<2, 2>;
@@ -129,7 +89,7 @@ void max_pool2d_forward(const float* x, const Pool2dGeometry& g, float* out, std
   }
 }
 
-void max_pool2d_backward(const float* dout, const std::int32_t* argmax, const Pool2dGeometry& g, float* dx) {
+void max_pool2d_argmax_backward(const float* dout, const std::int32_t* argmax, const Pool2dGeometry& g, float* dx) {
   const std::size_t out_plane = g.h_out * g.w_out, in_plane = g.h * g.w;
   parallel_for(g.planes, [&](std::size_t p0, std::size_t p1) {  // planes are disjoint
     std::fill(dx + p0 * in_plane, dx + p1 * in_plane, 0.f);
@@ -138,6 +98,45 @@ void max_pool2d_backward(const float* dout, const std::int32_t* argmax, const Po
       for (std::size_t k = 0; k < out_plane; ++k) d[argmax[p * out_plane + k]] += dout[p * out_plane + k];
     }
   }, 16);
+}
+
+// One window at a time over the padded input, with no special cases: cells outside the image are skipped
+// (they are -inf), the first greater-or-NaN cell becomes the maximum.
+void max_pool2d_reference_forward(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax) {
+  for (std::size_t p = 0; p < g.planes; ++p)
+    for (std::size_t oh = 0; oh < g.h_out; ++oh)
+      for (std::size_t ow = 0; ow < g.w_out; ++ow) {
+        float best = -std::numeric_limits<float>::infinity();
+        std::ptrdiff_t best_index = -1;
+        for (std::size_t i = 0; i < g.kh; ++i)
+          for (std::size_t j = 0; j < g.kw; ++j) {
+            const auto ih = static_cast<std::ptrdiff_t>(oh * g.stride_h + i) - static_cast<std::ptrdiff_t>(g.pad_h);
+            const auto iw = static_cast<std::ptrdiff_t>(ow * g.stride_w + j) - static_cast<std::ptrdiff_t>(g.pad_w);
+            if (ih < 0 || iw < 0 || ih >= static_cast<std::ptrdiff_t>(g.h) || iw >= static_cast<std::ptrdiff_t>(g.w))
+              continue;
+            const std::ptrdiff_t index = ih * static_cast<std::ptrdiff_t>(g.w) + iw;
+            const float v = x[p * g.h * g.w + static_cast<std::size_t>(index)];
+            if (best_index < 0 || v > best || std::isnan(v)) {
+              if (best_index >= 0 && std::isnan(best)) continue;  // the first NaN stays
+              best = v;
+              best_index = index;
+            }
+          }
+        out[(p * g.h_out + oh) * g.w_out + ow] = best;
+        argmax[(p * g.h_out + oh) * g.w_out + ow] = static_cast<std::int32_t>(best_index);
+      }
+}
+
+void max_pool2d_reference_backward(const float* dout, const float* x, const Pool2dGeometry& g, float* dx) {
+  const std::size_t out_size = g.planes * g.h_out * g.w_out;
+  std::vector<float> out(out_size);
+  std::vector<std::int32_t> argmax(out_size);
+  max_pool2d_reference_forward(x, g, out.data(), argmax.data());
+  std::fill(dx, dx + g.planes * g.h * g.w, 0.f);
+  for (std::size_t k = 0; k < out_size; ++k) {
+    const std::size_t p = k / (g.h_out * g.w_out);
+    dx[p * g.h * g.w + static_cast<std::size_t>(argmax[k])] += dout[k];
+  }
 }
 
 }  // namespace tg

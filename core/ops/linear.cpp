@@ -1,7 +1,7 @@
 // Matrix products through OpenBLAS SGEMM: matmul and linear (fully connected).
-#include "core/blas.hpp"
-#include "core/error.hpp"
-#include "core/ops.hpp"
+#include "core/kernels/blas.hpp"
+#include "core/autograd/error.hpp"
+#include "core/ops/ops.hpp"
 
 namespace tg {
 namespace {

@@ -1,8 +1,8 @@
-#include "core/blas.hpp"
+#include "core/kernels/blas.hpp"
 
 #include <cblas.h>
 
-#include "core/threads.hpp"
+#include "core/runtime/threads.hpp"
 
 namespace tg {
 namespace {

@@ -1,0 +1,53 @@
+// Convolution kernels on raw buffers (contiguous, row-major, NCHW / OIHW), one family per file:
+//   conv2d_im2col.cpp     im2col + SGEMM, any stride (the general path)
+//   conv2d_direct_*.cpp   register-blocked direct kernels for stride 1 (no im2col matrix)
+//   conv2d_reference.cpp  the plain seven-loop definition, forward and backward, to test the others against
+// Kernels know nothing of tensors or the tape; core/ops/conv2d.cpp validates shapes and picks one.
+#pragma once
+
+#include <cstddef>
+
+namespace tg {
+
+// Every size a conv2d kernel needs, resolved and validated from the input and weight shapes
+// (tg::conv2d_geometry in core/ops/conv2d.hpp).
+struct Conv2dGeometry {
+  std::size_t batch, c_in, h, w;  // input [N, Cin, H, W]
+  std::size_t c_out, kh, kw;      // weight [Cout, Cin, Kh, Kw]
+  std::size_t stride_h, stride_w, dilation_h, dilation_w;
+  std::size_t pad_top, pad_bottom, pad_left, pad_right;
+  std::size_t h_out, w_out;                                 // output [N, Cout, Hout, Wout]
+  std::size_t patch() const { return c_in * kh * kw; }      // rows of the im2col matrix
+  std::size_t pixels_out() const { return h_out * w_out; }  // its columns
+};
+
+// Every kernel family has the same pair of signatures:
+//   forward:  out [N, Cout, Hout, Wout] from x [N, Cin, H, W], weight [Cout, Cin, Kh, Kw], bias [Cout] or null.
+//   backward: dx [N, Cin, H, W], dweight [Cout, Cin, Kh, Kw], dbias [Cout] from dout [N, Cout, Hout, Wout];
+//             each of dx, dweight, dbias may be null (not needed) and is overwritten otherwise.
+
+// ---- im2col + SGEMM (conv2d_im2col.cpp) ----
+// cols [Cin*Kh*Kw, Hout*Wout] of one image x [Cin, H, W], rows `row_stride` floats apart (Hout*Wout for one
+// image alone, N*Hout*Wout when the batch shares one matrix); padded cells are 0.
+void im2col(const float* x, const Conv2dGeometry& g, float* cols, std::size_t row_stride);
+// The adjoint: adds cols back into dx [Cin, H, W].
+void col2im(const float* cols, const Conv2dGeometry& g, float* dx, std::size_t row_stride);
+void conv2d_im2col_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
+                           float* out);
+void conv2d_im2col_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
+                            float* dx, float* dweight, float* dbias);
+
+// ---- direct, stride 1 only (conv2d_direct_*.cpp) ----
+bool conv2d_direct_applies(const Conv2dGeometry& g);  // stride 1
+void conv2d_direct_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
+                           float* out);
+void conv2d_direct_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
+                            float* dx, float* dweight, float* dbias);
+
+// ---- the definition (conv2d_reference.cpp): slow, obviously right, accumulates in double ----
+void conv2d_reference_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
+                              float* out);
+void conv2d_reference_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
+                               float* dx, float* dweight, float* dbias);
+
+}  // namespace tg

@@ -1,0 +1,26 @@
+// Max pooling kernels on raw buffers: [planes, H, W] -> [planes, Hout, Wout], with each window's argmax.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tg {
+
+struct Pool2dGeometry {
+  std::size_t planes, h, w;  // input [N, C, H, W] seen as N*C planes of H x W
+  std::size_t kh, kw, stride_h, stride_w, pad_h, pad_w;
+  std::size_t h_out, w_out;  // floor division: windows that do not fit are dropped
+};
+
+// out [planes, Hout, Wout]; argmax[k] = flat index within its input plane of out[k]'s maximum. Padded cells
+// count as -inf. Branch-free, compile-time window sizes for 2x2, 3x3, 4x4, planes in parallel.
+void max_pool2d_argmax_forward(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax);
+// dx (overwritten) [planes, H, W]: each dout element goes to its window's argmax.
+void max_pool2d_argmax_backward(const float* dout, const std::int32_t* argmax, const Pool2dGeometry& g, float* dx);
+
+// The definition, one window at a time, to test the fast kernels against: forward gives the max (first on
+// ties, NaN wins) and its index; backward routes each dout to that index (dx overwritten).
+void max_pool2d_reference_forward(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax);
+void max_pool2d_reference_backward(const float* dout, const float* x, const Pool2dGeometry& g, float* dx);
+
+}  // namespace tg
