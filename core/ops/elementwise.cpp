@@ -1,9 +1,10 @@
 // Elementwise ops: + - * / with numpy broadcasting, scalar variants, and the pointwise nonlinearities.
 // Forward and backward of each op sit side by side; kernels are plain loops over contiguous buffers.
+#include "core/ops/elementwise.hpp"
+
 #include <cmath>
 
 #include "core/autograd/error.hpp"
-#include "core/ops/ops.hpp"
 #include "core/runtime/random.hpp"
 #include "core/runtime/threads.hpp"
 

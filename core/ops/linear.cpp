@@ -1,7 +1,8 @@
 // Matrix products through OpenBLAS SGEMM: matmul and linear (fully connected).
+#include "core/ops/linear.hpp"
+
 #include "core/kernels/blas.hpp"
 #include "core/autograd/error.hpp"
-#include "core/ops/ops.hpp"
 
 namespace tg {
 namespace {

@@ -1,9 +1,10 @@
 // Softmax family and losses. Rows are the last axis; every kernel subtracts the row max first, so logits
 // of any magnitude give finite results.
+#include "core/ops/loss.hpp"
+
 #include <cmath>
 
 #include "core/autograd/error.hpp"
-#include "core/ops/ops.hpp"
 
 namespace tg {
 namespace {

@@ -1,8 +1,9 @@
 // Reductions to a scalar, and ops that only change the shape.
+#include "core/ops/shape.hpp"
+
 #include <numeric>
 
 #include "core/autograd/error.hpp"
-#include "core/ops/ops.hpp"
 
 namespace tg {
 namespace {
