@@ -1,7 +1,9 @@
-// Softmax family and losses. Rows are the last axis; every kernel subtracts the row max first, so logits
-// of any magnitude give finite results.
+// Softmax family and losses. Rows are the last axis; every kernel subtracts the row max first and forms
+// log-probabilities as (x - max) - log(sum), never as x - (max + log(sum)): max + log(sum) rounds to the
+// spacing of floats near max (1e-3 at 1e4, 1 at 1e7, 1e9 at 1e16), which would wipe out the O(1) result.
 #include "core/ops/loss.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/autograd/error.hpp"
@@ -17,7 +19,7 @@ void rows_cols(const Array& x, const char* op, std::size_t& rows, std::size_t& c
   rows = x.size() / cols;
 }
 
-// out[r, :] = x[r, :] - logsumexp(x[r, :])
+// x [rows, cols] -> out[r, :] = (x[r, :] - max) - log(sum_c exp(x[r, c] - max)), the sum in double.
 Array log_softmax_forward(const Array& x, std::size_t rows, std::size_t cols) {
   Array out = Array::from_shape(x.shape());
   for (std::size_t r = 0; r < rows; ++r) {
@@ -26,14 +28,37 @@ Array log_softmax_forward(const Array& x, std::size_t rows, std::size_t cols) {
     float max = in[0];
     for (std::size_t c = 1; c < cols; ++c) max = std::max(max, in[c]);
     double sum_exp = 0.0;
-    for (std::size_t c = 0; c < cols; ++c) sum_exp += std::exp(in[c] - max);
-    const float log_sum = max + static_cast<float>(std::log(sum_exp));
-    for (std::size_t c = 0; c < cols; ++c) o[c] = in[c] - log_sum;
+    for (std::size_t c = 0; c < cols; ++c) {
+      o[c] = in[c] - max;  // exact for floats within a factor 2 of max (Sterbenz); <= 0 always
+      sum_exp += std::exp(o[c]);
+    }
+    const float log_sum = static_cast<float>(std::log(sum_exp));  // in [0, log(cols)]
+    for (std::size_t c = 0; c < cols; ++c) o[c] -= log_sum;
   }
   return out;
 }
 
-// y = log_softmax(x): dx = dy - softmax(x) * sum(dy) per row, with softmax = exp(y)
+// x [rows, cols] -> out[r, :] = exp(x[r, :] - max) / sum_c exp(x[r, c] - max), the sum in double.
+Array softmax_forward(const Array& x, std::size_t rows, std::size_t cols) {
+  Array out = Array::from_shape(x.shape());
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* in = x.data() + r * cols;
+    float* o = out.data() + r * cols;
+    float max = in[0];
+    for (std::size_t c = 1; c < cols; ++c) max = std::max(max, in[c]);
+    double sum_exp = 0.0;
+    for (std::size_t c = 0; c < cols; ++c) {
+      o[c] = std::exp(in[c] - max);
+      sum_exp += o[c];
+    }
+    const float inv_sum = static_cast<float>(1.0 / sum_exp);  // sum_exp >= 1: the max contributes exp(0)
+    for (std::size_t c = 0; c < cols; ++c) o[c] *= inv_sum;
+  }
+  return out;
+}
+
+// y = log_softmax(x): dx = dy - softmax(x) * sum(dy) per row, with softmax = exp(y); y is O(1)-accurate
+// (see log_softmax_forward), so exp(y) is as close to softmax as recomputing exp(x - max) / sum (as PyTorch).
 Array log_softmax_backward(const Array& dy, const Array& y, std::size_t rows, std::size_t cols) {
   Array dx = Array::from_shape(y.shape());
   for (std::size_t r = 0; r < rows; ++r) {
@@ -89,11 +114,10 @@ Tensor log_softmax(const Tensor& x) {
 Tensor softmax(const Tensor& x) {
   std::size_t rows = 0, cols = 0;
   rows_cols(x.value(), "softmax", rows, cols);
-  Array y = log_softmax_forward(x.value(), rows, cols);
-  for (float& v : y) v = std::exp(v);
-  return make_op("softmax", std::move(y), {x}, [rows, cols](const Array& dy, const Array& y) {
-    return std::vector<Array>{softmax_backward(dy, y, rows, cols)};
-  });
+  return make_op("softmax", softmax_forward(x.value(), rows, cols), {x},
+                 [rows, cols](const Array& dy, const Array& y) {
+                   return std::vector<Array>{softmax_backward(dy, y, rows, cols)};
+                 });
 }
 
 Tensor cross_entropy(const Tensor& logits, const std::vector<int>& labels) {
