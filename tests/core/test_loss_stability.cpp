@@ -78,3 +78,12 @@ TEST_CASE("cross_entropy of two equal logits 1e16 is log 2 with gradient [-1/2, 
   loss.backward();
   check_near(x.grad(), {-0.5f, 0.5f});
 }
+
+TEST_CASE("mse_loss_backward gives no_gradient() for an input that does not require grad") {
+  const tg::Tensor pred(Array{1.f, 2.f}, true), target(Array{0.f, 4.f}, false);
+  const Array diff{1.f, -2.f};
+  const std::vector<Array> grads = tg::mse_loss_backward(Array(1.f), diff, pred, target);
+  REQUIRE(grads.size() == 2);
+  check_near(grads[0], {1.f, -2.f});  // 2 * diff / n with n = 2
+  CHECK(grads[1].size() == 0);
+}
