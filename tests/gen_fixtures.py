@@ -142,6 +142,29 @@ def build_cases():
                            lambda x: F.cross_entropy(x, labels_big), labels=labels_big.tolist()))
     cases.append(make_case("mse_loss_3x4", "mse_loss", [randn(3, 4), randn(3, 4)], F.mse_loss))
 
+    # ---- logits far from 0 (appended last, so the cases above keep their random numbers) ----
+    # randn logits shifted by +offset on even rows and -offset on odd rows. The log-probabilities, the
+    # probabilities and every gradient stay O(1), so the runner's usual tolerance (abs 1e-5 + rel 1e-4)
+    # applies unchanged; no tolerance scaled by the logits' magnitude is needed. What each offset catches
+    # in a log_softmax formed as x - (max + log(sum)) in float32, where max + log(sum) rounds to the float
+    # spacing near max:
+    #   1e4:  spacing 2^-10 ~ 1e-3, so log-probabilities off by up to ~5e-4;
+    #   1e7:  spacing 1, so they are off by up to 0.5 (and exp(y), the softmax in the backward, by ~60%);
+    #   1e16: spacing 2^30 ~ 1e9, so every randn logit rounds to float32(1e16) itself: each row is a tie,
+    #         PyTorch gives log(1/C) = -2.302585 and softmax 1/C, the old formula gave 0 and 1.
+    for tag, offset in [("1e4", 1e4), ("1e7", 1e7), ("1e16", 1e16)]:
+        def shifted(rows, cols, offset=offset):
+            signs = torch.tensor([1.0 if r % 2 == 0 else -1.0 for r in range(rows)]).unsqueeze(1)
+            return (randn(rows, cols).double() + signs * offset).float()
+        cases.append(make_case(f"log_softmax_4x10_offset_{tag}", "log_softmax", [shifted(4, 10)],
+                               lambda x: F.log_softmax(x, dim=-1)))
+        cases.append(make_case(f"softmax_4x10_offset_{tag}", "softmax", [shifted(4, 10)],
+                               lambda x: F.softmax(x, dim=-1)))
+        labels_off = torch.randint(0, 10, (4,))
+        cases.append(make_case(f"cross_entropy_4x10_offset_{tag}", "cross_entropy", [shifted(4, 10)],
+                               lambda x, labels_off=labels_off: F.cross_entropy(x, labels_off),
+                               labels=labels_off.tolist()))
+
     return cases
 
 
