@@ -169,7 +169,7 @@ int run(Config cfg) {
     start_epoch = std::stoi(meta("epoch"));
     say("resuming from %s after epoch %d\n", cfg.resume_path.c_str(), start_epoch);
   }
-  dist::broadcast_parameters(params);  // every rank starts from rank 0's weights (no-op in one process)
+  dist::broadcast_parameters(model);  // rank 0's parameters and buffers everywhere (no-op in one process)
   loader.set_epoch(static_cast<std::size_t>(start_epoch));
   if (schedule) schedule->set_step(static_cast<std::size_t>(start_epoch) * steps_per_epoch);
 
@@ -302,8 +302,10 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", cfg.warmup_epochs, "epochs of linear warm-up before the cosine schedule")
       ->check(CLI::Range(0.0, 100.0));
   app.add_option("--seed", cfg.seed, "seed of initialization and shuffling");
-  app.add_option("--threads", cfg.threads, "threads, OpenBLAS's included (default: the cores; under mpirun, the "
-                                         "cores / the ranks on this machine)")->check(CLI::Range(1, 256));
+  app.add_option("--threads", cfg.threads,
+                 "threads of tapegrad's pool; OpenBLAS stays single-threaded (default: "
+                 "the cores; under mpirun, the cores / the ranks on this machine)")
+      ->check(CLI::Range(1, 256));
   app.add_option("--out", cfg.out_dir, "folder for metrics.csv, filters.png, mistakes.png (default runs/MODEL)");
   app.add_option("--save", cfg.save_path, "checkpoint written after every epoch (default OUT/model.safetensors)");
   app.add_option("--resume", cfg.resume_path, "continue training from a checkpoint written by --save");

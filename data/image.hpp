@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/xt.hpp"
+#include "data/mnist.hpp"
 
 namespace tg {
 
@@ -17,8 +18,8 @@ enum class Invert { Auto, Never, Always };
 struct ImageOptions {
   Invert invert = Invert::Auto;
   bool normalize = true;  // (x / 255 - mean) / std, as MNIST batches; false: x / 255 in [0, 1]
-  float mean = 0.1307f;
-  float std = 0.3081f;
+  float mean = kMnistMean;
+  float std = kMnistStd;
 };
 
 // Reads any channel count (gray, gray+alpha, RGB, RGBA; transparent pixels count as white paper), converts

@@ -11,9 +11,14 @@ namespace tg {
 
 enum class Split { Train, Test };
 
+// MNIST's pixel mean and standard deviation (pixels scaled to [0, 1]): the normalization of batches and,
+// by default, of images given to a model (ImageOptions).
+inline constexpr float kMnistMean = 0.1307f;
+inline constexpr float kMnistStd = 0.3081f;
+
 struct MNISTOptions {
-  float mean = 0.1307f;  // of pixels scaled to [0, 1]; MNIST's by default
-  float std = 0.3081f;
+  float mean = kMnistMean;  // of pixels scaled to [0, 1]; MNIST's by default
+  float std = kMnistStd;
   static MNISTOptions mnist() { return {}; }
   static MNISTOptions fashion() { return {0.2860f, 0.3530f}; }
 };

@@ -10,9 +10,9 @@ const std::string kOptimizerPrefix = "optimizer.";
 }  // namespace
 
 void save(const Module& model, const std::string& path, const TrainingState& state) {
-  const auto params = model.named_parameters();
+  const auto named = model.named_state();  // parameters and buffers, in PyTorch's state_dict order
   std::vector<std::pair<std::string, const Array*>> tensors;
-  for (const auto& [name, p] : params) tensors.emplace_back(name, &p.value());
+  for (const auto& [name, t] : named) tensors.emplace_back(name, &t.value());
   for (const auto& [name, value] : state.optimizer) tensors.emplace_back(kOptimizerPrefix + name, &value);
   write_safetensors(path, tensors, state.metadata);
 }
@@ -29,7 +29,7 @@ TrainingState load(Module& model, const std::string& path) {
       by_name[name] = &value;
     }
   }
-  auto params = model.named_parameters();
+  auto params = model.named_state();  // parameters and buffers
   // validate everything before touching the model
   for (const auto& [name, p] : params) {
     auto it = by_name.find(name);

@@ -1,6 +1,9 @@
-// Checkpoints: a module's parameters in a safetensors file under their PyTorch state_dict names, so a
-// file maps one-to-one onto an nn.Sequential of the same layers. Training checkpoints add optimizer
-// state ("optimizer.<name>") and metadata (epoch, ...).
+// Checkpoints: a module's parameters and buffers (Module::named_state) in a safetensors file under their
+// PyTorch state_dict names and in state_dict order, so a file maps one-to-one onto an nn.Sequential of the
+// same layers. Training checkpoints add optimizer state ("optimizer.<name>") and metadata (epoch, ...).
+// Every tensor is stored as float32, buffers included: a counter such as BatchNorm's num_batches_tracked,
+// int64 in PyTorch, is float32 here (exact up to 2^24), so such a file needs a dtype cast before PyTorch's
+// load_state_dict.
 #pragma once
 
 #include <map>
@@ -13,7 +16,7 @@
 
 namespace tg {
 
-// What a training checkpoint holds beside the parameters.
+// What a training checkpoint holds beside the parameters and buffers.
 struct TrainingState {
   std::vector<std::pair<std::string, Array>> optimizer;  // e.g. Optimizer::state()
   std::map<std::string, std::string> metadata;           // e.g. {"epoch": "2"}
@@ -22,8 +25,9 @@ struct TrainingState {
 // Atomic (temp file + rename): a failed save leaves the previous file intact.
 void save(const Module& model, const std::string& path, const TrainingState& state = {});
 
-// Checks every name and shape first and changes nothing unless all match: throws tg::Error naming the file
-// and the first missing, unexpected or mis-shaped tensor. Returns the file's optimizer state and metadata.
+// Checks the name and shape of every parameter and buffer first and changes nothing unless all match: throws
+// tg::Error naming the file and the first missing, unexpected or mis-shaped tensor. Returns the file's
+// optimizer state and metadata.
 TrainingState load(Module& model, const std::string& path);
 
 }  // namespace tg

@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <typeinfo>
 
+#include "core/autograd/error.hpp"
+#include "core/distributed/distributed.hpp"
+
 namespace tg {
 
 std::string Module::type_name() const {
@@ -32,6 +35,29 @@ std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
   return out;
 }
 
+std::vector<Tensor> Module::buffers() const {
+  std::vector<Tensor> out;
+  for (auto& [name, b] : named_buffers()) out.push_back(b);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
+  std::vector<std::pair<std::string, Tensor>> out = buffers_;
+  for (const auto& [child_name, child] : children_) {
+    for (auto& [name, b] : child->named_buffers()) out.emplace_back(child_name + "." + name, b);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_state() const {
+  std::vector<std::pair<std::string, Tensor>> out = parameters_;
+  out.insert(out.end(), buffers_.begin(), buffers_.end());
+  for (const auto& [child_name, child] : children_) {
+    for (auto& [name, t] : child->named_state()) out.emplace_back(child_name + "." + name, t);
+  }
+  return out;
+}
+
 std::size_t Module::num_parameters() const {
   std::size_t n = 0;
   for (const Tensor& p : parameters()) n += p.numel();
@@ -43,11 +69,40 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
+void Module::check_unused_name(const char* what, const std::string& name) const {
+  for (const auto& [pname, p] : parameters_) {
+    if (pname == name) {
+      fail(type_name(), ": ", what, " '", name, "': the module already has a parameter of that name");
+    }
+  }
+  for (const auto& [bname, b] : buffers_) {
+    if (bname == name) {
+      fail(type_name(), ": ", what, " '", name, "': the module already has a buffer of that name");
+    }
+  }
+}
+
 Tensor& Module::register_parameter(std::string name, Tensor& parameter) {
+  check_unused_name("register_parameter", name);
   parameter.set_requires_grad(true);
   if (parameter.name().empty()) parameter.set_name(name);
   parameters_.emplace_back(std::move(name), parameter);
   return parameter;
+}
+
+Tensor& Module::register_buffer(std::string name, Tensor& buffer) {
+  check_unused_name("register_buffer", name);
+  if (!buffer.defined()) {
+    fail(type_name(), ": register_buffer '", name, "': expected a tensor with a value, got none");
+  }
+  if (buffer.requires_grad()) {
+    fail(type_name(), ": register_buffer '", name,
+         "': expected a tensor without grad (a buffer is never trained), ",
+         "got one with requires_grad on; use register_parameter for trained state, or detach() it");
+  }
+  if (buffer.name().empty()) buffer.set_name(name);
+  buffers_.emplace_back(std::move(name), buffer);
+  return buffer;
 }
 
 Module& Module::register_module(std::string name, std::unique_ptr<Module> module) {
@@ -56,3 +111,13 @@ Module& Module::register_module(std::string name, std::unique_ptr<Module> module
 }
 
 }  // namespace tg
+
+namespace tg::distributed {
+
+void broadcast_parameters(const Module& model, int root) {
+  std::vector<Tensor> state = model.parameters();
+  for (const Tensor& b : model.buffers()) state.push_back(b);
+  broadcast_parameters(state, root);
+}
+
+}  // namespace tg::distributed

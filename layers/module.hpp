@@ -1,5 +1,6 @@
-// tg::Module: the base of every layer. A layer overrides forward(), registers its parameters, and then
-// works inside Sequential, parameters(), named_parameters(), train()/eval() and save/load.
+// tg::Module: the base of every layer. A layer overrides forward(), registers its parameters (trained) and
+// buffers (saved, never trained: e.g. running statistics), and then works inside Sequential, parameters(),
+// named_parameters(), named_buffers(), train()/eval(), save/load and distributed::broadcast_parameters.
 #pragma once
 
 #include <memory>
@@ -34,15 +35,33 @@ class Module {
   std::vector<Tensor> parameters() const;
   // PyTorch state_dict keys: "weight", "0.bias", "block.1.weight", ...
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;
-  std::size_t num_parameters() const;  // total number of scalars
+  std::size_t num_parameters() const;  // total number of scalars (buffers not counted)
+
+  // Buffers in registration order, submodules' after the module's own; never in parameters().
+  std::vector<Tensor> buffers() const;
+  // PyTorch state_dict keys, as named_parameters(): "running_mean", "1.running_mean", ...
+  std::vector<std::pair<std::string, Tensor>> named_buffers() const;
+  // Parameters and buffers in PyTorch's state_dict order: per module its parameters, then its buffers,
+  // then its submodules' state ("0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", ...). What
+  // save() writes and load() expects.
+  std::vector<std::pair<std::string, Tensor>> named_state() const;
 
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
 
  protected:
-  // Registers a parameter under `name` (requires_grad is turned on) and returns it.
+  // Registers a parameter under `name` (requires_grad is turned on) and returns it. tg::Error if this
+  // module already has a parameter or buffer of that name.
   Tensor& register_parameter(std::string name, Tensor& parameter);
+  // Registers a buffer under `name` and returns it: state that is saved, loaded and broadcast with the
+  // parameters but never trained (not in parameters(), so no optimizer sees it). Requires a defined tensor
+  // with requires_grad off (as PyTorch's buffers): one that requires grad is refused with tg::Error rather
+  // than silently switched off, since it is most likely a parameter registered by mistake. A name already
+  // used by a parameter or buffer of this module is a tg::Error too. Update a buffer in place (assign to
+  // buffer.value(), under NoGradGuard when computed from ops); rebinding the member Tensor would leave the
+  // registered handle on the old node.
+  Tensor& register_buffer(std::string name, Tensor& buffer);
   // Takes ownership of a submodule, registered under `name`.
   Module& register_module(std::string name, std::unique_ptr<Module> module);
   std::vector<std::pair<std::string, std::unique_ptr<Module>>>& children() { return children_; }
@@ -51,8 +70,21 @@ class Module {
  private:
   // Handles to the same nodes as the members they were registered from, so a moved module keeps them.
   std::vector<std::pair<std::string, Tensor>> parameters_;
+  std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
   bool training_ = true;
+
+  // tg::Error unless `name` is free among this module's parameters and buffers.
+  void check_unused_name(const char* what, const std::string& name) const;
 };
 
 }  // namespace tg
+
+namespace tg::distributed {
+
+// Overwrites every rank's parameters and buffers of `model` with root's (parameters, then buffers, in one
+// packed broadcast; see broadcast_parameters(const std::vector<Tensor>&, int) in core/distributed). Every
+// rank must build the same model. No-op in a world of one.
+void broadcast_parameters(const Module& model, int root = 0);
+
+}  // namespace tg::distributed

@@ -139,9 +139,8 @@ void broadcast_parameters([[maybe_unused]] const std::vector<Tensor>& params, [[
   std::uint64_t layout[2] = {params.size(), n};
   check(MPI_Bcast(layout, 2, MPI_UINT64_T, root, MPI_COMM_WORLD), "MPI_Bcast (parameter layout)");
   if (layout[0] != params.size() || layout[1] != n) {
-    fail("broadcast_parameters: rank ", rank(), " has ", params.size(), " parameters with ", n,
-         " values, rank ", root, " has ", layout[0], " with ", layout[1],
-         "; every rank must build the same model");
+    fail("broadcast_parameters: rank ", rank(), " has ", params.size(), " tensors with ", n, " values, rank ",
+         root, " has ", layout[0], " with ", layout[1], "; every rank must build the same model");
   }
   std::vector<float>& buf = staging();
   buf.resize(n);

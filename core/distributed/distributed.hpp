@@ -5,7 +5,7 @@
 //   int main(int argc, char** argv) {
 //     tg::distributed::Context mpi(argc, argv);            // MPI_Init ... MPI_Finalize
 //     tg::Sequential model = ...;
-//     tg::distributed::broadcast_parameters(model.parameters());  // all ranks start from rank 0's weights
+//     tg::distributed::broadcast_parameters(model);  // all ranks start from rank 0's parameters and buffers
 //     tg::DataLoader loader(train, {.batch_size = 32, .rank = tg::distributed::rank(),
 //                                   .world_size = tg::distributed::world_size()});
 //     for (const tg::Batch& batch : loader) {
@@ -57,8 +57,10 @@ int local_world_size();
 bool is_main();
 
 // Overwrites every rank's parameter values with root's (one MPI_Bcast of all of them, packed). Requires the
-// same parameters, in the same order and shapes, on every rank; the parameter count and total size are
-// checked first (a second, small broadcast), and a mismatch throws.
+// same parameters, in the same order and shapes, on every rank; the tensor count and total size are
+// checked first (a second, small broadcast), and a mismatch throws. Any tensors can be passed (buffers
+// too): layers/module.hpp adds broadcast_parameters(const Module&, int root), which sends a model's
+// parameters and buffers.
 void broadcast_parameters(const std::vector<Tensor>& params, int root = 0);
 
 // After backward: replaces every parameter's gradient with the weighted average over ranks,
