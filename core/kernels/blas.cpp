@@ -14,8 +14,9 @@ const bool g_single_threaded_blas = [] {
 }();
 
 // Row-major SGEMM with explicit leading dimensions (for blocks of a larger product).
-void sgemm_ld(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
-              std::size_t lda, const float* b, std::size_t ldb, float beta, float* c, std::size_t ldc) {
+void sgemm_ld(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+              const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+              std::size_t ldc) {
   if (m == 0 || n == 0) return;
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
@@ -23,10 +24,14 @@ void sgemm_ld(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::siz
               static_cast<blasint>(ldc > 0 ? ldc : 1));
 }
 
+// Products below this many flops (2 m n k) run on the calling thread: they take tens of microseconds on one
+// core, about what waking the pool's workers costs.
+constexpr double kMinParallelFlops = 2e6;
+
 }  // namespace
 
-void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
-           const float* b, float beta, float* c) {
+void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+           const float* a, const float* b, float beta, float* c) {
   (void)g_single_threaded_blas;
   sgemm_ld(trans_a, trans_b, m, n, k, alpha, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
 }
@@ -35,7 +40,7 @@ void parallel_sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, st
                     const float* a, const float* b, float beta, float* c) {
   const auto threads = static_cast<std::size_t>(num_threads());
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  if (threads <= 1 || flops < 2e6 || (m < 2 * threads && n < 2 * threads)) {
+  if (threads <= 1 || flops < kMinParallelFlops || (m < 2 * threads && n < 2 * threads)) {
     sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
     return;
   }

@@ -9,8 +9,8 @@ namespace tg {
 
 // op(A) is [m, k] (A stored [k, m] when trans_a), op(B) is [k, n] (B stored [n, k] when trans_b); all
 // row-major and contiguous. beta = 0 overwrites C, beta = 1 accumulates into it. Runs on the calling thread.
-void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
-           const float* b, float beta, float* c);
+void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+           const float* a, const float* b, float beta, float* c);
 
 // The same product split into blocks of rows (or columns) of C, one per thread of tg::num_threads().
 void parallel_sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,

@@ -22,7 +22,8 @@ struct Conv2dGeometry {
 };
 
 // Every kernel family has the same pair of signatures:
-//   forward:  out [N, Cout, Hout, Wout] from x [N, Cin, H, W], weight [Cout, Cin, Kh, Kw], bias [Cout] or null.
+//   forward:  out [N, Cout, Hout, Wout] from x [N, Cin, H, W], weight [Cout, Cin, Kh, Kw],
+//             bias [Cout] or null.
 //   backward: dx [N, Cin, H, W], dweight [Cout, Cin, Kh, Kw], dbias [Cout] from dout [N, Cout, Hout, Wout];
 //             each of dx, dweight, dbias may be null (not needed) and is overwritten otherwise.
 
@@ -47,7 +48,7 @@ void conv2d_direct_backward(const float* dout, const float* x, const float* weig
 // ---- the definition (conv2d_reference.cpp): slow, obviously right, accumulates in double ----
 void conv2d_reference_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
                               float* out);
-void conv2d_reference_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
-                               float* dx, float* dweight, float* dbias);
+void conv2d_reference_backward(const float* dout, const float* x, const float* weight,
+                               const Conv2dGeometry& g, float* dx, float* dweight, float* dbias);
 
 }  // namespace tg

@@ -5,19 +5,20 @@
 
 #include "core/kernels/blas.hpp"
 #include "core/kernels/conv2d.hpp"
-#include "core/kernels/conv2d_direct.hpp"
+#include "core/kernels/conv2d_scratch.hpp"
 #include "core/runtime/threads.hpp"
 
 namespace tg {
 namespace {
 
 // The outputs o in [0, n_out) whose input coordinate o*stride + offset lies in [0, n_in): [first, last).
-void valid_range(std::ptrdiff_t offset, std::size_t stride, std::size_t n_in, std::size_t n_out, std::size_t& first,
-                 std::size_t& last) {
+void valid_range(std::ptrdiff_t offset, std::size_t stride, std::size_t n_in, std::size_t n_out,
+                 std::size_t& first, std::size_t& last) {
   const auto s = static_cast<std::ptrdiff_t>(stride), in = static_cast<std::ptrdiff_t>(n_in);
   const auto out = static_cast<std::ptrdiff_t>(n_out);
-  const std::ptrdiff_t lo = offset >= 0 ? 0 : (-offset + s - 1) / s;          // first o with coordinate >= 0
-  const std::ptrdiff_t hi = in - offset <= 0 ? 0 : (in - offset + s - 1) / s;  // first o with coordinate >= n_in
+  const std::ptrdiff_t lo = offset >= 0 ? 0 : (-offset + s - 1) / s;  // first o with coordinate >= 0
+  const std::ptrdiff_t hi =
+      in - offset <= 0 ? 0 : (in - offset + s - 1) / s;  // first o with coordinate >= n_in
   first = static_cast<std::size_t>(std::min(lo, out));
   last = static_cast<std::size_t>(std::clamp(hi, std::min(lo, out), out));
 }
@@ -37,18 +38,21 @@ void im2col(const float* x, const Conv2dGeometry& g, float* cols, std::size_t ro
       valid_range(ih0, g.stride_h, g.h, g.h_out, oh0, oh1);
       for (std::size_t j = 0; j < g.kw; ++j) {
         float* out = cols + ((c * g.kh + i) * g.kw + j) * row_stride;  // this image's [Hout, Wout] block
-        const auto iw0 = static_cast<std::ptrdiff_t>(j * g.dilation_w) - static_cast<std::ptrdiff_t>(g.pad_left);
+        const auto iw0 =
+            static_cast<std::ptrdiff_t>(j * g.dilation_w) - static_cast<std::ptrdiff_t>(g.pad_left);
         std::size_t ow0 = 0, ow1 = 0;
         valid_range(iw0, sw, g.w, w_out, ow0, ow1);
         std::fill(out, out + oh0 * w_out, 0.f);
         for (std::size_t oh = oh0; oh < oh1; ++oh) {
           float* dst = out + oh * w_out;
-          const float* src = plane + static_cast<std::size_t>(static_cast<std::ptrdiff_t>(oh * g.stride_h) + ih0) * g.w;
+          const float* src =
+              plane + static_cast<std::size_t>(static_cast<std::ptrdiff_t>(oh * g.stride_h) + ih0) * g.w;
           for (std::size_t ow = 0; ow < ow0; ++ow) dst[ow] = 0.f;
           if (sw == 1) {
             for (std::size_t ow = ow0; ow < ow1; ++ow) dst[ow] = src[static_cast<std::ptrdiff_t>(ow) + iw0];
           } else {
-            for (std::size_t ow = ow0; ow < ow1; ++ow) dst[ow] = src[static_cast<std::ptrdiff_t>(ow * sw) + iw0];
+            for (std::size_t ow = ow0; ow < ow1; ++ow)
+              dst[ow] = src[static_cast<std::ptrdiff_t>(ow * sw) + iw0];
           }
           for (std::size_t ow = ow1; ow < w_out; ++ow) dst[ow] = 0.f;
         }
@@ -69,16 +73,19 @@ void col2im(const float* cols, const Conv2dGeometry& g, float* dx, std::size_t r
       valid_range(ih0, g.stride_h, g.h, g.h_out, oh0, oh1);
       for (std::size_t j = 0; j < g.kw; ++j) {
         const float* in = cols + ((c * g.kh + i) * g.kw + j) * row_stride;
-        const auto iw0 = static_cast<std::ptrdiff_t>(j * g.dilation_w) - static_cast<std::ptrdiff_t>(g.pad_left);
+        const auto iw0 =
+            static_cast<std::ptrdiff_t>(j * g.dilation_w) - static_cast<std::ptrdiff_t>(g.pad_left);
         std::size_t ow0 = 0, ow1 = 0;
         valid_range(iw0, sw, g.w, w_out, ow0, ow1);
         for (std::size_t oh = oh0; oh < oh1; ++oh) {
           const float* src = in + oh * w_out;
-          float* dst = plane + static_cast<std::size_t>(static_cast<std::ptrdiff_t>(oh * g.stride_h) + ih0) * g.w;
+          float* dst =
+              plane + static_cast<std::size_t>(static_cast<std::ptrdiff_t>(oh * g.stride_h) + ih0) * g.w;
           if (sw == 1) {
             for (std::size_t ow = ow0; ow < ow1; ++ow) dst[static_cast<std::ptrdiff_t>(ow) + iw0] += src[ow];
           } else {
-            for (std::size_t ow = ow0; ow < ow1; ++ow) dst[static_cast<std::ptrdiff_t>(ow * sw) + iw0] += src[ow];
+            for (std::size_t ow = ow0; ow < ow1; ++ow)
+              dst[static_cast<std::ptrdiff_t>(ow * sw) + iw0] += src[ow];
           }
         }
       }
@@ -89,12 +96,15 @@ void col2im(const float* cols, const Conv2dGeometry& g, float* dx, std::size_t r
 namespace {
 
 // Images that go through im2col + SGEMM together: enough for a wide GEMM, few enough that the columns
-// (K x images*HW floats) stay in the L2 cache between im2col writing them and SGEMM reading them.
-constexpr std::size_t kChunkBytes = 384 * 1024;
+// (K x images*HW floats) stay in the L2 cache between im2col writing them and SGEMM reading them. Tuned apart
+// from the direct backward's chunk (kDirectBackwardChunkBytes, 512 KiB): SGEMM's own packed copies of its
+// operands share the cache with the columns here.
+constexpr std::size_t kIm2colChunkBytes = 384 * 1024;
 
 std::size_t images_per_chunk(const Conv2dGeometry& g) {
   const std::size_t per_image = g.patch() * g.pixels_out() * sizeof(float);
-  return std::clamp<std::size_t>(kChunkBytes / std::max<std::size_t>(per_image, 1), 1, std::max<std::size_t>(g.batch, 1));
+  return std::clamp<std::size_t>(kIm2colChunkBytes / std::max<std::size_t>(per_image, 1), 1,
+                                 std::max<std::size_t>(g.batch, 1));
 }
 
 }  // namespace
@@ -132,8 +142,8 @@ void conv2d_im2col_forward(const float* x, const float* weight, const float* bia
 //   dcols [K, m*HW] = weight^T dY, then dx = col2im(dcols) image by image.
 // Each part accumulates its own dweight and dbias; the parts are added in order at the end, so results
 // depend only on the thread count.
-void conv2d_im2col_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g, float* dx,
-                     float* dweight, float* dbias) {
+void conv2d_im2col_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
+                            float* dx, float* dweight, float* dbias) {
   const std::size_t k = g.patch(), hw = g.pixels_out();
   const std::size_t in_size = g.c_in * g.h * g.w, out_size = g.c_out * hw;
   const std::size_t chunk = images_per_chunk(g), chunks = (g.batch + chunk - 1) / chunk;
@@ -153,7 +163,8 @@ void conv2d_im2col_backward(const float* dout, const float* x, const float* weig
           }
         }
         if (dbias) {
-          for (std::size_t o = 0; o < g.c_out; ++o) dbias_parts[part * g.c_out + o] += sum_row(dy + o * width, width);
+          for (std::size_t o = 0; o < g.c_out; ++o)
+            dbias_parts[part * g.c_out + o] += sum_row(dy + o * width, width);
         }
         float* cols = conv_scratch(kColumns, k * width);
         if (dw) {

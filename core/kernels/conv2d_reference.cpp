@@ -1,6 +1,7 @@
 // The convolution by its definition, seven plain loops, accumulating in double: the kernels that the fast
 // ones (im2col + SGEMM, direct) are tested against, forward and backward.
-//   out[n][o][oh][ow] = bias[o] + sum_{c,i,j} x[n][c][oh*sh + i*dh - pad_top][ow*sw + j*dw - pad_left] * w[o][c][i][j]
+//   out[n][o][oh][ow] = bias[o] + sum_{c,i,j} w[o][c][i][j] *
+//                       x[n][c][oh*sh + i*dh - pad_top][ow*sw + j*dw - pad_left]
 #include <algorithm>
 #include <vector>
 
@@ -27,8 +28,8 @@ void for_each_term(const Conv2dGeometry& g, F f) {
                 if (ih < 0 || iw < 0 || ih >= static_cast<std::ptrdiff_t>(g.h) ||
                     iw >= static_cast<std::ptrdiff_t>(g.w))
                   continue;
-                const std::size_t x_index =
-                    ((n * g.c_in + c) * g.h + static_cast<std::size_t>(ih)) * g.w + static_cast<std::size_t>(iw);
+                const std::size_t x_index = ((n * g.c_in + c) * g.h + static_cast<std::size_t>(ih)) * g.w +
+                                            static_cast<std::size_t>(iw);
                 const std::size_t w_index = ((o * g.c_in + c) * g.kh + i) * g.kw + j;
                 const std::size_t out_index = ((n * g.c_out + o) * g.h_out + oh) * g.w_out + ow;
                 f(out_index, x_index, w_index, o);
@@ -51,9 +52,10 @@ void conv2d_reference_forward(const float* x, const float* weight, const float* 
   }
 }
 
-// Each term of the sum above contributes dout * w to dx, dout * x to dweight; dbias[o] sums dout over n, oh, ow.
-void conv2d_reference_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
-                               float* dx, float* dweight, float* dbias) {
+// Each term of the sum above contributes dout * w to dx, dout * x to dweight; dbias[o] sums dout over
+// n, oh, ow.
+void conv2d_reference_backward(const float* dout, const float* x, const float* weight,
+                               const Conv2dGeometry& g, float* dx, float* dweight, float* dbias) {
   std::vector<double> dx_acc(dx ? g.batch * g.c_in * g.h * g.w : 0, 0.0);
   std::vector<double> dw_acc(dweight ? g.c_out * g.patch() : 0, 0.0);
   for_each_term(g, [&](std::size_t out_index, std::size_t x_index, std::size_t w_index, std::size_t) {
@@ -61,7 +63,8 @@ void conv2d_reference_backward(const float* dout, const float* x, const float* w
     if (dx) dx_acc[x_index] += d * weight[w_index];
     if (dweight) dw_acc[w_index] += d * x[x_index];
   });
-  std::transform(dx_acc.begin(), dx_acc.end(), dx ? dx : nullptr, [](double v) { return static_cast<float>(v); });
+  std::transform(dx_acc.begin(), dx_acc.end(), dx ? dx : nullptr,
+                 [](double v) { return static_cast<float>(v); });
   std::transform(dw_acc.begin(), dw_acc.end(), dweight ? dweight : nullptr,
                  [](double v) { return static_cast<float>(v); });
   if (dbias) {

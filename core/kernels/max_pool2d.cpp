@@ -12,6 +12,10 @@
 namespace tg {
 namespace {
 
+// Planes (one channel of one image) per thread below which a pooling loop stays on one thread: waking a
+// worker costs tens of microseconds (core/runtime/threads.cpp), more than pooling a few small planes.
+constexpr std::size_t kPlaneGrain = 16;
+
 // Unpadded windows (the common case) need no clipping: one pass over kh x kw cells per output, branch-free
 // (random data makes "is this the new maximum?" a coin flip, and mispredicted branches cost more than the
 // comparisons). PyTorch's rule: a cell replaces the maximum when it is greater or NaN, so the first maximum
@@ -56,7 +60,8 @@ void max_pool2d_argmax_forward(const float* x, const Pool2dGeometry& g, float* o
     if (g.kh == 2 && g.kw == 2) kernel = max_pool2d_forward_unpadded<2, 2>;
     if (g.kh == 3 && g.kw == 3) kernel = max_pool2d_forward_unpadded<3, 3>;
     if (g.kh == 4 && g.kw == 4) kernel = max_pool2d_forward_unpadded<4, 4>;
-    parallel_for(g.planes, [&](std::size_t p0, std::size_t p1) { kernel(x, g, out, argmax, p0, p1); }, 16);
+    parallel_for(
+        g.planes, [&](std::size_t p0, std::size_t p1) { kernel(x, g, out, argmax, p0, p1); }, kPlaneGrain);
     return;
   }
   const std::size_t out_plane = g.h_out * g.w_out;
@@ -70,7 +75,8 @@ void max_pool2d_argmax_forward(const float* x, const Pool2dGeometry& g, float* o
       for (std::size_t ow = 0; ow < g.w_out; ++ow) {
         const auto left = static_cast<std::ptrdiff_t>(ow * g.stride_w) - static_cast<std::ptrdiff_t>(g.pad_w);
         const std::size_t w0 = static_cast<std::size_t>(std::max<std::ptrdiff_t>(left, 0));
-        const std::size_t w1 = std::min(static_cast<std::size_t>(left + static_cast<std::ptrdiff_t>(g.kw)), g.w);
+        const std::size_t w1 =
+            std::min(static_cast<std::size_t>(left + static_cast<std::ptrdiff_t>(g.kw)), g.w);
         float best = -std::numeric_limits<float>::infinity();
         std::size_t best_index = h0 * g.w + w0;
         for (std::size_t ih = h0; ih < h1; ++ih) {
@@ -89,19 +95,24 @@ void max_pool2d_argmax_forward(const float* x, const Pool2dGeometry& g, float* o
   }
 }
 
-void max_pool2d_argmax_backward(const float* dout, const std::int32_t* argmax, const Pool2dGeometry& g, float* dx) {
+void max_pool2d_argmax_backward(const float* dout, const std::int32_t* argmax, const Pool2dGeometry& g,
+                                float* dx) {
   const std::size_t out_plane = g.h_out * g.w_out, in_plane = g.h * g.w;
-  parallel_for(g.planes, [&](std::size_t p0, std::size_t p1) {  // planes are disjoint
-    std::fill(dx + p0 * in_plane, dx + p1 * in_plane, 0.f);
-    for (std::size_t p = p0; p < p1; ++p) {
-      float* d = dx + p * in_plane;
-      for (std::size_t k = 0; k < out_plane; ++k) d[argmax[p * out_plane + k]] += dout[p * out_plane + k];
-    }
-  }, 16);
+  parallel_for(
+      g.planes,
+      [&](std::size_t p0, std::size_t p1) {  // planes are disjoint
+        std::fill(dx + p0 * in_plane, dx + p1 * in_plane, 0.f);
+        for (std::size_t p = p0; p < p1; ++p) {
+          float* d = dx + p * in_plane;
+          for (std::size_t k = 0; k < out_plane; ++k) d[argmax[p * out_plane + k]] += dout[p * out_plane + k];
+        }
+      },
+      kPlaneGrain);
 }
 
 // One window at a time over the padded input, with no special cases: cells outside the image are skipped
-// (they are -inf), the first greater-or-NaN cell becomes the maximum.
+// (they are -inf); in window order, a cell greater than the maximum or NaN becomes the maximum (PyTorch's
+// rule: the first maximum wins ties, the last NaN wins).
 void max_pool2d_reference_forward(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax) {
   for (std::size_t p = 0; p < g.planes; ++p)
     for (std::size_t oh = 0; oh < g.h_out; ++oh)
@@ -110,14 +121,16 @@ void max_pool2d_reference_forward(const float* x, const Pool2dGeometry& g, float
         std::ptrdiff_t best_index = -1;
         for (std::size_t i = 0; i < g.kh; ++i)
           for (std::size_t j = 0; j < g.kw; ++j) {
-            const auto ih = static_cast<std::ptrdiff_t>(oh * g.stride_h + i) - static_cast<std::ptrdiff_t>(g.pad_h);
-            const auto iw = static_cast<std::ptrdiff_t>(ow * g.stride_w + j) - static_cast<std::ptrdiff_t>(g.pad_w);
-            if (ih < 0 || iw < 0 || ih >= static_cast<std::ptrdiff_t>(g.h) || iw >= static_cast<std::ptrdiff_t>(g.w))
+            const auto ih =
+                static_cast<std::ptrdiff_t>(oh * g.stride_h + i) - static_cast<std::ptrdiff_t>(g.pad_h);
+            const auto iw =
+                static_cast<std::ptrdiff_t>(ow * g.stride_w + j) - static_cast<std::ptrdiff_t>(g.pad_w);
+            if (ih < 0 || iw < 0 || ih >= static_cast<std::ptrdiff_t>(g.h) ||
+                iw >= static_cast<std::ptrdiff_t>(g.w))
               continue;
             const std::ptrdiff_t index = ih * static_cast<std::ptrdiff_t>(g.w) + iw;
             const float v = x[p * g.h * g.w + static_cast<std::size_t>(index)];
-            if (best_index < 0 || v > best || std::isnan(v)) {
-              if (best_index >= 0 && std::isnan(best)) continue;  // the first NaN stays
+            if (best_index < 0 || v > best || std::isnan(v)) {  // so a later NaN replaces an earlier one
               best = v;
               best_index = index;
             }

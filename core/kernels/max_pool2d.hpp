@@ -16,10 +16,12 @@ struct Pool2dGeometry {
 // count as -inf. Branch-free, compile-time window sizes for 2x2, 3x3, 4x4, planes in parallel.
 void max_pool2d_argmax_forward(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax);
 // dx (overwritten) [planes, H, W]: each dout element goes to its window's argmax.
-void max_pool2d_argmax_backward(const float* dout, const std::int32_t* argmax, const Pool2dGeometry& g, float* dx);
+void max_pool2d_argmax_backward(const float* dout, const std::int32_t* argmax, const Pool2dGeometry& g,
+                                float* dx);
 
-// The definition, one window at a time, to test the fast kernels against: forward gives the max (first on
-// ties, NaN wins) and its index; backward routes each dout to that index (dx overwritten).
+// The definition, one window at a time, to test the fast kernels against: forward gives the max and its index
+// (the first maximum on ties; a NaN replaces the maximum, so the last NaN wins, as in PyTorch); backward
+// routes each dout to that index (dx overwritten).
 void max_pool2d_reference_forward(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax);
 void max_pool2d_reference_backward(const float* dout, const float* x, const Pool2dGeometry& g, float* dx);
 

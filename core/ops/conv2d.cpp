@@ -32,7 +32,8 @@ Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2d
          ", weight ", shape_str(weight));
   }
   if (o.stride[0] < 1 || o.stride[1] < 1) fail("conv2d: stride must be >= 1, got ", shape_str(o.stride));
-  if (o.dilation[0] < 1 || o.dilation[1] < 1) fail("conv2d: dilation must be >= 1, got ", shape_str(o.dilation));
+  if (o.dilation[0] < 1 || o.dilation[1] < 1)
+    fail("conv2d: dilation must be >= 1, got ", shape_str(o.dilation));
   if (o.padding.h < 0 || o.padding.w < 0) {
     fail("conv2d: padding must be >= 0, got [", o.padding.h, ", ", o.padding.w, "]");
   }
@@ -44,7 +45,8 @@ Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2d
   g.batch = x[0], g.c_in = x[1], g.h = x[2], g.w = x[3];
   g.c_out = weight[0], g.kh = weight[2], g.kw = weight[3];
   g.stride_h = static_cast<std::size_t>(o.stride[0]), g.stride_w = static_cast<std::size_t>(o.stride[1]);
-  g.dilation_h = static_cast<std::size_t>(o.dilation[0]), g.dilation_w = static_cast<std::size_t>(o.dilation[1]);
+  g.dilation_h = static_cast<std::size_t>(o.dilation[0]),
+  g.dilation_w = static_cast<std::size_t>(o.dilation[1]);
   const std::size_t span_h = g.dilation_h * (g.kh - 1) + 1, span_w = g.dilation_w * (g.kw - 1) + 1;
   if (o.padding.same) {
     if (g.stride_h != 1 || g.stride_w != 1) {
@@ -58,8 +60,9 @@ Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2d
   }
   const std::size_t padded_h = g.h + g.pad_top + g.pad_bottom, padded_w = g.w + g.pad_left + g.pad_right;
   if (span_h > padded_h || span_w > padded_w) {
-    fail("conv2d: kernel ", g.kh, "x", g.kw, " (spanning ", span_h, "x", span_w, " with dilation) is larger than the ",
-         "padded input ", padded_h, "x", padded_w, ": input ", shape_str(x), ", weight ", shape_str(weight));
+    fail("conv2d: kernel ", g.kh, "x", g.kw, " (spanning ", span_h, "x", span_w,
+         " with dilation) is larger than the ", "padded input ", padded_h, "x", padded_w, ": input ",
+         shape_str(x), ", weight ", shape_str(weight));
   }
   g.h_out = (padded_h - span_h) / g.stride_h + 1;
   g.w_out = (padded_w - span_w) / g.stride_w + 1;
@@ -79,14 +82,17 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   } else {
     conv2d_im2col_forward(x.value().data(), weight.value().data(), b, g, out.data());
   }
-  std::vector<Tensor> inputs = bias.defined() ? std::vector<Tensor>{x, weight, bias} : std::vector<Tensor>{x, weight};
-  return make_op("conv2d", std::move(out), inputs,
-                 [x, weight, bias, g](const Array& dout) { return conv2d_backward(dout, x, weight, bias, g); });
+  std::vector<Tensor> inputs =
+      bias.defined() ? std::vector<Tensor>{x, weight, bias} : std::vector<Tensor>{x, weight};
+  return make_op("conv2d", std::move(out), inputs, [x, weight, bias, g](const Array& dout) {
+    return conv2d_backward(dout, x, weight, bias, g);
+  });
 }
 
-
-std::vector<Array> conv2d_backward(const Array& dout, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                   const Conv2dGeometry& g) {
+// dx = the conv's adjoint applied to dout, dweight[o][c][i][j] = sum of dout[n][o] * the shifted x[n][c],
+// dbias[o] = sum of dout[n][o]; computed by the same kernel family the forward used (conv2d_kernel).
+std::vector<Array> conv2d_backward(const Array& dout, const Tensor& x, const Tensor& weight,
+                                   const Tensor& bias, const Conv2dGeometry& g) {
   Array dx = no_gradient(), dweight = no_gradient(), dbias = no_gradient();
   if (x.requires_grad()) dx = Array::from_shape(x.shape());
   if (weight.requires_grad()) dweight = Array::from_shape(weight.shape());

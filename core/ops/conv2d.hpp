@@ -11,8 +11,8 @@
 
 namespace tg {
 
-// Zero padding of height and width: {.padding = {2, 2}}; or tg::kSame ("same" output size, stride 1,
-// the extra pixel of an even kernel going bottom/right as in PyTorch) and tg::kValid (none), as Keras names them.
+// Zero padding of height and width: {.padding = {2, 2}}; or tg::kSame ("same" output size, stride 1, the
+// extra pixel of an even kernel going bottom/right as in PyTorch) and tg::kValid (none), as Keras names them.
 struct Padding2d {
   int h = 0;
   int w = 0;
@@ -33,8 +33,8 @@ Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2d
 // x NCHW, weight [Cout, Cin, Kh, Kw], bias [Cout] or Tensor{} -> [N, Cout, Hout, Wout]
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options = {});
 // d(out) -> {dx, dweight[, dbias]} (no_gradient() for an input that needs none), with the kernel conv2d used.
-std::vector<Array> conv2d_backward(const Array& dout, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                   const Conv2dGeometry& g);
+std::vector<Array> conv2d_backward(const Array& dout, const Tensor& x, const Tensor& weight,
+                                   const Tensor& bias, const Conv2dGeometry& g);
 
 // Which kernel family runs a conv. Auto: conv2d_kernel() decides per shape; the others force one (tests and
 // benchmarks compare them; Direct falls back to im2col where it does not apply, stride > 1). Process-wide.

@@ -17,9 +17,12 @@ Array map(const Array& x, F f) {
   Array out = Array::from_shape(x.shape());
   const float* px = x.data();
   float* po = out.data();
-  parallel_for(x.size(), [&](std::size_t i0, std::size_t i1) {
-    for (std::size_t i = i0; i < i1; ++i) po[i] = f(px[i]);
-  }, kElementGrain);
+  parallel_for(
+      x.size(),
+      [&](std::size_t i0, std::size_t i1) {
+        for (std::size_t i = i0; i < i1; ++i) po[i] = f(px[i]);
+      },
+      kElementGrain);
   return out;
 }
 
@@ -30,9 +33,12 @@ Array zip(const Array& x, const Array& y, F f) {
   const float* px = x.data();
   const float* py = y.data();
   float* po = out.data();
-  parallel_for(x.size(), [&](std::size_t i0, std::size_t i1) {
-    for (std::size_t i = i0; i < i1; ++i) po[i] = f(px[i], py[i]);
-  }, kElementGrain);
+  parallel_for(
+      x.size(),
+      [&](std::size_t i0, std::size_t i1) {
+        for (std::size_t i = i0; i < i1; ++i) po[i] = f(px[i], py[i]);
+      },
+      kElementGrain);
   return out;
 }
 
@@ -44,37 +50,72 @@ Array broadcast_zip(const Array& a, const Array& b, const char* op, F f, XF xf) 
   return xf(a, b);
 }
 
-// ---- backward functions (a breakpoint on any of them stops in that op's backward) ----
+}  // namespace
+
+// ---- tensor (op) tensor, numpy broadcasting: the backward sums each gradient back to its input's shape ----
+Tensor operator+(const Tensor& a, const Tensor& b) {
+  Array out = broadcast_zip(a.value(), b.value(), "add", std::plus<>(),
+                            [](const Array& x, const Array& y) { return Array(x + y); });
+  return make_op("add", std::move(out), {a, b},
+                 [a, b](const Array& dout) { return add_backward(dout, a, b); });
+}
+
+// d(a+b)/da = d(a+b)/db = 1
 std::vector<Array> add_backward(const Array& dout, const Tensor& a, const Tensor& b) {
-  Array da, db;
+  Array da = no_gradient(), db = no_gradient();
   if (a.requires_grad()) da = sum_to_shape(dout, a.shape());
   if (b.requires_grad()) db = sum_to_shape(dout, b.shape());
   return {std::move(da), std::move(db)};
 }
 
+Tensor operator-(const Tensor& a, const Tensor& b) {
+  Array out = broadcast_zip(a.value(), b.value(), "sub", std::minus<>(),
+                            [](const Array& x, const Array& y) { return Array(x - y); });
+  return make_op("sub", std::move(out), {a, b},
+                 [a, b](const Array& dout) { return sub_backward(dout, a, b); });
+}
+
+// d(a-b)/da = 1, d(a-b)/db = -1
 std::vector<Array> sub_backward(const Array& dout, const Tensor& a, const Tensor& b) {
-  Array da, db;
+  Array da = no_gradient(), db = no_gradient();
   if (a.requires_grad()) da = sum_to_shape(dout, a.shape());
   if (b.requires_grad()) db = sum_to_shape(map(dout, [](float g) { return -g; }), b.shape());
   return {std::move(da), std::move(db)};
 }
 
+Tensor operator*(const Tensor& a, const Tensor& b) {
+  Array out = broadcast_zip(a.value(), b.value(), "mul", std::multiplies<>(),
+                            [](const Array& x, const Array& y) { return Array(x * y); });
+  return make_op("mul", std::move(out), {a, b},
+                 [a, b](const Array& dout) { return mul_backward(dout, a, b); });
+}
+
+// d(ab)/da = b, d(ab)/db = a
 std::vector<Array> mul_backward(const Array& dout, const Tensor& a, const Tensor& b) {
-  Array da, db;
+  Array da = no_gradient(), db = no_gradient();
   if (a.requires_grad()) {
-    Array dfull = dout.shape() == b.shape() ? zip(dout, b.value(), std::multiplies<>()) : Array(dout * b.value());
+    Array dfull =
+        dout.shape() == b.shape() ? zip(dout, b.value(), std::multiplies<>()) : Array(dout * b.value());
     da = sum_to_shape(dfull, a.shape());
   }
   if (b.requires_grad()) {
-    Array dfull = dout.shape() == a.shape() ? zip(dout, a.value(), std::multiplies<>()) : Array(dout * a.value());
+    Array dfull =
+        dout.shape() == a.shape() ? zip(dout, a.value(), std::multiplies<>()) : Array(dout * a.value());
     db = sum_to_shape(dfull, b.shape());
   }
   return {std::move(da), std::move(db)};
 }
 
+Tensor operator/(const Tensor& a, const Tensor& b) {
+  Array out = broadcast_zip(a.value(), b.value(), "div", std::divides<>(),
+                            [](const Array& x, const Array& y) { return Array(x / y); });
+  return make_op("div", std::move(out), {a, b},
+                 [a, b](const Array& dout) { return div_backward(dout, a, b); });
+}
+
 // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
 std::vector<Array> div_backward(const Array& dout, const Tensor& a, const Tensor& b) {
-  Array da, db;
+  Array da = no_gradient(), db = no_gradient();
   if (a.requires_grad()) da = sum_to_shape(Array(dout / b.value()), a.shape());
   if (b.requires_grad()) {
     db = sum_to_shape(Array(-dout * a.value() / (b.value() * b.value())), b.shape());
@@ -82,120 +123,141 @@ std::vector<Array> div_backward(const Array& dout, const Tensor& a, const Tensor
   return {std::move(da), std::move(db)};
 }
 
-}  // namespace
-
-Tensor operator+(const Tensor& a, const Tensor& b) {
-  Array out = broadcast_zip(a.value(), b.value(), "add", std::plus<>(),
-                            [](const Array& x, const Array& y) { return Array(x + y); });
-  return make_op("add", std::move(out), {a, b}, [a, b](const Array& dout) { return add_backward(dout, a, b); });
-}
-
-Tensor operator-(const Tensor& a, const Tensor& b) {
-  Array out = broadcast_zip(a.value(), b.value(), "sub", std::minus<>(),
-                            [](const Array& x, const Array& y) { return Array(x - y); });
-  return make_op("sub", std::move(out), {a, b}, [a, b](const Array& dout) { return sub_backward(dout, a, b); });
-}
-
-Tensor operator*(const Tensor& a, const Tensor& b) {
-  Array out = broadcast_zip(a.value(), b.value(), "mul", std::multiplies<>(),
-                            [](const Array& x, const Array& y) { return Array(x * y); });
-  return make_op("mul", std::move(out), {a, b}, [a, b](const Array& dout) { return mul_backward(dout, a, b); });
-}
-
-Tensor operator/(const Tensor& a, const Tensor& b) {
-  Array out = broadcast_zip(a.value(), b.value(), "div", std::divides<>(),
-                            [](const Array& x, const Array& y) { return Array(x / y); });
-  return make_op("div", std::move(out), {a, b}, [a, b](const Array& dout) { return div_backward(dout, a, b); });
-}
-
 // ---- with a float on either side: no broadcasting, no extra tensor ----
 Tensor operator+(const Tensor& a, float s) {
   return make_op("add_scalar", map(a.value(), [s](float x) { return x + s; }), {a},
-                 [](const Array& dout) { return std::vector<Array>{dout}; });
+                 [](const Array& dout) { return add_scalar_backward(dout); });
 }
 Tensor operator+(float s, const Tensor& a) { return a + s; }
 
+// d(x+s)/dx = 1
+std::vector<Array> add_scalar_backward(const Array& dout) { return {dout}; }
+
 Tensor operator-(const Tensor& a, float s) {
   return make_op("sub_scalar", map(a.value(), [s](float x) { return x - s; }), {a},
-                 [](const Array& dout) { return std::vector<Array>{dout}; });
+                 [](const Array& dout) { return sub_scalar_backward(dout); });
 }
+
+// d(x-s)/dx = 1
+std::vector<Array> sub_scalar_backward(const Array& dout) { return {dout}; }
 
 Tensor operator-(float s, const Tensor& a) {
   return make_op("rsub_scalar", map(a.value(), [s](float x) { return s - x; }), {a},
-                 [](const Array& dout) { return std::vector<Array>{map(dout, [](float g) { return -g; })}; });
+                 [](const Array& dout) { return rsub_scalar_backward(dout); });
+}
+
+// d(s-x)/dx = -1
+std::vector<Array> rsub_scalar_backward(const Array& dout) {
+  return {map(dout, [](float g) { return -g; })};
 }
 
 Tensor operator*(const Tensor& a, float s) {
   return make_op("mul_scalar", map(a.value(), [s](float x) { return x * s; }), {a},
-                 [s](const Array& dout) { return std::vector<Array>{map(dout, [s](float g) { return g * s; })}; });
+                 [s](const Array& dout) { return mul_scalar_backward(dout, s); });
 }
 Tensor operator*(float s, const Tensor& a) { return a * s; }
 
+// d(xs)/dx = s
+std::vector<Array> mul_scalar_backward(const Array& dout, float s) {
+  return {map(dout, [s](float g) { return g * s; })};
+}
+
 Tensor operator/(const Tensor& a, float s) {
   return make_op("div_scalar", map(a.value(), [s](float x) { return x / s; }), {a},
-                 [s](const Array& dout) { return std::vector<Array>{map(dout, [s](float g) { return g / s; })}; });
+                 [s](const Array& dout) { return div_scalar_backward(dout, s); });
+}
+
+// d(x/s)/dx = 1/s
+std::vector<Array> div_scalar_backward(const Array& dout, float s) {
+  return {map(dout, [s](float g) { return g / s; })};
+}
+
+Tensor operator/(float s, const Tensor& a) {
+  return make_op("rdiv_scalar", map(a.value(), [s](float x) { return s / x; }), {a},
+                 [a, s](const Array& dout) { return rdiv_scalar_backward(dout, a.value(), s); });
 }
 
 // d(s/x)/dx = -s/x^2
-Tensor operator/(float s, const Tensor& a) {
-  return make_op("rdiv_scalar", map(a.value(), [s](float x) { return s / x; }), {a}, [a, s](const Array& dout) {
-    return std::vector<Array>{zip(dout, a.value(), [s](float g, float x) { return -g * s / (x * x); })};
-  });
+std::vector<Array> rdiv_scalar_backward(const Array& dout, const Array& a, float s) {
+  return {zip(dout, a, [s](float g, float x) { return -g * s / (x * x); })};
 }
 
 Tensor operator-(const Tensor& a) {
   return make_op("neg", map(a.value(), [](float x) { return -x; }), {a},
-                 [](const Array& dout) { return std::vector<Array>{map(dout, [](float g) { return -g; })}; });
+                 [](const Array& dout) { return neg_backward(dout); });
+}
+
+// d(-x)/dx = -1
+std::vector<Array> neg_backward(const Array& dout) {
+  return {map(dout, [](float g) { return -g; })};
 }
 
 // ---- pointwise nonlinearities ----
 Tensor relu(const Tensor& x) {
   return make_op("relu", map(x.value(), [](float v) { return v > 0.f ? v : 0.f; }), {x},
-                 [](const Array& dout, const Array& y) {
-                   return std::vector<Array>{zip(dout, y, [](float g, float v) { return v > 0.f ? g : 0.f; })};
-                 });
+                 [](const Array& dout, const Array& y) { return relu_backward(dout, y); });
 }
 
-// sigmoid(x) = 1 / (1 + e^-x), written to stay finite for large |x|; d/dx = y (1 - y)
+// d relu/dx = 1 where y > 0, else 0
+std::vector<Array> relu_backward(const Array& dout, const Array& y) {
+  return {zip(dout, y, [](float g, float v) { return v > 0.f ? g : 0.f; })};
+}
+
+// sigmoid(x) = 1 / (1 + e^-x), written to stay finite for large |x|
 Tensor sigmoid(const Tensor& x) {
   auto f = [](float v) {
     if (v >= 0.f) return 1.f / (1.f + std::exp(-v));
     const float e = std::exp(v);
     return e / (1.f + e);
   };
-  return make_op("sigmoid", map(x.value(), f), {x}, [](const Array& dout, const Array& y) {
-    return std::vector<Array>{zip(dout, y, [](float g, float v) { return g * v * (1.f - v); })};
-  });
+  return make_op("sigmoid", map(x.value(), f), {x},
+                 [](const Array& dout, const Array& y) { return sigmoid_backward(dout, y); });
 }
 
-// d tanh / dx = 1 - y^2
+// d sigmoid/dx = y (1 - y)
+std::vector<Array> sigmoid_backward(const Array& dout, const Array& y) {
+  return {zip(dout, y, [](float g, float v) { return g * v * (1.f - v); })};
+}
+
 Tensor tanh(const Tensor& x) {
   return make_op("tanh", map(x.value(), [](float v) { return std::tanh(v); }), {x},
-                 [](const Array& dout, const Array& y) {
-                   return std::vector<Array>{zip(dout, y, [](float g, float v) { return g * (1.f - v * v); })};
-                 });
+                 [](const Array& dout, const Array& y) { return tanh_backward(dout, y); });
+}
+
+// d tanh/dx = 1 - y^2
+std::vector<Array> tanh_backward(const Array& dout, const Array& y) {
+  return {zip(dout, y, [](float g, float v) { return g * (1.f - v * v); })};
 }
 
 Tensor exp(const Tensor& x) {
   return make_op("exp", map(x.value(), [](float v) { return std::exp(v); }), {x},
-                 [](const Array& dout, const Array& y) {
-                   return std::vector<Array>{zip(dout, y, std::multiplies<>())};
-                 });
+                 [](const Array& dout, const Array& y) { return exp_backward(dout, y); });
+}
+
+// d exp/dx = y
+std::vector<Array> exp_backward(const Array& dout, const Array& y) {
+  return {zip(dout, y, std::multiplies<>())};
 }
 
 // Natural log; like PyTorch, log(0) = -inf and log(<0) = nan (no throw: values are not shapes).
 Tensor log(const Tensor& x) {
-  return make_op("log", map(x.value(), [](float v) { return std::log(v); }), {x}, [x](const Array& dout) {
-    return std::vector<Array>{zip(dout, x.value(), std::divides<>())};
-  });
+  return make_op("log", map(x.value(), [](float v) { return std::log(v); }), {x},
+                 [x](const Array& dout) { return log_backward(dout, x.value()); });
+}
+
+// d log/dx = 1/x
+std::vector<Array> log_backward(const Array& dout, const Array& x) {
+  return {zip(dout, x, std::divides<>())};
 }
 
 Tensor leaky_relu(const Tensor& x, float slope) {
   return make_op("leaky_relu", map(x.value(), [slope](float v) { return v > 0.f ? v : slope * v; }), {x},
-                 [x, slope](const Array& dout) {
-                   return std::vector<Array>{
-                       zip(dout, x.value(), [slope](float g, float v) { return v > 0.f ? g : slope * g; })};
-                 });
+                 [x, slope](const Array& dout) { return leaky_relu_backward(dout, x.value(), slope); });
+}
+
+// d leaky_relu/dx = 1 where x > 0, else slope
+std::vector<Array> leaky_relu_backward(const Array& dout, const Array& x, float slope) {
+  return {zip(dout, x, [slope](float g, float v) { return v > 0.f ? g : slope * g; })};
 }
 
 Tensor dropout(const Tensor& x, float p, Generator& gen) {
@@ -205,9 +267,13 @@ Tensor dropout(const Tensor& x, float p, Generator& gen) {
   Array mask = Array::from_shape(x.shape());  // in order, one draw per element (not map: it runs in parallel)
   for (float& m : mask) m = gen.uniform() < p ? 0.f : keep_scale;
   Array out = zip(x.value(), mask, std::multiplies<>());
-  return make_op("dropout", std::move(out), {x}, [mask = std::move(mask)](const Array& dout) {
-    return std::vector<Array>{zip(dout, mask, std::multiplies<>())};
-  });
+  return make_op("dropout", std::move(out), {x},
+                 [mask = std::move(mask)](const Array& dout) { return dropout_backward(dout, mask); });
+}
+
+// d dropout/dx = mask (0 or 1/(1-p))
+std::vector<Array> dropout_backward(const Array& dout, const Array& mask) {
+  return {zip(dout, mask, std::multiplies<>())};
 }
 
 // ---- broadcasting helpers ----

@@ -1,16 +1,30 @@
 // Matrix products through OpenBLAS SGEMM: matmul and linear (fully connected).
 #include "core/ops/linear.hpp"
 
-#include "core/kernels/blas.hpp"
 #include "core/autograd/error.hpp"
+#include "core/kernels/blas.hpp"
 
 namespace tg {
-namespace {
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (a.dim() != 2 || b.dim() != 2) {
+    fail("matmul: expected two 2-d tensors [n, k] x [k, m], got ", shape_str(a.shape()), " x ",
+         shape_str(b.shape()));
+  }
+  if (a.shape()[1] != b.shape()[0]) {
+    fail("matmul: inner dimensions differ: ", shape_str(a.shape()), " x ", shape_str(b.shape()));
+  }
+  const std::size_t n = a.shape()[0], k = a.shape()[1], m = b.shape()[1];
+  Array out = Array::from_shape({n, m});
+  parallel_sgemm(false, false, n, m, k, 1.f, a.value().data(), b.value().data(), 0.f, out.data());
+  return make_op("matmul", std::move(out), {a, b},
+                 [a, b](const Array& dout) { return matmul_backward(dout, a, b); });
+}
 
 // da [n,k] = dout [n,m] b^T ; db [k,m] = a^T dout
 std::vector<Array> matmul_backward(const Array& dout, const Tensor& a, const Tensor& b) {
   const std::size_t n = a.shape()[0], k = a.shape()[1], m = b.shape()[1];
-  Array da, db;
+  Array da = no_gradient(), db = no_gradient();
   if (a.requires_grad()) {
     da = Array::from_shape({n, k});
     parallel_sgemm(false, true, n, k, m, 1.f, dout.data(), b.value().data(), 0.f, da.data());
@@ -22,11 +36,35 @@ std::vector<Array> matmul_backward(const Array& dout, const Tensor& a, const Ten
   return {std::move(da), std::move(db)};
 }
 
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (w.dim() != 2) fail("linear: expected weight [out, in], got ", shape_str(w.shape()));
+  const std::size_t out = w.shape()[0], in = w.shape()[1];
+  if (x.dim() != 2 || x.shape()[1] != in) {
+    fail("linear: expected input [N, ", in, "] for weight ", shape_str(w.shape()), ", got ",
+         shape_str(x.shape()));
+  }
+  if (b.defined() && (b.dim() != 1 || b.shape()[0] != out)) {
+    fail("linear: expected bias [", out, "] for weight ", shape_str(w.shape()), ", got ",
+         shape_str(b.shape()));
+  }
+  const std::size_t batch = x.shape()[0];
+  Array y = Array::from_shape({batch, out});
+  if (b.defined()) {  // start from the bias in every row, then accumulate x w^T on top (beta = 1)
+    const float* pb = b.value().data();
+    for (std::size_t i = 0; i < batch; ++i) std::copy(pb, pb + out, y.data() + i * out);
+  }
+  parallel_sgemm(false, true, batch, out, in, 1.f, x.value().data(), w.value().data(),
+                 b.defined() ? 1.f : 0.f, y.data());
+  std::vector<Tensor> inputs = b.defined() ? std::vector<Tensor>{x, w, b} : std::vector<Tensor>{x, w};
+  return make_op("linear", std::move(y), inputs,
+                 [x, w, b](const Array& dy) { return linear_backward(dy, x, w, b); });
+}
+
 // y [N,out] = x [N,in] w^T + b
 // dx [N,in] = dy w ; dw [out,in] = dy^T x ; db [out] = sum over N of dy
 std::vector<Array> linear_backward(const Array& dy, const Tensor& x, const Tensor& w, const Tensor& b) {
   const std::size_t batch = x.shape()[0], in = x.shape()[1], out = w.shape()[0];
-  Array dx, dw, db;
+  Array dx = no_gradient(), dw = no_gradient(), db = no_gradient();
   if (x.requires_grad()) {
     dx = Array::from_shape({batch, in});
     parallel_sgemm(false, false, batch, in, out, 1.f, dy.data(), w.value().data(), 0.f, dx.data());
@@ -45,42 +83,6 @@ std::vector<Array> linear_backward(const Array& dy, const Tensor& x, const Tenso
   }
   if (b.defined()) return {std::move(dx), std::move(dw), std::move(db)};
   return {std::move(dx), std::move(dw)};
-}
-
-}  // namespace
-
-Tensor matmul(const Tensor& a, const Tensor& b) {
-  if (a.dim() != 2 || b.dim() != 2) {
-    fail("matmul: expected two 2-d tensors [n, k] x [k, m], got ", shape_str(a.shape()), " x ", shape_str(b.shape()));
-  }
-  if (a.shape()[1] != b.shape()[0]) {
-    fail("matmul: inner dimensions differ: ", shape_str(a.shape()), " x ", shape_str(b.shape()));
-  }
-  const std::size_t n = a.shape()[0], k = a.shape()[1], m = b.shape()[1];
-  Array out = Array::from_shape({n, m});
-  parallel_sgemm(false, false, n, m, k, 1.f, a.value().data(), b.value().data(), 0.f, out.data());
-  return make_op("matmul", std::move(out), {a, b}, [a, b](const Array& dout) { return matmul_backward(dout, a, b); });
-}
-
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  if (w.dim() != 2) fail("linear: expected weight [out, in], got ", shape_str(w.shape()));
-  const std::size_t out = w.shape()[0], in = w.shape()[1];
-  if (x.dim() != 2 || x.shape()[1] != in) {
-    fail("linear: expected input [N, ", in, "] for weight ", shape_str(w.shape()), ", got ", shape_str(x.shape()));
-  }
-  if (b.defined() && (b.dim() != 1 || b.shape()[0] != out)) {
-    fail("linear: expected bias [", out, "] for weight ", shape_str(w.shape()), ", got ", shape_str(b.shape()));
-  }
-  const std::size_t batch = x.shape()[0];
-  Array y = Array::from_shape({batch, out});
-  if (b.defined()) {  // start from the bias in every row, then accumulate x w^T on top (beta = 1)
-    const float* pb = b.value().data();
-    for (std::size_t i = 0; i < batch; ++i) std::copy(pb, pb + out, y.data() + i * out);
-  }
-  parallel_sgemm(false, true, batch, out, in, 1.f, x.value().data(), w.value().data(), b.defined() ? 1.f : 0.f, y.data());
-  std::vector<Tensor> inputs = b.defined() ? std::vector<Tensor>{x, w, b} : std::vector<Tensor>{x, w};
-  return make_op("linear", std::move(y), inputs,
-                 [x, w, b](const Array& dy) { return linear_backward(dy, x, w, b); });
 }
 
 }  // namespace tg

@@ -11,7 +11,11 @@ namespace tg {
 // ---- matrix products (core/ops/linear.cpp) -------------------------------------------------------------
 // [n, k] x [k, m] -> [n, m]
 Tensor matmul(const Tensor& a, const Tensor& b);
+// d(out) [n, m] -> {da [n, k], db [k, m]}
+std::vector<Array> matmul_backward(const Array& dout, const Tensor& a, const Tensor& b);
 // x [N, in], w [out, in], b [out] or an undefined Tensor{} -> x w^T + b, [N, out]
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+// dy [N, out] -> {dx, dw[, db]} (db only when b is defined)
+std::vector<Array> linear_backward(const Array& dy, const Tensor& x, const Tensor& w, const Tensor& b);
 
 }  // namespace tg

@@ -12,7 +12,8 @@ Pool2dGeometry max_pool2d_geometry(const Shape& x, const MaxPool2dOptions& o) {
   if (x[2] == 0 || x[3] == 0) fail("max_pool2d: the input has no pixels: ", shape_str(x));
   if (o.kernel[0] < 1 || o.kernel[1] < 1) fail("max_pool2d: kernel must be >= 1, got ", shape_str(o.kernel));
   if (o.stride[0] < 0 || o.stride[1] < 0) fail("max_pool2d: stride must be >= 1, got ", shape_str(o.stride));
-  if (o.padding[0] < 0 || o.padding[1] < 0 || 2 * o.padding[0] > o.kernel[0] || 2 * o.padding[1] > o.kernel[1]) {
+  if (o.padding[0] < 0 || o.padding[1] < 0 || 2 * o.padding[0] > o.kernel[0] ||
+      2 * o.padding[1] > o.kernel[1]) {
     fail("max_pool2d: padding must be between 0 and half the kernel ", shape_str(o.kernel), ", got ",
          shape_str(o.padding));
   }
@@ -40,10 +41,12 @@ Tensor max_pool2d(const Tensor& x, const MaxPool2dOptions& options) {
   auto argmax = std::make_shared<std::vector<std::int32_t>>(out.size());
   max_pool2d_argmax_forward(x.value().data(), g, out.data(), argmax->data());
   const Shape in_shape = s;
-  return make_op("max_pool2d", std::move(out), {x},
-                 [argmax, g, in_shape](const Array& dout) { return max_pool2d_backward(dout, *argmax, g, in_shape); });
+  return make_op("max_pool2d", std::move(out), {x}, [argmax, g, in_shape](const Array& dout) {
+    return max_pool2d_backward(dout, *argmax, g, in_shape);
+  });
 }
 
+// d max/dx = 1 at the window's argmax, 0 elsewhere (windows that overlap add up)
 std::vector<Array> max_pool2d_backward(const Array& dout, const std::vector<std::int32_t>& argmax,
                                        const Pool2dGeometry& g, const Shape& x_shape) {
   Array dx = Array::from_shape(x_shape);

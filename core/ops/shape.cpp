@@ -1,6 +1,7 @@
 // Reductions to a scalar, and ops that only change the shape.
 #include "core/ops/shape.hpp"
 
+#include <functional>
 #include <numeric>
 
 #include "core/autograd/error.hpp"
@@ -22,9 +23,16 @@ Array scalar_array(float v) {
   return out;
 }
 
-// d(sum x)/dx = 1 everywhere, scaled by the incoming scalar gradient
-std::vector<Array> sum_backward(const Array& dout, const Shape& x_shape, float scale) {
-  return {Array(xt::full_like(xt::xarray<float>::from_shape(x_shape), dout.data()[0] * scale))};
+// An array of `shape` with every element v.
+Array filled(const Shape& shape, float v) {
+  return Array(xt::full_like(xt::xarray<float>::from_shape(shape), v));
+}
+
+// x's data under a new shape of as many elements.
+Array reshaped(const Array& x, const Shape& shape) {
+  Array out = x;
+  out.reshape(shape);
+  return out;
 }
 
 }  // namespace
@@ -32,16 +40,26 @@ std::vector<Array> sum_backward(const Array& dout, const Shape& x_shape, float s
 Tensor sum(const Tensor& x) {
   const Shape shape = x.shape();
   return make_op("sum", scalar_array(sum_of(x.value())), {x},
-                 [shape](const Array& dout) { return sum_backward(dout, shape, 1.f); });
+                 [shape](const Array& dout) { return sum_backward(dout, shape); });
+}
+
+// d(sum x)/dx = 1 everywhere, times the incoming scalar gradient
+std::vector<Array> sum_backward(const Array& dout, const Shape& x_shape) {
+  return {filled(x_shape, dout.data()[0])};
 }
 
 Tensor mean(const Tensor& x) {
   const std::size_t n = x.numel();
   if (n == 0) fail("mean: the input is empty (shape ", shape_str(x.shape()), ")");
   const Shape shape = x.shape();
-  const float scale = 1.f / static_cast<float>(n);
-  return make_op("mean", scalar_array(sum_of(x.value()) * scale), {x},
-                 [shape, scale](const Array& dout) { return sum_backward(dout, shape, scale); });
+  return make_op("mean", scalar_array(sum_of(x.value()) * (1.f / static_cast<float>(n))), {x},
+                 [shape](const Array& dout) { return mean_backward(dout, shape); });
+}
+
+// d(mean x)/dx = 1/n everywhere, times the incoming scalar gradient
+std::vector<Array> mean_backward(const Array& dout, const Shape& x_shape) {
+  const std::size_t n = std::accumulate(x_shape.begin(), x_shape.end(), std::size_t{1}, std::multiplies<>());
+  return {filled(x_shape, dout.data()[0] * (1.f / static_cast<float>(n)))};
 }
 
 Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
@@ -68,21 +86,28 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
   } else if (known != n) {
     fail("reshape: cannot reshape ", shape_str(x.shape()), " (", n, " elements) into ", shape_str(shape));
   }
-  Array out = x.value();
-  out.reshape(target);
   const Shape in_shape = x.shape();
-  return make_op("reshape", std::move(out), {x}, [in_shape](const Array& dout) {
-    Array g = dout;
-    g.reshape(in_shape);
-    return std::vector<Array>{std::move(g)};
-  });
+  return make_op("reshape", reshaped(x.value(), target), {x},
+                 [in_shape](const Array& dout) { return reshape_backward(dout, in_shape); });
+}
+
+// The gradient is dout with the input's shape: a reshape moves no element.
+std::vector<Array> reshape_backward(const Array& dout, const Shape& x_shape) {
+  return {reshaped(dout, x_shape)};
 }
 
 Tensor flatten(const Tensor& x) {
   if (x.dim() < 1) fail("flatten: expected [N, ...], got a 0-d tensor");
-  const auto n = static_cast<std::int64_t>(x.shape()[0]);
-  if (n == 0) return reshape(x, {0, static_cast<std::int64_t>(x.numel())});
-  return reshape(x, {n, -1});
+  const std::size_t n = x.shape()[0];
+  const Shape target{n, n == 0 ? 0 : x.numel() / n};
+  const Shape in_shape = x.shape();
+  return make_op("flatten", reshaped(x.value(), target), {x},
+                 [in_shape](const Array& dout) { return flatten_backward(dout, in_shape); });
+}
+
+// As reshape: dout [N, prod(...)] back to x's shape.
+std::vector<Array> flatten_backward(const Array& dout, const Shape& x_shape) {
+  return {reshaped(dout, x_shape)};
 }
 
 }  // namespace tg

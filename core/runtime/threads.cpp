@@ -30,9 +30,15 @@ thread_local bool t_inside_parallel = false;
 // chunks left and first error); workers take chunk indices from the job they picked up, the caller takes its
 // share too. A worker that picks up a job late only finds its chunks all taken, never another job's.
 // Waking a sleeping thread costs tens of microseconds here (a futex and a reschedule, more in a VM), as much
-// as a whole elementwise op on a batch, so a worker that finishes a job spins for kSpin looking for the next
-// one before it sleeps, and the caller spins the same way for the workers to finish.
-constexpr auto kSpin = std::chrono::microseconds(200);
+// as a whole elementwise op on a batch, so a worker that finishes a job spins for kSpinBeforeSleep looking
+// for the next one before it sleeps, and the caller spins the same way for the workers to finish. 200 us is
+// several wake-ups' worth: a pool kept busy by back-to-back ops never pays one, an idle pool still sleeps
+// within 0.2 ms.
+constexpr auto kSpinBeforeSleep = std::chrono::microseconds(200);
+// While spinning: pause instructions per poll of done() (each pause idles the core briefly and yields to a
+// hyperthread sibling), and polls per read of the clock (reading it costs more than a poll).
+constexpr int kPausesPerPoll = 16;
+constexpr int kPollsPerClockRead = 16;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -40,14 +46,16 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spins until done() or kSpin has passed; returns done().
+// Spins until done() or kSpinBeforeSleep has passed; returns done().
 template <class Done>
 bool spin_until(Done done) {
-  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  const auto deadline = std::chrono::steady_clock::now() + kSpinBeforeSleep;
   for (int i = 0;; ++i) {
     if (done()) return true;
-    for (int j = 0; j < 16; ++j) cpu_relax();
-    if ((i & 15) == 15 && std::chrono::steady_clock::now() > deadline) return done();
+    for (int j = 0; j < kPausesPerPoll; ++j) cpu_relax();
+    if (i % kPollsPerClockRead == kPollsPerClockRead - 1 && std::chrono::steady_clock::now() > deadline) {
+      return done();
+    }
   }
 }
 
@@ -113,7 +121,8 @@ class ThreadPool {
         if (!job.error) job.error = std::current_exception();
       }
       if (job.remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard<std::mutex> lock(mutex_);  // the caller checks `remaining` under the mutex before it sleeps
+        std::lock_guard<std::mutex> lock(
+            mutex_);  // the caller checks `remaining` under the mutex before it sleeps
         done_.notify_all();
       }
     }
@@ -141,7 +150,7 @@ class ThreadPool {
   std::mutex run_mutex_, mutex_;
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
-  std::shared_ptr<Job> job_;  // the job being run, guarded by mutex_
+  std::shared_ptr<Job> job_;                  // the job being run, guarded by mutex_
   std::atomic<std::uint64_t> generation_{0};  // written under mutex_, read by spinning workers
   int sleeping_ = 0;                          // workers inside wake_.wait, guarded by mutex_
   std::atomic<bool> stop_{false};             // set under mutex_, also read by spinning workers
@@ -161,7 +170,8 @@ void set_num_threads(int n) {
 
 int num_threads() { return thread_count(); }
 
-void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& body, std::size_t grain) {
+void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& body,
+                  std::size_t grain) {
   if (n == 0) return;
   const auto threads = static_cast<std::size_t>(num_threads());
   const std::size_t chunks = std::min(threads, std::max<std::size_t>(1, n / std::max<std::size_t>(grain, 1)));

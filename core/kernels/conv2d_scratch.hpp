@@ -1,5 +1,5 @@
-// Internals shared by the direct convolution kernels (conv2d_direct_*.cpp) and the im2col path: per-thread
-// scratch buffers and the vector row sum of the bias gradients.
+// Internals shared by both conv kernel families (conv2d_im2col.cpp, conv2d_direct_*.cpp): per-thread scratch
+// buffers and the vector row sum of the bias gradients (conv2d_scratch.cpp).
 #pragma once
 
 #include <cstddef>

@@ -1,0 +1,226 @@
+// The direct convolution forward for stride-1 convs (the wide grid of conv2d_direct_common.hpp), and the
+// "lanes" kernel that replaces it on narrow images.
+#include <xsimd/xsimd.hpp>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <array>
+#include <utility>
+#include <vector>
+
+#include "core/kernels/conv2d.hpp"
+#include "core/kernels/conv2d_direct_common.hpp"
+#include "core/kernels/conv2d_scratch.hpp"
+#include "core/runtime/threads.hpp"
+
+namespace tg {
+namespace direct {
+namespace {
+
+// ---- the wide-grid kernels, stored (the forward): wide_block<OB, NB, false> for every block size ----
+template <int OB, int... NB>
+constexpr std::array<WideFn, kMaxNB> wide_row(std::integer_sequence<int, NB...>) {
+  return {&wide_block<OB, std::min(NB + 1, max_nb(OB)), false>...};
+}
+template <int... OB>
+constexpr std::array<std::array<WideFn, kMaxNB>, kMaxOB> wide_table(std::integer_sequence<int, OB...>) {
+  return {wide_row<OB + 1>(std::make_integer_sequence<int, kMaxNB>())...};
+}
+constexpr auto kWideKernels = wide_table(std::make_integer_sequence<int, kMaxOB>());
+
+// ---- narrow images: output channels in the vector lanes ----
+// The wide grid wastes (Wp - Wout)/Wp of its work: 29% on lenet's 14x14 -> 10x10 conv. When Cout is a
+// multiple of V, this kernel has no waste: acc[r][t] holds V output channels of pixel (oh + r, ow0 + t), and
+// per patch element k it loads one weight vector Wt[k][o0 .. o0+V) and does R*PT FMAs with input pixels
+// broadcast straight from memory (constant offsets from one base pointer per row). Results go pixel-major
+// into pm [pixel][V]; a 16x16 register transpose then writes them channel-major with the bias
+// (store_transposed).
+template <int R, int PT>
+void lanes_block(const float* xp, std::size_t wp, const std::size_t* off, std::size_t k_count,
+                 const float* wt, std::size_t c_out, float* pm, std::size_t w_out) {
+  Batch acc[R][PT];
+#pragma GCC unroll 2
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 12
+    for (int t = 0; t < PT; ++t) acc[r][t] = Batch(0.f);
+  for (std::size_t k = 0; k < k_count; ++k) {
+    const Batch w = Batch::load_unaligned(wt + k * c_out);
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) {
+      const float* row = xp + off[k] + static_cast<std::size_t>(r) * wp;
+#pragma GCC unroll 12
+      for (int t = 0; t < PT; ++t) acc[r][t] = xsimd::fma(Batch(row[t]), w, acc[r][t]);
+    }
+  }
+#pragma GCC unroll 2
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 12
+    for (int t = 0; t < PT; ++t)
+      acc[r][t].store_unaligned(pm + (static_cast<std::size_t>(r) * w_out + t) * V);
+}
+
+// A lanes block covers up to kLanesRows output rows x kLanesPT pixels of a row: 2 x 12 = 24 accumulators, the
+// same register budget as the wide kernel's on AVX-512.
+constexpr int kLanesRows = 2, kLanesPT = 12;
+using LanesFn = void (*)(const float*, std::size_t, const std::size_t*, std::size_t, const float*,
+                         std::size_t, float*, std::size_t);
+template <int R, int... PT>
+constexpr std::array<LanesFn, kLanesPT> lanes_row(std::integer_sequence<int, PT...>) {
+  return {&lanes_block<R, PT + 1>...};
+}
+constexpr std::array<std::array<LanesFn, kLanesPT>, kLanesRows> kLanesKernels = {
+    lanes_row<1>(std::make_integer_sequence<int, kLanesPT>()),
+    lanes_row<2>(std::make_integer_sequence<int, kLanesPT>())};
+
+// lanes_block<rows, pt> for 1 <= rows <= kLanesRows, 1 <= pt <= kLanesPT (`rbreak lanes_block` stops in all).
+LanesFn lanes_kernel(std::size_t rows, std::size_t pt) { return kLanesKernels[rows - 1][pt - 1]; }
+
+// store_transposed moves pixels in blocks of 16 (a 16x16 register transpose on AVX-512).
+constexpr std::size_t kTransposeRows = 16;
+
+#if defined(__AVX512F__)
+// GCC 12 warns about the intrinsics' own undefined pass-through operand (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// r[i][j] <- r[j][i] for 16 vectors of 16 floats: unpack pairs, then pairs of pairs, then 128-bit lanes.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  // 0x88 picks 128-bit lanes 0, 2 of each operand, 0xdd lanes 1, 3
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+// out[o * out_stride + p] = pm[p * V + o] + bias[o] for the V channels of a block and p in [0, pixels); pm
+// has pixels rounded up to kTransposeRows rows (the extra rows are read, never stored).
+void store_transposed(const float* pm, std::size_t pixels, const float* bias, float* out,
+                      std::size_t out_stride) {
+#if defined(__AVX512F__)
+  if constexpr (V == 16) {
+    for (std::size_t p0 = 0; p0 < pixels; p0 += 16) {
+      __m512 r[16];
+      for (std::size_t i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(pm + (p0 + i) * 16);
+      transpose16(r);
+      const auto mask = static_cast<__mmask16>((1u << std::min<std::size_t>(16, pixels - p0)) - 1u);
+      for (std::size_t o = 0; o < 16; ++o) {
+        const __m512 v = _mm512_add_ps(r[o], _mm512_set1_ps(bias ? bias[o] : 0.f));
+        _mm512_mask_storeu_ps(out + o * out_stride + p0, mask, v);
+      }
+    }
+    return;
+  }
+#endif
+  for (std::size_t o = 0; o < V; ++o) {
+    const float b = bias ? bias[o] : 0.f;
+    for (std::size_t p = 0; p < pixels; ++p) out[o * out_stride + p] = pm[p * V + o] + b;
+  }
+}
+
+// The lanes kernel pays for broadcasts and a transpose; it wins once the wide grid wastes more than
+// 1/kWideWasteLimit of its columns.
+constexpr std::size_t kWideWasteLimit = 8;
+
+// Whether the lanes kernel does less work than the wide grid: Cout fills whole vectors and the grid wastes
+// more than an eighth of its columns.
+bool use_lanes(const Conv2dGeometry& g, std::size_t wp) {
+  return g.c_out % V == 0 && kWideWasteLimit * (wp - g.w_out) > wp;
+}
+
+// Narrow images: one block of V channels at a time, pixel-major results, then transposed into the output.
+void forward_lanes(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
+                   const Plan& plan, float* out) {
+  const std::size_t k_count = g.patch(), in_size = g.c_in * g.h * g.w, out_size = g.c_out * g.pixels_out();
+  std::vector<float> wt(k_count * g.c_out);  // [K][Cout]
+  for (std::size_t o = 0; o < g.c_out; ++o)
+    for (std::size_t k = 0; k < k_count; ++k) wt[k * g.c_out + o] = weight[o * k_count + k];
+  parallel_for(g.batch, [&](std::size_t n0, std::size_t n1) {
+    float* xp = conv_scratch(kPadded, plan.in.size);
+    const std::size_t hw = g.pixels_out(), rows16 = round_up(hw, kTransposeRows);
+    float* pm = conv_scratch(kWide, rows16 * V);
+    zero_row(pm + hw * V, (rows16 - hw) * V);
+    for (std::size_t n = n0; n < n1; ++n) {
+      plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
+      for (std::size_t o0 = 0; o0 < g.c_out; o0 += V) {
+        for (std::size_t oh = 0; oh < g.h_out; oh += kLanesRows) {
+          const std::size_t rows = std::min<std::size_t>(kLanesRows, g.h_out - oh);
+          for (std::size_t ow = 0; ow < g.w_out; ow += kLanesPT) {
+            const std::size_t pt = std::min<std::size_t>(kLanesPT, g.w_out - ow);
+            lanes_kernel(rows, pt)(xp + oh * plan.in.wp + ow, plan.in.wp, plan.off.data(), k_count,
+                                   wt.data() + o0, g.c_out, pm + (oh * g.w_out + ow) * V, g.w_out);
+          }
+        }
+        store_transposed(pm, hw, bias ? bias + o0 : nullptr, out + n * out_size + o0 * hw, hw);
+      }
+    }
+  });
+}
+
+// The wide grid: per image, wide [Cout][width] = W xp, then the valid columns copied out with the bias.
+void forward_wide(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
+                  const Plan& plan, float* out) {
+  const std::size_t k_count = g.patch(), in_size = g.c_in * g.h * g.w, out_size = g.c_out * g.pixels_out();
+  std::vector<float> packed(g.c_out * k_count);
+  pack_weights(weight, g.c_out, k_count, packed.data());
+  parallel_for(g.batch, [&](std::size_t n0, std::size_t n1) {
+    float* xp = conv_scratch(kPadded, plan.in.size);
+    float* wide = conv_scratch(kWide, g.c_out * plan.width);
+    for (std::size_t n = n0; n < n1; ++n) {
+      plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
+      wide_conv(xp, plan.off.data(), k_count, packed.data(), g.c_out, plan.width, wide);
+      for (std::size_t o = 0; o < g.c_out; ++o) {
+        const float b = bias ? bias[o] : 0.f;
+        float* dst = out + n * out_size + o * g.pixels_out();
+        for (std::size_t oh = 0; oh < g.h_out; ++oh) {
+          const float* src = wide + o * plan.width + oh * plan.in.wp;
+          for (std::size_t ow = 0; ow < g.w_out; ++ow) dst[oh * g.w_out + ow] = src[ow] + b;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+// wide_block<ob, nb, false>: `rbreak wide_block` stops in every instantiation.
+WideFn wide_kernel(int ob, int nb) {
+  return kWideKernels[static_cast<std::size_t>(ob - 1)][static_cast<std::size_t>(nb - 1)];
+}
+
+}  // namespace direct
+
+bool conv2d_direct_applies(const Conv2dGeometry& g) { return g.stride_h == 1 && g.stride_w == 1; }
+
+// The lanes kernel where Cout fills whole vectors and the wide grid would waste much (narrow images), the
+// wide grid otherwise.
+void conv2d_direct_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
+                           float* out) {
+  const direct::Plan plan = direct::forward_plan(g);
+  if (direct::use_lanes(g, plan.in.wp)) {
+    direct::forward_lanes(x, weight, bias, g, plan, out);
+  } else {
+    direct::forward_wide(x, weight, bias, g, plan, out);
+  }
+}
+
+}  // namespace tg

@@ -1,0 +1,72 @@
+// tg::sgemm and tg::parallel_sgemm (core/kernels/blas.hpp) against a plain triple loop, for the four
+// transpose combinations, overwriting (beta = 0) and accumulating (beta = 1).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "core/kernels/blas.hpp"
+#include "core/runtime/random.hpp"
+
+namespace {
+
+std::vector<float> random_matrix(std::size_t n, std::uint64_t seed) {
+  tg::Generator gen(seed);
+  std::vector<float> v(n);
+  for (float& x : v) x = gen.uniform(-1.f, 1.f);
+  return v;
+}
+
+// C[m,n] = alpha op(A) op(B) + beta C, row-major, accumulated in double.
+std::vector<float> reference_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k,
+                                  float alpha, const std::vector<float>& a, const std::vector<float>& b, float beta,
+                                  std::vector<float> c) {
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      double s = 0.0;
+      for (std::size_t p = 0; p < k; ++p) {
+        const float av = trans_a ? a[p * m + i] : a[i * k + p];
+        const float bv = trans_b ? b[j * k + p] : b[p * n + j];
+        s += static_cast<double>(av) * bv;
+      }
+      c[i * n + j] = static_cast<float>(alpha * s + (beta == 0.f ? 0.0 : beta * static_cast<double>(c[i * n + j])));
+    }
+  return c;
+}
+
+using Gemm = void (*)(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, const float*, float,
+                      float*);
+
+void check_gemm(Gemm gemm, std::size_t m, std::size_t n, std::size_t k) {
+  for (const bool trans_a : {false, true})
+    for (const bool trans_b : {false, true})
+      for (const float beta : {0.f, 1.f}) {
+        INFO("m ", m, " n ", n, " k ", k, " trans_a ", trans_a, " trans_b ", trans_b, " beta ", beta);
+        const std::vector<float> a = random_matrix(m * k, 1), b = random_matrix(k * n, 2);
+        const std::vector<float> c0 = random_matrix(m * n, 3);
+        const std::vector<float> expected = reference_gemm(trans_a, trans_b, m, n, k, 0.5f, a, b, beta, c0);
+        std::vector<float> c = c0;
+        gemm(trans_a, trans_b, m, n, k, 0.5f, a.data(), b.data(), beta, c.data());
+        for (std::size_t i = 0; i < c.size(); ++i) {
+          if (!(std::abs(c[i] - expected[i]) <= 1e-4f + 1e-4f * std::abs(expected[i]))) {
+            FAIL_CHECK("element ", i, ": got ", c[i], ", expected ", expected[i]);
+            break;
+          }
+        }
+      }
+}
+
+}  // namespace
+
+TEST_CASE("sgemm agrees with a triple loop for every transpose combination, beta 0 and 1") {
+  check_gemm(tg::sgemm, 7, 5, 3);
+  check_gemm(tg::sgemm, 33, 17, 65);
+  check_gemm(tg::sgemm, 1, 9, 4);
+}
+
+TEST_CASE("parallel_sgemm agrees with a triple loop, split by rows and by columns") {
+  check_gemm(tg::parallel_sgemm, 160, 96, 130);  // more rows than columns: blocks of rows (above 2 MFLOP)
+  check_gemm(tg::parallel_sgemm, 40, 300, 128);  // more columns: blocks of columns
+  check_gemm(tg::parallel_sgemm, 7, 5, 3);       // small: on the calling thread
+}
