@@ -4,6 +4,7 @@
 // core/autograd: tensors, the tape, make_op, grad mode, gradcheck, errors, the profile
 #include "core/autograd/error.hpp"
 #include "core/autograd/gradcheck.hpp"
+#include "core/autograd/observer.hpp"
 #include "core/autograd/profile.hpp"
 #include "core/autograd/tape.hpp"
 #include "core/autograd/tensor.hpp"

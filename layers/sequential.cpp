@@ -3,7 +3,6 @@
 #include <iomanip>
 #include <sstream>
 
-#include "core/autograd/profile.hpp"
 #include "core/autograd/tape.hpp"
 
 namespace tg {
@@ -36,16 +35,12 @@ Tensor Sequential::forward(const Tensor& x) {
   for (auto& [name, layer] : children()) {
     const std::string label = name + "." + layer->type_name();
     Tensor next;
-    const bool profile = profiling();
-    const double started = profile ? profile_detail::now() : 0.0;
-    if (profile) profile_detail::layer_started();
     try {
-      LayerScope scope(label);
+      LayerScope scope(label);  // names the layer on the tape; the profiler times it
       next = layer->forward(out);
     } catch (const Error& e) {
       throw Error("layer " + name + " " + layer->describe() + ": " + e.what());
     }
-    if (profile) profile_detail::layer_forward(label, profile_detail::now() - started);
     if (next.node() != out.node()) next.set_name(label);  // identity layers keep their input's name
     out = next;
   }

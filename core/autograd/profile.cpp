@@ -1,11 +1,14 @@
 #include "core/autograd/profile.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
 #include <mutex>
 #include <vector>
+
+#include "core/autograd/observer.hpp"
 
 namespace tg {
 namespace {
@@ -25,8 +28,48 @@ Profile& profile() {
   return p;
 }
 
-bool g_on = false;
-thread_local double t_last_mark = 0;
+std::atomic<bool> g_on{false};
+thread_local double t_last_mark = 0;              // the previous op's (or layer start's) time on this thread
+thread_local std::vector<double> t_layer_starts;  // open LayerScopes on this thread (nested Sequentials)
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+class Profiler final : public TapeObserver {
+ public:
+  void forward(const ForwardEvent& e) override {
+    const double t = now(), elapsed = t - t_last_mark;
+    t_last_mark = t;
+    std::lock_guard<std::mutex> lock(profile().mutex);
+    Times& times = profile().ops[e.op];
+    ++times.calls;
+    times.forward += elapsed;  // layer forward times come whole from layer_end
+  }
+
+  void backward(const BackwardEvent& e) override {
+    std::lock_guard<std::mutex> lock(profile().mutex);
+    profile().ops[e.entry.op].backward += e.seconds;
+    if (!e.entry.layer.empty()) profile().layers[e.entry.layer].backward += e.seconds;
+  }
+
+  void layer_begin(const std::string&) override {
+    t_last_mark = now();
+    t_layer_starts.push_back(t_last_mark);
+  }
+
+  void layer_end(const std::string& layer) override {
+    if (t_layer_starts.empty()) return;  // profiling was turned on inside this layer
+    const double seconds = now() - t_layer_starts.back();
+    t_layer_starts.pop_back();
+    std::lock_guard<std::mutex> lock(profile().mutex);
+    Times& times = profile().layers[layer];
+    ++times.calls;
+    times.forward += seconds;
+  }
+};
+
+Profiler g_profiler;
 
 std::string table(const char* title, const std::map<std::string, Times>& rows) {
   std::vector<std::pair<std::string, Times>> sorted(rows.begin(), rows.end());
@@ -51,7 +94,13 @@ std::string table(const char* title, const std::map<std::string, Times>& rows) {
 
 void set_profiling(bool on) {
   g_on = on;
-  t_last_mark = profile_detail::now();
+  t_last_mark = now();
+  t_layer_starts.clear();
+  if (on) {
+    add_global_tape_observer(&g_profiler);
+  } else {
+    remove_global_tape_observer(&g_profiler);
+  }
 }
 bool profiling() { return g_on; }
 
@@ -66,34 +115,4 @@ std::string profile_report() {
   return table("op", profile().ops) + "\n" + table("layer", profile().layers);
 }
 
-namespace profile_detail {
-
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-void layer_started() { t_last_mark = now(); }
-
-void op_recorded(const std::string& op, const std::string& layer) {
-  const double t = now(), elapsed = t - t_last_mark;
-  t_last_mark = t;
-  std::lock_guard<std::mutex> lock(profile().mutex);
-  Times& times = profile().ops[op];
-  ++times.calls;
-  times.forward += elapsed;
-  (void)layer;  // layer forward times come whole from layer_forward
-}
-
-void op_backward(const std::string& op, const std::string& layer, double seconds) {
-  std::lock_guard<std::mutex> lock(profile().mutex);
-  profile().ops[op].backward += seconds;
-  if (!layer.empty()) profile().layers[layer].backward += seconds;
-}
-
-void layer_forward(const std::string& layer, double seconds) {
-  std::lock_guard<std::mutex> lock(profile().mutex);
-  Times& times = profile().layers[layer];
-  ++times.calls;
-  times.forward += seconds;
-}
-
-}  // namespace profile_detail
 }  // namespace tg

@@ -1,40 +1,65 @@
 #include "core/autograd/tape.hpp"
 
-#include <cmath>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <iostream>
+#include <mutex>
 
 #include "core/autograd/error.hpp"
-#include "core/autograd/profile.hpp"
+#include "core/autograd/observer.hpp"
 
 namespace tg {
 namespace {
 
+// A tape that is never backwarded (evaluation with grad mode on) would keep every entry, and with it every
+// input it holds, for ever. Once it reaches this many entries, entries whose output nobody holds are dropped.
+// A training step records far fewer, so training never pays for a prune; afterwards the next prune waits for
+// twice the surviving entries, so pruning costs O(1) per recorded op, amortized.
+constexpr std::size_t kPruneThreshold = 4096;
+// During backward, nodes that received a gradient stay in `waiting` until their own entry has run; finished
+// ones are dropped (freeing their value and gradient) once `waiting` holds this many, then at twice the
+// survivors: one pass per that many nodes, and memory released soon after each node is done.
+constexpr std::size_t kWaitingCompactThreshold = 64;
+
 struct Tape {
   std::vector<TapeEntry> entries;
-  std::size_t prune_at = 4096;  // prune dead entries when the tape grows past this
+  std::size_t prune_at = kPruneThreshold;  // prune dead entries when the tape grows past this
 };
 
 thread_local Tape t_tape;
 thread_local bool t_grad_enabled = true;
 thread_local std::string t_layer;
-thread_local bool t_detect_anomaly = false;
 
-// The first non-finite element of a, or -1.
-std::ptrdiff_t first_non_finite(const Array& a) {
-  const float* p = a.data();
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(p[i])) return static_cast<std::ptrdiff_t>(i);
+// ---- observers: this thread's, and every thread's (copy-on-write, read without holding the lock) ----------
+thread_local std::vector<TapeObserver*> t_observers;
+std::mutex g_observers_mutex;
+std::shared_ptr<const std::vector<TapeObserver*>> g_observers;  // guarded by g_observers_mutex
+std::atomic<bool> g_any_global_observer{false};
+
+// The one check the tape makes when nobody observes it.
+bool observed() { return !t_observers.empty() || g_any_global_observer.load(std::memory_order_relaxed); }
+
+template <class Call>
+void notify(const Call& call) {
+  for (std::size_t i = 0; i < t_observers.size(); ++i) call(*t_observers[i]);
+  if (!g_any_global_observer.load(std::memory_order_relaxed)) return;
+  std::shared_ptr<const std::vector<TapeObserver*>> globals;
+  {
+    std::lock_guard<std::mutex> lock(g_observers_mutex);
+    globals = g_observers;
   }
-  return -1;
+  if (globals) {
+    for (TapeObserver* observer : *globals) call(*observer);
+  }
 }
 
-std::string where(const std::string& op, const std::string& layer, std::size_t position) {
-  return "'" + op + "'" + (layer.empty() ? "" : " in layer " + layer) + " (tape entry #" + std::to_string(position) + ")";
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Entries whose output nobody holds can never receive a gradient: drop them, newest first, so that
-// dropping one releases its inputs and lets older entries die in the same pass. Keeps a tape that is
-// never backwarded (e.g. evaluation with grad mode on) from growing without bound.
+// dropping one releases its inputs and lets older entries die in the same pass.
 void prune_dead_entries(Tape& tape) {
   for (auto it = tape.entries.rbegin(); it != tape.entries.rend(); ++it) {
     if (it->output.expired()) {
@@ -43,12 +68,7 @@ void prune_dead_entries(Tape& tape) {
     }
   }
   std::erase_if(tape.entries, [](const TapeEntry& e) { return !e.backward; });
-  tape.prune_at = std::max<std::size_t>(4096, 2 * tape.entries.size());
-}
-
-// Treats a default 0-d Array returned for a non-scalar input, or a size-0 Array, as "no gradient".
-bool is_no_grad(const Array& g, const Array& input_value) {
-  return g.size() == 0 || (g.dimension() == 0 && input_value.dimension() != 0);
+  tape.prune_at = std::max(kPruneThreshold, 2 * tape.entries.size());
 }
 
 void accumulate(Node& input, Array&& g, const TapeEntry& entry, std::size_t index) {
@@ -75,17 +95,16 @@ Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs, 
     if (!t.defined()) fail(name, ": an input tensor is undefined");
     any_requires_grad = any_requires_grad || t.requires_grad();
   }
-  if (profiling()) profile_detail::op_recorded(name, t_layer);
-  if (t_detect_anomaly) {
-    if (const std::ptrdiff_t bad = first_non_finite(value); bad >= 0) {
-      fail("detect_anomaly: the output of ", where(name, t_layer, t_tape.entries.size()), " has ",
-           value.data()[bad], " at flat index ", bad, " (shape ", shape_str(value.shape()), ")");
-    }
+  Tape& tape = t_tape;
+  const bool recorded = t_grad_enabled && any_requires_grad;
+  if (observed()) [[unlikely]] {
+    const ForwardEvent event{name, t_layer, tape.entries.size(), inputs, value, recorded};
+    notify([&](TapeObserver& observer) { observer.forward(event); });
   }
   auto node = std::make_shared<Node>();
   node->value = std::move(value);
   node->name = name;
-  if (!(t_grad_enabled && any_requires_grad)) return Tensor(node);
+  if (!recorded) return Tensor(node);
 
   node->requires_grad = true;
   node->is_leaf = false;
@@ -93,15 +112,10 @@ Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs, 
   entry.op = std::move(name);
   entry.layer = t_layer;
   entry.inputs.reserve(inputs.size());
-  for (const Tensor& t : inputs) {
-    entry.inputs.push_back(t.node_ptr());
-    const Node& n = *t.node();
-    entry.input_labels.push_back(shape_str(n.value.shape()) + (n.name.empty() ? "" : " " + n.name));
-  }
+  for (const Tensor& t : inputs) entry.inputs.push_back(t.node_ptr());
   entry.output = node;
   entry.output_shape = node->value.shape();
   entry.backward = std::move(backward);
-  Tape& tape = t_tape;
   tape.entries.push_back(std::move(entry));
   if (tape.entries.size() >= tape.prune_at) prune_dead_entries(tape);
   return Tensor(node);
@@ -113,46 +127,83 @@ Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs, 
 // `waiting` until their own entries run (then dropped, in amortized batches). Returns whether root's own
 // entry was found.
 bool replay(Tape& tape, const Node& root, std::vector<std::shared_ptr<Node>>& waiting) {
-  std::size_t compact_at = 64;
+  std::size_t compact_at = kWaitingCompactThreshold;
   bool root_ran = false;
   for (std::size_t i = tape.entries.size(); i-- > 0;) {
     TapeEntry& entry = tape.entries[i];
     std::shared_ptr<Node> out = entry.output.lock();
     if (!out || !out->pending) continue;
     root_ran = root_ran || out.get() == &root;
-    const double started = profiling() ? profile_detail::now() : 0.0;
+    const bool observing = observed();
+    const double started = observing ? now() : 0.0;
     std::vector<Array> grads = entry.backward(out->grad, out->value);
     if (grads.size() != entry.inputs.size()) {
       fail("backward of '", entry.op, "': returned ", grads.size(), " gradients for ", entry.inputs.size(),
            " inputs");
     }
+    if (observing) [[unlikely]] {
+      const BackwardEvent event{entry, i, grads, now() - started};
+      notify([&](TapeObserver& observer) { observer.backward(event); });
+    }
     for (std::size_t k = 0; k < grads.size(); ++k) {
       const std::shared_ptr<Node>& input = entry.inputs[k];
-      if (!input->requires_grad || is_no_grad(grads[k], input->value)) continue;
-      if (t_detect_anomaly) {
-        if (const std::ptrdiff_t bad = first_non_finite(grads[k]); bad >= 0) {
-          fail("detect_anomaly: the backward of ", where(entry.op, entry.layer, i), " gave ", grads[k].data()[bad],
-               " in the gradient of input ", k, " at flat index ", bad);
-        }
-      }
+      if (!input->requires_grad || is_no_gradient(grads[k], input->value)) continue;
       const bool was_waiting = input->pending;
       accumulate(*input, std::move(grads[k]), entry, k);
       if (input->pending && !was_waiting) waiting.push_back(input);
     }
-    if (profiling()) profile_detail::op_backward(entry.op, entry.layer, profile_detail::now() - started);
     out->pending = false;
     out->released = true;
+    entry.ran_inputs.assign(entry.inputs.begin(), entry.inputs.end());
     entry.inputs.clear();
     entry.backward = nullptr;
     if (waiting.size() >= compact_at) {
       std::erase_if(waiting, [](const std::shared_ptr<Node>& n) { return !n->pending; });
-      compact_at = std::max<std::size_t>(64, 2 * waiting.size());
+      compact_at = std::max(kWaitingCompactThreshold, 2 * waiting.size());
     }
   }
   return root_ran;
 }
 
+// "[2, 8] 3.Flatten": an input's shape and name, read when the tape is printed.
+void print_input(std::ostream& out, const std::shared_ptr<Node>& node) {
+  if (!node) {
+    out << "(freed)";
+    return;
+  }
+  out << shape_str(node->value.shape());
+  if (!node->name.empty()) out << ' ' << node->name;
+}
+
 }  // namespace
+
+void add_tape_observer(TapeObserver* observer) {
+  if (observer && std::find(t_observers.begin(), t_observers.end(), observer) == t_observers.end()) {
+    t_observers.push_back(observer);
+  }
+}
+
+void remove_tape_observer(TapeObserver* observer) { std::erase(t_observers, observer); }
+
+void add_global_tape_observer(TapeObserver* observer) {
+  if (!observer) return;
+  std::lock_guard<std::mutex> lock(g_observers_mutex);
+  auto next = g_observers ? std::make_shared<std::vector<TapeObserver*>>(*g_observers)
+                          : std::make_shared<std::vector<TapeObserver*>>();
+  if (std::find(next->begin(), next->end(), observer) != next->end()) return;
+  next->push_back(observer);
+  g_observers = std::move(next);
+  g_any_global_observer.store(true, std::memory_order_relaxed);
+}
+
+void remove_global_tape_observer(TapeObserver* observer) {
+  std::lock_guard<std::mutex> lock(g_observers_mutex);
+  if (!g_observers) return;
+  auto next = std::make_shared<std::vector<TapeObserver*>>(*g_observers);
+  std::erase(*next, observer);
+  g_any_global_observer.store(!next->empty(), std::memory_order_relaxed);
+  g_observers = std::move(next);
+}
 
 Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs, BackwardFn backward) {
   if (!backward) fail(name, ": make_op needs a backward function");
@@ -166,13 +217,24 @@ Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
   return record(std::move(name), std::move(value), inputs, std::move(backward));
 }
 
-LayerScope::LayerScope(std::string name) : previous_(std::move(t_layer)) { t_layer = std::move(name); }
-LayerScope::~LayerScope() { t_layer = std::move(previous_); }
+LayerScope::LayerScope(std::string name) {
+  if (observed()) [[unlikely]] {
+    notify([&](TapeObserver& observer) { observer.layer_begin(name); });
+  }
+  previous_ = std::move(t_layer);
+  t_layer = std::move(name);
+}
+
+LayerScope::~LayerScope() {
+  if (observed()) [[unlikely]] {
+    notify([&](TapeObserver& observer) { observer.layer_end(t_layer); });
+  }
+  t_layer = std::move(previous_);
+}
+
 const std::string& current_layer() { return t_layer; }
 
 bool grad_enabled() { return t_grad_enabled; }
-void set_detect_anomaly(bool on) { t_detect_anomaly = on; }
-bool detect_anomaly() { return t_detect_anomaly; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }
 
 void Tensor::backward() const {
@@ -213,7 +275,7 @@ void Tensor::backward(const Array& grad_output) const {
     root.pending = false;
     for (const std::shared_ptr<Node>& n : waiting) n->pending = false;
     std::erase_if(tape.entries, [](const TapeEntry& e) { return !e.backward; });
-    tape.prune_at = std::max<std::size_t>(4096, 2 * tape.entries.size());
+    tape.prune_at = std::max(kPruneThreshold, 2 * tape.entries.size());
   };
   bool root_ran = false;
   try {
@@ -239,7 +301,12 @@ void print_tape(std::ostream& out) {
     out << "  #" << i << ' ';
     if (!e.layer.empty()) out << '[' << e.layer << "] ";
     out << e.op << '(';
-    for (std::size_t k = 0; k < e.input_labels.size(); ++k) out << (k ? ", " : "") << e.input_labels[k];
+    // inputs are held until the entry's backward has run, then only weakly (ran_inputs)
+    const std::size_t n = e.backward ? e.inputs.size() : e.ran_inputs.size();
+    for (std::size_t k = 0; k < n; ++k) {
+      if (k) out << ", ";
+      print_input(out, e.backward ? e.inputs[k] : e.ran_inputs[k].lock());
+    }
     out << ") -> " << shape_str(e.output_shape);
     if (!e.backward) out << " (backward done)";
     else if (e.output.expired()) out << " (output freed)";
@@ -251,7 +318,7 @@ void print_tape() { print_tape(std::cerr); }
 
 void clear_tape() {
   t_tape.entries.clear();
-  t_tape.prune_at = 4096;
+  t_tape.prune_at = kPruneThreshold;
 }
 
 }  // namespace tg

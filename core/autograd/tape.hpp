@@ -11,25 +11,34 @@
 
 namespace tg {
 
-// "No gradient for this input": what a backward function returns for an input that needs none (a size-0
-// Array). The tape skips it. (A default-constructed Array{} for a non-scalar input is read the same way.)
+// "No gradient for this input": what a backward function returns for an input that needs none. The tape's
+// rule: a gradient with 0 elements is no gradient, and is skipped.
 inline Array no_gradient() { return Array::from_shape({0}); }
+
+// The rule above, plus API.md's "an empty Array for an input that needs none": a default-constructed Array{}
+// (0-d, one element) returned for an input that is not 0-d is also read as no gradient. (For a 0-d input a
+// 0-d Array is its gradient.) New code returns no_gradient().
+inline bool is_no_gradient(const Array& grad, const Array& input_value) {
+  return grad.size() == 0 || (grad.dimension() == 0 && input_value.dimension() != 0);
+}
 
 // Maps d(output) to one gradient per input, in input order; no_gradient() for an input that needs none.
 using BackwardFn = std::function<std::vector<Array>(const Array& dout)>;
 // The same, for ops whose derivative is cheapest in terms of their own output (sigmoid, softmax, exp).
 using BackwardWithOutputFn = std::function<std::vector<Array>(const Array& dout, const Array& out)>;
 
-// One recorded op. Inputs are held strongly (backward needs them); the output weakly, so an output that
-// nobody can reach any more makes the entry dead and prunable.
+// One recorded op. Inputs are held strongly until the entry's backward has run (backward needs them); the
+// output weakly, so an output that nobody can reach any more makes the entry dead and prunable.
 struct TapeEntry {
   std::string op;     // "mul", "matmul", "square", ...
   std::string layer;  // the layer that recorded it ("3.Conv2D"), empty outside layers
-  std::vector<std::shared_ptr<Node>> inputs;
+  std::vector<std::shared_ptr<Node>> inputs;  // emptied once the backward has run
   std::weak_ptr<Node> output;
   Shape output_shape;
-  std::vector<std::string> input_labels;  // "[2, 8] 3.Flatten": shapes and names, kept for print_tape
-  BackwardWithOutputFn backward;
+  BackwardWithOutputFn backward;  // empty once it has run
+  // Once the backward has run: the inputs, weakly, so that print_tape (and gdb's `tape`) can still show their
+  // shapes and names during the rest of that backward() without keeping them alive.
+  std::vector<std::weak_ptr<Node>> ran_inputs;
 };
 
 // Records an op: returns a Tensor holding `value`, and, when grad mode is on and some input requires
@@ -38,9 +47,9 @@ Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
 Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
                BackwardWithOutputFn backward);
 
-// Anomaly detection (off by default, per thread): every recorded op checks its output, and every backward
-// step the gradients it produces, for NaN or Inf, and throws tg::Error naming the op, its layer and its
-// position on the tape.
+// Anomaly detection (off by default, per thread): every op made through make_op checks its output, and every
+// backward step the gradients it produces, for NaN or Inf, and throws tg::Error naming the op, its layer and
+// its position on the tape. A tape observer (anomaly.cpp; see observer.hpp).
 void set_detect_anomaly(bool on);
 bool detect_anomaly();
 
@@ -61,6 +70,7 @@ class NoGradGuard {
 };
 
 // While alive, ops record `name` as their layer (Sequential sets "3.Conv2D" around each layer's forward).
+// Tape observers see it open and close (the profiler times layers with it).
 class LayerScope {
  public:
   explicit LayerScope(std::string name);
@@ -75,7 +85,7 @@ const std::string& current_layer();
 
 // Inspection, for tests and debugging.
 std::size_t tape_size();                   // entries currently on this thread's tape
-void print_tape(std::ostream& out);        // index, op, input shapes -> output shape
+void print_tape(std::ostream& out);        // index, [layer], op(input shapes and names) -> output shape
 void print_tape();                         // to stderr (callable from gdb: `call tg::print_tape()`)
 void clear_tape();                         // drops every entry (their outputs can no longer backward)
 

@@ -27,10 +27,11 @@ Node& Tensor::checked(const char* what) const {
   return *node_;
 }
 
-const Array& Tensor::value() const { return checked("value").value; }
-Array& Tensor::value() { return checked("value").value; }
+const Array& Tensor::value() const& { return checked("value").value; }
+Array& Tensor::value() & { return checked("value").value; }
+Array Tensor::value() const&& { return checked("value").value; }
 
-const Array& Tensor::grad() const {
+const Array& Tensor::grad() const& {
   Node& n = checked("grad");
   if (n.grad.shape() != n.value.shape() || n.grad.size() != n.value.size()) {
     n.grad = xt::zeros<float>(n.value.shape());
@@ -49,7 +50,7 @@ void Tensor::zero_grad() {
 
 bool Tensor::requires_grad() const { return node_ && node_->requires_grad; }
 
-Tensor& Tensor::set_requires_grad(bool on) {
+Tensor& Tensor::set_requires_grad(bool on) & {
   Node& n = checked("set_requires_grad");
   if (!n.is_leaf && !on) fail("Tensor::set_requires_grad: '", n.name, "' is the output of an op; use detach()");
   n.requires_grad = on;
@@ -72,9 +73,9 @@ Tensor Tensor::detach() const {
   return out;
 }
 
-const std::string& Tensor::name() const { return checked("name").name; }
+const std::string& Tensor::name() const& { return checked("name").name; }
 
-Tensor& Tensor::set_name(std::string name) {
+Tensor& Tensor::set_name(std::string name) & {
   checked("set_name").name = std::move(name);
   return *this;
 }

@@ -29,17 +29,25 @@ class Tensor {
   explicit Tensor(std::shared_ptr<Node> node) : node_(std::move(node)) {}
 
   bool defined() const { return node_ != nullptr; }
-  const Array& value() const;
-  Array& value();  // to load weights; writing it does not touch the tape
-  const Shape& shape() const { return value().shape(); }
+
+  // value(), grad(), shape() and name() of a named Tensor return references into its node. On a temporary
+  // (`net(x).value()`) they return a copy: the temporary's node may die at the end of the statement, so
+  // `const Array& z = net(x).value();` binds to a copy that lives as long as z, never to a dead node.
+  const Array& value() const&;
+  Array& value() &;  // to load weights; writing it does not touch the tape
+  Array value() const&&;
+  const Shape& shape() const& { return value().shape(); }
+  Shape shape() const&& { return value().shape(); }
   std::size_t dim() const { return value().dimension(); }
   std::size_t numel() const { return value().size(); }
 
   // d(loss)/d(this), accumulated over backward() calls; zeros of value's shape before any.
-  const Array& grad() const;
+  const Array& grad() const&;
+  Array grad() const&& { return grad(); }
   void zero_grad();
   bool requires_grad() const;
-  Tensor& set_requires_grad(bool on);
+  Tensor& set_requires_grad(bool on) &;
+  Tensor set_requires_grad(bool on) && { return std::move(set_requires_grad(on)); }
   bool is_leaf() const;
 
   // The single value of a 1-element tensor; throws tg::Error otherwise.
@@ -52,11 +60,15 @@ class Tensor {
   // PyTorch's y.backward(g).
   void backward(const Array& grad_output) const;
 
-  const std::string& name() const;
-  Tensor& set_name(std::string name);
+  const std::string& name() const&;
+  std::string name() const&& { return name(); }
+  Tensor& set_name(std::string name) &;
+  Tensor set_name(std::string name) && { return std::move(set_name(std::move(name))); }
 
+  // The node itself: valid while some Tensor (or the tape) holds it; node_ptr() of a temporary is a copy.
   Node* node() const { return node_.get(); }
-  const std::shared_ptr<Node>& node_ptr() const { return node_; }
+  const std::shared_ptr<Node>& node_ptr() const& { return node_; }
+  std::shared_ptr<Node> node_ptr() const&& { return node_; }
 
  private:
   Node& checked(const char* what) const;

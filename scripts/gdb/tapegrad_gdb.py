@@ -7,7 +7,8 @@ be trusted: `add-auto-load-safe-path /path/to/tapegrad` in ~/.gdbinit), or by ha
 
     (gdb) print x          Tensor "2.MaxPool2D" [64, 6, 14, 14] requires_grad {0.12, -0.5, ...}
     (gdb) print x.node_._M_ptr->value    Array [64, 6, 14, 14] {0.12, -0.5, ...}
-    (gdb) tape             the tape of the current thread: index, layer, op, input and output shapes
+    (gdb) tape             the tape of the current thread: index, layer, op, input shapes and names (read
+                           from the input nodes as it prints), output shape
     (gdb) set print elements 20 / tg-values N   how many values the printers show (default 6)
 """
 import gdb
@@ -94,7 +95,11 @@ def build_printer():
 
 
 class TapeCommand(gdb.Command):
-    """Print this thread's tape: index, [layer], op(input shapes) -> output shape."""
+    """Print this thread's tape: index, [layer], op(input shapes and names) -> output shape.
+
+    Runs tg::print_tape() in the program, which reads each entry's input nodes (TapeEntry::inputs, or
+    TapeEntry::ran_inputs once the entry's backward has run) as it prints: the names are the current ones.
+    """
 
     def __init__(self):
         super().__init__("tape", gdb.COMMAND_DATA)
