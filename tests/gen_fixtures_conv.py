@@ -6,7 +6,7 @@ Regenerate with:
     /usr/bin/python3 tests/gen_fixtures_conv.py
 
 (from any directory). It writes two checked-in files that the C++ tests
-(tests/test_reference_conv.cpp) read without ever needing torch:
+(tests/core/test_conv2d.cpp, tests/core/test_max_pool2d.cpp through tests/fixture_runner.hpp, and tests/layers/test_sequential.cpp) read without ever needing torch:
 
 * tests/fixtures/conv_pool.json -- op cases in the format of core_ops.json: float32 tensors as
   {"shape": [...], "data": [...flat row-major...]}; each case records its inputs, an "options"
@@ -54,7 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CONV_POOL_PATH = os.path.join(HERE, "fixtures", "conv_pool.json")
 SMALL_CNN_PATH = os.path.join(HERE, "fixtures", "small_cnn.json")
 MAX_BYTES = 600_000
-ABS_TOL, REL_TOL = 1e-5, 1e-4  # as tests/test_reference_conv.cpp: |a - b| <= 1e-5 + 1e-4 * |b|
+ABS_TOL, REL_TOL = 1e-5, 1e-4  # as tests/fixture_runner.hpp: |a - b| <= 1e-5 + 1e-4 * |b|
 MAX_FLOAT32_ERROR_RATIO = 0.5
 FLOAT32_ERROR_RATIOS = {}  # case name -> how far float32 PyTorch is from the reference, in tolerances
 

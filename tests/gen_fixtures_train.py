@@ -14,7 +14,7 @@ Regenerate with:
   tests/fixtures/lenet_torch.json        a [4, 1, 28, 28] input normalized like MNIST, the model's logits,
                                          4 labels, F.cross_entropy and every parameter's grad, by name.
 
-The C++ tests (tests/test_reference_train.cpp) only read these files and never need torch.
+The C++ tests (tests/optim/test_sgd.cpp, tests/layers/test_checkpoint.cpp) only read these files and never need torch.
 Deterministic: torch.manual_seed(0) before each fixture, float32 throughout.
 
 There is no `safetensors` package here, so the format is written and read by hand: an 8-byte little-endian

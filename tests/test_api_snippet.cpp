@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "tapegrad.hpp"
+#include "test_util.hpp"
 using tg::Array;  // = xt::xarray<float>
 
 namespace {
@@ -13,6 +14,9 @@ tg::Tensor square(const tg::Tensor& t) {
 }  // namespace
 
 TEST_CASE("API.md core snippet: tensors, tape, grad mode") {
+  // The snippet seeds the generator and sets the thread count: both come back at the end of the test.
+  const test_util::ScopedSeed restore_generator(42);
+  const test_util::ScopedNumThreads restore_threads(tg::num_threads());
   tg::Tensor x(Array{{1.f, 2.f}, {3.f, 4.f}}, /*requires_grad=*/true);
   const Array& v = x.value();
   CHECK(v(1, 0) == 3.f);

@@ -1,5 +1,6 @@
-// What several test files share: temporary folders, running the apps, reading files, and comparing
-// tapegrad arrays with PyTorch fixtures ({"shape": [...], "data": [...]} JSON objects).
+// What several test files share: temporary folders, running the apps, reading files, gradchecks that register
+// the op they cover (tests/core/test_op_coverage.cpp reads the registry), and RAII guards for process-wide
+// settings. Comparing with PyTorch fixtures: tests/fixture_runner.hpp.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -12,7 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,8 @@
 
 namespace test_util {
 
-using Json = nlohmann::json;
+// The tensor inputs of an op under test (gradcheck, fixture cases).
+using Inputs = std::vector<tg::Tensor>;
 
 // A fresh folder under the system temp dir, removed (with everything in it) at scope exit.
 struct TempDir {
@@ -74,6 +76,15 @@ inline tg::Tensor param(const tg::Shape& shape, std::uint64_t seed, float lo = -
   return tg::Tensor(tg::rand_uniform(shape, lo, hi, gen), true);
 }
 
+// A leaf tensor of values with 0.3 <= |v| < 1.5 and random signs: away from relu's kink and from zero
+// denominators.
+inline tg::Tensor param_away_from_zero(const tg::Shape& shape, std::uint64_t seed) {
+  tg::Generator gen(seed);
+  tg::Array v = tg::rand_uniform(shape, 0.3f, 1.5f, gen);
+  for (float& x : v) x = gen.uniform() < 0.5f ? -x : x;
+  return tg::Tensor(std::move(v), true);
+}
+
 // gradcheck passes, and the gradient it checked is not all zeros (so the check could have failed).
 inline void check_gradients(const std::function<tg::Tensor(const std::vector<tg::Tensor>&)>& f,
                             const std::vector<tg::Tensor>& inputs) {
@@ -83,82 +94,87 @@ inline void check_gradients(const std::function<tg::Tensor(const std::vector<tg:
   CHECK(r.nonzero);
 }
 
-// ---- PyTorch fixtures ----
+// ---- what the op-coverage test reads ----
 
-// The parsed JSON file, or a null value when it is missing or unreadable (the tests then fail).
-inline Json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Json();
-  try {
-    return Json::parse(in);
-  } catch (const std::exception&) {
-    return Json();
+// Names registered at static initialization, so every test process sees all of them whichever test it runs.
+inline std::set<std::string>& gradchecked_ops() {
+  static std::set<std::string> ops;
+  return ops;
+}
+inline std::set<std::string>& pytorch_checked_ops() {
+  static std::set<std::string> ops;
+  return ops;
+}
+inline bool register_op(std::set<std::string>& registry, const char* op) { return registry.insert(op).second; }
+
+#define TG_TEST_CONCAT_IMPL(a, b) a##b
+#define TG_TEST_CONCAT(a, b) TG_TEST_CONCAT_IMPL(a, b)
+
+// A TEST_CASE that gradchecks op `OP` (an op name as make_op records it: "relu", "add_scalar", "neg"), named
+// "OP: gradcheck DESC". Registers OP, so test_op_coverage.cpp fails when an op of core/ops/ loses its last one.
+//   GRADCHECK_TEST_CASE("relu", "on values away from the kink at 0") { check_gradients(...); }
+#define GRADCHECK_TEST_CASE(OP, DESC)                                                                     \
+  [[maybe_unused]] static const bool TG_TEST_CONCAT(tg_gradcheck_registered_, __LINE__) =                                \
+      ::test_util::register_op(::test_util::gradchecked_ops(), OP);                                       \
+  TEST_CASE(OP ": gradcheck " DESC)
+
+// ---- process-wide settings ----
+
+// Sets a process-wide setting for one scope and restores the previous value at scope exit, also when a
+// REQUIRE throws out of the test, so no setting leaks into the tests that run after it in the same process.
+template <class T>
+class ScopedSetting {
+ public:
+  ScopedSetting(std::function<T()> get, std::function<void(T)> set, T value)
+      : set_(std::move(set)), previous_(get()) {
+    set_(value);
   }
-}
+  ~ScopedSetting() { set_(previous_); }
+  ScopedSetting(const ScopedSetting&) = delete;
+  ScopedSetting& operator=(const ScopedSetting&) = delete;
 
-inline std::vector<std::size_t> shape_of(const Json& t) { return t.at("shape").get<std::vector<std::size_t>>(); }
-
-// A {"shape": [...], "data": [...flat row-major...]} object as a tg::Array (0-d when shape is []).
-inline tg::Array array_of(const Json& t) {
-  const std::vector<float> data = t.at("data").get<std::vector<float>>();
-  tg::Array a = tg::Array::from_shape(shape_of(t));
-  REQUIRE_MESSAGE(a.size() == data.size(), "fixture tensor has ", data.size(), " values for its shape");
-  std::copy(data.begin(), data.end(), a.begin());
-  return a;
-}
-
-struct Tolerance {
-  float abs = 1e-5f;
-  float rel = 1e-4f;
+ private:
+  std::function<void(T)> set_;
+  T previous_;
 };
 
-inline bool close(float got, float want, Tolerance tol = {}) {
-  return std::fabs(got - want) <= tol.abs + tol.rel * std::fabs(want);  // NaN never passes
-}
+struct ScopedConvAlgorithm : ScopedSetting<tg::ConvAlgorithm> {
+  explicit ScopedConvAlgorithm(tg::ConvAlgorithm a) : ScopedSetting(tg::conv_algorithm, tg::set_conv_algorithm, a) {}
+};
+struct ScopedNumThreads : ScopedSetting<int> {
+  explicit ScopedNumThreads(int n) : ScopedSetting(tg::num_threads, tg::set_num_threads, n) {}
+};
+struct ScopedDetectAnomaly : ScopedSetting<bool> {
+  explicit ScopedDetectAnomaly(bool on) : ScopedSetting(tg::detect_anomaly, tg::set_detect_anomaly, on) {}
+};
+struct ScopedProfiling : ScopedSetting<bool> {
+  explicit ScopedProfiling(bool on) : ScopedSetting(tg::profiling, tg::set_profiling, on) {}
+};
+struct ScopedMemoryReuse : ScopedSetting<bool> {
+  explicit ScopedMemoryReuse(bool on) : ScopedSetting(tg::memory_reuse, tg::set_memory_reuse, on) {}
+};
+struct ScopedGradMode : ScopedSetting<bool> {
+  explicit ScopedGradMode(bool on) : ScopedSetting(tg::grad_enabled, tg::set_grad_enabled, on) {}
+};
 
-// Checks `got` against the fixture tensor `expected`: the shape exactly, then every element with
-// |got - want| <= abs + rel * |want|; reports the first few mismatches by flat index.
-inline void check_close(const tg::Array& got, const Json& expected, const std::string& what, Tolerance tol = {}) {
-  INFO("comparing ", what);
-  const std::string got_shape = tg::shape_str(got.shape()), want_shape = tg::shape_str(shape_of(expected));
-  CHECK(got_shape == want_shape);
-  if (got_shape != want_shape) return;
-  const std::vector<float> want = expected.at("data").get<std::vector<float>>();
-  const std::vector<float> have(got.begin(), got.end());  // row-major traversal
-  REQUIRE(have.size() == want.size());
-  int mismatches = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    if (close(have[i], want[i], tol)) continue;
-    if (mismatches < 5) {  // per tensor, so a broken op does not flood the log
-      FAIL_CHECK(what, " element ", i, " (flat, row-major): tapegrad ", have[i], ", PyTorch ", want[i], ", |diff| ",
-                 std::fabs(have[i] - want[i]), " > tol ", tol.abs + tol.rel * std::fabs(want[i]));
-    }
-    ++mismatches;
-  }
-  INFO(what, ": ", mismatches, " of ", want.size(), " elements differ");
-  CHECK(mismatches == 0);
-}
+// tg::manual_seed(seed) for one scope; the framework's generator gets its previous state back at scope exit.
+class ScopedSeed {
+ public:
+  explicit ScopedSeed(std::uint64_t seed) : previous_(tg::default_generator()) { tg::manual_seed(seed); }
+  ~ScopedSeed() { tg::default_generator() = previous_; }
+  ScopedSeed(const ScopedSeed&) = delete;
+  ScopedSeed& operator=(const ScopedSeed&) = delete;
 
-// One PyTorch fixture case ({"inputs", "output", "grad_output", "grads"}): rebuilds the inputs as leaves that
-// require grad, runs `op`, compares the output, backpropagates sum(out * grad_output) and compares every
-// input's gradient. `input_names` (optional) label the inputs in messages.
-inline void check_fixture_case(const Json& c, std::size_t n_inputs,
-                               const std::function<tg::Tensor(const std::vector<tg::Tensor>&)>& op,
-                               const std::vector<std::string>& input_names = {}) {
-  const Json& inputs_json = c.at("inputs");
-  REQUIRE_MESSAGE(inputs_json.size() == n_inputs, "fixture case has ", inputs_json.size(), " inputs, op takes ",
-                  n_inputs);
-  REQUIRE(c.at("grads").size() == n_inputs);
-  std::vector<tg::Tensor> inputs;
-  for (const Json& in : inputs_json) inputs.emplace_back(array_of(in), /*requires_grad=*/true);
-  const tg::Tensor out = op(inputs);
-  check_close(out.value(), c.at("output"), "output");
-  const tg::Tensor grad_output(array_of(c.at("grad_output")), /*requires_grad=*/false);
-  tg::sum(out * grad_output).backward();
-  for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const std::string label = i < input_names.size() ? " (" + input_names[i] + ")" : "";
-    check_close(inputs[i].grad(), c.at("grads")[i], "grad of input " + std::to_string(i) + label);
-  }
-}
+ private:
+  tg::Generator previous_;
+};
+
+// Clears this thread's tape at scope exit, so entries a failed test left behind do not reach the next test.
+struct ClearTapeOnExit {
+  ClearTapeOnExit() = default;
+  ~ClearTapeOnExit() { tg::clear_tape(); }
+  ClearTapeOnExit(const ClearTapeOnExit&) = delete;
+  ClearTapeOnExit& operator=(const ClearTapeOnExit&) = delete;
+};
 
 }  // namespace test_util

@@ -1,98 +1,46 @@
-// Checks tapegrad's SGD and its safetensors checkpoints against PyTorch 1.13.
-//
-// The numbers live in tests/fixtures/{sgd_trajectories.json, lenet_torch.safetensors, lenet_torch.json},
-// written by tests/gen_fixtures_train.py (`/usr/bin/python3 tests/gen_fixtures_train.py`); these tests
-// only read them and never need torch.
-//   - SGD: six option sets (momentum, dampening, Nesterov, weight decay), 20 steps each of
-//     mse_loss(linear(X, W, b), Y); W and b after every step and every step's loss must match.
-//   - LeNet: the state_dict of a PyTorch nn.Sequential LeNet loads with tg::load into the same
-//     tg::Sequential; logits, cross_entropy and every parameter's grad must match PyTorch's.
-//   - Round trip: tg::save then tg::load into a freshly initialized model restores every parameter bit
-//     for bit. (That a file tg::save writes loads into PyTorch is checked by hand with
-//     `/usr/bin/python3 tests/gen_fixtures_train.py --check FILE`.)
-//
-// A missing fixture file fails; nothing passes silently.
+// Checkpoints (layers/checkpoint.hpp): save and load round trips with optimizer state and metadata, models of
+// another architecture, and PyTorch's own LeNet state_dict (tests/fixtures/lenet_torch.{safetensors,json},
+// written by /usr/bin/python3 tests/gen_fixtures_train.py): it loads with tg::load and gives PyTorch's logits,
+// loss and gradients. (That a file tg::save writes loads into PyTorch is checked by hand with
+// `/usr/bin/python3 tests/gen_fixtures_train.py --check FILE`.)
 #include <doctest/doctest.h>
 #include <unistd.h>  // getpid, for a temp file name no other test process uses
 
 #include <algorithm>
 #include <bit>
-#include <cmath>
-#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "fixture_runner.hpp"
 #include "tapegrad.hpp"
 #include "test_util.hpp"
 
+using namespace test_util;
+using tg::Array;
+using tg::Tensor;
+
 namespace {
 
-using namespace test_util;
-
-constexpr const char* kSgdFixturePath = TG_FIXTURE_DIR "/sgd_trajectories.json";
 constexpr const char* kLenetJsonPath = TG_FIXTURE_DIR "/lenet_torch.json";
 constexpr const char* kLenetWeightsPath = TG_FIXTURE_DIR "/lenet_torch.safetensors";
 constexpr const char* kRegenerate = " (regenerate with /usr/bin/python3 tests/gen_fixtures_train.py)";
 
-// Values, losses, logits and grads: |got - want| <= 1e-5 + 1e-4 * |want|.
 // LeNet's conv weight grads each sum thousands of products in a different order than PyTorch's kernels, so
 // 1e-5 + 1e-3 * |want| would be a defensible tolerance for them; measured, they agree to ~1e-6 relative
-// (tapegrad vs PyTorch), so they are held to this tighter one, which also catches smaller bugs.
+// (tapegrad vs PyTorch), so they are held to the default 1e-5 + 1e-4 * |want|, which also catches smaller bugs.
 constexpr Tolerance kTol{1e-5f, 1e-4f};
-
-// ---- reading the fixtures ------------------------------------------------------------------------
-
-const Json& sgd_fixture() {
-  static const Json doc = read_json(kSgdFixturePath);
-  return doc;
-}
-
-const Json& lenet_fixture() {
-  static const Json doc = read_json(kLenetJsonPath);
-  return doc;
-}
 
 void check_scalar(float got, float want, const std::string& what) {
   INFO("comparing ", what);
   CHECK_MESSAGE(close(got, want, kTol), what, ": tapegrad ", got, ", PyTorch ", want);
 }
 
-// ---- SGD -----------------------------------------------------------------------------------------
+tg::Sequential small_model() { return tg::Sequential(tg::Linear(4, 3), tg::ReLU(), tg::Linear(3, 2)); }
 
-tg::SGDOptions sgd_options(const Json& o) {
-  return {.lr = o.at("lr").get<float>(),
-          .momentum = o.at("momentum").get<float>(),
-          .dampening = o.at("dampening").get<float>(),
-          .weight_decay = o.at("weight_decay").get<float>(),
-          .nesterov = o.at("nesterov").get<bool>()};
-}
-
-// Runs one option set for the fixture's number of steps and compares after each step.
-void run_sgd_config(const Json& doc, const Json& config) {
-  const tg::Tensor x(array_of(doc.at("X")));
-  const tg::Tensor y(array_of(doc.at("Y")));
-  tg::Tensor w(array_of(doc.at("W0")), /*requires_grad=*/true);
-  tg::Tensor b(array_of(doc.at("b0")), /*requires_grad=*/true);
-  tg::SGD opt({w, b}, sgd_options(config.at("options")));
-
-  const Json& steps = config.at("steps");
-  REQUIRE(steps.size() == doc.at("num_steps").get<std::size_t>());
-  for (std::size_t step = 0; step < steps.size(); ++step) {
-    INFO("step ", step + 1, " of ", steps.size());
-    opt.zero_grad();
-    const tg::Tensor loss = tg::mse_loss(tg::linear(x, w, b), y);
-    loss.backward();
-    opt.step();
-    check_scalar(loss.item(), steps[step].at("loss").get<float>(), "loss (before the step)");
-    check_close(w.value(), steps[step].at("W"), "W after the step");
-    check_close(b.value(), steps[step].at("b"), "b after the step");
-  }
-}
+const Json& lenet_fixture() { return fixture("lenet_torch.json"); }
 
 // ---- LeNet ---------------------------------------------------------------------------------------
 
@@ -149,36 +97,53 @@ struct RemoveOnExit {
 
 }  // namespace
 
-TEST_CASE("SGD matches PyTorch's torch.optim.SGD step for step, for every option set") {
-  const Json& doc = sgd_fixture();
-  INFO("fixture file: ", std::string(kSgdFixturePath), kRegenerate);
-  REQUIRE_MESSAGE(doc.is_object(), "fixture file is missing or is not valid JSON");
-  REQUIRE(doc.contains("configs"));
-  const Json& configs = doc.at("configs");
-  REQUIRE(configs.size() == 6);
+TEST_CASE("save then load restores every parameter bit for bit, with optimizer state and metadata") {
+  TempDir dir;
+  const ScopedSeed seed(1);
+  tg::Sequential a = small_model();
+  tg::SGD opt(a.parameters(), {.lr = 0.1f, .momentum = 0.9f});
+  tg::cross_entropy(a(Tensor(xt::ones<float>({2, 4}))), {0, 1}).backward();
+  opt.step();
+  tg::save(a, dir.file("m.safetensors"), {opt.state(), {{"epoch", "3"}}});
 
-  bool saw_nesterov = false, saw_dampening = false, saw_weight_decay_with_momentum = false;
-  for (const Json& config : configs) {
-    const tg::SGDOptions o = sgd_options(config.at("options"));
-    saw_nesterov |= o.nesterov;
-    saw_dampening |= o.dampening > 0.f;
-    saw_weight_decay_with_momentum |= o.weight_decay > 0.f && o.momentum > 0.f;
-    INFO("SGD config: ", config.at("name").get<std::string>(), " (lr ", o.lr, ", momentum ", o.momentum,
-         ", dampening ", o.dampening, ", weight_decay ", o.weight_decay, ", nesterov ", o.nesterov, ")");
-    try {
-      run_sgd_config(doc, config);
-    } catch (const std::exception& e) {
-      FAIL_CHECK("threw: ", std::string(e.what()));
-    }
+  tg::manual_seed(2);  // inside the ScopedSeed above
+  tg::Sequential b = small_model();
+  tg::SGD opt_b(b.parameters(), {.lr = 0.1f, .momentum = 0.9f});
+  const tg::TrainingState state = tg::load(b, dir.file("m.safetensors"));
+  opt_b.load_state(state.optimizer);
+  CHECK(state.metadata.at("epoch") == "3");
+  const auto pa = a.named_parameters(), pb = b.named_parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    CHECK(pa[i].first == pb[i].first);
+    CHECK(pa[i].second.value() == pb[i].second.value());
   }
-  CHECK(saw_nesterov);
-  CHECK(saw_dampening);
-  CHECK(saw_weight_decay_with_momentum);
+  REQUIRE(opt_b.state().size() == opt.state().size());
+  for (std::size_t i = 0; i < opt.state().size(); ++i) CHECK(opt_b.state()[i].second == opt.state()[i].second);
+}
+
+TEST_CASE("load rejects a checkpoint of another architecture and leaves the model unchanged") {
+  TempDir dir;
+  tg::Sequential other(tg::Linear(4, 5), tg::ReLU(), tg::Linear(5, 2));
+  tg::save(other, dir.file("other.safetensors"));
+  tg::Sequential model = small_model();
+  const Array before = model.at<tg::Linear>(0).weight.value();
+  CHECK_THROWS_WITH_AS(tg::load(model, dir.file("other.safetensors")),
+                       doctest::Contains("tensor '0.weight' has shape [5, 4], the model expects [3, 4]"), tg::Error);
+  CHECK(model.at<tg::Linear>(0).weight.value() == before);
+
+  tg::Sequential fewer(tg::Linear(4, 3));
+  tg::save(fewer, dir.file("fewer.safetensors"));
+  CHECK_THROWS_WITH_AS(tg::load(model, dir.file("fewer.safetensors")), doctest::Contains("missing tensor '2.weight'"),
+                       tg::Error);
+  tg::Sequential more(tg::Linear(4, 3), tg::ReLU(), tg::Linear(3, 2), tg::Linear(2, 2));
+  tg::save(more, dir.file("more.safetensors"));
+  CHECK_THROWS_WITH_AS(tg::load(model, dir.file("more.safetensors")), doctest::Contains("unexpected tensor '3."),
+                       tg::Error);
 }
 
 TEST_CASE("a PyTorch LeNet state_dict loads with tg::load and gives PyTorch's logits, loss and grads") {
   const Json& doc = require_lenet_fixture();
-  tg::manual_seed(0);
+  const ScopedSeed seed(0);
   tg::Sequential model = lenet();
 
   // The keys tg::load matches on are PyTorch's own.
@@ -211,7 +176,7 @@ TEST_CASE("a PyTorch LeNet state_dict loads with tg::load and gives PyTorch's lo
 }
 
 TEST_CASE("a PyTorch LeNet file does not load into a model of other shapes: tg::Error, nothing changed") {
-  tg::manual_seed(0);
+  const ScopedSeed seed(0);
   tg::Sequential model(tg::Conv2D(1, 6, 5, {.padding = {2, 2}}), tg::ReLU(), tg::MaxPool2D(2),
                        tg::Conv2D(6, 16, 5), tg::ReLU(), tg::MaxPool2D(2), tg::Flatten(),
                        tg::Linear(400, 120), tg::ReLU(), tg::Linear(120, 84), tg::ReLU(),
@@ -231,7 +196,7 @@ TEST_CASE("a PyTorch LeNet file does not load into a model of other shapes: tg::
 
 TEST_CASE("a PyTorch LeNet saved with tg::save loads back into a fresh model bit for bit") {
   require_lenet_fixture();
-  tg::manual_seed(0);
+  const ScopedSeed seed(0);
   tg::Sequential model = lenet();
   load_torch_lenet(model);
 
@@ -262,3 +227,4 @@ TEST_CASE("a PyTorch LeNet saved with tg::save loads back into a fresh model bit
   const tg::Tensor logits = fresh(tg::Tensor(array_of(doc.at("input"))));
   check_close(logits.value(), doc.at("logits"), "logits of the reloaded model");
 }
+

@@ -1,34 +1,20 @@
-// Data-parallel pieces that need no mpirun: DataLoader sharding, and tg::distributed in a world of one
-// (no Context, or a build without MPI). The multi-process tests are in tests/mpi/.
+// DataLoader (data/dataloader.hpp): every example once per epoch in a seed-determined order, drop_last, and
+// sharding over ranks (rank, world_size) that needs no mpirun. The multi-process tests are in tests/mpi/.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <vector>
 
+#include "data/idx_files.hpp"
 #include "tapegrad.hpp"
 #include "test_util.hpp"
 
+namespace fs = std::filesystem;
 using namespace test_util;
 
 namespace {
-
-// n images of 1x1 where image i has pixel value i (so normalized values identify examples), labels i % 10.
-void write_numbered_mnist(const TempDir& dir, std::uint32_t n) {
-  auto idx = [](const std::vector<std::uint32_t>& dims, const std::vector<std::uint8_t>& data) {
-    std::vector<std::uint8_t> out = {0, 0, 0x08, static_cast<std::uint8_t>(dims.size())};
-    for (std::uint32_t d : dims) {
-      for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(d >> shift));
-    }
-    out.insert(out.end(), data.begin(), data.end());
-    return out;
-  };
-  std::vector<std::uint8_t> pixels, labels;
-  for (std::uint32_t i = 0; i < n; ++i) {
-    pixels.push_back(static_cast<std::uint8_t>(i));
-    labels.push_back(static_cast<std::uint8_t>(i % 10));
-  }
-  write_bytes(dir.file("train-images-idx3-ubyte"), idx({n, 1, 1}, pixels));
-  write_bytes(dir.file("train-labels-idx1-ubyte"), idx({n}, labels));
-}
 
 // The batches of one epoch as (flat image values, labels).
 struct EpochBatches {
@@ -46,6 +32,46 @@ EpochBatches one_epoch(tg::DataLoader& loader) {
 }
 
 }  // namespace
+
+TEST_CASE("DataLoader covers every example once per epoch, in a seed-determined order") {
+  TempDir dir;
+  write_tiny_mnist(dir, "train", 10, false);
+  tg::MNIST data(dir.path.string(), tg::Split::Train);
+  tg::DataLoader a(data, {.batch_size = 4, .shuffle = true, .seed = 7});
+  tg::DataLoader b(data, {.batch_size = 4, .shuffle = true, .seed = 7});
+  CHECK(a.num_batches() == 3);
+  std::vector<int> first_epoch;
+  std::set<float> pixels_seen;
+  std::size_t batches = 0;
+  for (const tg::Batch& batch : a) {
+    ++batches;
+    CHECK(batch.images.shape()[1] == 1);
+    CHECK(batch.images.shape()[2] == 2);
+    for (std::size_t i = 0; i < batch.labels.size(); ++i) {
+      first_epoch.push_back(batch.labels[i]);
+      pixels_seen.insert(batch.images.value()(i, 0, 0, 0));
+    }
+  }
+  CHECK(batches == 3);
+  CHECK(pixels_seen.size() == 10);  // each of the 10 distinct images once
+  std::vector<int> again;
+  for (const tg::Batch& batch : b) again.insert(again.end(), batch.labels.begin(), batch.labels.end());
+  CHECK(again == first_epoch);
+  CHECK(a.order(0) != a.order(1));  // a new order each epoch
+  CHECK(a.order(1) == b.order(1));
+}
+
+TEST_CASE("DataLoader drop_last and sequential order") {
+  TempDir dir;
+  write_tiny_mnist(dir, "train", 10, false);
+  tg::MNIST data(dir.path.string(), tg::Split::Train);
+  tg::DataLoader seq(data, {.batch_size = 4, .shuffle = false, .drop_last = true});
+  CHECK(seq.num_batches() == 2);
+  std::vector<int> labels;
+  for (const tg::Batch& batch : seq) labels.insert(labels.end(), batch.labels.begin(), batch.labels.end());
+  CHECK(labels == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7});
+  CHECK_THROWS_AS(tg::DataLoader(data, {.batch_size = 0}), tg::Error);
+}
 
 TEST_CASE(
     "DataLoader shards concatenate, rank by rank, to the batches of one process with world_size x batch") {
@@ -139,23 +165,4 @@ TEST_CASE("DataLoader rejects a rank outside 0..world_size-1 and a world_size be
                        tg::Error);
   CHECK_THROWS_WITH_AS(tg::DataLoader(data, {.world_size = 0}), doctest::Contains("world_size must be >= 1"),
                        tg::Error);
-}
-
-TEST_CASE("tg::distributed outside a Context is a world of one: rank 0, and collectives change nothing") {
-  CHECK(tg::distributed::rank() == 0);
-  CHECK(tg::distributed::world_size() == 1);
-  CHECK(tg::distributed::is_main());
-  tg::Tensor w(tg::Array{{1.f, 2.f}, {3.f, 4.f}}, true);
-  tg::Tensor b(tg::Array{0.5f}, true);
-  tg::sum(w * w + b).backward();
-  const tg::Array grad_w = w.grad(), grad_b = b.grad(), value_w = w.value();
-  tg::distributed::allreduce_gradients({w, b}, 32);
-  tg::distributed::broadcast_parameters({w, b});
-  CHECK(w.grad() == grad_w);
-  CHECK(b.grad() == grad_b);
-  CHECK(w.value() == value_w);
-  std::vector<double> sums = {1.5, 2.0};
-  tg::distributed::allreduce_sum(sums);
-  CHECK(sums == std::vector<double>{1.5, 2.0});
-  tg::distributed::barrier();
 }
