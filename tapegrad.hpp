@@ -20,6 +20,7 @@
 #include "core/runtime/threads.hpp"
 // core/io: atomic writes, safetensors, npy
 #include "core/io/atomic_file.hpp"
+#include "core/io/npy.hpp"
 #include "core/io/safetensors.hpp"
 // core/distributed: MPI data parallelism (a world of one without MPI)
 #include "core/distributed/distributed.hpp"

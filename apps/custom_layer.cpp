@@ -24,7 +24,8 @@ int main() {
   }
   const tg::Tensor inputs(points);
 
-  tg::Sequential model(tg::Linear(2, 16), example::PReLU(), tg::Linear(16, 16), example::SiLU(), tg::Linear(16, 2));
+  tg::Sequential model(tg::Linear(2, 16), example::PReLU(), tg::Linear(16, 16), example::SiLU(),
+                       tg::Linear(16, 2));
   std::printf("%s", model.summary({n, 2}).c_str());
   tg::SGD opt(model.parameters(), {.lr = 0.1f, .momentum = 0.9f});
   for (int step = 0; step <= 200; ++step) {

@@ -31,9 +31,11 @@ inline tg::Array silu_backward(const tg::Array& dout, const tg::Array& x) {
 
 inline tg::Tensor silu(const tg::Tensor& x) {
   tg::Array y = tg::Array::from_shape(x.shape());
-  for (std::size_t i = 0; i < y.size(); ++i) y.data()[i] = x.value().data()[i] / (1.f + std::exp(-x.value().data()[i]));
-  return tg::make_op("silu", std::move(y), {x},
-                     [x](const tg::Array& dout) { return std::vector<tg::Array>{silu_backward(dout, x.value())}; });
+  for (std::size_t i = 0; i < y.size(); ++i)
+    y.data()[i] = x.value().data()[i] / (1.f + std::exp(-x.value().data()[i]));
+  return tg::make_op("silu", std::move(y), {x}, [x](const tg::Array& dout) {
+    return std::vector<tg::Array>{silu_backward(dout, x.value())};
+  });
 }
 
 // ...and its module, so it can sit in a Sequential.

@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
     if (model_name.empty()) {
       auto it = file.metadata.find("model");
       if (it == file.metadata.end()) {
-        tg::fail(checkpoint, ": the checkpoint does not name its architecture; pass --model lenet or --model convnet");
+        tg::fail(checkpoint,
+                 ": the checkpoint does not name its architecture; pass --model lenet or --model convnet");
       }
       model_name = it->second;
     }
@@ -50,10 +51,11 @@ int main(int argc, char** argv) {
   model.eval();
   tg::NoGradGuard no_grad;
 
-  const tg::ImageOptions options{
-      .invert = invert == "auto" ? tg::Invert::Auto : invert == "always" ? tg::Invert::Always : tg::Invert::Never,
-      .mean = norm.mean,
-      .std = norm.std};
+  const tg::ImageOptions options{.invert = invert == "auto"     ? tg::Invert::Auto
+                                           : invert == "always" ? tg::Invert::Always
+                                                                : tg::Invert::Never,
+                                 .mean = norm.mean,
+                                 .std = norm.std};
   int failures = 0;
   for (const std::string& path : images) {
     try {
@@ -64,7 +66,8 @@ int main(int argc, char** argv) {
       std::partial_sort(order.begin(), order.begin() + 3, order.end(),
                         [&](std::size_t a, std::size_t b) { return probs.data()[a] > probs.data()[b]; });
       std::printf("%s: %zu  (", path.c_str(), order[0]);
-      for (int k = 0; k < 3; ++k) std::printf("%s%zu %.2f%%", k ? ", " : "", order[k], 100.0 * probs.data()[order[k]]);
+      for (int k = 0; k < 3; ++k)
+        std::printf("%s%zu %.2f%%", k ? ", " : "", order[k], 100.0 * probs.data()[order[k]]);
       std::printf(")\n");
     } catch (const std::exception& e) {
       std::fprintf(stderr, "predict: error: %s\n", e.what());

@@ -92,20 +92,22 @@ IdxArray parse_idx(const std::vector<std::uint8_t>& bytes, const std::string& na
   if (ndim < 1 || ndim > 4) fail(name, ": IDX header has ", ndim, " dimensions, expected 1 to 4");
   const std::size_t header = 4 + 4 * ndim;
   if (bytes.size() < header) {
-    fail(name, ": truncated IDX header: ", ndim, " dimensions need ", header, " bytes, file has ", bytes.size());
+    fail(name, ": truncated IDX header: ", ndim, " dimensions need ", header, " bytes, file has ",
+         bytes.size());
   }
   IdxArray out;
   std::size_t count = 1;
   for (std::size_t i = 0; i < ndim; ++i) {
     const std::size_t d = read_be32(bytes.data() + 4 + 4 * i);
-    if (d != 0 && count > std::numeric_limits<std::size_t>::max() / d) fail(name, ": IDX dimensions overflow");
+    if (d != 0 && count > std::numeric_limits<std::size_t>::max() / d)
+      fail(name, ": IDX dimensions overflow");
     count *= d;
     out.dims.push_back(d);
   }
   const std::size_t payload = bytes.size() - header;
   if (payload < count) {
-    fail(name, ": truncated: the header ", shape_str(out.dims), " needs ", count, " bytes of data, the file has ",
-         payload);
+    fail(name, ": truncated: the header ", shape_str(out.dims), " needs ", count,
+         " bytes of data, the file has ", payload);
   }
   if (payload > count) {
     fail(name, ": ", payload - count, " unexpected bytes after the ", shape_str(out.dims), " data");

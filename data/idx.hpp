@@ -16,7 +16,8 @@ struct IdxArray {
 
 // The whole file as bytes; a path ending in ".gz" is decompressed (zlib). At most `max_bytes` are accepted
 // (a guard against a corrupt or hostile gzip stream). Throws tg::Error naming the file on any failure.
-std::vector<std::uint8_t> read_file_bytes(const std::string& path, std::size_t max_bytes = std::size_t{1} << 30);
+std::vector<std::uint8_t> read_file_bytes(const std::string& path,
+                                          std::size_t max_bytes = std::size_t{1} << 30);
 
 // Parses an IDX file of unsigned bytes (type 0x08). Checks the magic number, the number of dimensions
 // (1 to 4), that the dimensions' product neither overflows nor differs from the payload size, and reports

@@ -22,8 +22,9 @@ constexpr int kMaxSide = 16384;
 constexpr long long kMaxPixels = 1LL << 24;
 // PNG image data is a zlib stream that stb_image inflates into a buffer it keeps doubling, up to 2 GiB, until
 // the stream ends: a small corrupt file can make it allocate gigabytes. So the stream is inflated here first,
-// bounded by what the header's width and height can need (8 bytes a pixel plus filter bytes, for any bit depth,
-// channel count or interlacing), and a corrupt or oversized stream is refused before stb_image sees it.
+// bounded by what the header's width and height can need (8 bytes a pixel plus filter bytes, for any bit
+// depth, channel count or interlacing), and a corrupt or oversized stream is refused before stb_image sees
+// it.
 void check_png_data(const std::vector<std::uint8_t>& bytes, int width, int height, const std::string& name) {
   static const std::uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (bytes.size() < 8 || !std::equal(kSignature, kSignature + 8, bytes.begin())) return;  // not a PNG
@@ -35,9 +36,11 @@ void check_png_data(const std::vector<std::uint8_t>& bytes, int width, int heigh
     if (pos + 12 > bytes.size()) fail(name, ": truncated PNG: no IEND chunk");
     const std::size_t length = (std::size_t{bytes[pos]} << 24) | (std::size_t{bytes[pos + 1]} << 16) |
                                (std::size_t{bytes[pos + 2]} << 8) | bytes[pos + 3];
-    if (length > bytes.size() - pos - 12) fail(name, ": truncated PNG: a chunk runs past the end of the file");
+    if (length > bytes.size() - pos - 12)
+      fail(name, ": truncated PNG: a chunk runs past the end of the file");
     const auto type = bytes.begin() + static_cast<std::ptrdiff_t>(pos + 4);
-    if (std::equal(type, type + 4, "IDAT")) data.insert(data.end(), type + 4, type + 4 + static_cast<std::ptrdiff_t>(length));
+    if (std::equal(type, type + 4, "IDAT"))
+      data.insert(data.end(), type + 4, type + 4 + static_cast<std::ptrdiff_t>(length));
     ended = std::equal(type, type + 4, "IEND");
     pos += length + 12;
   }
@@ -56,11 +59,13 @@ void check_png_data(const std::vector<std::uint8_t>& bytes, int width, int heigh
     rc = inflate(&z, Z_NO_FLUSH);
     total += sink.size() - z.avail_out;
     if (total > bound) break;
-    if (rc == Z_BUF_ERROR || (rc == Z_OK && z.avail_in == 0 && z.avail_out != 0)) break;  // stream ended early
+    if (rc == Z_BUF_ERROR || (rc == Z_OK && z.avail_in == 0 && z.avail_out != 0))
+      break;  // stream ended early
   }
   inflateEnd(&z);
   if (total > bound) {
-    fail(name, ": corrupt PNG: its image data inflates to more than a ", width, "x", height, " image can hold");
+    fail(name, ": corrupt PNG: its image data inflates to more than a ", width, "x", height,
+         " image can hold");
   }
   if (rc != Z_STREAM_END) fail(name, ": corrupt PNG: its image data is not a complete zlib stream");
 }
@@ -76,9 +81,11 @@ Array load_image(const std::string& path, std::size_t h, std::size_t w, const Im
 
 Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t h, std::size_t w,
                              const ImageOptions& options, const std::string& name) {
-  if (h == 0 || w == 0 || h > kMaxSide || w > kMaxSide) fail("load_image: target size ", h, "x", w, " is invalid");
+  if (h == 0 || w == 0 || h > kMaxSide || w > kMaxSide)
+    fail("load_image: target size ", h, "x", w, " is invalid");
   if (bytes.empty()) fail(name, ": empty file, expected an image");
-  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) fail(name, ": file too large");
+  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    fail(name, ": file too large");
   const auto* data_in = bytes.data();
   const int length = static_cast<int>(bytes.size());
   int width = 0, height = 0, channels = 0;
@@ -94,8 +101,8 @@ Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t
   }
   check_png_data(bytes, width, height, name);
   // gray + alpha: composite over white paper so transparent backgrounds look like the page
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(data_in, length, &width, &height, &channels, 2),
-                                                 stbi_image_free);
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(
+      stbi_load_from_memory(data_in, length, &width, &height, &channels, 2), stbi_image_free);
   if (!data) fail(name, ": cannot decode image (", stbi_failure_reason(), ")");
   const std::size_t n = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
   std::vector<std::uint8_t> gray(n);
@@ -104,8 +111,8 @@ Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t
     gray[i] = static_cast<std::uint8_t>(v * alpha + 255.f * (1.f - alpha) + 0.5f);
   }
   std::vector<std::uint8_t> resized(h * w);
-  if (!stbir_resize_uint8(gray.data(), width, height, 0, resized.data(), static_cast<int>(w), static_cast<int>(h), 0,
-                          1)) {
+  if (!stbir_resize_uint8(gray.data(), width, height, 0, resized.data(), static_cast<int>(w),
+                          static_cast<int>(h), 0, 1)) {
     fail(name, ": resizing to ", h, "x", w, " failed");
   }
   bool invert = options.invert == Invert::Always;
@@ -131,7 +138,8 @@ Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t
   return out;
 }
 
-void write_png(const std::string& path, const std::vector<std::uint8_t>& pixels, std::size_t width, std::size_t height) {
+void write_png(const std::string& path, const std::vector<std::uint8_t>& pixels, std::size_t width,
+               std::size_t height) {
   if (width == 0 || height == 0 || pixels.size() != width * height) {
     fail("write_png: ", path, ": ", pixels.size(), " pixels do not make a ", width, "x", height, " image");
   }
@@ -140,8 +148,8 @@ void write_png(const std::string& path, const std::vector<std::uint8_t>& pixels,
     auto* out = static_cast<std::vector<std::uint8_t>*>(context);
     out->insert(out->end(), static_cast<std::uint8_t*>(data), static_cast<std::uint8_t*>(data) + size);
   };
-  if (!stbi_write_png_to_func(append, &png, static_cast<int>(width), static_cast<int>(height), 1, pixels.data(),
-                              static_cast<int>(width))) {
+  if (!stbi_write_png_to_func(append, &png, static_cast<int>(width), static_cast<int>(height), 1,
+                              pixels.data(), static_cast<int>(width))) {
     fail("write_png: ", path, ": encoding failed");
   }
   write_file_atomically(path, {{png.data(), png.size()}});

@@ -1,4 +1,5 @@
-// Images in and out: load a PNG/JPEG/BMP (stb_image) as a model input, write grayscale PNGs (stb_image_write).
+// Images in and out: load a PNG/JPEG/BMP (stb_image) as a model input, write grayscale PNGs
+// (stb_image_write).
 #pragma once
 
 #include <cstddef>
@@ -31,6 +32,7 @@ Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t
                              const ImageOptions& options = {}, const std::string& name = "image");
 
 // Writes an 8-bit grayscale PNG (row-major pixels[height * width]) atomically.
-void write_png(const std::string& path, const std::vector<std::uint8_t>& pixels, std::size_t width, std::size_t height);
+void write_png(const std::string& path, const std::vector<std::uint8_t>& pixels, std::size_t width,
+               std::size_t height);
 
 }  // namespace tg

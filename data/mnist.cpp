@@ -35,12 +35,14 @@ MNIST::MNIST(const std::string& dir, Split split, MNISTOptions options) : option
   if (images.dims.size() != 3) {
     fail(images_path, ": expected images [N, rows, cols], got dimensions ", shape_str(images.dims));
   }
-  if (labels.dims.size() != 1) fail(labels_path, ": expected labels [N], got dimensions ", shape_str(labels.dims));
+  if (labels.dims.size() != 1)
+    fail(labels_path, ": expected labels [N], got dimensions ", shape_str(labels.dims));
   if (images.dims[0] != labels.dims[0]) {
-    fail("MNIST: ", images_path, " has ", images.dims[0], " images but ", labels_path, " has ", labels.dims[0],
-         " labels");
+    fail("MNIST: ", images_path, " has ", images.dims[0], " images but ", labels_path, " has ",
+         labels.dims[0], " labels");
   }
-  if (images.dims[1] == 0 || images.dims[2] == 0) fail(images_path, ": empty images ", shape_str(images.dims));
+  if (images.dims[1] == 0 || images.dims[2] == 0)
+    fail(images_path, ": empty images ", shape_str(images.dims));
   for (std::size_t i = 0; i < labels.data.size(); ++i) {
     if (labels.data[i] > 9) fail(labels_path, ": label ", i, " is ", int(labels.data[i]), ", expected 0..9");
   }

@@ -38,15 +38,17 @@ TrainingState load(Module& model, const std::string& path) {
            " (was it saved from a different model?)");
     }
     if (it->second->shape() != p.shape()) {
-      fail("load: ", path, ": tensor '", name, "' has shape ", shape_str(it->second->shape()), ", the model expects ",
-           shape_str(p.shape()), " (was it saved from a different model?)");
+      fail("load: ", path, ": tensor '", name, "' has shape ", shape_str(it->second->shape()),
+           ", the model expects ", shape_str(p.shape()), " (was it saved from a different model?)");
     }
   }
   if (by_name.size() != params.size()) {
     for (const auto& [name, value] : by_name) {
       bool known = false;
       for (const auto& [pname, p] : params) known = known || pname == name;
-      if (!known) fail("load: ", path, ": unexpected tensor '", name, "' ", shape_str(value->shape()), " not in the model");
+      if (!known)
+        fail("load: ", path, ": unexpected tensor '", name, "' ", shape_str(value->shape()),
+             " not in the model");
     }
   }
   for (auto& [name, p] : params) p.value() = std::move(*by_name[name]);

@@ -28,10 +28,11 @@ Tensor Conv2D::forward(const Tensor& x) {
 }
 
 std::string Conv2D::describe() const {
-  std::string s = "Conv2D(" + std::to_string(in_channels) + " -> " + std::to_string(out_channels) + ", kernel " +
-                  std::to_string(kernel.h) + "x" + std::to_string(kernel.w);
+  std::string s = "Conv2D(" + std::to_string(in_channels) + " -> " + std::to_string(out_channels) +
+                  ", kernel " + std::to_string(kernel.h) + "x" + std::to_string(kernel.w);
   auto pair = [](int a, int b) { return std::to_string(a) + "x" + std::to_string(b); };
-  if (options.stride != std::array<int, 2>{1, 1}) s += ", stride " + pair(options.stride[0], options.stride[1]);
+  if (options.stride != std::array<int, 2>{1, 1})
+    s += ", stride " + pair(options.stride[0], options.stride[1]);
   if (options.padding.same) {
     s += ", padding same";
   } else if (options.padding.h != 0 || options.padding.w != 0) {

@@ -6,7 +6,8 @@
 
 namespace tg {
 
-// gain = sqrt(2 / (1 + a^2)) = sqrt(1/3) for a = sqrt(5); bound = sqrt(3) * gain / sqrt(fan_in) = 1 / sqrt(fan_in)
+// gain = sqrt(2 / (1 + a^2)) = sqrt(1/3) for a = sqrt(5); bound = sqrt(3) * gain / sqrt(fan_in) = 1 /
+// sqrt(fan_in)
 Array kaiming_uniform_default(const Shape& shape, std::size_t fan_in) {
   const float bound = 1.f / std::sqrt(static_cast<float>(fan_in));
   return rand_uniform(shape, -bound, bound);

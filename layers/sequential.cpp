@@ -26,7 +26,8 @@ Module& Sequential::add(std::unique_ptr<Module> layer) {
 }
 
 Module& Sequential::operator[](std::size_t i) {
-  if (i >= size()) fail("Sequential: layer index ", i, " is out of range (the model has ", size(), " layers)");
+  if (i >= size())
+    fail("Sequential: layer index ", i, " is out of range (the model has ", size(), " layers)");
   return *children()[i].second;
 }
 
@@ -67,7 +68,8 @@ std::string Sequential::summary(const Shape& input_shape) {
         throw Error("layer " + std::to_string(i) + " " + layer.describe() + ": " + e.what());
       }
       table << std::left << std::setw(4) << i << std::setw(46) << layer.describe() << std::setw(20)
-            << shape_str(out.shape()) << std::right << std::setw(12) << with_commas(layer.num_parameters()) << '\n';
+            << shape_str(out.shape()) << std::right << std::setw(12) << with_commas(layer.num_parameters())
+            << '\n';
     }
   } catch (...) {
     train(was_training);

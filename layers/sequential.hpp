@@ -17,15 +17,14 @@ class Sequential : public Module {
   // Sequential(tg::Conv2D(1, 6, 5), tg::ReLU(), ...): each layer is moved in. (To nest a Sequential,
   // use add(): a lone Sequential argument would be a move.)
   template <class... Layers>
-    requires(std::derived_from<std::decay_t<Layers>, Module> && ...)
-  explicit Sequential(Layers&&... layers) {
+  requires(std::derived_from<std::decay_t<Layers>, Module>&&...) explicit Sequential(Layers&&... layers) {
     (add(std::forward<Layers>(layers)), ...);
   }
 
   // Appends a layer; returns it, typed.
   template <class Layer>
-    requires std::derived_from<std::decay_t<Layer>, Module>
-  std::decay_t<Layer>& add(Layer&& layer) {
+  requires std::derived_from<std::decay_t<Layer>, Module> std::decay_t<Layer>
+  &add(Layer&& layer) {
     using T = std::decay_t<Layer>;
     return static_cast<T&>(add(std::make_unique<T>(std::forward<Layer>(layer))));
   }

@@ -22,7 +22,8 @@ void Optimizer::set_lr(float lr) {
 }
 
 void Optimizer::load_state(const std::vector<std::pair<std::string, Array>>& state) {
-  if (!state.empty()) fail("Optimizer: this optimizer has no state, but ", state.size(), " entries were given");
+  if (!state.empty())
+    fail("Optimizer: this optimizer has no state, but ", state.size(), " entries were given");
 }
 
 }  // namespace tg

@@ -21,7 +21,8 @@ float StepLR::lr_at(std::size_t step) const {
 CosineLR::CosineLR(Optimizer& optimizer, std::size_t total_steps, float min_lr, std::size_t warmup_steps)
     : LRSchedule(optimizer), total_(total_steps), warmup_(warmup_steps), min_lr_(min_lr) {
   if (total_steps == 0) fail("CosineLR: total_steps must be >= 1");
-  if (warmup_steps >= total_steps) fail("CosineLR: warmup_steps (", warmup_steps, ") must be < total_steps (", total_steps, ")");
+  if (warmup_steps >= total_steps)
+    fail("CosineLR: warmup_steps (", warmup_steps, ") must be < total_steps (", total_steps, ")");
   if (!(min_lr >= 0.f)) fail("CosineLR: min_lr must be >= 0, got ", min_lr);
   set_step(0);  // the first step already runs at lr_at(0) (base / warmup_steps with a warm-up)
 }

@@ -22,14 +22,18 @@ void SGD::step() {
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     Tensor& param = parameters_[i];
     Node& node = *param.node();
-    if (node.grad.size() != node.value.size() || node.grad.shape() != node.value.shape()) continue;  // no grad yet
+    if (node.grad.size() != node.value.size() || node.grad.shape() != node.value.shape())
+      continue;  // no grad yet
     float* p = node.value.data();
     const float* grad = node.grad.data();
     const std::size_t n = node.value.size();
     if (mu == 0.f) {
-      parallel_for(n, [&](std::size_t k0, std::size_t k1) {
-        for (std::size_t k = k0; k < k1; ++k) p[k] -= lr * (grad[k] + wd * p[k]);
-      }, kElementGrain);
+      parallel_for(
+          n,
+          [&](std::size_t k0, std::size_t k1) {
+            for (std::size_t k = k0; k < k1; ++k) p[k] -= lr * (grad[k] + wd * p[k]);
+          },
+          kElementGrain);
       continue;
     }
     Array& buffer = momentum_buffers_[i];
@@ -37,13 +41,16 @@ void SGD::step() {
     if (first) buffer = Array::from_shape(node.value.shape());
     float* buf = buffer.data();
     const bool nesterov = options_.nesterov;
-    parallel_for(n, [&](std::size_t k0, std::size_t k1) {
-      for (std::size_t k = k0; k < k1; ++k) {
-        const float g = grad[k] + wd * p[k];
-        buf[k] = first ? g : mu * buf[k] + (1.f - damp) * g;
-        p[k] -= lr * (nesterov ? g + mu * buf[k] : buf[k]);
-      }
-    }, kElementGrain);
+    parallel_for(
+        n,
+        [&](std::size_t k0, std::size_t k1) {
+          for (std::size_t k = k0; k < k1; ++k) {
+            const float g = grad[k] + wd * p[k];
+            buf[k] = first ? g : mu * buf[k] + (1.f - damp) * g;
+            p[k] -= lr * (nesterov ? g + mu * buf[k] : buf[k]);
+          }
+        },
+        kElementGrain);
   }
 }
 
@@ -74,8 +81,8 @@ void SGD::load_state(const std::vector<std::pair<std::string, Array>>& state) {
       fail("SGD::load_state: '", name, "' but the optimizer has ", parameters_.size(), " parameters");
     }
     if (value.shape() != parameters_[index].shape()) {
-      fail("SGD::load_state: '", name, "' has shape ", shape_str(value.shape()), ", parameter ", index, " has ",
-           shape_str(parameters_[index].shape()));
+      fail("SGD::load_state: '", name, "' has shape ", shape_str(value.shape()), ", parameter ", index,
+           " has ", shape_str(parameters_[index].shape()));
     }
     buffers[index] = value;
   }

@@ -1,9 +1,10 @@
 // The one runner for PyTorch fixture cases, used by every unit file for its op's cases.
 //
-// A fixture file (tests/fixtures/core_ops.json from gen_fixtures.py, conv_pool.json from gen_fixtures_conv.py,
-// extra_ops.json from gen_fixtures_extra.py; regenerate with /usr/bin/python3) holds {"cases": [...]}; a case
-// is {"name", "op", "inputs": [tensors], "output", "grad_output", "grads": [one per input]} plus what the op
-// needs ("scalar", "options", "labels", "new_shape", "slope", "p"). A tensor is {"shape": [...], "data":
+// A fixture file (tests/fixtures/core_ops.json from gen_fixtures.py, conv_pool.json from
+// gen_fixtures_conv.py, extra_ops.json from gen_fixtures_extra.py; regenerate with /usr/bin/python3) holds
+// {"cases": [...]}; a case is {"name", "op", "inputs": [tensors], "output", "grad_output", "grads": [one per
+// input]} plus what the op needs ("scalar", "options", "labels", "new_shape", "slope", "p"). A tensor is
+// {"shape": [...], "data":
 // [...flat row-major float32...]}. The tests only read the JSON and never need torch.
 //
 //   PYTORCH_TEST_CASE("relu", "on values of both signs") {
@@ -38,9 +39,9 @@ namespace test_util {
 using Json = nlohmann::json;
 
 // Fixture files, by name under tests/fixtures/.
-inline constexpr const char* kCoreOps = "core_ops.json";      // tests/gen_fixtures.py
-inline constexpr const char* kConvPool = "conv_pool.json";    // tests/gen_fixtures_conv.py
-inline constexpr const char* kExtraOps = "extra_ops.json";    // tests/gen_fixtures_extra.py
+inline constexpr const char* kCoreOps = "core_ops.json";    // tests/gen_fixtures.py
+inline constexpr const char* kConvPool = "conv_pool.json";  // tests/gen_fixtures_conv.py
+inline constexpr const char* kExtraOps = "extra_ops.json";  // tests/gen_fixtures_extra.py
 inline const std::vector<std::string>& op_fixture_files() {
   static const std::vector<std::string> files = {kCoreOps, kConvPool, kExtraOps};
   return files;
@@ -77,7 +78,9 @@ inline const Json& fixture_cases(const std::string& file) {
   return doc.at("cases");
 }
 
-inline std::vector<std::size_t> shape_of(const Json& t) { return t.at("shape").get<std::vector<std::size_t>>(); }
+inline std::vector<std::size_t> shape_of(const Json& t) {
+  return t.at("shape").get<std::vector<std::size_t>>();
+}
 
 // A {"shape": [...], "data": [...flat row-major...]} object as a tg::Array (0-d when shape is []).
 inline tg::Array array_of(const Json& t) {
@@ -99,7 +102,8 @@ inline bool close(float got, float want, Tolerance tol = {}) {
 
 // Checks `got` against the fixture tensor `expected`: the shape exactly, then every element with
 // |got - want| <= abs + rel * |want|; reports the first few mismatches by flat index.
-inline void check_close(const tg::Array& got, const Json& expected, const std::string& what, Tolerance tol = {}) {
+inline void check_close(const tg::Array& got, const Json& expected, const std::string& what,
+                        Tolerance tol = {}) {
   INFO("comparing ", what);
   const std::string got_shape = tg::shape_str(got.shape()), want_shape = tg::shape_str(shape_of(expected));
   CHECK(got_shape == want_shape);
@@ -111,8 +115,9 @@ inline void check_close(const tg::Array& got, const Json& expected, const std::s
   for (std::size_t i = 0; i < want.size(); ++i) {
     if (close(have[i], want[i], tol)) continue;
     if (mismatches < 5) {  // per tensor, so a broken op does not flood the log
-      FAIL_CHECK(what, " element ", i, " (flat, row-major): tapegrad ", have[i], ", PyTorch ", want[i], ", |diff| ",
-                 std::fabs(have[i] - want[i]), " > tol ", tol.abs + tol.rel * std::fabs(want[i]));
+      FAIL_CHECK(what, " element ", i, " (flat, row-major): tapegrad ", have[i], ", PyTorch ", want[i],
+                 ", |diff| ", std::fabs(have[i] - want[i]), " > tol ",
+                 tol.abs + tol.rel * std::fabs(want[i]));
     }
     ++mismatches;
   }
@@ -127,7 +132,8 @@ using CaseFilter = std::function<bool(const Json& fixture_case)>;
 
 // One case: rebuilds the inputs as leaves that require grad, runs `op`, compares the output, backpropagates
 // sum(out * grad_output) and compares every input's gradient. `input_names` (optional) label the inputs.
-inline void check_pytorch_case(const Json& c, const FixtureOp& op, const std::vector<std::string>& input_names = {}) {
+inline void check_pytorch_case(const Json& c, const FixtureOp& op,
+                               const std::vector<std::string>& input_names = {}) {
   const Json& inputs_json = c.at("inputs");
   REQUIRE(c.at("grads").size() == inputs_json.size());
   std::vector<tg::Tensor> inputs;
@@ -145,7 +151,8 @@ inline void check_pytorch_case(const Json& c, const FixtureOp& op, const std::ve
 // Every case of `op` in fixture `file` that `where` selects, each checked by check_pytorch_case; a case that
 // throws fails on its own. Returns how many ran, and fails when none did.
 inline int check_pytorch_cases(const std::string& file, const std::string& op, const FixtureOp& run,
-                               const CaseFilter& where = {}, const std::vector<std::string>& input_names = {}) {
+                               const CaseFilter& where = {},
+                               const std::vector<std::string>& input_names = {}) {
   const Json& cases = fixture_cases(file);
   int ran = 0;
   for (const Json& c : cases) {
@@ -168,9 +175,9 @@ inline int check_pytorch_cases(const std::string& file, const std::string& op, c
 
 // A TEST_CASE named "OP matches PyTorch: DESC" that registers OP as checked against PyTorch; the body sees
 // `op` (= OP) to pass to check_pytorch_cases.
-#define PYTORCH_TEST_CASE(OP, DESC)                                                                        \
-  static void TG_TEST_CONCAT(tg_pytorch_body_, __LINE__)(const std::string& op);                          \
-  [[maybe_unused]] static const bool TG_TEST_CONCAT(tg_pytorch_registered_, __LINE__) =                                  \
-      ::test_util::register_op(::test_util::pytorch_checked_ops(), OP);                                   \
-  TEST_CASE(OP " matches PyTorch: " DESC) { TG_TEST_CONCAT(tg_pytorch_body_, __LINE__)(OP); }              \
+#define PYTORCH_TEST_CASE(OP, DESC)                                                           \
+  static void TG_TEST_CONCAT(tg_pytorch_body_, __LINE__)(const std::string& op);              \
+  [[maybe_unused]] static const bool TG_TEST_CONCAT(tg_pytorch_registered_, __LINE__) =       \
+      ::test_util::register_op(::test_util::pytorch_checked_ops(), OP);                       \
+  TEST_CASE(OP " matches PyTorch: " DESC) { TG_TEST_CONCAT(tg_pytorch_body_, __LINE__)(OP); } \
   static void TG_TEST_CONCAT(tg_pytorch_body_, __LINE__)(const std::string& op)

@@ -6,7 +6,7 @@ Regenerate with:
     /usr/bin/python3 tests/gen_fixtures.py
 
 (from the repository root). It writes tests/fixtures/core_ops.json, which is checked in;
-the C++ tests (tests/test_reference_ops.cpp) only read that JSON and never need torch.
+the C++ tests (tests/core/test_<family>.cpp, through tests/fixture_runner.hpp) only read that JSON and never need torch.
 
 Every case records, in float32 and flat row-major order: the inputs, the op's output, a
 random `grad_output` of the output's shape, and the gradient of

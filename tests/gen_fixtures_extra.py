@@ -20,50 +20,20 @@ Deterministic: torch.manual_seed(0), float32 throughout.
 import json
 import os
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gen_fixtures import away_from_zero, make_case, randn  # same encoding and case format as core_ops.json
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT_PATH = os.path.join(HERE, "fixtures", "extra_ops.json")
-
-
-def encode(t):
-    """A tensor as {"shape": [...], "data": [...]} with float32-exact floats."""
-    a = t.detach().cpu().numpy().astype(np.float32)
-    return {"shape": list(a.shape), "data": [float(np.float32(v)) for v in a.reshape(-1)]}
-
-
-def randn(*shape):
-    return torch.randn(tuple(shape), dtype=torch.float32)
-
-
-def away_from_zero(*shape, margin=0.1):
-    """Random values with |x| >= margin and a random sign (away from leaky_relu's kink)."""
-    magnitude = randn(*shape).abs() + margin
-    sign = torch.where(torch.rand(tuple(shape)) < 0.5, -1.0, 1.0)
-    return (magnitude * sign).float()
-
-
-def make_case(name, op, inputs, fn, **extra):
-    """Run fn on leaf copies of `inputs` and record output, grad_output and grads."""
-    leaves = [x.detach().clone().float().requires_grad_(True) for x in inputs]
-    out = fn(*leaves)
-    grad_output = randn(*out.shape)
-    (out * grad_output).sum().backward()
-    case = {"name": name, "op": op, "inputs": [encode(x) for x in leaves]}
-    case.update(extra)
-    case["output"] = encode(out)
-    case["grad_output"] = encode(grad_output)
-    case["grads"] = [encode(x.grad) for x in leaves]
-    return case
 
 
 def cases():
     out = []
     for shape, slope in [((3, 5), 0.01), ((2, 3, 4), 0.2)]:
         name = "leaky_relu_" + "x".join(map(str, shape)) + "_slope" + str(slope)
-        out.append(make_case(name, "leaky_relu", [away_from_zero(*shape)],
+        out.append(make_case(name, "leaky_relu", [away_from_zero(*shape, margin=0.1)],
                              lambda x, s=slope: F.leaky_relu(x, negative_slope=s), slope=slope))
     for shape in [(4, 6), (2, 3, 4, 4)]:
         name = "dropout_p0_train_" + "x".join(map(str, shape))

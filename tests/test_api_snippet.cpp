@@ -71,7 +71,8 @@ TEST_CASE("API.md core snippet: ops") {
   CHECK(tg::log_softmax(x).value()(0, 1) == doctest::Approx(-0.201413));
   tg::Tensor logits(Array{{2.f, 0.f}, {0.f, 2.f}}, true);
   CHECK(tg::cross_entropy(logits, {0, 1}).item() == doctest::Approx(0.126928));
-  CHECK(tg::mse_loss(x, tg::Tensor(xt::zeros<float>({2, 2}))).item() == doctest::Approx((1 + 0.25 + 4 + 9) / 4.0));
+  CHECK(tg::mse_loss(x, tg::Tensor(xt::zeros<float>({2, 2}))).item() ==
+        doctest::Approx((1 + 0.25 + 4 + 9) / 4.0));
   CHECK((2.f - x).value()(0, 0) == 3.f);
   CHECK((-x).value()(1, 1) == 3.f);
   CHECK((x / 2.f).value()(1, 0) == 1.f);
@@ -80,7 +81,8 @@ TEST_CASE("API.md core snippet: ops") {
 
 TEST_CASE("API.md core snippet: a new primitive op verified by gradcheck") {
   tg::Tensor x(Array{{1.f, 2.f}, {3.f, 4.f}}, true);
-  tg::GradcheckResult r = tg::gradcheck([](const std::vector<tg::Tensor>& in) { return tg::sum(square(in[0])); }, {x});
+  tg::GradcheckResult r =
+      tg::gradcheck([](const std::vector<tg::Tensor>& in) { return tg::sum(square(in[0])); }, {x});
   bool ok = r.ok;
   float err = r.max_abs_error;
   CHECK(ok);

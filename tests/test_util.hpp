@@ -35,7 +35,8 @@ struct TempDir {
   }
   ~TempDir() {
     std::error_code ec;
-    std::filesystem::permissions(path, std::filesystem::perms::owner_all, std::filesystem::perm_options::add, ec);
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all, std::filesystem::perm_options::add,
+                                 ec);
     std::filesystem::remove_all(path, ec);
   }
   TempDir(const TempDir&) = delete;
@@ -105,17 +106,20 @@ inline std::set<std::string>& pytorch_checked_ops() {
   static std::set<std::string> ops;
   return ops;
 }
-inline bool register_op(std::set<std::string>& registry, const char* op) { return registry.insert(op).second; }
+inline bool register_op(std::set<std::string>& registry, const char* op) {
+  return registry.insert(op).second;
+}
 
 #define TG_TEST_CONCAT_IMPL(a, b) a##b
 #define TG_TEST_CONCAT(a, b) TG_TEST_CONCAT_IMPL(a, b)
 
 // A TEST_CASE that gradchecks op `OP` (an op name as make_op records it: "relu", "add_scalar", "neg"), named
-// "OP: gradcheck DESC". Registers OP, so test_op_coverage.cpp fails when an op of core/ops/ loses its last one.
+// "OP: gradcheck DESC". Registers OP, so test_op_coverage.cpp fails when an op of core/ops/ loses its last
+// one.
 //   GRADCHECK_TEST_CASE("relu", "on values away from the kink at 0") { check_gradients(...); }
-#define GRADCHECK_TEST_CASE(OP, DESC)                                                                     \
-  [[maybe_unused]] static const bool TG_TEST_CONCAT(tg_gradcheck_registered_, __LINE__) =                                \
-      ::test_util::register_op(::test_util::gradchecked_ops(), OP);                                       \
+#define GRADCHECK_TEST_CASE(OP, DESC)                                                     \
+  [[maybe_unused]] static const bool TG_TEST_CONCAT(tg_gradcheck_registered_, __LINE__) = \
+      ::test_util::register_op(::test_util::gradchecked_ops(), OP);                       \
   TEST_CASE(OP ": gradcheck " DESC)
 
 // ---- process-wide settings ----
@@ -139,7 +143,8 @@ class ScopedSetting {
 };
 
 struct ScopedConvAlgorithm : ScopedSetting<tg::ConvAlgorithm> {
-  explicit ScopedConvAlgorithm(tg::ConvAlgorithm a) : ScopedSetting(tg::conv_algorithm, tg::set_conv_algorithm, a) {}
+  explicit ScopedConvAlgorithm(tg::ConvAlgorithm a)
+      : ScopedSetting(tg::conv_algorithm, tg::set_conv_algorithm, a) {}
 };
 struct ScopedNumThreads : ScopedSetting<int> {
   explicit ScopedNumThreads(int n) : ScopedSetting(tg::num_threads, tg::set_num_threads, n) {}

@@ -39,8 +39,8 @@ void clear_grads(std::initializer_list<tg::Tensor> ts) {
 
 void set_flops(benchmark::State& state, double gflop_per_call) {
   state.counters["gflop"] = gflop_per_call;
-  state.counters["GFLOP/s"] = benchmark::Counter(gflop_per_call * 1e9 * static_cast<double>(state.iterations()),
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      gflop_per_call * 1e9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 double conv_gflop(const tg::Conv2dGeometry& g) {
@@ -81,7 +81,8 @@ void conv_sgemm(benchmark::State& state, const ConvCase* c) {
       for (std::size_t t = t0; t < t1; ++t) {
         const std::size_t n0 = t * g.batch / tg::num_threads(), n1 = (t + 1) * g.batch / tg::num_threads();
         for (std::size_t n = n0; n < n1; ++n) {
-          tg::sgemm(false, false, g.c_out, hw, k, 1.f, a.data(), cols.data(), 0.f, out.data() + t * g.c_out * hw);
+          tg::sgemm(false, false, g.c_out, hw, k, 1.f, a.data(), cols.data(), 0.f,
+                    out.data() + t * g.c_out * hw);
         }
       }
     });
@@ -124,7 +125,8 @@ void pool_forward_backward(benchmark::State& state, const PoolCase* c) {
 }
 
 void linear_forward(benchmark::State& state) {
-  const tg::Tensor x = random({64, 9216}, 1, false), w = random({128, 9216}, 2, false), b = random({128}, 3, false);
+  const tg::Tensor x = random({64, 9216}, 1, false), w = random({128, 9216}, 2, false),
+                   b = random({128}, 3, false);
   tg::NoGradGuard no_grad;
   for (auto _ : state) {
     const tg::Tensor y = tg::linear(x, w, b);  // named: value() of a temporary would be a copy
@@ -134,7 +136,8 @@ void linear_forward(benchmark::State& state) {
 }
 
 void linear_forward_backward(benchmark::State& state) {
-  const tg::Tensor x = random({64, 9216}, 1, true), w = random({128, 9216}, 2, true), b = random({128}, 3, true);
+  const tg::Tensor x = random({64, 9216}, 1, true), w = random({128, 9216}, 2, true),
+                   b = random({128}, 3, true);
   const tg::Array dout = tg::randn({64, 128});
   for (auto _ : state) {
     clear_grads({x, w, b});
@@ -148,13 +151,15 @@ void linear_forward_backward(benchmark::State& state) {
 
 int main(int argc, char** argv) {
   int threads = 1;
-  for (int i = 1; i + 1 < argc;) {  // --threads N and --conv-algorithm A (ours), the rest is Google Benchmark's
+  for (int i = 1;
+       i + 1 < argc;) {  // --threads N and --conv-algorithm A (ours), the rest is Google Benchmark's
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--threads") {
       threads = std::stoi(value);
     } else if (flag == "--conv-algorithm") {
       if (value != "auto" && value != "im2col" && value != "direct") {
-        std::fprintf(stderr, "bench_layers: --conv-algorithm must be auto, im2col or direct, got %s\n", value.c_str());
+        std::fprintf(stderr, "bench_layers: --conv-algorithm must be auto, im2col or direct, got %s\n",
+                     value.c_str());
         return 2;
       }
       tg::set_conv_algorithm(value == "im2col"   ? tg::ConvAlgorithm::Im2col
@@ -169,18 +174,22 @@ int main(int argc, char** argv) {
   }
   tg::set_num_threads(threads);
   for (const ConvCase& c : kConvs) {
-    benchmark::RegisterBenchmark((std::string(c.name) + "/fwd").c_str(), conv_forward, &c)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark((std::string(c.name) + "/fwd").c_str(), conv_forward, &c)
+        ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark((std::string(c.name) + "/fwd+bwd").c_str(), conv_forward_backward, &c)
         ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark((std::string(c.name) + "/sgemm").c_str(), conv_sgemm, &c)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark((std::string(c.name) + "/sgemm").c_str(), conv_sgemm, &c)
+        ->Unit(benchmark::kMicrosecond);
   }
   for (const PoolCase& c : kPools) {
-    benchmark::RegisterBenchmark((std::string(c.name) + "/fwd").c_str(), pool_forward, &c)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark((std::string(c.name) + "/fwd").c_str(), pool_forward, &c)
+        ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark((std::string(c.name) + "/fwd+bwd").c_str(), pool_forward_backward, &c)
         ->Unit(benchmark::kMicrosecond);
   }
   benchmark::RegisterBenchmark("linear 64x9216 -> 128/fwd", linear_forward)->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("linear 64x9216 -> 128/fwd+bwd", linear_forward_backward)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("linear 64x9216 -> 128/fwd+bwd", linear_forward_backward)
+      ->Unit(benchmark::kMicrosecond);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

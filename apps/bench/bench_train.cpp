@@ -3,8 +3,8 @@
 // Trains (batch 64, SGD lr 0.05 momentum 0.9, cross-entropy, shuffled with a fixed seed; the timed loop
 // includes batching, forward, backward and step), then runs inference on the test set with batch 1000,
 // and prints one JSON object with the same keys as bench_torch.py's train subcommand.
-#include <CLI/CLI.hpp>
 #include <sys/resource.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -12,7 +12,9 @@
 #include "models.hpp"
 
 namespace {
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 double peak_rss_mib() {
   rusage usage{};
@@ -80,10 +82,12 @@ int main(int argc, char** argv) {
     }
     std::printf(
         "{\"model\": \"%s\", \"threads\": %d, \"train_images_per_s\": %.1f, \"epoch_seconds\": %.3f, "
-        "\"train_loss\": %.5f, \"infer_images_per_s\": %.1f, \"test_accuracy\": %.4f, \"peak_rss_mib\": %.1f, "
+        "\"train_loss\": %.5f, \"infer_images_per_s\": %.1f, \"test_accuracy\": %.4f, \"peak_rss_mib\": "
+        "%.1f, "
         "\"per_epoch\": [%s]}\n",
-        model_name.c_str(), threads, static_cast<double>(train.size()) * epochs / train_seconds, train_seconds / epochs,
-        loss_sum / static_cast<double>(train.size()), infer_rate, test_accuracy, peak_rss_mib(), per_epoch.c_str());
+        model_name.c_str(), threads, static_cast<double>(train.size()) * epochs / train_seconds,
+        train_seconds / epochs, loss_sum / static_cast<double>(train.size()), infer_rate, test_accuracy,
+        peak_rss_mib(), per_epoch.c_str());
   } catch (const tg::Error& e) {
     std::fprintf(stderr, "bench_train: error: %s\n", e.what());
     return 1;

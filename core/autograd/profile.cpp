@@ -80,11 +80,13 @@ std::string table(const char* title, const std::map<std::string, Times>& rows) {
   for (const auto& [name, t] : sorted) total += t.forward + t.backward;
   std::string out;
   char line[200];
-  std::snprintf(line, sizeof line, "%-28s %10s %12s %12s %8s\n", title, "calls", "forward ms", "backward ms", "share");
+  std::snprintf(line, sizeof line, "%-28s %10s %12s %12s %8s\n", title, "calls", "forward ms", "backward ms",
+                "share");
   out += line;
   for (const auto& [name, t] : sorted) {
-    std::snprintf(line, sizeof line, "%-28s %10zu %12.1f %12.1f %7.1f%%\n", name.c_str(), t.calls, 1e3 * t.forward,
-                  1e3 * t.backward, total > 0 ? 100 * (t.forward + t.backward) / total : 0.0);
+    std::snprintf(line, sizeof line, "%-28s %10zu %12.1f %12.1f %7.1f%%\n", name.c_str(), t.calls,
+                  1e3 * t.forward, 1e3 * t.backward,
+                  total > 0 ? 100 * (t.forward + t.backward) / total : 0.0);
     out += line;
   }
   return out;

@@ -89,7 +89,8 @@ void accumulate(Node& input, Array&& g, const TapeEntry& entry, std::size_t inde
   input.pending = !input.is_leaf;
 }
 
-Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs, BackwardWithOutputFn backward) {
+Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs,
+              BackwardWithOutputFn backward) {
   bool any_requires_grad = false;
   for (const Tensor& t : inputs) {
     if (!t.defined()) fail(name, ": an input tensor is undefined");
@@ -253,15 +254,20 @@ void Tensor::backward(const Array& grad_output) const {
          shape_str(root.value.shape()));
   }
   if (!root.requires_grad) {
-    fail("backward: '", root.name, "' does not require grad: no input of the ops that made it requires grad, "
+    fail("backward: '", root.name,
+         "' does not require grad: no input of the ops that made it requires grad, "
          "or it was computed under NoGradGuard");
   }
   if (root.is_leaf) {
-    if (root.grad.shape() == grad_output.shape()) root.grad += grad_output; else root.grad = grad_output;
+    if (root.grad.shape() == grad_output.shape())
+      root.grad += grad_output;
+    else
+      root.grad = grad_output;
     return;
   }
   if (root.released) {
-    fail("backward: '", root.name, "' was already backwarded and its tape entries freed; "
+    fail("backward: '", root.name,
+         "' was already backwarded and its tape entries freed; "
          "recompute the forward pass for each backward()");
   }
   root.grad = grad_output;
@@ -286,7 +292,8 @@ void Tensor::backward(const Array& grad_output) const {
   }
   finish();
   if (!root_ran) {
-    fail("backward: '", root.name, "' has no entry on this thread's tape (was the tape cleared, or did its forward ",
+    fail("backward: '", root.name,
+         "' has no entry on this thread's tape (was the tape cleared, or did its forward ",
          "run on another thread?)");
   }
 }
@@ -308,8 +315,10 @@ void print_tape(std::ostream& out) {
       print_input(out, e.backward ? e.inputs[k] : e.ran_inputs[k].lock());
     }
     out << ") -> " << shape_str(e.output_shape);
-    if (!e.backward) out << " (backward done)";
-    else if (e.output.expired()) out << " (output freed)";
+    if (!e.backward)
+      out << " (backward done)";
+    else if (e.output.expired())
+      out << " (output freed)";
     out << '\n';
   }
 }

@@ -30,8 +30,8 @@ using BackwardWithOutputFn = std::function<std::vector<Array>(const Array& dout,
 // One recorded op. Inputs are held strongly until the entry's backward has run (backward needs them); the
 // output weakly, so an output that nobody can reach any more makes the entry dead and prunable.
 struct TapeEntry {
-  std::string op;     // "mul", "matmul", "square", ...
-  std::string layer;  // the layer that recorded it ("3.Conv2D"), empty outside layers
+  std::string op;                             // "mul", "matmul", "square", ...
+  std::string layer;                          // the layer that recorded it ("3.Conv2D"), empty outside layers
   std::vector<std::shared_ptr<Node>> inputs;  // emptied once the backward has run
   std::weak_ptr<Node> output;
   Shape output_shape;
@@ -84,9 +84,9 @@ class LayerScope {
 const std::string& current_layer();
 
 // Inspection, for tests and debugging.
-std::size_t tape_size();                   // entries currently on this thread's tape
-void print_tape(std::ostream& out);        // index, [layer], op(input shapes and names) -> output shape
-void print_tape();                         // to stderr (callable from gdb: `call tg::print_tape()`)
-void clear_tape();                         // drops every entry (their outputs can no longer backward)
+std::size_t tape_size();             // entries currently on this thread's tape
+void print_tape(std::ostream& out);  // index, [layer], op(input shapes and names) -> output shape
+void print_tape();                   // to stderr (callable from gdb: `call tg::print_tape()`)
+void clear_tape();                   // drops every entry (their outputs can no longer backward)
 
 }  // namespace tg

@@ -1,15 +1,16 @@
 #include "core/autograd/tensor.hpp"
 
 #include "core/autograd/error.hpp"
+#include "core/io/npy.hpp"
 #include "core/runtime/memory.hpp"
-#include "core/io/safetensors.hpp"
 
 #ifdef TAPEGRAD_GDB_SCRIPT
 // Tells gdb where tapegrad's pretty-printers and `tape` command are (scripts/gdb/tapegrad_gdb.py); gdb loads
 // them for any binary linking tapegrad once that folder is trusted (add-auto-load-safe-path).
 asm(".pushsection \".debug_gdb_scripts\", \"MS\",@progbits,1\n"
     ".byte 1\n"
-    ".asciz \"" TAPEGRAD_GDB_SCRIPT "\"\n"
+    ".asciz \"" TAPEGRAD_GDB_SCRIPT
+    "\"\n"
     ".popsection\n");
 #endif
 
@@ -52,7 +53,8 @@ bool Tensor::requires_grad() const { return node_ && node_->requires_grad; }
 
 Tensor& Tensor::set_requires_grad(bool on) & {
   Node& n = checked("set_requires_grad");
-  if (!n.is_leaf && !on) fail("Tensor::set_requires_grad: '", n.name, "' is the output of an op; use detach()");
+  if (!n.is_leaf && !on)
+    fail("Tensor::set_requires_grad: '", n.name, "' is the output of an op; use detach()");
   n.requires_grad = on;
   return *this;
 }

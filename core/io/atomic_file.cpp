@@ -10,7 +10,8 @@
 
 namespace tg {
 
-void write_file_atomically(const std::string& path, const std::vector<std::pair<const void*, std::size_t>>& chunks) {
+void write_file_atomically(const std::string& path,
+                           const std::vector<std::pair<const void*, std::size_t>>& chunks) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail("cannot write ", path, ": ", std::strerror(errno), " (any previous file there is unchanged)");

@@ -13,7 +13,8 @@
 #include "core/autograd/error.hpp"
 #include "core/io/atomic_file.hpp"
 
-static_assert(std::endian::native == std::endian::little, "tapegrad's file formats assume a little-endian host");
+static_assert(std::endian::native == std::endian::little,
+              "tapegrad's file formats assume a little-endian host");
 
 namespace tg {
 namespace {
@@ -23,13 +24,15 @@ constexpr std::uintmax_t kMaxFile = std::uintmax_t{4} << 30;  // 4 GiB: 1 billio
 
 }  // namespace
 
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, const Array*>>& tensors,
+void write_safetensors(const std::string& path,
+                       const std::vector<std::pair<std::string, const Array*>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::size_t offset = 0;
   for (const auto& [name, array] : tensors) {
-    if (name == "__metadata__" || header.contains(name)) fail("save: duplicate or reserved tensor name '", name, "'");
+    if (name == "__metadata__" || header.contains(name))
+      fail("save: duplicate or reserved tensor name '", name, "'");
     const std::size_t bytes = array->size() * sizeof(float);
     header[name] = {{"dtype", "F32"},
                     {"shape", std::vector<std::size_t>(array->shape().begin(), array->shape().end())},
@@ -45,7 +48,8 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
 }
 
 SafetensorsFile parse_safetensors(const std::vector<std::uint8_t>& bytes, const std::string& name) {
-  if (bytes.size() < 8) fail(name, ": not a safetensors file (", bytes.size(), " bytes, the header length alone is 8)");
+  if (bytes.size() < 8)
+    fail(name, ": not a safetensors file (", bytes.size(), " bytes, the header length alone is 8)");
   std::uint64_t header_size = 0;
   std::memcpy(&header_size, bytes.data(), 8);
   if (header_size > bytes.size() - 8 || header_size > kMaxHeader) {
@@ -54,7 +58,8 @@ SafetensorsFile parse_safetensors(const std::vector<std::uint8_t>& bytes, const 
   }
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_size));
+    header = nlohmann::json::parse(bytes.begin() + 8,
+                                   bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_size));
   } catch (const nlohmann::json::exception& e) {
     fail(name, ": malformed safetensors header (", e.what(), ")");
   }
@@ -80,7 +85,8 @@ SafetensorsFile parse_safetensors(const std::vector<std::uint8_t>& bytes, const 
       continue;
     }
     const std::string where = name + ": tensor '" + key + "'";
-    if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets")) {
+    if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") ||
+        !info.contains("data_offsets")) {
       fail(where, " needs dtype, shape and data_offsets");
     }
     if (!info["dtype"].is_string() || info["dtype"] != "F32") {
@@ -88,13 +94,16 @@ SafetensorsFile parse_safetensors(const std::vector<std::uint8_t>& bytes, const 
     }
     const auto& shape_json = info["shape"];
     const auto& offsets = info["data_offsets"];
-    if (!shape_json.is_array() || shape_json.size() > 8) fail(where, ": shape must be an array of at most 8 sizes");
+    if (!shape_json.is_array() || shape_json.size() > 8)
+      fail(where, ": shape must be an array of at most 8 sizes");
     Shape shape(shape_json.size());
     std::size_t count = 1;
     for (std::size_t i = 0; i < shape_json.size(); ++i) {
-      if (!shape_json[i].is_number_unsigned()) fail(where, ": shape ", shape_json.dump(), " is not all sizes >= 0");
+      if (!shape_json[i].is_number_unsigned())
+        fail(where, ": shape ", shape_json.dump(), " is not all sizes >= 0");
       shape[i] = shape_json[i].get<std::size_t>();
-      if (shape[i] != 0 && count > std::numeric_limits<std::size_t>::max() / 8 / shape[i]) fail(where, ": shape overflows");
+      if (shape[i] != 0 && count > std::numeric_limits<std::size_t>::max() / 8 / shape[i])
+        fail(where, ": shape overflows");
       count *= shape[i];
     }
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
@@ -106,8 +115,8 @@ SafetensorsFile parse_safetensors(const std::vector<std::uint8_t>& bytes, const 
       fail(where, ": data_offsets [", begin, ", ", end, "] are outside the ", data_size, " data bytes");
     }
     if (end - begin != count * sizeof(float)) {
-      fail(where, ": shape ", shape_str(shape), " needs ", count * sizeof(float), " bytes, data_offsets give ",
-           end - begin);
+      fail(where, ": shape ", shape_str(shape), " needs ", count * sizeof(float),
+           " bytes, data_offsets give ", end - begin);
     }
     ranges.emplace_back(begin, end);
     entries.push_back({key, begin, shape});
@@ -140,26 +149,6 @@ SafetensorsFile read_safetensors(const std::string& path) {
     fail(path, ": read error");
   }
   return parse_safetensors(bytes, path);
-}
-
-void dump_npy(const Array& value, const std::string& path) {
-  // numpy's tuple syntax: "()", "(5,)", "(2, 3)"
-  std::string shape = "(";
-  for (std::size_t i = 0; i < value.dimension(); ++i) shape += (i ? ", " : "") + std::to_string(value.shape()[i]);
-  shape += value.dimension() == 1 ? ",)" : ")";
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
-  // magic, version 1.0, header length; the whole preamble padded with spaces to a multiple of 64, ending in \n
-  const std::size_t preamble = 10 + header.size() + 1;
-  header.append((64 - preamble % 64) % 64, ' ');
-  header += '\n';
-  std::string head = "\x93NUMPY";
-  head += '\x01';
-  head += '\x00';
-  const auto len = static_cast<std::uint16_t>(header.size());
-  head += static_cast<char>(len & 0xFF);
-  head += static_cast<char>(len >> 8);
-  head += header;
-  write_file_atomically(path, {{head.data(), head.size()}, {value.data(), value.size() * sizeof(float)}});
 }
 
 }  // namespace tg

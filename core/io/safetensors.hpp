@@ -18,17 +18,13 @@ struct SafetensorsFile {
 
 // Writes to a temporary file beside `path`, syncs it and renames it over `path`: a failed or interrupted
 // save leaves any previous file intact. Throws tg::Error naming the path on failure.
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, const Array*>>& tensors,
+void write_safetensors(const std::string& path,
+                       const std::vector<std::pair<std::string, const Array*>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
 // Reads and validates a whole file: header size within the file, well-formed JSON, dtype F32, shapes,
 // data offsets in range, consistent with the shapes and not overlapping. Throws tg::Error naming the file.
 SafetensorsFile read_safetensors(const std::string& path);
 SafetensorsFile parse_safetensors(const std::vector<std::uint8_t>& bytes, const std::string& name);
-
-// Writes one array as a numpy .npy file (float32, C order), for inspection: np.load(path).
-// From a debugger too: `call tg::dump_npy(x, "/tmp/x.npy")`.
-void dump_npy(const Array& value, const std::string& path);
-void dump_npy(const class Tensor& tensor, const std::string& path);
 
 }  // namespace tg

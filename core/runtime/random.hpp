@@ -15,9 +15,9 @@ class Generator {
   explicit Generator(std::uint64_t seed = kDefaultSeed) : engine_(seed) {}
   void seed(std::uint64_t seed) { engine_.seed(seed); }
   std::uint64_t next_u64() { return engine_(); }
-  float uniform();                   // [0, 1), 24 random bits
-  float uniform(float lo, float hi);  // [lo, hi)
-  float normal();                    // standard normal (Box-Muller)
+  float uniform();                       // [0, 1), 24 random bits
+  float uniform(float lo, float hi);     // [lo, hi)
+  float normal();                        // standard normal (Box-Muller)
   std::uint64_t below(std::uint64_t n);  // uniform integer in [0, n), unbiased
 
   static constexpr std::uint64_t kDefaultSeed = 5489u;

@@ -1,5 +1,5 @@
-// predict (apps/predict.cpp): names the digits of PNG files with a model train_mnist wrote, and exits with the
-// documented codes on bad input.
+// predict (apps/predict.cpp): names the digits of PNG files with a model train_mnist wrote, and exits with
+// the documented codes on bad input.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,8 +24,8 @@ const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
 
 TEST_CASE("train_mnist trains, writes its outputs, and predict names ten test digits written as PNG") {
   TempDir dir;
-  const RunResult r = run(std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist + " --epochs 2 --threads 1 --out " +
-                    dir.path.string());
+  const RunResult r = run(std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist +
+                          " --epochs 2 --threads 1 --out " + dir.path.string());
   INFO(r.output);
   REQUIRE(r.code == 0);
   CHECK(r.output.find("total parameters: 61,706") != std::string::npos);
@@ -64,7 +64,8 @@ TEST_CASE("train_mnist trains, writes its outputs, and predict names ten test di
   INFO(p.output);
   REQUIRE(p.code == 0);
   for (int digit : expected) {
-    CHECK(p.output.find("digit" + std::to_string(digit) + ".png: " + std::to_string(digit) + "  (") != std::string::npos);
+    CHECK(p.output.find("digit" + std::to_string(digit) + ".png: " + std::to_string(digit) + "  (") !=
+          std::string::npos);
   }
 }
 
@@ -74,12 +75,15 @@ TEST_CASE("predict exits 2 on usage errors and 1 on file errors or a model of an
   CHECK(run(predict).code == 2);
   std::ofstream(dir.file("not_a_model.safetensors")) << "garbage";
   std::ofstream(dir.file("not_an_image.png")) << "garbage";
-  const RunResult bad_model = run(predict + " " + dir.file("not_a_model.safetensors") + " " + dir.file("not_an_image.png"));
+  const RunResult bad_model =
+      run(predict + " " + dir.file("not_a_model.safetensors") + " " + dir.file("not_an_image.png"));
   CHECK(bad_model.code == 1);
   CHECK(bad_model.output.find("not a safetensors file") != std::string::npos);
   tg::Sequential convnet = tg::apps::make_model("convnet");
-  tg::save(convnet, dir.file("convnet.safetensors"), {{}, {{"model", "lenet"}}});  // lies about its architecture
-  const RunResult mismatch = run(predict + " " + dir.file("convnet.safetensors") + " " + dir.file("not_an_image.png"));
+  tg::save(convnet, dir.file("convnet.safetensors"),
+           {{}, {{"model", "lenet"}}});  // lies about its architecture
+  const RunResult mismatch =
+      run(predict + " " + dir.file("convnet.safetensors") + " " + dir.file("not_an_image.png"));
   CHECK(mismatch.code == 1);
   CHECK(mismatch.output.find("was it saved from a different model?") != std::string::npos);
 }

@@ -68,7 +68,8 @@ TEST_CASE("lenet trained one epoch on 2,000 MNIST images exceeds 85% on 1,000 te
 TEST_CASE("train_mnist exits 2 on usage errors and 1 on data errors or divergence, with one-line reasons") {
   TempDir dir;
   const std::string train = TG_TRAIN_BIN;
-  for (const char* bad : {"--batch-size 0", "--lr nan", "--lr -1", "--epochs abc", "--model resnet", "--bogus"}) {
+  for (const char* bad :
+       {"--batch-size 0", "--lr nan", "--lr -1", "--epochs abc", "--model resnet", "--bogus"}) {
     const RunResult r = run(train + " --data " + kSmallMnist + " " + bad);
     INFO(bad, ": ", r.output);
     CHECK(r.code == 2);
@@ -77,24 +78,28 @@ TEST_CASE("train_mnist exits 2 on usage errors and 1 on data errors or divergenc
   CHECK(missing.code == 1);
   CHECK(missing.output.find("cannot find") != std::string::npos);
   CHECK(missing.output.find("fetch_mnist.sh") != std::string::npos);
-  const RunResult diverge = run(train + " --data " + kSmallMnist + " --lr 1000 --epochs 1 --out " + dir.path.string());
+  const RunResult diverge =
+      run(train + " --data " + kSmallMnist + " --lr 1000 --epochs 1 --out " + dir.path.string());
   CHECK(diverge.code == 1);
   CHECK(diverge.output.find("training diverged") != std::string::npos);
 }
 
 TEST_CASE("train_mnist --resume continues to the same checkpoint as an uninterrupted run, bit for bit") {
   TempDir dir;
-  const std::string common = std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist + " --limit 512 --threads 1 --seed 5 --schedule constant";
+  const std::string common = std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist +
+                             " --limit 512 --threads 1 --seed 5 --schedule constant";
   REQUIRE(run(common + " --epochs 3 --out " + dir.file("full")).code == 0);
   REQUIRE(run(common + " --epochs 2 --out " + dir.file("part")).code == 0);
-  const RunResult resumed = run(common + " --epochs 3 --out " + dir.file("part") + " --resume " + dir.file("part/model.safetensors"));
+  const RunResult resumed = run(common + " --epochs 3 --out " + dir.file("part") + " --resume " +
+                                dir.file("part/model.safetensors"));
   INFO(resumed.output);
   REQUIRE(resumed.code == 0);
   CHECK(resumed.output.find("resuming") != std::string::npos);
   CHECK(read_text(dir.file("full/model.safetensors")) == read_text(dir.file("part/model.safetensors")));
 }
 
-TEST_CASE("train_mnist stops with a clear message when training diverges, naming the op with --detect-anomaly") {
+TEST_CASE(
+    "train_mnist stops with a clear message when training diverges, naming the op with --detect-anomaly") {
   TempDir dir;
   const auto [code, output] = run(std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist +
                                   " --lr 1000 --epochs 1 --detect-anomaly --out " + dir.path.string());
@@ -107,12 +112,12 @@ TEST_CASE("train_mnist stops with a clear message when training diverges, naming
 TEST_CASE("same seed and thread count: two training runs write bit-identical checkpoints") {
   TempDir dir;
   for (int threads : {1, 2}) {
-    const std::string cmd = std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist + " --limit 640 --epochs 1 --seed 9" +
-                            " --threads " + std::to_string(threads) + " --out ";
+    const std::string cmd = std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist +
+                            " --limit 640 --epochs 1 --seed 9" + " --threads " + std::to_string(threads) +
+                            " --out ";
     REQUIRE(run(cmd + dir.file("a")).code == 0);
     REQUIRE(run(cmd + dir.file("b")).code == 0);
     INFO("threads ", threads);
     CHECK(read_text(dir.file("a/model.safetensors")) == read_text(dir.file("b/model.safetensors")));
   }
 }
-

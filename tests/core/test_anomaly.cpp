@@ -1,5 +1,5 @@
-// Anomaly detection (core/autograd/tape.hpp, set_detect_anomaly): the first NaN or Inf is named by op, layer and
-// tape position, forward or backward; off, values are not errors.
+// Anomaly detection (core/autograd/tape.hpp, set_detect_anomaly): the first NaN or Inf is named by op, layer
+// and tape position, forward or backward; off, values are not errors.
 #include <doctest/doctest.h>
 
 #include <limits>
@@ -26,7 +26,8 @@ TEST_CASE("detect_anomaly names the op, its layer and tape position of the first
     Tensor y = tg::make_op("bad_backward", x.value(), {x}, [](const Array& dout) {
       return std::vector<Array>{Array(dout * std::numeric_limits<float>::quiet_NaN())};
     });
-    CHECK_THROWS_WITH_AS(tg::sum(y).backward(), doctest::Contains("the backward of 'bad_backward'"), tg::Error);
+    CHECK_THROWS_WITH_AS(tg::sum(y).backward(), doctest::Contains("the backward of 'bad_backward'"),
+                         tg::Error);
   }
   tg::clear_tape();
   CHECK_FALSE(tg::detect_anomaly());

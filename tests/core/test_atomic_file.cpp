@@ -28,8 +28,8 @@ TEST_CASE("a save that fails leaves the previous checkpoint intact and says so")
   const std::string path = dir.file("keep.safetensors");
   tg::save(model, path);
   const auto size_before = fs::file_size(path);
-  CHECK_THROWS_WITH_AS(tg::save(model, dir.file("no/such/folder/x.safetensors")), doctest::Contains("cannot write"),
-                       tg::Error);
+  CHECK_THROWS_WITH_AS(tg::save(model, dir.file("no/such/folder/x.safetensors")),
+                       doctest::Contains("cannot write"), tg::Error);
   if (::geteuid() != 0) {  // root ignores permissions
     fs::permissions(dir.path, fs::perms::owner_write, fs::perm_options::remove);
     CHECK_THROWS_WITH_AS(tg::save(model, path), doctest::Contains("unchanged"), tg::Error);

@@ -20,8 +20,8 @@ std::vector<float> random_matrix(std::size_t n, std::uint64_t seed) {
 
 // C[m,n] = alpha op(A) op(B) + beta C, row-major, accumulated in double.
 std::vector<float> reference_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k,
-                                  float alpha, const std::vector<float>& a, const std::vector<float>& b, float beta,
-                                  std::vector<float> c) {
+                                  float alpha, const std::vector<float>& a, const std::vector<float>& b,
+                                  float beta, std::vector<float> c) {
   for (std::size_t i = 0; i < m; ++i)
     for (std::size_t j = 0; j < n; ++j) {
       double s = 0.0;
@@ -30,13 +30,14 @@ std::vector<float> reference_gemm(bool trans_a, bool trans_b, std::size_t m, std
         const float bv = trans_b ? b[j * k + p] : b[p * n + j];
         s += static_cast<double>(av) * bv;
       }
-      c[i * n + j] = static_cast<float>(alpha * s + (beta == 0.f ? 0.0 : beta * static_cast<double>(c[i * n + j])));
+      c[i * n + j] =
+          static_cast<float>(alpha * s + (beta == 0.f ? 0.0 : beta * static_cast<double>(c[i * n + j])));
     }
   return c;
 }
 
-using Gemm = void (*)(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, const float*, float,
-                      float*);
+using Gemm = void (*)(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, const float*,
+                      float, float*);
 
 void check_gemm(Gemm gemm, std::size_t m, std::size_t n, std::size_t k) {
   for (const bool trans_a : {false, true})

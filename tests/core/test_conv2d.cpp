@@ -101,17 +101,18 @@ TEST_CASE("conv2d's im2col + SGEMM kernel agrees with the plain seven-loop defin
   }
 }
 
-TEST_CASE("conv2d's direct stride-1 kernels and im2col + SGEMM agree with the definition, forward and backward") {
+TEST_CASE(
+    "conv2d's direct stride-1 kernels and im2col + SGEMM agree with the definition, forward and backward") {
   const std::vector<ConvCase> cases = {
-      {{3, 1, 28, 28}, {6, 1, 5, 5}, {.padding = {2, 2}}},                // lenet conv1
-      {{5, 6, 14, 14}, {16, 6, 5, 5}, {}},                                // lenet conv2
-      {{2, 3, 9, 7}, {13, 3, 3, 3}, {.padding = {1, 0}}},                 // channel blocks with a remainder
-      {{2, 2, 8, 9}, {5, 2, 4, 2}, {.padding = tg::kSame}},               // even kernel: bottom/right padding
+      {{3, 1, 28, 28}, {6, 1, 5, 5}, {.padding = {2, 2}}},   // lenet conv1
+      {{5, 6, 14, 14}, {16, 6, 5, 5}, {}},                   // lenet conv2
+      {{2, 3, 9, 7}, {13, 3, 3, 3}, {.padding = {1, 0}}},    // channel blocks with a remainder
+      {{2, 2, 8, 9}, {5, 2, 4, 2}, {.padding = tg::kSame}},  // even kernel: bottom/right padding
       {{2, 2, 11, 10}, {3, 2, 3, 2}, {.padding = {2, 1}, .dilation = {2, 3}}},
-      {{70, 2, 6, 6}, {9, 2, 1, 1}, {}},                                  // 1x1, many images (several chunks)
-      {{1, 4, 3, 40}, {7, 4, 3, 5}, {.padding = {1, 2}}},                 // wide and flat
+      {{70, 2, 6, 6}, {9, 2, 1, 1}, {}},                   // 1x1, many images (several chunks)
+      {{1, 4, 3, 40}, {7, 4, 3, 5}, {.padding = {1, 2}}},  // wide and flat
       {{2, 3, 9, 17}, {32, 3, 5, 5}, {}},  // channels in lanes: odd output rows, a 13-pixel row in 2 tiles
-      {{1, 2, 7, 7}, {16, 2, 3, 3}, {.padding = {1, 1}}},                 // channels in lanes, padded
+      {{1, 2, 7, 7}, {16, 2, 3, 3}, {.padding = {1, 1}}},  // channels in lanes, padded
   };
   for (const ConvCase& c : cases) {
     INFO("x ", tg::shape_str(c.x), " w ", tg::shape_str(c.w));
@@ -154,12 +155,14 @@ TEST_CASE("conv2d gives the seed documents' output shapes") {
 
 TEST_CASE("conv2d rejects bad shapes and options, naming the op and the shapes") {
   const Tensor x = param({2, 3, 8, 8}, 1);
-  CHECK_THROWS_WITH_AS(tg::conv2d(x, param({4, 2, 3, 3}, 2), Tensor{}),
-                       "conv2d: input has 3 channels but weight expects 2: input [2, 3, 8, 8], weight [4, 2, 3, 3]",
-                       tg::Error);
+  CHECK_THROWS_WITH_AS(
+      tg::conv2d(x, param({4, 2, 3, 3}, 2), Tensor{}),
+      "conv2d: input has 3 channels but weight expects 2: input [2, 3, 8, 8], weight [4, 2, 3, 3]",
+      tg::Error);
   CHECK_THROWS_WITH_AS(
       tg::conv2d(x, param({4, 3, 9, 9}, 2), Tensor{}),
-      doctest::Contains("kernel 9x9 (spanning 9x9 with dilation) is larger than the padded input 8x8"), tg::Error);
+      doctest::Contains("kernel 9x9 (spanning 9x9 with dilation) is larger than the padded input 8x8"),
+      tg::Error);
   CHECK_THROWS_WITH_AS(tg::conv2d(param({3, 8, 8}, 1), param({4, 3, 3, 3}, 2), Tensor{}),
                        "conv2d: expected input [N, C, H, W], got [3, 8, 8]", tg::Error);
   CHECK_THROWS_WITH_AS(tg::conv2d(x, param({4, 3, 3, 3}, 2), param({5}, 3)),
@@ -167,8 +170,9 @@ TEST_CASE("conv2d rejects bad shapes and options, naming the op and the shapes")
   CHECK_THROWS_AS(tg::conv2d(x, param({4, 3, 3, 3}, 2), Tensor{}, {.stride = {0, 1}}), tg::Error);
   CHECK_THROWS_AS(tg::conv2d(x, param({4, 3, 3, 3}, 2), Tensor{}, {.padding = {-1, 0}}), tg::Error);
   CHECK_THROWS_AS(tg::conv2d(x, param({4, 3, 3, 3}, 2), Tensor{}, {.dilation = {0, 1}}), tg::Error);
-  CHECK_THROWS_WITH_AS(tg::conv2d(x, param({4, 3, 3, 3}, 2), Tensor{}, {.stride = {2, 2}, .padding = tg::kSame}),
-                       doctest::Contains("'same' padding needs stride 1"), tg::Error);
+  CHECK_THROWS_WITH_AS(
+      tg::conv2d(x, param({4, 3, 3, 3}, 2), Tensor{}, {.stride = {2, 2}, .padding = tg::kSame}),
+      doctest::Contains("'same' padding needs stride 1"), tg::Error);
 }
 
 TEST_CASE("conv2d rejects an input without pixels") {

@@ -13,6 +13,7 @@
 #include "core/kernels/conv2d.hpp"
 #include "core/ops/conv2d.hpp"
 #include "core/runtime/random.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -49,13 +50,23 @@ struct Case {
 // The geometries every kernel family must get right.
 const std::vector<Case>& cases() {
   static const std::vector<Case> all = {
-      {"padding, 13 output channels (not a multiple of 8 or 16)", {2, 3, 9, 7}, {13, 3, 3, 3}, {.padding = {1, 0}}},
-      {"'same' padding with an even kernel (extra row/column bottom/right)", {2, 2, 8, 9}, {5, 2, 4, 2},
+      {"padding, 13 output channels (not a multiple of 8 or 16)",
+       {2, 3, 9, 7},
+       {13, 3, 3, 3},
+       {.padding = {1, 0}}},
+      {"'same' padding with an even kernel (extra row/column bottom/right)",
+       {2, 2, 8, 9},
+       {5, 2, 4, 2},
        {.padding = tg::kSame}},
-      {"dilation and rectangular padding", {2, 2, 11, 10}, {3, 2, 3, 2}, {.padding = {2, 1}, .dilation = {2, 3}}},
+      {"dilation and rectangular padding",
+       {2, 2, 11, 10},
+       {3, 2, 3, 2},
+       {.padding = {2, 1}, .dilation = {2, 3}}},
       {"1x1 kernel", {3, 5, 6, 6}, {9, 5, 1, 1}, {}},
       {"stride 2 (im2col only)", {4, 3, 12, 10}, {8, 3, 3, 3}, {.stride = {2, 2}, .padding = {1, 1}}},
-      {"stride (1, 2) with dilation (im2col only)", {2, 2, 9, 11}, {3, 2, 3, 2},
+      {"stride (1, 2) with dilation (im2col only)",
+       {2, 2, 9, 11},
+       {3, 2, 3, 2},
        {.stride = {1, 2}, .padding = {2, 1}, .dilation = {2, 3}}},
       {"odd channel counts 17 -> 19", {2, 17, 7, 8}, {19, 17, 3, 3}, {.padding = {1, 1}}},
       {"several chunks of images", {12, 8, 32, 32}, {16, 8, 3, 3}, {.padding = {1, 1}}},
@@ -86,7 +97,8 @@ Expected reference(const Case& c) {
   e.dx = poisoned(e.x.size()), e.dw = poisoned(e.w.size()), e.db = poisoned(e.b.size());
   tg::conv2d_reference_forward(e.x.data(), e.w.data(), e.b.data(), g, e.out.data());
   tg::conv2d_reference_forward(e.x.data(), e.w.data(), nullptr, g, e.out_no_bias.data());
-  tg::conv2d_reference_backward(e.dout.data(), e.x.data(), e.w.data(), g, e.dx.data(), e.dw.data(), e.db.data());
+  tg::conv2d_reference_backward(e.dout.data(), e.x.data(), e.w.data(), g, e.dx.data(), e.dw.data(),
+                                e.db.data());
   return e;
 }
 
@@ -123,15 +135,6 @@ void check_family(const Expected& e, ForwardKernel forward, BackwardKernel backw
   backward(e.dout.data(), e.x.data(), e.w.data(), g, nullptr, nullptr, nullptr);  // nothing wanted: no crash
 }
 
-// Sets the process-wide conv algorithm for one scope and restores the previous one, even when a check throws.
-struct ConvAlgorithmGuard {
-  tg::ConvAlgorithm previous = tg::conv_algorithm();
-  explicit ConvAlgorithmGuard(tg::ConvAlgorithm a) { tg::set_conv_algorithm(a); }
-  ~ConvAlgorithmGuard() { tg::set_conv_algorithm(previous); }
-  ConvAlgorithmGuard(const ConvAlgorithmGuard&) = delete;
-  ConvAlgorithmGuard& operator=(const ConvAlgorithmGuard&) = delete;
-};
-
 }  // namespace
 
 TEST_CASE("conv2d im2col kernels agree with the reference, forward and backward (dx, dweight, dbias)") {
@@ -164,30 +167,31 @@ TEST_CASE("conv2d kernels give zero weight and bias gradients for an empty batch
   }
 }
 
-TEST_CASE("conv2d_kernel picks direct for stride 1 and im2col for strided convs; set_conv_algorithm forces one") {
+TEST_CASE(
+    "conv2d_kernel picks direct for stride 1 and im2col for strided convs; set_conv_algorithm forces one") {
   const tg::Conv2dGeometry unit = tg::conv2d_geometry({1, 2, 8, 8}, {3, 2, 3, 3}, {});
   const tg::Conv2dGeometry strided = tg::conv2d_geometry({1, 2, 8, 8}, {3, 2, 3, 3}, {.stride = {2, 2}});
   {
-    const ConvAlgorithmGuard guard(tg::ConvAlgorithm::Auto);
+    const test_util::ScopedConvAlgorithm guard(tg::ConvAlgorithm::Auto);
     CHECK(tg::conv2d_kernel(unit) == tg::Conv2dKernel::Direct);
     CHECK(tg::conv2d_kernel(strided) == tg::Conv2dKernel::Im2col);
   }
   {
-    const ConvAlgorithmGuard guard(tg::ConvAlgorithm::Im2col);
+    const test_util::ScopedConvAlgorithm guard(tg::ConvAlgorithm::Im2col);
     CHECK(tg::conv2d_kernel(unit) == tg::Conv2dKernel::Im2col);
   }
   {
-    const ConvAlgorithmGuard guard(tg::ConvAlgorithm::Direct);
+    const test_util::ScopedConvAlgorithm guard(tg::ConvAlgorithm::Direct);
     CHECK(tg::conv2d_kernel(unit) == tg::Conv2dKernel::Direct);
     CHECK(tg::conv2d_kernel(strided) == tg::Conv2dKernel::Im2col);  // direct does not apply: falls back
   }
 }
 
-TEST_CASE("the conv algorithm guard restores the previous algorithm when a check throws") {
+TEST_CASE("ScopedConvAlgorithm restores the previous algorithm when a check throws") {
   const tg::ConvAlgorithm before = tg::conv_algorithm();
   try {
-    const ConvAlgorithmGuard guard(before == tg::ConvAlgorithm::Im2col ? tg::ConvAlgorithm::Direct
-                                                                       : tg::ConvAlgorithm::Im2col);
+    const test_util::ScopedConvAlgorithm guard(
+        before == tg::ConvAlgorithm::Im2col ? tg::ConvAlgorithm::Direct : tg::ConvAlgorithm::Im2col);
     throw std::runtime_error("a REQUIRE failed");
   } catch (const std::runtime_error&) {
   }

@@ -1,5 +1,5 @@
-// tg::distributed (core/distributed/) in a world of one: no Context, or a build without MPI. The multi-process
-// tests are in tests/mpi/; DataLoader sharding is in tests/data/test_dataloader.cpp.
+// tg::distributed (core/distributed/) in a world of one: no Context, or a build without MPI. The
+// multi-process tests are in tests/mpi/; DataLoader sharding is in tests/data/test_dataloader.cpp.
 #include <doctest/doctest.h>
 
 #include <vector>

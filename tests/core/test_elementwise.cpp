@@ -1,5 +1,6 @@
-// Elementwise ops (core/ops/elementwise.hpp): + - * / with numpy broadcasting, the float-scalar variants, unary
-// minus, relu, sigmoid, tanh, exp, log, leaky_relu, dropout. Gradchecks, PyTorch fixtures, errors, behaviour.
+// Elementwise ops (core/ops/elementwise.hpp): + - * / with numpy broadcasting, the float-scalar variants,
+// unary minus, relu, sigmoid, tanh, exp, log, leaky_relu, dropout. Gradchecks, PyTorch fixtures, errors,
+// behaviour.
 #include <doctest/doctest.h>
 
 #include <utility>
@@ -54,7 +55,8 @@ GRADCHECK_TEST_CASE("mul", "with numpy broadcasting") {
 GRADCHECK_TEST_CASE("div", "with numpy broadcasting, denominators away from zero") {
   for (const auto& [sa, sb] : broadcast_pairs()) {
     INFO(tg::shape_str(sa), " with ", tg::shape_str(sb));
-    check_gradients([](const Inputs& in) { return in[0] / in[1]; }, {param(sa, 7), param_away_from_zero(sb, 8)});
+    check_gradients([](const Inputs& in) { return in[0] / in[1]; },
+                    {param(sa, 7), param_away_from_zero(sb, 8)});
   }
 }
 
@@ -82,7 +84,8 @@ TEST_CASE("add, sub, mul and div name themselves and the shapes that do not broa
   CHECK_THROWS_WITH_AS(zeros({5}) / zeros({2, 4}), doctest::Contains("div:"), tg::Error);
 }
 
-// ---- a float on either side, and unary minus ---------------------------------------------------------------
+// ---- a float on either side, and unary minus
+// ---------------------------------------------------------------
 
 GRADCHECK_TEST_CASE("add_scalar", "with the float on either side") {
   check_gradients([](const Inputs& in) { return in[0] + 2.5f; }, {param({2, 3}, 1)});
@@ -212,8 +215,9 @@ PYTORCH_TEST_CASE("log", "on positive values") {
 }
 
 PYTORCH_TEST_CASE("leaky_relu", "F.leaky_relu with the default and a custom negative slope") {
-  check_pytorch_cases(kExtraOps, op,
-                      [](const Inputs& t, const Json& c) { return tg::leaky_relu(t[0], c.at("slope").get<float>()); });
+  check_pytorch_cases(kExtraOps, op, [](const Inputs& t, const Json& c) {
+    return tg::leaky_relu(t[0], c.at("slope").get<float>());
+  });
 }
 
 // PyTorch's dropout mask comes from its own generator, so only p = 0 (in training mode: the identity, all
@@ -225,8 +229,9 @@ PYTORCH_TEST_CASE("dropout", "F.dropout(p=0, training=True) is the identity, for
   });
 }
 
-TEST_CASE("dropout zeroes about p of the elements, scales the rest by 1 / (1 - p), and routes gradients by the "
-          "same mask") {
+TEST_CASE(
+    "dropout zeroes about p of the elements, scales the rest by 1 / (1 - p), and routes gradients by the "
+    "same mask") {
   tg::Generator gen(5);
   Tensor x(xt::ones<float>({2000}), true);
   const Tensor y = tg::dropout(x, 0.25f, gen);

@@ -42,4 +42,3 @@ TEST_CASE("nothing is recorded under NoGradGuard, and the mode is restored after
   }
   CHECK(tg::grad_enabled());
 }
-

@@ -7,14 +7,16 @@
 #include "tapegrad.hpp"
 #include "test_util.hpp"
 
-using tg::Array;
-using tg::Tensor;
 using test_util::Inputs;
 using test_util::param;
+using tg::Array;
+using tg::Tensor;
 
 TEST_CASE("gradcheck of a composite function through several ops") {
   test_util::check_gradients(
-      [](const Inputs& in) { return tg::cross_entropy(tg::linear(tg::tanh(in[0]), in[1], in[2]), {0, 2, 1}); },
+      [](const Inputs& in) {
+        return tg::cross_entropy(tg::linear(tg::tanh(in[0]), in[1], in[2]), {0, 2, 1});
+      },
       {param({3, 5}, 1), param({4, 5}, 2), param({4}, 3)});
 }
 
@@ -41,6 +43,7 @@ TEST_CASE("gradcheck restores the inputs' values and gradients") {
 }
 
 TEST_CASE("gradcheck rejects inputs without requires_grad") {
-  CHECK_THROWS_AS(tg::gradcheck([](const Inputs& in) { return tg::sum(in[0]); }, {Tensor(Array(tg::Shape{1}, 1.f))}),
-                  tg::Error);
+  CHECK_THROWS_AS(
+      tg::gradcheck([](const Inputs& in) { return tg::sum(in[0]); }, {Tensor(Array(tg::Shape{1}, 1.f))}),
+      tg::Error);
 }

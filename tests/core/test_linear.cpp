@@ -14,7 +14,8 @@ Tensor zeros(const tg::Shape& shape) { return Tensor(xt::zeros<float>(shape), tr
 }  // namespace
 
 GRADCHECK_TEST_CASE("matmul", "of a 3x4 by a 4x5 matrix") {
-  check_gradients([](const Inputs& in) { return tg::matmul(in[0], in[1]); }, {param({3, 4}, 1), param({4, 5}, 2)});
+  check_gradients([](const Inputs& in) { return tg::matmul(in[0], in[1]); },
+                  {param({3, 4}, 1), param({4, 5}, 2)});
 }
 
 GRADCHECK_TEST_CASE("linear", "with and without bias") {
@@ -29,7 +30,8 @@ PYTORCH_TEST_CASE("matmul", "square and rectangular") {
 }
 
 PYTORCH_TEST_CASE("linear", "F.linear with bias") {
-  check_pytorch_cases(kCoreOps, op, [](const Inputs& t, const Json&) { return tg::linear(t[0], t[1], t[2]); });
+  check_pytorch_cases(kCoreOps, op,
+                      [](const Inputs& t, const Json&) { return tg::linear(t[0], t[1], t[2]); });
 }
 
 PYTORCH_TEST_CASE("linear_nobias", "F.linear without bias (tg::linear with an undefined Tensor{})") {

@@ -26,12 +26,16 @@ GRADCHECK_TEST_CASE("softmax", "along the last axis") {
 }
 
 GRADCHECK_TEST_CASE("cross_entropy", "with repeated labels") {
-  check_gradients([](const Inputs& in) { return tg::cross_entropy(in[0], {1, 0, 9, 4, 4}); },
-                  {param({5, 10}, 4, -2.f, 2.f)});
+  check_gradients(
+      [](const Inputs& in) {
+        return tg::cross_entropy(in[0], {1, 0, 9, 4, 4});
+      },
+      {param({5, 10}, 4, -2.f, 2.f)});
 }
 
 GRADCHECK_TEST_CASE("mse_loss", "for both pred and target") {
-  check_gradients([](const Inputs& in) { return tg::mse_loss(in[0], in[1]); }, {param({3, 4}, 5), param({3, 4}, 6)});
+  check_gradients([](const Inputs& in) { return tg::mse_loss(in[0], in[1]); },
+                  {param({3, 4}, 5), param({3, 4}, 6)});
 }
 
 PYTORCH_TEST_CASE("log_softmax", "along the last axis") {
@@ -57,7 +61,8 @@ TEST_CASE("softmax rows sum to one; log_softmax, cross_entropy and mse_loss give
   CHECK(xt::sum(tg::softmax(x).value())() == doctest::Approx(2.0));
   CHECK(tg::log_softmax(x).value()(0, 1) == doctest::Approx(-0.201413));
   CHECK(tg::cross_entropy(Tensor(Array{{2.f, 0.f}, {0.f, 2.f}}), {0, 1}).item() == doctest::Approx(0.126928));
-  CHECK(tg::mse_loss(x, Tensor(xt::zeros<float>({2, 2}))).item() == doctest::Approx((1 + 0.25 + 4 + 9) / 4.0));
+  CHECK(tg::mse_loss(x, Tensor(xt::zeros<float>({2, 2}))).item() ==
+        doctest::Approx((1 + 0.25 + 4 + 9) / 4.0));
 }
 
 TEST_CASE("cross_entropy checks logits shape, label count and label range") {
@@ -65,8 +70,10 @@ TEST_CASE("cross_entropy checks logits shape, label count and label range") {
                        "cross_entropy: expected 3 labels for logits [3, 10], got 2", tg::Error);
   CHECK_THROWS_WITH_AS(tg::cross_entropy(zeros({2, 10}), {1, 10}),
                        "cross_entropy: label 1 is 10, expected a class in [0, 10)", tg::Error);
-  CHECK_THROWS_WITH_AS(tg::cross_entropy(zeros({2, 10}), {-1, 0}), doctest::Contains("label 0 is -1"), tg::Error);
-  CHECK_THROWS_WITH_AS(tg::cross_entropy(zeros({10}), {1}), doctest::Contains("expected logits [N, C]"), tg::Error);
+  CHECK_THROWS_WITH_AS(tg::cross_entropy(zeros({2, 10}), {-1, 0}), doctest::Contains("label 0 is -1"),
+                       tg::Error);
+  CHECK_THROWS_WITH_AS(tg::cross_entropy(zeros({10}), {1}), doctest::Contains("expected logits [N, C]"),
+                       tg::Error);
 }
 
 TEST_CASE("mse_loss requires equal shapes") {

@@ -58,10 +58,16 @@ Tensor distinct(const tg::Shape& shape, std::uint64_t seed) {
 // ---- gradcheck and PyTorch -------------------------------------------------------------------------------
 
 GRADCHECK_TEST_CASE("max_pool2d", "with overlapping windows and padding") {
-  check_gradients([](const Inputs& in) { return tg::max_pool2d(in[0], {.kernel = {2, 2}}); },
-                  {distinct({2, 2, 4, 4}, 1)});
-  check_gradients([](const Inputs& in) { return tg::max_pool2d(in[0], {.kernel = {3, 3}, .stride = {1, 1}}); },
-                  {distinct({1, 2, 5, 5}, 2)});
+  check_gradients(
+      [](const Inputs& in) {
+        return tg::max_pool2d(in[0], {.kernel = {2, 2}});
+      },
+      {distinct({2, 2, 4, 4}, 1)});
+  check_gradients(
+      [](const Inputs& in) {
+        return tg::max_pool2d(in[0], {.kernel = {3, 3}, .stride = {1, 1}});
+      },
+      {distinct({1, 2, 5, 5}, 2)});
   check_gradients(
       [](const Inputs& in) {
         return tg::max_pool2d(in[0], {.kernel = {3, 2}, .stride = {2, 1}, .padding = {1, 1}});
@@ -71,24 +77,26 @@ GRADCHECK_TEST_CASE("max_pool2d", "with overlapping windows and padding") {
 
 PYTORCH_TEST_CASE("max_pool2d", "overlapping windows, -inf padding, rectangular windows") {
   check_pytorch_cases(
-      kConvPool, op, [](const Inputs& t, const Json& c) { return tg::max_pool2d(t[0], pool_options(c.at("options"))); },
+      kConvPool, op,
+      [](const Inputs& t, const Json& c) { return tg::max_pool2d(t[0], pool_options(c.at("options"))); },
       [](const Json& c) { return !has_ties(c); }, {"x"});
 }
 
 PYTORCH_TEST_CASE("max_pool2d", "the gradient goes to the first maximum of a window on ties") {
   check_pytorch_cases(
-      kConvPool, op, [](const Inputs& t, const Json& c) { return tg::max_pool2d(t[0], pool_options(c.at("options"))); },
+      kConvPool, op,
+      [](const Inputs& t, const Json& c) { return tg::max_pool2d(t[0], pool_options(c.at("options"))); },
       has_ties, {"x"});
 }
 
 PYTORCH_TEST_CASE("conv2d_then_pool", "conv2d then max_pool2d, gradients for x, weight and bias") {
-  check_pytorch_cases(
-      kConvPool, op,
-      [](const Inputs& t, const Json& c) {
-        const Json& o = c.at("options");
-        return tg::max_pool2d(tg::conv2d(t[0], t[1], t[2], conv_options(o.at("conv"))), pool_options(o.at("pool")));
-      },
-      {}, {"x", "weight", "bias"});
+  check_pytorch_cases(kConvPool, op,
+                      [](const Inputs& t, const Json& c) {
+                        const Json& o = c.at("options");
+                        return tg::max_pool2d(tg::conv2d(t[0], t[1], t[2], conv_options(o.at("conv"))),
+                                              pool_options(o.at("pool")));
+                      },
+                      {}, {"x", "weight", "bias"});
 }
 
 // ---- behaviour, shapes and errors ------------------------------------------------------------------------
@@ -111,7 +119,8 @@ TEST_CASE("max_pool2d pads with -inf: an all-negative border is never replaced b
 
 TEST_CASE("max_pool2d gives the seed documents' output shapes") {
   const ClearTapeOnExit clear_tape;
-  const Tensor conv = tg::conv2d(param({1, 3, 28, 28}, 1), param({4, 3, 2, 2}, 2), param({4}, 3), {.stride = {2, 2}});
+  const Tensor conv =
+      tg::conv2d(param({1, 3, 28, 28}, 1), param({4, 3, 2, 2}, 2), param({4}, 3), {.stride = {2, 2}});
   CHECK(tg::max_pool2d(conv, {.kernel = {2, 2}, .stride = {2, 2}}).shape() == tg::Shape{1, 4, 7, 7});
   CHECK(tg::max_pool2d(param({1, 2, 3, 3}, 7), {.kernel = {2, 2}, .stride = {2, 2}}).shape() ==
         tg::Shape{1, 2, 1, 1});
@@ -121,7 +130,8 @@ TEST_CASE("max_pool2d gives the seed documents' output shapes") {
 
 TEST_CASE("max_pool2d rejects bad shapes and options") {
   CHECK_THROWS_WITH_AS(tg::max_pool2d(param({1, 1, 3, 3}, 1), {.kernel = {4, 4}}),
-                       "max_pool2d: kernel 4x4 is larger than the padded input 3x3 (input [1, 1, 3, 3])", tg::Error);
+                       "max_pool2d: kernel 4x4 is larger than the padded input 3x3 (input [1, 1, 3, 3])",
+                       tg::Error);
   CHECK_THROWS_WITH_AS(tg::max_pool2d(param({1, 3, 3}, 1), {.kernel = {2, 2}}),
                        "max_pool2d: expected input [N, C, H, W], got [1, 3, 3]", tg::Error);
   CHECK_THROWS_AS(tg::max_pool2d(param({1, 1, 6, 6}, 1), {.kernel = {2, 2}, .padding = {2, 2}}), tg::Error);

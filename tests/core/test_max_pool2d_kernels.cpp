@@ -109,7 +109,8 @@ TEST_CASE("max_pool2d argmax kernels agree with the reference on ties (the first
   check_against_reference(Data::Ties);
 }
 
-TEST_CASE("max_pool2d argmax kernels agree with the reference with NaNs (NaN propagates, the last NaN wins)") {
+TEST_CASE(
+    "max_pool2d argmax kernels agree with the reference with NaNs (NaN propagates, the last NaN wins)") {
   check_against_reference(Data::NaNs);
 }
 

@@ -21,7 +21,8 @@ TEST_CASE("dump_npy writes a numpy .npy file") {
   std::ifstream in(dir.file("a.npy"), std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(bytes.substr(0, 6) == "\x93NUMPY");
-  const std::size_t header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
+  const std::size_t header_len =
+      static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
   CHECK((10 + header_len) % 64 == 0);
   CHECK(bytes.find("'shape': (2, 3)") != std::string::npos);
   REQUIRE(bytes.size() == 10 + header_len + 6 * sizeof(float));

@@ -1,9 +1,9 @@
-// Every op of core/ops/ is checked twice: against PyTorch on at least one fixture case, and by a finite-difference
-// gradcheck. The ops are read from the headers at test time (`Tensor <name>(` declarations, the operators mapped
-// to the names make_op records: add, add_scalar, rsub_scalar, neg...); the fixture cases from the JSON files;
-// the checks from the registries that PYTORCH_TEST_CASE (fixture_runner.hpp) and GRADCHECK_TEST_CASE
-// (test_util.hpp) fill at static initialization. So an op that loses its last fixture case, its PyTorch test or
-// its gradcheck fails here, by name.
+// Every op of core/ops/ is checked twice: against PyTorch on at least one fixture case, and by a
+// finite-difference gradcheck. The ops are read from the headers at test time (`Tensor <name>(` declarations,
+// the operators mapped to the names make_op records: add, add_scalar, rsub_scalar, neg...); the fixture cases
+// from the JSON files; the checks from the registries that PYTORCH_TEST_CASE (fixture_runner.hpp) and
+// GRADCHECK_TEST_CASE (test_util.hpp) fill at static initialization. So an op that loses its last fixture
+// case, its PyTorch test or its gradcheck fails here, by name.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -89,9 +89,11 @@ std::string join(const std::set<std::string>& names) {
 TEST_CASE("the op list read from core/ops/*.hpp has every family, operators mapped to make_op names") {
   const std::set<std::string> ops = declared_ops();
   INFO("declared ops:", join(ops));
-  for (const char* expected : {"add", "sub", "mul", "div", "add_scalar", "sub_scalar", "rsub_scalar", "mul_scalar",
-                               "div_scalar", "rdiv_scalar", "neg", "relu", "leaky_relu", "dropout", "sum",
-                               "flatten", "matmul", "linear", "softmax", "cross_entropy", "conv2d", "max_pool2d"}) {
+  for (const char* expected :
+       {"add",         "sub",           "mul",        "div",         "add_scalar", "sub_scalar",
+        "rsub_scalar", "mul_scalar",    "div_scalar", "rdiv_scalar", "neg",        "relu",
+        "leaky_relu",  "dropout",       "sum",        "flatten",     "matmul",     "linear",
+        "softmax",     "cross_entropy", "conv2d",     "max_pool2d"}) {
     CHECK_MESSAGE(ops.count(expected) == 1, "op ", expected, " not found in core/ops/*.hpp");
   }
   CHECK(ops.count("conv2d_backward") == 0);  // returns gradients, not a Tensor: not an op of its own
@@ -103,8 +105,9 @@ TEST_CASE("every op of core/ops has at least one PyTorch fixture case") {
   for (const std::string& op : declared_ops()) {
     if (counts.count(op) == 0) missing.insert(op);
   }
-  CHECK_MESSAGE(missing.empty(), "ops without a fixture case in tests/fixtures/{core_ops,conv_pool,extra_ops}.json:",
-                join(missing));
+  CHECK_MESSAGE(
+      missing.empty(),
+      "ops without a fixture case in tests/fixtures/{core_ops,conv_pool,extra_ops}.json:", join(missing));
 }
 
 TEST_CASE("every op of core/ops has a PyTorch fixture test (PYTORCH_TEST_CASE)") {

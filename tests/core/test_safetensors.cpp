@@ -34,7 +34,8 @@ TEST_CASE("load rejects files that are not valid safetensors, naming the file an
   TempDir dir;
   tg::Sequential model = small_model();
   const std::string path = dir.file("bad.safetensors");
-  CHECK_THROWS_WITH_AS(tg::load(model, dir.file("missing.safetensors")), doctest::Contains("file not found"), tg::Error);
+  CHECK_THROWS_WITH_AS(tg::load(model, dir.file("missing.safetensors")), doctest::Contains("file not found"),
+                       tg::Error);
   CHECK_THROWS_WITH_AS(tg::load(model, dir.path.string()), doctest::Contains("is a directory"), tg::Error);
   std::ofstream(path) << "hello";
   CHECK_THROWS_WITH_AS(tg::load(model, path), doctest::Contains("not a safetensors file"), tg::Error);
@@ -43,14 +44,16 @@ TEST_CASE("load rejects files that are not valid safetensors, naming the file an
   write_raw(path, "{\"a\": {\"dtype\": \"F32\", ", 0);
   CHECK_THROWS_WITH_AS(tg::load(model, path), doctest::Contains("malformed safetensors header"), tg::Error);
   write_raw(path, R"({"0.weight": {"dtype": "F16", "shape": [3, 4], "data_offsets": [0, 24]}})", 24);
-  CHECK_THROWS_WITH_AS(tg::load(model, path), doctest::Contains("dtype \"F16\", tapegrad reads F32 only"), tg::Error);
+  CHECK_THROWS_WITH_AS(tg::load(model, path), doctest::Contains("dtype \"F16\", tapegrad reads F32 only"),
+                       tg::Error);
   write_raw(path, R"({"0.weight": {"dtype": "F32", "shape": [3, 4], "data_offsets": [0, 48]}})", 20);
   CHECK_THROWS_WITH_AS(tg::load(model, path), doctest::Contains("outside the 20 data bytes"), tg::Error);
   write_raw(path, R"({"0.weight": {"dtype": "F32", "shape": [3, 4], "data_offsets": [0, 40]}})", 48);
   CHECK_THROWS_WITH_AS(tg::load(model, path), doctest::Contains("needs 48 bytes"), tg::Error);
-  write_raw(path,
-            R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}, "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}})",
-            24);
+  write_raw(
+      path,
+      R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}, "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}})",
+      24);
   CHECK_THROWS_WITH_AS(tg::load(model, path), doctest::Contains("overlap"), tg::Error);
   write_raw(path, R"({"a": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}})", 16);
   CHECK_THROWS_WITH_AS(tg::load(model, path), doctest::Contains("not all sizes"), tg::Error);

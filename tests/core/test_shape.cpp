@@ -16,7 +16,8 @@ namespace {
 
 Tensor zeros(const tg::Shape& shape) { return Tensor(xt::zeros<float>(shape), true); }
 
-// tg::reshape takes the new shape as a braced list (`tg::reshape(x, {-1, 4})`); the fixture gives a JSON array.
+// tg::reshape takes the new shape as a braced list (`tg::reshape(x, {-1, 4})`); the fixture gives a JSON
+// array.
 Tensor reshape_to(const Tensor& x, const Json& new_shape) {
   const std::vector<int> s = new_shape.get<std::vector<int>>();
   switch (s.size()) {
@@ -46,8 +47,11 @@ GRADCHECK_TEST_CASE("mean", "to a 0-d scalar") {
 
 GRADCHECK_TEST_CASE("reshape", "with an inferred -1, through a fixed weighting so the layout matters") {
   const Tensor weights = param({6, 4}, 5);
-  check_gradients([weights](const Inputs& in) { return tg::reshape(in[0], {-1, 4}) * weights; },
-                  {param({2, 3, 4}, 3)});
+  check_gradients(
+      [weights](const Inputs& in) {
+        return tg::reshape(in[0], {-1, 4}) * weights;
+      },
+      {param({2, 3, 4}, 3)});
 }
 
 GRADCHECK_TEST_CASE("flatten", "of an NCHW batch") {

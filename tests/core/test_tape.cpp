@@ -22,8 +22,8 @@ TEST_CASE("backward of sum(x*x + 1) gives 2x") {
 
 TEST_CASE("a diamond: a tensor reaching the loss on two paths gets the sum of both") {
   Tensor x(Array{1.f, -2.f, 3.f}, true);
-  Tensor a = x * 2.f;      // da/dx = 2
-  Tensor b = x + 1.f;      // db/dx = 1
+  Tensor a = x * 2.f;         // da/dx = 2
+  Tensor b = x + 1.f;         // db/dx = 1
   Tensor y = tg::sum(a * b);  // dy/dx = 2b + a = 2(x+1) + 2x = 4x + 2
   y.backward();
   CHECK(x.grad() == Array{6.f, -6.f, 14.f});
@@ -101,7 +101,9 @@ TEST_CASE("a tape that is never backwarded does not grow without bound") {
 
 TEST_CASE("a custom op whose backward returns the wrong shape is named in the error") {
   Tensor x(Array{1.f, 2.f}, true);
-  Tensor y = tg::make_op("broken", x.value(), {x}, [](const Array&) { return std::vector<Array>{Array{1.f, 2.f, 3.f}}; });
+  Tensor y = tg::make_op("broken", x.value(), {x}, [](const Array&) {
+    return std::vector<Array>{Array{1.f, 2.f, 3.f}};
+  });
   CHECK_THROWS_WITH_AS(tg::sum(y).backward(), doctest::Contains("backward of 'broken'"), tg::Error);
   tg::clear_tape();
 }
@@ -124,7 +126,8 @@ TEST_CASE("backward(grad_output) backpropagates from a non-scalar tensor, as y.b
   y.backward(Array{1.f, 0.5f, -1.f});
   CHECK(x.grad() == Array{2.f, 2.f, -6.f});
   Tensor z = x * 2.f;
-  CHECK_THROWS_WITH_AS(z.backward(Array{1.f, 2.f}), doctest::Contains("grad_output has shape [2]"), tg::Error);
+  CHECK_THROWS_WITH_AS(z.backward(Array{1.f, 2.f}), doctest::Contains("grad_output has shape [2]"),
+                       tg::Error);
   tg::clear_tape();
 }
 
@@ -147,7 +150,6 @@ TEST_CASE("backward of a tensor whose entry is gone says so") {
   CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("has no entry on this thread's tape"), tg::Error);
   CHECK(x.grad() == Array{0.f, 0.f});
 }
-
 
 TEST_CASE("the tape is per thread: two threads training two models at once match one after the other") {
   tg::MNIST data(TG_FIXTURE_DIR "/mnist_small", tg::Split::Train);

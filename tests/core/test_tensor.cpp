@@ -1,4 +1,5 @@
-// Tensor (core/autograd/tensor.hpp): a handle to a value, a gradient and a flag; item, detach, undefined tensors.
+// Tensor (core/autograd/tensor.hpp): a handle to a value, a gradient and a flag; item, detach, undefined
+// tensors.
 #include <doctest/doctest.h>
 
 #include "tapegrad.hpp"

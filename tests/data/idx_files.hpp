@@ -12,8 +12,8 @@
 
 namespace test_util {
 
-
-inline std::vector<std::uint8_t> idx_bytes(const std::vector<std::uint32_t>& dims, const std::vector<std::uint8_t>& data) {
+inline std::vector<std::uint8_t> idx_bytes(const std::vector<std::uint32_t>& dims,
+                                           const std::vector<std::uint8_t>& data) {
   std::vector<std::uint8_t> out = {0, 0, 0x08, static_cast<std::uint8_t>(dims.size())};
   for (std::uint32_t d : dims) {
     for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(d >> shift));
@@ -46,7 +46,6 @@ inline void write_tiny_mnist(const TempDir& dir, const std::string& prefix, std:
     write_bytes(dir.file(prefix + "-labels-idx1-ubyte"), label_file);
   }
 }
-
 
 // n images of 1x1 where image i has pixel value i (so normalized values identify examples), labels i % 10.
 inline void write_numbered_mnist(const TempDir& dir, std::uint32_t n) {

@@ -40,7 +40,8 @@ TEST_CASE("read_idx rejects missing, empty, wrong-magic, truncated and oversized
   write_bytes(path, {0, 0, 0x08, 3, 0, 0});
   CHECK_THROWS_WITH_AS(tg::read_idx(path), doctest::Contains("truncated IDX header"), tg::Error);
   write_bytes(path, idx_bytes({10}, {1, 2, 3}));
-  CHECK_THROWS_WITH_AS(tg::read_idx(path), doctest::Contains("truncated: the header [10] needs 10 bytes of data, the file has 3"),
+  CHECK_THROWS_WITH_AS(tg::read_idx(path),
+                       doctest::Contains("truncated: the header [10] needs 10 bytes of data, the file has 3"),
                        tg::Error);
   write_bytes(path, idx_bytes({2}, {1, 2, 3}));
   CHECK_THROWS_WITH_AS(tg::read_idx(path), doctest::Contains("1 unexpected bytes"), tg::Error);
@@ -59,7 +60,8 @@ TEST_CASE("read_idx reports a truncated or corrupt gzip stream") {
   // cut the compressed file in half
   std::ifstream in(dir.file("g.gz"), std::ios::binary);
   std::vector<char> compressed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  write_bytes(dir.file("cut.gz"), std::vector<std::uint8_t>(compressed.begin(), compressed.begin() + compressed.size() / 2));
+  write_bytes(dir.file("cut.gz"),
+              std::vector<std::uint8_t>(compressed.begin(), compressed.begin() + compressed.size() / 2));
   CHECK_THROWS_WITH_AS(tg::read_idx(dir.file("cut.gz")), doctest::Contains("cut.gz"), tg::Error);
   std::vector<std::uint8_t> garbled(compressed.begin(), compressed.end());
   for (std::size_t i = 12; i < garbled.size() - 8; ++i) garbled[i] ^= 0x5A;

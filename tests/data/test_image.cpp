@@ -16,22 +16,25 @@ using tg::Array;
 TEST_CASE("load_image rejects what is not a usable image, with a message naming the file") {
   TempDir dir;
   std::ofstream(dir.file("text.png")) << "this is not a picture";
-  CHECK_THROWS_WITH_AS(tg::load_image(dir.file("text.png"), 28, 28), doctest::Contains("text.png: not a readable image"),
-                       tg::Error);
+  CHECK_THROWS_WITH_AS(tg::load_image(dir.file("text.png"), 28, 28),
+                       doctest::Contains("text.png: not a readable image"), tg::Error);
   write_bytes(dir.file("empty.png"), {});
-  CHECK_THROWS_WITH_AS(tg::load_image(dir.file("empty.png"), 28, 28), doctest::Contains("empty file"), tg::Error);
-  CHECK_THROWS_WITH_AS(tg::load_image(dir.file("missing.png"), 28, 28), doctest::Contains("file not found"), tg::Error);
+  CHECK_THROWS_WITH_AS(tg::load_image(dir.file("empty.png"), 28, 28), doctest::Contains("empty file"),
+                       tg::Error);
+  CHECK_THROWS_WITH_AS(tg::load_image(dir.file("missing.png"), 28, 28), doctest::Contains("file not found"),
+                       tg::Error);
   // a PNG header announcing 20000 x 20000 pixels: refused before any pixel memory is allocated
-  std::vector<std::uint8_t> huge = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
-                                    0, 0, 0x4e, 0x20, 0, 0, 0x4e, 0x20, 8, 0, 0, 0, 0, 0, 0, 0, 0};
+  std::vector<std::uint8_t> huge = {0x89, 'P',  'N', 'G', '\r', '\n', 0x1a, '\n', 0,    0, 0,
+                                    13,   'I',  'H', 'D', 'R',  0,    0,    0x4e, 0x20, 0, 0,
+                                    0x4e, 0x20, 8,   0,   0,    0,    0,    0,    0,    0, 0};
   write_bytes(dir.file("huge.png"), huge);
   CHECK_THROWS_WITH_AS(tg::load_image(dir.file("huge.png"), 28, 28),
                        doctest::Contains("20000x20000, larger than 16384 pixels a side"), tg::Error);
   huge[17] = 0x01;  // 100000 x 100000: stb_image itself refuses it
   huge[18] = 0x86, huge[19] = 0xa0, huge[21] = 0x01, huge[22] = 0x86, huge[23] = 0xa0;
   write_bytes(dir.file("huger.png"), huge);
-  CHECK_THROWS_WITH_AS(tg::load_image(dir.file("huger.png"), 28, 28), doctest::Contains("huger.png: not a readable"),
-                       tg::Error);
+  CHECK_THROWS_WITH_AS(tg::load_image(dir.file("huger.png"), 28, 28),
+                       doctest::Contains("huger.png: not a readable"), tg::Error);
   // a real PNG with its pixel data cut off, and one with garbled pixel data
   std::vector<std::uint8_t> pixels(64 * 64);
   for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<std::uint8_t>(i * 7);
@@ -47,12 +50,22 @@ TEST_CASE("load_image rejects what is not a usable image, with a message naming 
   std::vector<std::uint8_t> garbled = png;
   for (std::size_t i = 41; i + 12 < garbled.size(); ++i) garbled[i] ^= 0xA5;
   write_bytes(dir.file("garbled.png"), garbled);
-  CHECK_THROWS_WITH_AS(tg::load_image(dir.file("garbled.png"), 28, 28), doctest::Contains("garbled.png"), tg::Error);
+  CHECK_THROWS_WITH_AS(tg::load_image(dir.file("garbled.png"), 28, 28), doctest::Contains("garbled.png"),
+                       tg::Error);
 }
 
 TEST_CASE("a tiny PNG whose image data would make stb_image allocate gigabytes is refused (fuzzer finding)") {
   // an 8x6 PNG whose IDAT holds another PNG instead of a zlib stream (tests/fuzz/corpus/image/regression_*)
-  const std::vector<std::uint8_t> bytes = {137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 8, 0, 0, 0, 6, 8, 6, 0, 0, 0, 254, 5, 223, 251, 0, 0, 0, 44, 73, 68, 65, 84, 120, 218, 137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 28, 0, 0, 0, 28, 8, 0, 0, 0, 0, 87, 102, 128, 72, 0, 0, 99, 96, 96, 96, 248, 127, 34, 197, 168, 126, 23, 102, 0, 0, 23, 73, 68, 65, 84, 120, 218, 99, 96, 24, 96, 240, 31, 8, 70, 37, 71, 37, 41, 145, 164, 19, 0, 0, 107, 174, 79, 177, 156, 129, 19, 120, 20, 49, 192, 25, 56, 20, 49, 160, 112, 176, 40, 98, 192, 16, 64, 83, 196, 128, 213, 88, 36, 69, 0, 158, 11, 84, 103, 96, 91, 153, 94, 186, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130, 235, 0, 0, 0, 0, 49, 73, 69, 78, 68, 174, 66, 96, 130};
+  const std::vector<std::uint8_t> bytes = {
+      137, 80,  78,  71,  13, 10,  26,  10,  0,   0,  0,   13,  73,  72,  68,  82,  0,   0,   0,   8,   0,
+      0,   0,   6,   8,   6,  0,   0,   0,   254, 5,  223, 251, 0,   0,   0,   44,  73,  68,  65,  84,  120,
+      218, 137, 80,  78,  71, 13,  10,  26,  10,  0,  0,   0,   13,  73,  72,  68,  82,  0,   0,   0,   28,
+      0,   0,   0,   28,  8,  0,   0,   0,   0,   87, 102, 128, 72,  0,   0,   99,  96,  96,  96,  248, 127,
+      34,  197, 168, 126, 23, 102, 0,   0,   23,  73, 68,  65,  84,  120, 218, 99,  96,  24,  96,  240, 31,
+      8,   70,  37,  71,  37, 41,  145, 164, 19,  0,  0,   107, 174, 79,  177, 156, 129, 19,  120, 20,  49,
+      192, 25,  56,  20,  49, 160, 112, 176, 40,  98, 192, 16,  64,  83,  196, 128, 213, 88,  36,  69,  0,
+      158, 11,  84,  103, 96, 91,  153, 94,  186, 0,  0,   0,   0,   73,  69,  78,  68,  174, 66,  96,  130,
+      235, 0,   0,   0,   0,  49,  73,  69,  78,  68, 174, 66,  96,  130};
   CHECK_THROWS_WITH_AS(tg::load_image_from_memory(bytes, 28, 28, {}, "bomb.png"),
                        doctest::Contains("bomb.png: truncated PNG"), tg::Error);
 }
@@ -65,7 +78,7 @@ TEST_CASE("load_image makes any polarity MNIST-style: light digits on dark") {
   const Array x = tg::load_image(dir.file("paper.png"), 28, 28, {.normalize = false});
   CHECK(x(0, 0, 0, 0) < 0.1f);    // background became dark
   CHECK(x(0, 0, 10, 14) > 0.7f);  // ink became light
-  const Array kept = tg::load_image(dir.file("paper.png"), 28, 28, {.invert = tg::Invert::Never, .normalize = false});
+  const Array kept =
+      tg::load_image(dir.file("paper.png"), 28, 28, {.invert = tg::Invert::Never, .normalize = false});
   CHECK(kept(0, 0, 0, 0) > 0.9f);
 }
-

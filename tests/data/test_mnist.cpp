@@ -1,4 +1,5 @@
-// The MNIST data set (data/mnist.hpp): raw or gzipped files, normalization, and errors that say what is wrong.
+// The MNIST data set (data/mnist.hpp): raw or gzipped files, normalization, and errors that say what is
+// wrong.
 #include <doctest/doctest.h>
 
 #include <filesystem>

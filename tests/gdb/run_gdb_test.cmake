@@ -2,17 +2,19 @@
 #   conv:  break in tg::Conv2D::forward, print the input tensor and the weight (pretty-printers), step into
 #          tg::conv2d and print its output shape after finishing
 #   tape:  break in tg::conv2d_backward, list the tape with the `tape` command
+#   backward: break in tg::relu_backward (every op's backward is a named function), print its d(output)
 # Arguments: -DSRC=tests/gdb -DROOT=<repo> -DWORK=<dir> -DSCENARIO=conv|tape
-if(NOT EXISTS ${WORK}/build/debug_example)
+# Configured once, rebuilt incrementally every run (a stale binary would test old code).
+if(NOT EXISTS ${WORK}/build/CMakeCache.txt)
   execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC} -B ${WORK}/build -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_ROOT=${ROOT}
                   RESULT_VARIABLE rc OUTPUT_QUIET)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "configuring the debug build failed")
   endif()
-  execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/build -j 2 --target debug_example RESULT_VARIABLE rc OUTPUT_QUIET)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "building the debug example failed")
-  endif()
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/build -j 2 --target debug_example RESULT_VARIABLE rc OUTPUT_QUIET)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "building the debug example failed")
 endif()
 
 set(common -batch -nx -iex "add-auto-load-safe-path ${ROOT}" -ex "set pagination off" -ex "set confirm off")
@@ -22,6 +24,11 @@ if(SCENARIO STREQUAL "conv")
   set(expected "Tensor \"images\" \\[2, 1, 6, 6\\] \\{0\\.[0-9]+, "
                "Tensor \"weight\" \\[2, 1, 3, 3\\] requires_grad \\{"
                "Value returned is \\$[0-9]+ = Tensor \"conv2d\" \\[2, 2, 4, 4\\] requires_grad on tape \\{")
+elseif(SCENARIO STREQUAL "backward")
+  set(commands -ex "break tg::relu_backward" -ex "run" -ex "print dout" -ex "kill")
+  set(expected "Breakpoint 1, tg::relu_backward \\("
+               "= Array \\[2, 2, 4, 4\\] \\{"
+               "core/ops/elementwise\\.cpp:[0-9]+")
 else()
   set(commands -ex "break tg::conv2d_backward" -ex "run" -ex "tape" -ex "kill")
   set(expected "tape: [0-9]+ entries \\(oldest first\\)"

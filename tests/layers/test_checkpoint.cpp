@@ -1,7 +1,7 @@
 // Checkpoints (layers/checkpoint.hpp): save and load round trips with optimizer state and metadata, models of
 // another architecture, and PyTorch's own LeNet state_dict (tests/fixtures/lenet_torch.{safetensors,json},
-// written by /usr/bin/python3 tests/gen_fixtures_train.py): it loads with tg::load and gives PyTorch's logits,
-// loss and gradients. (That a file tg::save writes loads into PyTorch is checked by hand with
+// written by /usr/bin/python3 tests/gen_fixtures_train.py): it loads with tg::load and gives PyTorch's
+// logits, loss and gradients. (That a file tg::save writes loads into PyTorch is checked by hand with
 // `/usr/bin/python3 tests/gen_fixtures_train.py --check FILE`.)
 #include <doctest/doctest.h>
 #include <unistd.h>  // getpid, for a temp file name no other test process uses
@@ -30,7 +30,8 @@ constexpr const char* kRegenerate = " (regenerate with /usr/bin/python3 tests/ge
 
 // LeNet's conv weight grads each sum thousands of products in a different order than PyTorch's kernels, so
 // 1e-5 + 1e-3 * |want| would be a defensible tolerance for them; measured, they agree to ~1e-6 relative
-// (tapegrad vs PyTorch), so they are held to the default 1e-5 + 1e-4 * |want|, which also catches smaller bugs.
+// (tapegrad vs PyTorch), so they are held to the default 1e-5 + 1e-4 * |want|, which also catches smaller
+// bugs.
 constexpr Tolerance kTol{1e-5f, 1e-4f};
 
 void check_scalar(float got, float want, const std::string& what) {
@@ -118,7 +119,8 @@ TEST_CASE("save then load restores every parameter bit for bit, with optimizer s
     CHECK(pa[i].second.value() == pb[i].second.value());
   }
   REQUIRE(opt_b.state().size() == opt.state().size());
-  for (std::size_t i = 0; i < opt.state().size(); ++i) CHECK(opt_b.state()[i].second == opt.state()[i].second);
+  for (std::size_t i = 0; i < opt.state().size(); ++i)
+    CHECK(opt_b.state()[i].second == opt.state()[i].second);
 }
 
 TEST_CASE("load rejects a checkpoint of another architecture and leaves the model unchanged") {
@@ -128,17 +130,18 @@ TEST_CASE("load rejects a checkpoint of another architecture and leaves the mode
   tg::Sequential model = small_model();
   const Array before = model.at<tg::Linear>(0).weight.value();
   CHECK_THROWS_WITH_AS(tg::load(model, dir.file("other.safetensors")),
-                       doctest::Contains("tensor '0.weight' has shape [5, 4], the model expects [3, 4]"), tg::Error);
+                       doctest::Contains("tensor '0.weight' has shape [5, 4], the model expects [3, 4]"),
+                       tg::Error);
   CHECK(model.at<tg::Linear>(0).weight.value() == before);
 
   tg::Sequential fewer(tg::Linear(4, 3));
   tg::save(fewer, dir.file("fewer.safetensors"));
-  CHECK_THROWS_WITH_AS(tg::load(model, dir.file("fewer.safetensors")), doctest::Contains("missing tensor '2.weight'"),
-                       tg::Error);
+  CHECK_THROWS_WITH_AS(tg::load(model, dir.file("fewer.safetensors")),
+                       doctest::Contains("missing tensor '2.weight'"), tg::Error);
   tg::Sequential more(tg::Linear(4, 3), tg::ReLU(), tg::Linear(3, 2), tg::Linear(2, 2));
   tg::save(more, dir.file("more.safetensors"));
-  CHECK_THROWS_WITH_AS(tg::load(model, dir.file("more.safetensors")), doctest::Contains("unexpected tensor '3."),
-                       tg::Error);
+  CHECK_THROWS_WITH_AS(tg::load(model, dir.file("more.safetensors")),
+                       doctest::Contains("unexpected tensor '3."), tg::Error);
 }
 
 TEST_CASE("a PyTorch LeNet state_dict loads with tg::load and gives PyTorch's logits, loss and grads") {
@@ -227,4 +230,3 @@ TEST_CASE("a PyTorch LeNet saved with tg::save loads back into a fresh model bit
   const tg::Tensor logits = fresh(tg::Tensor(array_of(doc.at("input"))));
   check_close(logits.value(), doc.at("logits"), "logits of the reloaded model");
 }
-

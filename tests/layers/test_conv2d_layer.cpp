@@ -18,5 +18,6 @@ TEST_CASE("a Conv2D layer given the wrong number of channels names itself and th
   tg::Sequential model(tg::Conv2D(1, 6, 5, {.padding = {2, 2}}), tg::ReLU());
   CHECK_THROWS_WITH_AS(
       model(Tensor(xt::zeros<float>({2, 3, 28, 28}))),
-      "layer 0 Conv2D(1 -> 6, kernel 5x5, padding 2x2): expected input [N, 1, H, W], got [2, 3, 28, 28]", tg::Error);
+      "layer 0 Conv2D(1 -> 6, kernel 5x5, padding 2x2): expected input [N, 1, H, W], got [2, 3, 28, 28]",
+      tg::Error);
 }

@@ -12,8 +12,8 @@ using tg::Tensor;
 
 TEST_CASE("default initialization follows PyTorch's ranges and statistics") {
   const test_util::ScopedSeed seed(0);
-  tg::Conv2D conv(16, 32, 5);                 // fan_in = 400, bound 0.05
-  tg::Linear fc(9216, 128);                    // fan_in = 9216, bound ~0.0104
+  tg::Conv2D conv(16, 32, 5);  // fan_in = 400, bound 0.05
+  tg::Linear fc(9216, 128);    // fan_in = 9216, bound ~0.0104
   const float conv_bound = 1.f / std::sqrt(400.f), fc_bound = 1.f / std::sqrt(9216.f);
   CHECK(xt::amax(xt::abs(conv.weight.value()))() <= conv_bound);
   CHECK(xt::amax(xt::abs(conv.bias.value()))() <= conv_bound);

@@ -13,9 +13,10 @@ using tg::Tensor;
 namespace {
 
 tg::Sequential lenet() {
-  return tg::Sequential(tg::Conv2D(1, 6, 5, {.padding = {2, 2}}), tg::ReLU(), tg::MaxPool2D(2), tg::Conv2D(6, 16, 5),
-                        tg::ReLU(), tg::MaxPool2D(2), tg::Flatten(), tg::Linear(400, 120), tg::ReLU(),
-                        tg::Linear(120, 84), tg::ReLU(), tg::Linear(84, 10));
+  return tg::Sequential(tg::Conv2D(1, 6, 5, {.padding = {2, 2}}), tg::ReLU(), tg::MaxPool2D(2),
+                        tg::Conv2D(6, 16, 5), tg::ReLU(), tg::MaxPool2D(2), tg::Flatten(),
+                        tg::Linear(400, 120), tg::ReLU(), tg::Linear(120, 84), tg::ReLU(),
+                        tg::Linear(84, 10));
 }
 
 }  // namespace

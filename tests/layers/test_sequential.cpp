@@ -1,6 +1,7 @@
-// Sequential (layers/sequential.hpp): summaries, typed access, layer names on outputs and tape entries, errors
-// naming the layer; and a small CNN against PyTorch (tests/fixtures/small_cnn.json, written by
-// /usr/bin/python3 tests/gen_fixtures_conv.py): names, logits, loss, every gradient, Dropout in train and eval.
+// Sequential (layers/sequential.hpp): summaries, typed access, layer names on outputs and tape entries,
+// errors naming the layer; and a small CNN against PyTorch (tests/fixtures/small_cnn.json, written by
+// /usr/bin/python3 tests/gen_fixtures_conv.py): names, logits, loss, every gradient, Dropout in train and
+// eval.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -17,9 +18,10 @@ using namespace test_util;
 namespace {
 
 tg::Sequential lenet() {
-  return tg::Sequential(tg::Conv2D(1, 6, 5, {.padding = {2, 2}}), tg::ReLU(), tg::MaxPool2D(2), tg::Conv2D(6, 16, 5),
-                        tg::ReLU(), tg::MaxPool2D(2), tg::Flatten(), tg::Linear(400, 120), tg::ReLU(),
-                        tg::Linear(120, 84), tg::ReLU(), tg::Linear(84, 10));
+  return tg::Sequential(tg::Conv2D(1, 6, 5, {.padding = {2, 2}}), tg::ReLU(), tg::MaxPool2D(2),
+                        tg::Conv2D(6, 16, 5), tg::ReLU(), tg::MaxPool2D(2), tg::Flatten(),
+                        tg::Linear(400, 120), tg::ReLU(), tg::Linear(120, 84), tg::ReLU(),
+                        tg::Linear(84, 10));
 }
 
 tg::Sequential convnet() {
@@ -27,13 +29,11 @@ tg::Sequential convnet() {
                         tg::Flatten(), tg::Linear(9216, 128), tg::ReLU(), tg::Linear(128, 10));
 }
 
-
-
-
 // Fails the current test (and stops it) unless small_cnn.json loaded and has every expected key.
 const Json& require_cnn() {
   const Json& doc = fixture("small_cnn.json");
-  INFO("fixture file: ", fixture_path("small_cnn.json"), " (regenerate with /usr/bin/python3 tests/gen_fixtures_conv.py)");
+  INFO("fixture file: ", fixture_path("small_cnn.json"),
+       " (regenerate with /usr/bin/python3 tests/gen_fixtures_conv.py)");
   REQUIRE_MESSAGE(doc.is_object(), "fixture file is missing or is not valid JSON");
   for (const char* key : {"state_dict", "input", "labels", "logits", "loss", "grads", "input_grad"}) {
     REQUIRE_MESSAGE(doc.contains(key), "fixture file has no \"", std::string(key), "\"");
@@ -113,7 +113,6 @@ TEST_CASE("layer outputs and tape entries carry the layer's name") {
   tg::clear_tape();
 }
 
-
 TEST_CASE("PyTorch small CNN: Sequential names, logits, cross-entropy loss and all gradients match") {
   const Json& doc = require_cnn();
   tg::Sequential model = make_small_cnn();
@@ -134,8 +133,7 @@ TEST_CASE("PyTorch small CNN: Sequential names, logits, cross-entropy loss and a
   check_close(logits.value(), doc.at("logits"), "logits");
   const tg::Tensor loss = tg::cross_entropy(logits, labels);
   const float want_loss = doc.at("loss").get<float>();
-  CHECK_MESSAGE(close(loss.item(), want_loss),
-                "loss: tapegrad ", loss.item(), ", PyTorch ", want_loss);
+  CHECK_MESSAGE(close(loss.item(), want_loss), "loss: tapegrad ", loss.item(), ", PyTorch ", want_loss);
 
   loss.backward();
   int grads_checked = 0;

@@ -1,7 +1,7 @@
-// SGD (optim/sgd.hpp): options are validated, and every option set (momentum, dampening, Nesterov, weight decay)
-// follows PyTorch's torch.optim.SGD step for step: tests/fixtures/sgd_trajectories.json, written by
-// /usr/bin/python3 tests/gen_fixtures_train.py, holds 20 steps of mse_loss(linear(X, W, b), Y) per option set,
-// with W and b after every step and every step's loss.
+// SGD (optim/sgd.hpp): options are validated, and every option set (momentum, dampening, Nesterov, weight
+// decay) follows PyTorch's torch.optim.SGD step for step: tests/fixtures/sgd_trajectories.json, written by
+// /usr/bin/python3 tests/gen_fixtures_train.py, holds 20 steps of mse_loss(linear(X, W, b), Y) per option
+// set, with W and b after every step and every step's loss.
 #include <doctest/doctest.h>
 
 #include <cmath>
