@@ -1,4 +1,4 @@
-// libFuzzer harness for tg::parse_safetensors (core/safetensors.hpp).
+// libFuzzer harness for tg::parse_safetensors (core/io/safetensors.hpp).
 // Checks: any byte string either parses or throws tg::Error (no crash, out-of-bounds read of the data
 // section, sanitizer report, leak, stray nlohmann::json exception or other exception), and every tensor
 // of a successful parse has at most 8 dimensions and the element count its shape says.
