@@ -31,8 +31,10 @@
 #include "layers/conv2d.hpp"
 #include "layers/init.hpp"
 #include "layers/linear.hpp"
+#include "layers/model_file.hpp"
 #include "layers/module.hpp"
 #include "layers/pooling.hpp"
+#include "layers/registry.hpp"
 #include "layers/sequential.hpp"
 // optim
 #include "optim/optimizer.hpp"

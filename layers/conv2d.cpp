@@ -2,6 +2,7 @@
 
 #include "core/autograd/error.hpp"
 #include "layers/init.hpp"
+#include "layers/registry.hpp"
 
 namespace tg {
 
@@ -42,6 +43,51 @@ std::string Conv2D::describe() const {
     s += ", dilation " + pair(options.dilation[0], options.dilation[1]);
   }
   return s + (bias.defined() ? ")" : ", no bias)");
+}
+
+Shape Conv2D::output_shape(const Shape& input) const {
+  if (input.size() != 3 || input[0] != in_channels) {
+    fail("expected input [", in_channels, ", H, W], got ", shape_str(input));
+  }
+  const Shape weight_shape{out_channels, in_channels, static_cast<std::size_t>(kernel.h),
+                           static_cast<std::size_t>(kernel.w)};
+  const Conv2dGeometry g = conv2d_geometry(Shape{1, input[0], input[1], input[2]}, weight_shape, options);
+  return Shape{out_channels, g.h_out, g.w_out};
+}
+
+std::string Conv2D::to_line() const {
+  std::string s = "conv2d " + std::to_string(out_channels) + " " + format_size2({kernel.h, kernel.w});
+  if (options.stride != std::array<int, 2>{1, 1}) s += " stride=" + format_size2(options.stride);
+  if (options.padding.same) {
+    s += " padding=same";
+  } else if (options.padding.h != 0 || options.padding.w != 0) {
+    s += " padding=" + format_size2({options.padding.h, options.padding.w});
+  }
+  if (options.dilation != std::array<int, 2>{1, 1}) s += " dilation=" + format_size2(options.dilation);
+  return bias.defined() ? s : s + " bias=false";
+}
+
+void register_conv2d_layer() {
+  register_layer("conv2d", [](LayerArgs& args) {
+    const int out = args.positional_int(0, "OUT");
+    const std::array<int, 2> k = args.positional_size2(1, "KERNEL");
+    Conv2dOptions options;
+    options.stride = args.size2("stride", {1, 1});
+    const std::string padding = args.text("padding", "0");
+    if (padding == "same") {
+      options.padding = kSame;
+    } else if (padding != "valid") {
+      const std::array<int, 2> p = args.size2("padding", {0, 0}, 0);
+      options.padding = Padding2d{p[0], p[1], false};
+    }
+    options.dilation = args.size2("dilation", {1, 1});
+    const bool bias = args.boolean("bias", true);
+    const Shape& in = args.input();
+    if (in.size() != 3) args.fail("input is ", shape_str(in), "; conv2d needs [C, H, W] images");
+    args.check_parameter_count(double(out) * double(in[0]) * k[0] * k[1]);
+    return std::make_unique<Conv2D>(in[0], static_cast<std::size_t>(out), KernelSize(k[0], k[1]), options,
+                                    bias);
+  });
 }
 
 }  // namespace tg

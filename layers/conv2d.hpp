@@ -19,6 +19,9 @@ class Conv2D : public Module {
          bool bias = true);
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  Shape output_shape(const Shape& input) const override;  // [Cin, H, W] -> [Cout, Hout, Wout]
+  // conv2d OUT KERNEL [stride=S] [padding=P|same|valid] [dilation=D] [bias=true|false]
+  std::string to_line() const override;
 
   Tensor weight;  // [Cout, Cin, Kh, Kw]
   Tensor bias;    // [Cout], or undefined

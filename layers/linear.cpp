@@ -3,6 +3,7 @@
 #include "core/autograd/error.hpp"
 #include "core/ops/ops.hpp"
 #include "layers/init.hpp"
+#include "layers/registry.hpp"
 
 namespace tg {
 
@@ -26,6 +27,28 @@ Tensor Linear::forward(const Tensor& x) {
 std::string Linear::describe() const {
   return "Linear(" + std::to_string(in_features) + " -> " + std::to_string(out_features) +
          (bias.defined() ? "" : ", no bias") + ")";
+}
+
+Shape Linear::output_shape(const Shape& input) const {
+  if (input.size() != 1 || input[0] != in_features) {
+    fail("expected input [", in_features, "], got ", shape_str(input));
+  }
+  return Shape{out_features};
+}
+
+std::string Linear::to_line() const {
+  return "linear " + std::to_string(out_features) + (bias.defined() ? "" : " bias=false");
+}
+
+void register_linear_layer() {
+  register_layer("linear", [](LayerArgs& args) {
+    const int out = args.positional_int(0, "OUT");
+    const bool bias = args.boolean("bias", true);
+    const Shape& in = args.input();
+    if (in.size() != 1) args.fail("input is ", shape_str(in), "; add 'flatten' before it");
+    args.check_parameter_count(double(out) * double(in[0] + 1));
+    return std::make_unique<Linear>(in[0], static_cast<std::size_t>(out), bias);
+  });
 }
 
 }  // namespace tg

@@ -10,6 +10,8 @@ class Linear : public Module {
   Linear(std::size_t in_features, std::size_t out_features, bool bias = true);
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  Shape output_shape(const Shape& input) const override;  // [in] -> [out]
+  std::string to_line() const override;                   // linear OUT [bias=true|false]
 
   Tensor weight;  // [out, in]
   Tensor bias;    // [out], or undefined

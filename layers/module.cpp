@@ -2,10 +2,12 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <typeinfo>
 
 #include "core/autograd/error.hpp"
+#include "core/autograd/tape.hpp"
 #include "core/distributed/distributed.hpp"
 
 namespace tg {
@@ -20,6 +22,42 @@ std::string Module::type_name() const {
 }
 
 std::string Module::describe() const { return type_name(); }
+
+Shape Module::output_shape(const Shape& input) const {
+  // Not const in spirit only for the mode switch: the module's state is what it was on return.
+  auto& self = const_cast<Module&>(*this);
+  Shape batched(input.size() + 1);
+  batched[0] = 1;
+  std::copy(input.begin(), input.end(), batched.begin() + 1);
+  const bool was_training = training_;
+  self.train(false);
+  Shape out;
+  try {
+    NoGradGuard no_grad;
+    out = self.forward(Tensor(Array(xt::zeros<float>(batched)))).shape();
+  } catch (...) {
+    self.train(was_training);
+    throw;
+  }
+  self.train(was_training);
+  if (out.empty() || out[0] != 1) {
+    fail(type_name(), ": output_shape: forward on a batch of 1 returned ", shape_str(out),
+         ", not a batch of 1; override output_shape()");
+  }
+  return Shape(out.begin() + 1, out.end());
+}
+
+std::string Module::to_line() const { return source_line_; }
+
+std::string Module::source() const {
+  if (source_location_.empty()) return source_line_;
+  return source_line_.empty() ? source_location_ : source_location_ + " " + source_line_;
+}
+
+void Module::set_source(std::string location, std::string line) {
+  source_location_ = std::move(location);
+  source_line_ = std::move(line);
+}
 
 std::vector<Tensor> Module::parameters() const {
   std::vector<Tensor> out;

@@ -31,6 +31,21 @@ class Module {
   // The short type name used in tensor and tape names ("Conv2D"); the class name by default.
   virtual std::string type_name() const;
 
+  // The per-example output shape (no batch axis) for a per-example `input` ([C, H, W] or [F]), computed
+  // without running the layer; tg::Error if the layer cannot take that input. Built-in modules compute it;
+  // the default runs forward() once on zeros of batch 1, in eval mode under NoGradGuard (mode restored).
+  virtual Shape output_shape(const Shape& input) const;
+  // The layer as a model-file line ("conv2d 16 5 padding=2"; layers/model_file.hpp), parsed back by the
+  // registered factory of its name into the same layer. Built-in modules print themselves; the default is
+  // the (normalized) line this module was built from, or "" when it was not built from a model file.
+  virtual std::string to_line() const;
+
+  // Where this module came from, for errors and the tape: "lenet.tg:5 conv2d 16 5" for a module built from
+  // a model file, "" otherwise. Set by the model-file parser: the location and the normalized line.
+  std::string source() const;
+  const std::string& source_line() const { return source_line_; }
+  void set_source(std::string location, std::string line);
+
   // Parameters in registration order, submodules' after the module's own.
   std::vector<Tensor> parameters() const;
   // PyTorch state_dict keys: "weight", "0.bias", "block.1.weight", ...
@@ -73,6 +88,8 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
   bool training_ = true;
+  std::string source_location_;  // "lenet.tg:5", or ""
+  std::string source_line_;      // "conv2d 16 5", or ""
 
   // tg::Error unless `name` is free among this module's parameters and buffers.
   void check_unused_name(const char* what, const std::string& name) const;

@@ -12,6 +12,8 @@ class MaxPool2D : public Module {
   explicit MaxPool2D(MaxPool2dOptions options);
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  Shape output_shape(const Shape& input) const override;  // [C, H, W] -> [C, Hout, Wout]
+  std::string to_line() const override;                   // maxpool2d KERNEL [stride=S] [padding=P]
 
   MaxPool2dOptions options;
 };

@@ -18,6 +18,12 @@ std::string with_commas(std::size_t n) {
   return out;
 }
 
+// " (lenet.tg:5 conv2d 16 5)" for a layer built from a model file, "" otherwise.
+std::string source_suffix(const Module& layer) {
+  const std::string source = layer.source();
+  return source.empty() ? "" : " (" + source + ")";
+}
+
 }  // namespace
 
 Module& Sequential::add(std::unique_ptr<Module> layer) {
@@ -26,6 +32,12 @@ Module& Sequential::add(std::unique_ptr<Module> layer) {
 }
 
 Module& Sequential::operator[](std::size_t i) {
+  if (i >= size())
+    fail("Sequential: layer index ", i, " is out of range (the model has ", size(), " layers)");
+  return *children()[i].second;
+}
+
+const Module& Sequential::operator[](std::size_t i) const {
   if (i >= size())
     fail("Sequential: layer index ", i, " is out of range (the model has ", size(), " layers)");
   return *children()[i].second;
@@ -40,13 +52,27 @@ Tensor Sequential::forward(const Tensor& x) {
       LayerScope scope(label);  // names the layer on the tape; the profiler times it
       next = layer->forward(out);
     } catch (const Error& e) {
-      throw Error("layer " + name + " " + layer->describe() + ": " + e.what());
+      throw Error("layer " + name + " " + layer->describe() + source_suffix(*layer) + ": " + e.what());
     }
     if (next.node() != out.node()) next.set_name(label);  // identity layers keep their input's name
     out = next;
   }
   return out;
 }
+
+Shape Sequential::output_shape(const Shape& input) const {
+  Shape shape = input;
+  for (const auto& [name, layer] : children()) {
+    try {
+      shape = layer->output_shape(shape);
+    } catch (const Error& e) {
+      throw Error("layer " + name + " " + layer->describe() + source_suffix(*layer) + ": " + e.what());
+    }
+  }
+  return shape;
+}
+
+std::string Sequential::to_line() const { return ""; }
 
 std::string Sequential::describe() const { return "Sequential(" + std::to_string(size()) + " layers)"; }
 
@@ -65,7 +91,8 @@ std::string Sequential::summary(const Shape& input_shape) {
       try {
         out = layer.forward(out);
       } catch (const Error& e) {
-        throw Error("layer " + std::to_string(i) + " " + layer.describe() + ": " + e.what());
+        throw Error("layer " + std::to_string(i) + " " + layer.describe() + source_suffix(layer) + ": " +
+                    e.what());
       }
       table << std::left << std::setw(4) << i << std::setw(46) << layer.describe() << std::setw(20)
             << shape_str(out.shape()) << std::right << std::setw(12) << with_commas(layer.num_parameters())

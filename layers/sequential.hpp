@@ -31,12 +31,18 @@ class Sequential : public Module {
   Module& add(std::unique_ptr<Module> layer);
 
   // Runs every layer. An error inside layer i is rethrown as tg::Error prefixed with
-  // "layer i <description>: ". Outputs are named "i.Type" (e.g. "3.Conv2D") for errors, dumps and the tape.
+  // "layer i <description>: ", or "layer i <description> (<source>): " for a layer built from a model file.
+  // Outputs are named "i.Type" (e.g. "3.Conv2D") for errors, dumps and the tape.
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  // Each layer's output_shape in turn; an error names the layer as forward() does.
+  Shape output_shape(const Shape& input) const override;
+  // "": a Sequential is a whole model file (model_to_text), not one line of one.
+  std::string to_line() const override;
 
   std::size_t size() const { return children().size(); }
   Module& operator[](std::size_t i);
+  const Module& operator[](std::size_t i) const;
   // Typed access: model.at<tg::Conv2D>(0).weight; tg::Error if layer i is not a T.
   template <class T>
   T& at(std::size_t i) {
