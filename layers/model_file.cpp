@@ -138,7 +138,8 @@ Sequential model_from_text(const std::string& text, const Shape& input_chw, int 
     std::unique_ptr<Module> layer = build_layer(tokens, shape, classes, location);
     total_parameters += static_cast<double>(layer->num_parameters());
     if (total_parameters > LayerArgs::kMaxLayerParameters) {
-      fail(location, ": the model would have more than ", LayerArgs::kMaxLayerParameters, " parameters");
+      fail(location, ": the model would have more than ",
+           static_cast<long long>(LayerArgs::kMaxLayerParameters), " parameters, the limit");
     }
     model.add(std::move(layer));
   }

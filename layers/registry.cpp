@@ -144,7 +144,8 @@ void LayerArgs::fail_message(const std::string& message) const {
 
 void LayerArgs::check_parameter_count(double count) const {
   if (count > kMaxLayerParameters) {
-    fail("the layer would have ", count, " parameters; the limit is ", kMaxLayerParameters);
+    fail("the layer would have more than ", static_cast<long long>(kMaxLayerParameters),
+         " parameters, the limit");
   }
 }
 
