@@ -46,7 +46,8 @@ std::vector<std::string> tokenize(const std::string& line, const std::string& lo
 
 // Builds the module of one line for `shape`, checks what it read and computes its output shape into `shape`.
 std::unique_ptr<Module> build_layer(const std::vector<std::string>& tokens, Shape& shape, int classes,
-                                    const std::string& location) {
+                                    const std::string& location, const ModelFileLimits& limits,
+                                    double parameter_budget) {
   const std::string& name = tokens[0];
   const LayerFactory* factory = find_layer(name);
   if (!factory) {
@@ -76,6 +77,7 @@ std::unique_ptr<Module> build_layer(const std::vector<std::string>& tokens, Shap
     options.emplace_back(std::move(key), std::move(value));
   }
   LayerArgs args(name, std::move(positional), std::move(options), shape, classes, location);
+  args.set_max_parameters(parameter_budget);
   std::unique_ptr<Module> layer;
   try {
     layer = (*factory)(args);
@@ -94,9 +96,9 @@ std::unique_ptr<Module> build_layer(const std::vector<std::string>& tokens, Shap
   }
   double elements = 1;
   for (std::size_t d : next) elements *= static_cast<double>(d);
-  if (next.empty() || elements < 1 || elements > static_cast<double>(kMaxLayerOutputElements)) {
+  if (next.empty() || elements < 1 || elements > static_cast<double>(limits.max_output_elements)) {
     fail(location, ": ", args.line(), ": the output ", shape_str(next), " for input ", shape_str(shape),
-         " is empty or has more than ", kMaxLayerOutputElements, " elements");
+         " is empty or has more than ", limits.max_output_elements, " elements");
   }
   shape = std::move(next);
   layer->set_source(location, args.line());
@@ -107,12 +109,17 @@ std::unique_ptr<Module> build_layer(const std::vector<std::string>& tokens, Shap
 
 Sequential model_from_text(const std::string& text, const Shape& input_chw, int classes,
                            const std::string& source_name) {
-  if (text.size() > kMaxModelFileBytes) {
-    fail(source_name, ": the model file is ", text.size(), " bytes; the limit is ", kMaxModelFileBytes);
+  return model_from_text(text, input_chw, classes, source_name, ModelFileLimits{});
+}
+
+Sequential model_from_text(const std::string& text, const Shape& input_chw, int classes,
+                           const std::string& source_name, const ModelFileLimits& limits) {
+  if (text.size() > limits.max_bytes) {
+    fail(source_name, ": the model file is ", text.size(), " bytes; the limit is ", limits.max_bytes);
   }
   double elements = 1;
   for (std::size_t d : input_chw) elements *= static_cast<double>(d);
-  if (input_chw.empty() || elements < 1 || elements > static_cast<double>(kMaxLayerOutputElements)) {
+  if (input_chw.empty() || elements < 1 || elements > static_cast<double>(limits.max_output_elements)) {
     fail(source_name, ": the input shape ", shape_str(input_chw), " must have at least one axis, each >= 1");
   }
   if (classes < 1) fail(source_name, ": the number of classes must be >= 1, got ", classes);
@@ -129,17 +136,18 @@ Sequential model_from_text(const std::string& text, const Shape& input_chw, int 
     ++line_number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const std::string location = source_name + ":" + std::to_string(line_number);
-    if (line.size() > kMaxModelLineChars) {
-      fail(location, ": the line is ", line.size(), " characters long; the limit is ", kMaxModelLineChars);
+    if (line.size() > limits.max_line_chars) {
+      fail(location, ": the line is ", line.size(), " characters long; the limit is ", limits.max_line_chars);
     }
     const std::vector<std::string> tokens = tokenize(line, location);
     if (tokens.empty()) continue;
-    if (model.size() >= kMaxModelLayers) fail(location, ": more than ", kMaxModelLayers, " layers");
-    std::unique_ptr<Module> layer = build_layer(tokens, shape, classes, location);
+    if (model.size() >= limits.max_layers) fail(location, ": more than ", limits.max_layers, " layers");
+    std::unique_ptr<Module> layer =
+        build_layer(tokens, shape, classes, location, limits, limits.max_parameters - total_parameters);
     total_parameters += static_cast<double>(layer->num_parameters());
-    if (total_parameters > LayerArgs::kMaxLayerParameters) {
-      fail(location, ": the model would have more than ",
-           static_cast<long long>(LayerArgs::kMaxLayerParameters), " parameters, the limit");
+    if (total_parameters > limits.max_parameters) {  // a factory that did not call check_parameter_count
+      fail(location, ": the model would have more than ", static_cast<long long>(limits.max_parameters),
+           " parameters, the limit");
     }
     model.add(std::move(layer));
   }

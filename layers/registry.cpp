@@ -143,8 +143,8 @@ void LayerArgs::fail_message(const std::string& message) const {
 }
 
 void LayerArgs::check_parameter_count(double count) const {
-  if (count > kMaxLayerParameters) {
-    fail("the layer would have more than ", static_cast<long long>(kMaxLayerParameters),
+  if (count > max_parameters_) {
+    fail("the layer would have more than ", static_cast<long long>(max_parameters_),
          " parameters, the limit");
   }
 }

@@ -64,8 +64,11 @@ class LayerArgs {
     (out << ... << parts);
     fail_message(out.str());
   }
-  // tg::Error unless the model is small enough to build: a layer of more than kMaxLayerParameters.
+  // Factories call it before allocating: tg::Error if the layer would have more than max_parameters()
+  // parameters (what is left of the model's budget; kMaxLayerParameters by default).
   void check_parameter_count(double count) const;
+  double max_parameters() const { return max_parameters_; }
+  void set_max_parameters(double max) { max_parameters_ = max; }
   static constexpr double kMaxLayerParameters = 1 << 28;
   // Whole numbers (counts, sizes, strides, paddings) are at most this, so shape arithmetic cannot overflow.
   static constexpr int kMaxInteger = 1 << 24;
@@ -80,6 +83,7 @@ class LayerArgs {
   Shape input_;
   int classes_;
   std::string location_;
+  double max_parameters_ = kMaxLayerParameters;
   std::vector<std::string> positional_names_;  // "OUT", "KERNEL": what the factory asked for, by index
   std::vector<std::string> keys_read_;         // every key the factory asked for, present or not
   std::vector<bool> option_read_;

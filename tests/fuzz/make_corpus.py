@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of tests/fuzz/corpus/{idx,safetensors,image}/ with the standard library only.
+"""Writes the seed corpora of tests/fuzz/corpus/{idx,safetensors,image,model_file}/ with the standard library only.
 
 Run once from anywhere: python3 tests/fuzz/make_corpus.py. The output is deterministic; the files are
 committed so the fuzzers never depend on this script at run time.
@@ -123,7 +123,21 @@ def make_images():
     write("image", "bright_8x8_gray.jpg", jpeg_gray_8x8("10" + "11111111"))
 
 
+# --- model files (layers/model_file.hpp), for a [1, 12, 12] input and 3 classes --------------------------
+def make_model_files():
+    write("model_file", "small_lenet.tg",
+          b"# lenet-like, for 12x12\nconv2d 4 3 padding=1   # keeps 12x12\nrelu\nmaxpool2d 2\n"
+          b"conv2d 8 3\nrelu\nmaxpool2d 2\nflatten\nlinear 16\nrelu\nlinear classes\n")
+    write("model_file", "every_layer.tg",
+          b"conv2d 4 3x5 stride=2 padding=1x2 dilation=2 bias=false\r\nleakyrelu slope=0.2\r\n"
+          b"maxpool2d 3 stride=2 padding=1\r\nconv2d 2 3 padding=same\r\nconv2d 2 1 padding=valid\r\n"
+          b"sigmoid\r\ntanh\r\nflatten\r\ndropout p=0.25\r\nlinear 8 bias=true\r\n\tlinear 3\r\n"
+          b"softmax\r\nlogsoftmax\r\n")
+    write("model_file", "errors.tg", b"\n# a comment only\n\nconv2 6 5 strid=2\n")
+
+
 if __name__ == "__main__":
     make_idx()
     make_safetensors()
     make_images()
+    make_model_files()

@@ -242,3 +242,18 @@ TEST_CASE("model_from_file: a missing file and the input shape and classes are c
   std::ofstream(path) << "flatten\nlinear classes\n";
   CHECK(tg::model_from_file(path, {1, 2, 2}, 3).num_parameters() == 15);
 }
+
+TEST_CASE("model file: lowered limits, and the fuzzer's seed files build (or fail) as they should") {
+  tg::ModelFileLimits limits;
+  limits.max_parameters = 100;
+  CHECK_THROWS_WITH_AS(tg::model_from_text("flatten\nlinear 8\nlinear 3\n", {1, 4, 4}, 3, "net.tg", limits),
+                       "net.tg:2: linear 8: the layer would have more than 100 parameters, the limit",
+                       tg::Error);
+  limits.max_layers = 1;
+  CHECK_THROWS_WITH_AS(tg::model_from_text("relu\nrelu\n", {3}, 3, "net.tg", limits),
+                       "net.tg:2: more than 1 layers", tg::Error);
+  const std::string corpus = std::string(TAPEGRAD_SOURCE_DIR) + "/tests/fuzz/corpus/model_file/";
+  CHECK(tg::model_from_file(corpus + "small_lenet.tg", {1, 12, 12}, 3).size() == 10);
+  CHECK(tg::model_from_file(corpus + "every_layer.tg", {1, 12, 12}, 3).size() == 13);
+  CHECK_THROWS_AS(tg::model_from_file(corpus + "errors.tg", {1, 12, 12}, 3), tg::Error);
+}
