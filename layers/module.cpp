@@ -59,42 +59,39 @@ void Module::set_source(std::string location, std::string line) {
   source_line_ = std::move(line);
 }
 
-std::vector<Tensor> Module::parameters() const {
+namespace {
+
+std::vector<Tensor> tensors_of(const std::vector<std::pair<std::string, Tensor>>& named) {
   std::vector<Tensor> out;
-  for (auto& [name, p] : named_parameters()) out.push_back(p);
+  out.reserve(named.size());
+  for (const auto& [name, t] : named) out.push_back(t);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, Tensor>> Module::named_tensors(bool with_parameters,
+                                                                  bool with_buffers) const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  if (with_parameters) out = parameters_;
+  if (with_buffers) out.insert(out.end(), buffers_.begin(), buffers_.end());
+  for (const auto& [child_name, child] : children_) {
+    for (auto& [name, t] : child->named_tensors(with_parameters, with_buffers)) {
+      out.emplace_back(child_name + "." + name, std::move(t));
+    }
+  }
   return out;
 }
 
 std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
-  std::vector<std::pair<std::string, Tensor>> out = parameters_;
-  for (const auto& [child_name, child] : children_) {
-    for (auto& [name, p] : child->named_parameters()) out.emplace_back(child_name + "." + name, p);
-  }
-  return out;
+  return named_tensors(true, false);
 }
-
-std::vector<Tensor> Module::buffers() const {
-  std::vector<Tensor> out;
-  for (auto& [name, b] : named_buffers()) out.push_back(b);
-  return out;
-}
-
 std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
-  std::vector<std::pair<std::string, Tensor>> out = buffers_;
-  for (const auto& [child_name, child] : children_) {
-    for (auto& [name, b] : child->named_buffers()) out.emplace_back(child_name + "." + name, b);
-  }
-  return out;
+  return named_tensors(false, true);
 }
-
-std::vector<std::pair<std::string, Tensor>> Module::named_state() const {
-  std::vector<std::pair<std::string, Tensor>> out = parameters_;
-  out.insert(out.end(), buffers_.begin(), buffers_.end());
-  for (const auto& [child_name, child] : children_) {
-    for (auto& [name, t] : child->named_state()) out.emplace_back(child_name + "." + name, t);
-  }
-  return out;
-}
+std::vector<std::pair<std::string, Tensor>> Module::named_state() const { return named_tensors(true, true); }
+std::vector<Tensor> Module::parameters() const { return tensors_of(named_parameters()); }
+std::vector<Tensor> Module::buffers() const { return tensors_of(named_buffers()); }
 
 std::size_t Module::num_parameters() const {
   std::size_t n = 0;

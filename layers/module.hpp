@@ -93,6 +93,8 @@ class Module {
 
   // tg::Error unless `name` is free among this module's parameters and buffers.
   void check_unused_name(const char* what, const std::string& name) const;
+  // This module's parameters and/or buffers, then each child's under "child.": PyTorch's state_dict order.
+  std::vector<std::pair<std::string, Tensor>> named_tensors(bool with_parameters, bool with_buffers) const;
 };
 
 }  // namespace tg
