@@ -38,9 +38,9 @@ fuzz: setup
 train: setup
 	@bash scripts/setup.sh train
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS) --target train_mnist
+	@cmake --build $(BUILD) -j $(JOBS) --target tapegrad_bin
 	@bash scripts/fetch_mnist.sh $(DATA)
-	@$(BUILD)/apps/train_mnist --data $(DATA)
+	@$(BUILD)/apps/tapegrad train --model lenet --data $(DATA)
 
 bench: build
 	@bash scripts/setup.sh train reference

@@ -5,6 +5,7 @@ find_dependency(xtl)
 find_dependency(xtensor)
 find_dependency(ZLIB)
 find_dependency(nlohmann_json)
+find_dependency(CLI11)  # tapegrad::cli (the command line as a library)
 find_dependency(OpenBLAS)  # Debian's OpenBLASConfig.cmake: OpenBLAS_INCLUDE_DIRS, OpenBLAS_LIBRARIES
 
 if(NOT TARGET tapegrad::openblas)

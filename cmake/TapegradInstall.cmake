@@ -8,6 +8,15 @@ foreach(dir core layers optim data)
 endforeach()
 install(FILES ${PROJECT_SOURCE_DIR}/tapegrad.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad)
 
+# The command line as a library (tapegrad::cli, header tapegrad/cli.hpp) and the built-in model files.
+if(TARGET tapegrad_cli)
+  install(FILES ${PROJECT_SOURCE_DIR}/apps/cli/tapegrad/cli.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad)
+  install(TARGETS tapegrad_cli EXPORT tapegradTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(TARGETS tapegrad_bin RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/apps/models/ DESTINATION ${CMAKE_INSTALL_DATADIR}/tapegrad/models
+          FILES_MATCHING PATTERN "*.tg")
+endif()
+
 install(TARGETS tapegrad EXPORT tapegradTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})

@@ -30,10 +30,13 @@ std::vector<std::size_t> DataLoader::order(std::size_t epoch) const {
   return idx;
 }
 
-DataLoader::Iterator DataLoader::begin() {
+DataLoader::Iterator DataLoader::begin() { return begin_at(0); }
+
+DataLoader::Iterator DataLoader::begin_at(std::size_t first_batch) {
   order_ = order(epoch_++);
-  if (num_batches() > 0) load(0);
-  return Iterator(this, 0);
+  first_batch = std::min(first_batch, num_batches());
+  if (first_batch < num_batches()) load(first_batch);
+  return Iterator(this, first_batch);
 }
 
 DataLoader::Iterator& DataLoader::Iterator::operator++() {

@@ -47,6 +47,8 @@ class DataLoader {
     std::size_t index_;
   };
   Iterator begin();
+  // begin() that skips the epoch's first `first_batch` batches (resuming mid-epoch: the same batches follow).
+  Iterator begin_at(std::size_t first_batch);
   Iterator end() { return Iterator(this, num_batches()); }
 
   // Batches per epoch; sharded, the number of global batches (the same on every rank).

@@ -182,4 +182,18 @@ struct ClearTapeOnExit {
   ClearTapeOnExit& operator=(const ClearTapeOnExit&) = delete;
 };
 
+// The two models of ../shared/BENCHMARKS.md written in C++, to compare with what the model files
+// apps/models/lenet.tg and convnet.tg build (61,706 and 1,199,882 parameters).
+inline tg::Sequential cpp_model(const std::string& name) {
+  if (name == "lenet") {
+    return tg::Sequential(tg::Conv2D(1, 6, 5, {.padding = {2, 2}}), tg::ReLU(), tg::MaxPool2D(2),
+                          tg::Conv2D(6, 16, 5), tg::ReLU(), tg::MaxPool2D(2), tg::Flatten(),
+                          tg::Linear(400, 120), tg::ReLU(), tg::Linear(120, 84), tg::ReLU(),
+                          tg::Linear(84, 10));
+  }
+  REQUIRE(name == "convnet");
+  return tg::Sequential(tg::Conv2D(1, 32, 3), tg::ReLU(), tg::Conv2D(32, 64, 3), tg::ReLU(), tg::MaxPool2D(2),
+                        tg::Flatten(), tg::Linear(9216, 128), tg::ReLU(), tg::Linear(128, 10));
+}
+
 }  // namespace test_util

@@ -9,7 +9,8 @@
 #include <chrono>
 #include <cstdio>
 
-#include "models.hpp"
+#include "cli/models.hpp"
+#include "tapegrad.hpp"
 
 namespace {
 double now() {
@@ -28,7 +29,7 @@ int main(int argc, char** argv) {
   std::string model_name = "lenet", data = ".cache/mnist";
   int threads = 1, epochs = 1;
   std::size_t limit = 0;
-  app.add_option("--model", model_name)->check(CLI::IsMember(tg::apps::model_names()));
+  app.add_option("--model", model_name, "a built-in model or a model file");
   app.add_option("--threads", threads)->check(CLI::Range(1, 256));
   app.add_option("--data", data);
   app.add_option("--epochs", epochs)->check(CLI::Range(1, 100));
@@ -40,7 +41,8 @@ int main(int argc, char** argv) {
     tg::MNIST train(data, tg::Split::Train);
     tg::MNIST test(data, tg::Split::Test);
     if (limit > 0) train.keep_first(limit);
-    tg::Sequential model = tg::apps::make_model(model_name);
+    const tg::cli::ModelText text = tg::cli::find_model(model_name);
+    tg::Sequential model = tg::model_from_text(text.text, {1, train.rows(), train.cols()}, 10, text.source);
     tg::SGD opt(model.parameters(), {.lr = 0.05f, .momentum = 0.9f});
     tg::DataLoader loader(train, {.batch_size = 64, .shuffle = true, .seed = 1});
     double train_seconds = 0, loss_sum = 0;

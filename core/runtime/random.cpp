@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <numbers>
+#include <sstream>
+
+#include "core/autograd/error.hpp"
 
 namespace tg {
 
@@ -22,6 +25,20 @@ std::uint64_t Generator::below(std::uint64_t n) {
   std::uint64_t r = engine_();
   while (r >= limit) r = engine_();
   return r % n;
+}
+
+std::string Generator::state() const {
+  std::ostringstream out;
+  out << engine_;
+  return out.str();
+}
+
+void Generator::set_state(const std::string& state) {
+  std::istringstream in(state);
+  std::mt19937_64 engine;
+  in >> engine;
+  if (in.fail()) fail("Generator::set_state: not a saved generator state (", state.size(), " characters)");
+  engine_ = engine;
 }
 
 Generator& default_generator() {

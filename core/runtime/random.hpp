@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
 
 #include "core/xt.hpp"
 
@@ -19,6 +20,10 @@ class Generator {
   float uniform(float lo, float hi);     // [lo, hi)
   float normal();                        // standard normal (Box-Muller)
   std::uint64_t below(std::uint64_t n);  // uniform integer in [0, n), unbiased
+  // The engine's whole state as text (the standard's mt19937_64 stream format), to save in a checkpoint;
+  // set_state(state()) continues the same sequence. set_state throws tg::Error for text that is not one.
+  std::string state() const;
+  void set_state(const std::string& state);
 
   static constexpr std::uint64_t kDefaultSeed = 5489u;
 

@@ -5,7 +5,6 @@
 #include <sstream>
 #include <thread>
 
-#include "models.hpp"
 #include "tapegrad.hpp"
 #include "test_util.hpp"
 
@@ -166,7 +165,7 @@ TEST_CASE("the tape is per thread: two threads training two models at once match
   };
   auto make = [](std::uint64_t seed) {
     const test_util::ScopedSeed seeded(seed);
-    return tg::apps::make_model("lenet");
+    return test_util::cpp_model("lenet");
   };
   tg::Sequential a1 = make(1), b1 = make(2), a2 = make(1), b2 = make(2);
   train(a1);

@@ -7,7 +7,6 @@
 #include <utility>
 #include <vector>
 
-#include "models.hpp"
 #include "tapegrad.hpp"
 #include "test_util.hpp"
 
@@ -58,16 +57,16 @@ TEST_CASE("model file: API.md's lenet.tg builds LeNet with 61,706 parameters and
   CHECK(m.size() == 12);
   CHECK(m.num_parameters() == 61706);
   CHECK(m.summary({1, 1, 28, 28}).find("total parameters: 61,706") != std::string::npos);
-  CHECK(state_shapes(m) == state_shapes(tg::apps::make_model("lenet")));
+  CHECK(state_shapes(m) == state_shapes(test_util::cpp_model("lenet")));
   CHECK(m(tg::Tensor(tg::Array(xt::zeros<float>({2, 1, 28, 28})))).shape() == tg::Shape{2, 10});
 }
 
-TEST_CASE("model file: apps/models/lenet.tg and convnet.tg equal apps/models.cpp's models") {
+TEST_CASE("model file: apps/models/lenet.tg and convnet.tg equal the C++ models") {
   for (const std::string name : {"lenet", "convnet"}) {
     INFO(name);
     const std::string path = std::string(TAPEGRAD_SOURCE_DIR) + "/apps/models/" + name + ".tg";
     tg::Sequential from_file = tg::model_from_file(path, {1, 28, 28}, 10);
-    tg::Sequential cpp = tg::apps::make_model(name);
+    tg::Sequential cpp = test_util::cpp_model(name);
     CHECK(state_shapes(from_file) == state_shapes(cpp));
     CHECK(from_file.num_parameters() == cpp.num_parameters());
     CHECK(from_file.num_parameters() == (name == "lenet" ? 61706u : 1199882u));

@@ -8,10 +8,16 @@
 #include <cstdio>
 #include <exception>
 
-#include "models.hpp"
+#include "cli/models.hpp"
 #include "tapegrad.hpp"
 
 namespace {
+
+// apps/models/lenet.tg, as `tapegrad train` builds it.
+tg::Sequential lenet() {
+  const tg::cli::ModelText text = tg::cli::find_model("lenet");
+  return tg::model_from_text(text.text, {1, 28, 28}, 10, text.source);
+}
 
 namespace dist = tg::distributed;
 
@@ -22,7 +28,7 @@ constexpr std::size_t kSteps = 20;
 // weights than rank 0, which broadcast_parameters must undo.
 std::vector<tg::Array> train(const tg::MNIST& data, std::size_t batch_size, bool sharded, bool perturb) {
   tg::manual_seed(1);
-  tg::Sequential model = tg::apps::make_model("lenet");
+  tg::Sequential model = lenet();
   const std::vector<tg::Tensor> params = model.parameters();
   if (perturb) {
     for (const tg::Tensor& p : params) p.node()->value += 0.25f;
@@ -88,7 +94,7 @@ int run(const std::string& mnist_dir) {
     const std::vector<tg::Array> initial = [] {
       tg::manual_seed(1);
       std::vector<tg::Array> v;
-      for (const tg::Tensor& p : tg::apps::make_model("lenet").parameters()) v.push_back(p.value());
+      for (const tg::Tensor& p : lenet().parameters()) v.push_back(p.value());
       return v;
     }();
     const bool trained = worst_ratio(sharded, initial) > 10;  // the test would notice a run that did nothing

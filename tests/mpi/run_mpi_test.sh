@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Drives train_mnist under mpirun for CTest (tests/mpi/CMakeLists.txt). Prints "mpi SCENARIO: ok" on success.
-#   run_mpi_test.sh checkpoint WORK TRAIN PREDICT DATA  rank 0 writes a checkpoint a single process loads;
+# Drives `tapegrad train` under mpirun for CTest (tests/mpi/CMakeLists.txt). Prints "mpi SCENARIO: ok" on success.
+#   run_mpi_test.sh checkpoint WORK TAPEGRAD DATA      rank 0 writes a checkpoint a single process loads;
 #                                                        rank 1 writes nothing and prints nothing
-#   run_mpi_test.sh error      WORK TRAIN DATA          a bad --data on rank 1 alone stops both ranks, with the
+#   run_mpi_test.sh error      WORK TAPEGRAD DATA        a bad --data on rank 1 alone stops both ranks, with the
 #                                                        message and rank 1 named, exit non-zero
-#   run_mpi_test.sh kill       WORK TRAIN DATA          kill -9 of rank 1 while training: mpirun exits non-zero
+#   run_mpi_test.sh kill       WORK TAPEGRAD DATA        kill -9 of rank 1 while training: mpirun exits non-zero
 #                                                        with a message, and does not hang
 # Environment: TG_MPIEXEC (mpiexec and its flags, e.g. "/usr/bin/mpiexec --oversubscribe"), TG_NP_FLAG (-n).
 set -u
@@ -16,10 +16,10 @@ common=(--limit 512 --epochs 1 --batch-size 32 --threads 1)
 
 case "$scenario" in
 checkpoint)
-  train=$3 predict=$4 data=$5
+  tg=$3 data=$4
   # Two app contexts (MPMD), so that rank 1 has a --out of its own, which must never be created.
-  $TG_MPIEXEC --tag-output $TG_NP_FLAG 1 "$train" --data "$data" "${common[@]}" --out "$work/rank0" : \
-    $TG_NP_FLAG 1 "$train" --data "$data" "${common[@]}" --out "$work/rank1" >"$log" 2>&1 || fail "mpirun exited $?"
+  $TG_MPIEXEC --tag-output $TG_NP_FLAG 1 "$tg" train --data "$data" "${common[@]}" --out "$work/rank0" : \
+    $TG_NP_FLAG 1 "$tg" train --data "$data" "${common[@]}" --out "$work/rank1" >"$log" 2>&1 || fail "mpirun exited $?"
   grep -q 'batch 32 per rank x 2 ranks (MPI) = 64 per step' "$log" || fail "no header line naming the ranks"
   grep -q 'test accuracy' "$log" || fail "rank 0 did not finish"
   grep -q ',1\]<std' "$log" && fail "rank 1 printed something"
@@ -27,23 +27,23 @@ checkpoint)
   for f in model.safetensors metrics.csv filters.png mistakes.png; do
     [ -s "$work/rank0/$f" ] || fail "rank 0 did not write $f"
   done
-  # One process loads it: predict, and train_mnist --resume (weights and optimizer state).
-  "$predict" "$work/rank0/model.safetensors" "$work/rank0/filters.png" >>"$log" 2>&1 || fail "predict could not use it"
-  "$train" --data "$data" --limit 512 --epochs 2 --batch-size 32 --threads 1 --resume "$work/rank0/model.safetensors" \
+  # One process loads it: predict, and tapegrad train --resume (weights and optimizer state).
+  "$tg" predict "$work/rank0/model.safetensors" "$work/rank0/filters.png" >>"$log" 2>&1 || fail "predict could not use it"
+  "$tg" train --data "$data" --limit 512 --epochs 2 --batch-size 32 --threads 1 --resume "$work/rank0/model.safetensors" \
     --out "$work/single" >>"$log" 2>&1 || fail "a single process could not resume from it"
-  grep -q 'resuming from .* after epoch 1' "$log" || fail "no resume line"
+  grep -q 'resuming .* after epoch 1 of 2' "$log" || fail "no resume line"
   ;;
 error)
-  train=$3 data=$4
-  $TG_MPIEXEC $TG_NP_FLAG 1 "$train" --data "$data" "${common[@]}" --out "$work/rank0" : \
-    $TG_NP_FLAG 1 "$train" --data "$work/no-such-folder" "${common[@]}" --out "$work/rank1" >"$log" 2>&1 &&
+  tg=$3 data=$4
+  $TG_MPIEXEC $TG_NP_FLAG 1 "$tg" train --data "$data" "${common[@]}" --out "$work/rank0" : \
+    $TG_NP_FLAG 1 "$tg" train --data "$work/no-such-folder" "${common[@]}" --out "$work/rank1" >"$log" 2>&1 &&
     fail "mpirun exited 0"
-  grep -q 'train_mnist: error on rank 1 of 2: .*no-such-folder' "$log" || fail "no message naming rank 1 and the path"
+  grep -q 'tapegrad train: error on rank 1 of 2: .*no-such-folder' "$log" || fail "no message naming rank 1 and the path"
   grep -q 'test accuracy' "$log" && fail "rank 0 went on training"
   ;;
 kill)
-  train=$3 data=$4
-  $TG_MPIEXEC $TG_NP_FLAG 2 "$train" --data "$data" --epochs 1000 --batch-size 16 --threads 1 --out "$work/out" \
+  tg=$3 data=$4
+  $TG_MPIEXEC $TG_NP_FLAG 2 "$tg" train --data "$data" --epochs 1000 --batch-size 16 --threads 1 --out "$work/out" \
     >"$log" 2>&1 &
   launcher=$!
   stop_job() { kill -TERM "$launcher" 2>/dev/null; sleep 2; kill -9 "$launcher" 2>/dev/null; }  # mpirun ends its ranks

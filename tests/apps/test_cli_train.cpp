@@ -1,17 +1,18 @@
-// train_mnist (apps/train_mnist.cpp) and the model it trains: lenet learns MNIST from the shipped 2,000-image
-// subset; the program exits with the documented codes, resumes bit for bit, and repeats itself bit for bit.
+// `tapegrad train` (apps/cli/train.cpp) and the model it trains: lenet learns MNIST from the shipped
+// 2,000-image subset; the program exits with the documented codes, resumes bit for bit, and repeats itself
+// bit for bit.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
-#include "models.hpp"
 #include "tapegrad.hpp"
 #include "test_util.hpp"
 
@@ -38,6 +39,21 @@ float accuracy(tg::Sequential& model, const tg::MNIST& data) {
   return static_cast<float>(correct) / static_cast<float>(data.size());
 }
 
+// The tensors of two checkpoints (weights, buffers, optimizer state), bit for bit; the metadata holds
+// timings (seconds per epoch), which differ run to run.
+bool same_tensors(const std::string& a, const std::string& b) {
+  const tg::SafetensorsFile fa = tg::read_safetensors(a), fb = tg::read_safetensors(b);
+  if (fa.tensors.size() != fb.tensors.size() || fa.tensors.empty()) return false;
+  for (std::size_t i = 0; i < fa.tensors.size(); ++i) {
+    const auto& [name_a, x] = fa.tensors[i];
+    const auto& [name_b, y] = fb.tensors[i];
+    if (name_a != name_b || x.shape() != y.shape() ||
+        std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) != 0)
+      return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 // The issue asked for > 90%. PyTorch 1.13 with the same model, init and data reaches 61-83% after one epoch
@@ -49,7 +65,7 @@ TEST_CASE("lenet trained one epoch on 2,000 MNIST images exceeds 85% on 1,000 te
   tg::MNIST test(kSmallMnist, tg::Split::Test);
   REQUIRE(train.size() == 2000);
   REQUIRE(test.size() == 1000);
-  tg::Sequential model = tg::apps::make_model("lenet");
+  tg::Sequential model = test_util::cpp_model("lenet");
   tg::SGD opt(model.parameters(), {.lr = 0.015f, .momentum = 0.9f});
   tg::DataLoader loader(train, {.batch_size = 4, .shuffle = true, .seed = 1});
   tg::CosineLR schedule(opt, loader.num_batches());
@@ -65,9 +81,10 @@ TEST_CASE("lenet trained one epoch on 2,000 MNIST images exceeds 85% on 1,000 te
   CHECK(acc > 0.85f);
 }
 
-TEST_CASE("train_mnist exits 2 on usage errors and 1 on data errors or divergence, with one-line reasons") {
+TEST_CASE(
+    "tapegrad train exits 2 on usage errors and 1 on data errors or divergence, with one-line reasons") {
   TempDir dir;
-  const std::string train = TG_TRAIN_BIN;
+  const std::string train = TG_TAPEGRAD_BIN " train";
   for (const char* bad :
        {"--batch-size 0", "--lr nan", "--lr -1", "--epochs abc", "--model resnet", "--bogus"}) {
     const RunResult r = run(train + " --data " + kSmallMnist + " " + bad);
@@ -84,9 +101,9 @@ TEST_CASE("train_mnist exits 2 on usage errors and 1 on data errors or divergenc
   CHECK(diverge.output.find("training diverged") != std::string::npos);
 }
 
-TEST_CASE("train_mnist --resume continues to the same checkpoint as an uninterrupted run, bit for bit") {
+TEST_CASE("tapegrad train --resume continues to the same checkpoint as an uninterrupted run, bit for bit") {
   TempDir dir;
-  const std::string common = std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist +
+  const std::string common = std::string(TG_TAPEGRAD_BIN) + " train --data " + kSmallMnist +
                              " --limit 512 --threads 1 --seed 5 --schedule constant";
   REQUIRE(run(common + " --epochs 3 --out " + dir.file("full")).code == 0);
   REQUIRE(run(common + " --epochs 2 --out " + dir.file("part")).code == 0);
@@ -95,13 +112,13 @@ TEST_CASE("train_mnist --resume continues to the same checkpoint as an uninterru
   INFO(resumed.output);
   REQUIRE(resumed.code == 0);
   CHECK(resumed.output.find("resuming") != std::string::npos);
-  CHECK(read_text(dir.file("full/model.safetensors")) == read_text(dir.file("part/model.safetensors")));
+  CHECK(same_tensors(dir.file("full/model.safetensors"), dir.file("part/model.safetensors")));
 }
 
 TEST_CASE(
-    "train_mnist stops with a clear message when training diverges, naming the op with --detect-anomaly") {
+    "tapegrad train stops with a clear message when training diverges, naming the op with --detect-anomaly") {
   TempDir dir;
-  const auto [code, output] = run(std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist +
+  const auto [code, output] = run(std::string(TG_TAPEGRAD_BIN) + " train --data " + kSmallMnist +
                                   " --lr 1000 --epochs 1 --detect-anomaly --out " + dir.path.string());
   INFO(output);
   CHECK(code == 1);
@@ -112,12 +129,12 @@ TEST_CASE(
 TEST_CASE("same seed and thread count: two training runs write bit-identical checkpoints") {
   TempDir dir;
   for (int threads : {1, 2}) {
-    const std::string cmd = std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist +
+    const std::string cmd = std::string(TG_TAPEGRAD_BIN) + " train --data " + kSmallMnist +
                             " --limit 640 --epochs 1 --seed 9" + " --threads " + std::to_string(threads) +
                             " --out ";
     REQUIRE(run(cmd + dir.file("a")).code == 0);
     REQUIRE(run(cmd + dir.file("b")).code == 0);
     INFO("threads ", threads);
-    CHECK(read_text(dir.file("a/model.safetensors")) == read_text(dir.file("b/model.safetensors")));
+    CHECK(same_tensors(dir.file("a/model.safetensors"), dir.file("b/model.safetensors")));
   }
 }

@@ -1,5 +1,5 @@
-// predict (apps/predict.cpp): names the digits of PNG files with a model train_mnist wrote, and exits with
-// the documented codes on bad input.
+// `tapegrad predict` (apps/cli/predict.cpp): names the digits of PNG files with a checkpoint `tapegrad train`
+// wrote, and exits with the documented codes on bad input.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "models.hpp"
 #include "tapegrad.hpp"
 #include "test_util.hpp"
 
@@ -22,9 +21,10 @@ namespace {
 const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
 }  // namespace
 
-TEST_CASE("train_mnist trains, writes its outputs, and predict names ten test digits written as PNG") {
+TEST_CASE(
+    "tapegrad train trains, writes its outputs, and tapegrad predict names ten test digits written as PNG") {
   TempDir dir;
-  const RunResult r = run(std::string(TG_TRAIN_BIN) + " --data " + kSmallMnist +
+  const RunResult r = run(std::string(TG_TAPEGRAD_BIN) + " train --data " + kSmallMnist +
                           " --epochs 2 --threads 1 --out " + dir.path.string());
   INFO(r.output);
   REQUIRE(r.code == 0);
@@ -38,7 +38,7 @@ TEST_CASE("train_mnist trains, writes its outputs, and predict names ten test di
   CHECK(std::count(csv.begin(), csv.end(), '\n') == 3);
 
   // one digit of each class that the trained model classifies correctly in-process
-  tg::Sequential model = tg::apps::make_model("lenet");
+  tg::Sequential model = test_util::cpp_model("lenet");
   tg::load(model, dir.file("model.safetensors"));
   model.eval();
   tg::NoGradGuard no_grad;
@@ -60,7 +60,7 @@ TEST_CASE("train_mnist trains, writes its outputs, and predict names ten test di
     }
   }
   REQUIRE(expected.size() == 10);
-  const RunResult p = run(std::string(TG_PREDICT_BIN) + " " + dir.file("model.safetensors") + args);
+  const RunResult p = run(std::string(TG_TAPEGRAD_BIN) + " predict " + dir.file("model.safetensors") + args);
   INFO(p.output);
   REQUIRE(p.code == 0);
   for (int digit : expected) {
@@ -69,9 +69,9 @@ TEST_CASE("train_mnist trains, writes its outputs, and predict names ten test di
   }
 }
 
-TEST_CASE("predict exits 2 on usage errors and 1 on file errors or a model of another architecture") {
+TEST_CASE("tapegrad predict exits 2 on usage errors and 1 on file errors or a checkpoint without its model") {
   TempDir dir;
-  const std::string predict = TG_PREDICT_BIN;
+  const std::string predict = TG_TAPEGRAD_BIN " predict";
   CHECK(run(predict).code == 2);
   std::ofstream(dir.file("not_a_model.safetensors")) << "garbage";
   std::ofstream(dir.file("not_an_image.png")) << "garbage";
@@ -79,11 +79,11 @@ TEST_CASE("predict exits 2 on usage errors and 1 on file errors or a model of an
       run(predict + " " + dir.file("not_a_model.safetensors") + " " + dir.file("not_an_image.png"));
   CHECK(bad_model.code == 1);
   CHECK(bad_model.output.find("not a safetensors file") != std::string::npos);
-  tg::Sequential convnet = tg::apps::make_model("convnet");
+  tg::Sequential convnet = test_util::cpp_model("convnet");
   tg::save(convnet, dir.file("convnet.safetensors"),
-           {{}, {{"model", "lenet"}}});  // lies about its architecture
-  const RunResult mismatch =
+           {{}, {{"model", "lenet"}}});  // as train_mnist wrote them: a name, no model text
+  const RunResult old =
       run(predict + " " + dir.file("convnet.safetensors") + " " + dir.file("not_an_image.png"));
-  CHECK(mismatch.code == 1);
-  CHECK(mismatch.output.find("was it saved from a different model?") != std::string::npos);
+  CHECK(old.code == 1);
+  CHECK(old.output.find("written by an older tapegrad") != std::string::npos);
 }

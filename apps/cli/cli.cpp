@@ -1,0 +1,208 @@
+// tg::cli::main: the `tapegrad` command line on CLI11 subcommands (../shared/API.md, "The command line").
+#include "tapegrad/cli.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <filesystem>
+
+#include "commands.hpp"
+#include "models.hpp"
+
+namespace tg::cli {
+namespace {
+
+bool g_quiet = false;
+
+const std::vector<std::string> kMnistClasses{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+const std::vector<std::string> kFashionClasses{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                               "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+// The flags given on the command line, e.g. {"--lr", "--epochs"}.
+std::set<std::string> given_flags(const CLI::App& app) {
+  std::set<std::string> given;
+  for (const CLI::Option* option : app.get_options())
+    if (option->count() > 0 && !option->get_lnames().empty()) given.insert("--" + option->get_lnames()[0]);
+  return given;
+}
+
+}  // namespace
+
+void set_quiet(bool quiet) { g_quiet = quiet; }
+
+void say(const char* format, ...) {
+  if (g_quiet) return;
+  va_list args;
+  va_start(args, format);
+  std::vprintf(format, args);
+  va_end(args);
+}
+
+std::string with_commas(std::size_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+DataSpec data_spec(const std::string& dataset, const std::string& data_dir) {
+  std::string kind = dataset;
+  if (kind == "auto") kind = data_dir.find("fashion") != std::string::npos ? "fashion" : "mnist";
+  if (kind == "fashion") return {"fashion", kFashionClasses, MNISTOptions::fashion()};
+  return {"mnist", kMnistClasses, MNISTOptions::mnist()};
+}
+
+int main(int argc, char** argv) {
+  distributed::Context mpi(argc, argv);  // MPI_Init under mpirun (when built with MPI); MPI_Finalize at exit
+  CLI::App app{"tapegrad: train small CNNs written as model files, then evaluate them and classify images",
+               "tapegrad"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "tapegrad 0.1.0");
+  auto finite_positive = CLI::Validator(
+      [](std::string& s) {
+        const float v = std::strtof(s.c_str(), nullptr);
+        return std::isfinite(v) && v > 0 ? std::string() : "must be a finite number > 0, got " + s;
+      },
+      "FLOAT > 0");
+  std::string models;
+  for (const std::string& name : builtin_model_names()) models += (models.empty() ? "" : ", ") + name;
+
+  // ---- train
+  TrainOptions t;
+  CLI::App* train_cmd =
+      app.add_subcommand("train", "train a model on MNIST-format data; writes a checkpoint");
+  train_cmd->add_option("--model", t.model,
+                        "a built-in model (" + models + ") or a model file (default lenet)");
+  train_cmd->add_option("--data", t.data_dir,
+                        "folder with the IDX files, raw or .gz (default .cache/mnist, or "
+                        "/usr/share/datasets/fashion-mnist for --dataset fashion)");
+  train_cmd
+      ->add_option("--dataset", t.dataset, "mnist, fashion, or auto (fashion if the folder's path says so)")
+      ->check(CLI::IsMember({"auto", "mnist", "fashion"}));
+  train_cmd->add_option("--epochs", t.epochs, "passes over the training set")->check(CLI::Range(1, 1000));
+  train_cmd
+      ->add_option(
+          "--batch-size", t.batch_size,
+          "examples per step; under mpirun, per rank (a step then takes ranks x batch-size examples)")
+      ->check(CLI::Range(1, 65536));
+  train_cmd->add_option("--optimizer", "sgd (adam and adamw come with the next layers and optimizers)")
+      ->check(CLI::IsMember({"sgd"}));
+  train_cmd->add_option("--lr", t.lr, "learning rate at the start")->check(finite_positive);
+  train_cmd->add_option("--momentum", t.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999));
+  train_cmd->add_option("--weight-decay", t.weight_decay, "L2 penalty added to the gradients")
+      ->check(CLI::Range(0.0, 1.0));
+  train_cmd
+      ->add_option("--schedule", t.schedule,
+                   "learning-rate schedule: cosine (to 0 over the run), step (x0.1 per epoch) or constant")
+      ->check(CLI::IsMember({"cosine", "step", "constant"}));
+  train_cmd->add_option("--warmup", t.warmup_epochs, "epochs of linear warm-up before the cosine schedule")
+      ->check(CLI::Range(0.0, 100.0));
+  train_cmd->add_option("--seed", t.seed, "seed of initialization and shuffling");
+  train_cmd
+      ->add_option("--threads", t.threads,
+                   "threads of tapegrad's pool; OpenBLAS stays single-threaded (default: the cores; under "
+                   "mpirun, the cores / the ranks on this machine)")
+      ->check(CLI::Range(1, 256));
+  train_cmd->add_option(
+      "--out", t.out_dir,
+      "folder for metrics.csv, filters.png, mistakes.png (default runs/MODEL; on --resume, the "
+      "checkpoint's folder)");
+  train_cmd->add_option("--save", t.save_path,
+                        "checkpoint written after every epoch (default OUT/model.safetensors)");
+  train_cmd->add_option(
+      "--resume", t.resume_path,
+      "continue a run from its checkpoint: the model, optimizer, schedule and position come from it");
+  train_cmd->add_option("--limit", t.limit, "train on the first N images only (0: all)");
+  train_cmd->add_flag(
+      "--detect-anomaly", t.detect_anomaly,
+      "check every op's output and gradients for NaN/Inf and stop at the first, naming the op");
+  train_cmd->add_flag("--profile", t.profile,
+                      "print time per op type and per layer, forward and backward, at the end");
+
+  // ---- eval
+  EvalOptions e;
+  CLI::App* eval_cmd = app.add_subcommand("eval", "accuracy, loss, per-class table and confusion matrix");
+  eval_cmd->add_option("checkpoint", e.checkpoint, "a checkpoint written by tapegrad train")->required();
+  eval_cmd->add_option("--data", e.data_dir, "folder of the test set (default: the one it trained on)");
+  eval_cmd->add_option("--out", e.out_dir,
+                       "folder for eval_per_class.csv and eval_confusion.csv (default: the checkpoint's)");
+  eval_cmd->add_option("--batch-size", e.batch_size, "images per forward pass")->check(CLI::Range(1, 65536));
+  eval_cmd->add_option("--threads", e.threads, "threads of tapegrad's pool")->check(CLI::Range(1, 256));
+
+  // ---- predict
+  PredictOptions p;
+  CLI::App* predict_cmd = app.add_subcommand("predict", "the class and top-3 of each image");
+  predict_cmd->add_option("checkpoint", p.checkpoint, "a checkpoint written by tapegrad train")->required();
+  predict_cmd->add_option("images", p.images, "images (PNG, JPEG, BMP); any size or channel count")
+      ->required();
+  predict_cmd
+      ->add_option("--invert", p.invert,
+                   "auto: invert dark-on-light images to MNIST's light-on-dark; never; always")
+      ->check(CLI::IsMember({"auto", "never", "always"}));
+  predict_cmd->add_option("--top", p.top, "how many classes to list")->check(CLI::Range(1, 1000));
+
+  // ---- summary
+  SummaryOptions s;
+  CLI::App* summary_cmd =
+      app.add_subcommand("summary", "layers, model-file lines, output shapes, parameters");
+  summary_cmd->add_option("model", s.model, "a built-in model (" + models + ") or a model file")->required();
+  summary_cmd->add_option("--input", s.input, "per-example input CxHxW (default 1x28x28)");
+  summary_cmd->add_option("--classes", s.classes, "number of classes (default 10)")
+      ->check(CLI::Range(1, 1 << 20));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {  // every rank parses the same arguments; rank 0 tells
+    const int code = distributed::is_main() ? app.exit(error) : error.get_exit_code();
+    return code == 0 ? 0 : 2;
+  }
+  const CLI::App* chosen = app.get_subcommands().front();
+  const std::string command = "tapegrad " + chosen->get_name();
+  try {
+    if (chosen == train_cmd) {
+      t.given = given_flags(*train_cmd);
+      const bool resuming = !t.resume_path.empty();
+      if (t.data_dir.empty() && !resuming) {
+        t.data_dir = t.dataset == "fashion" ? "/usr/share/datasets/fashion-mnist" : ".cache/mnist";
+      }
+      if (t.out_dir.empty()) {
+        if (resuming) {
+          const auto parent = std::filesystem::path(t.resume_path).parent_path();
+          t.out_dir = parent.empty() ? "." : parent.string();
+        } else {
+          t.out_dir = "runs/" + find_model(t.model).name;
+        }
+      }
+      if (t.save_path.empty()) t.save_path = t.out_dir + "/model.safetensors";
+      return train(t);
+    }
+    if (chosen == eval_cmd) return evaluate(e);
+    if (chosen == predict_cmd) return predict(p);
+    return summary(s);
+  } catch (const ModelFileError& error) {  // the model file (or --model, --input) is wrong: a usage error
+    std::fprintf(stderr, "\n%s: error: %s\n", command.c_str(), error.what());
+    if (distributed::world_size() > 1) {
+      std::fflush(stderr);
+      distributed::abort(2);
+    }
+    return 2;
+  } catch (const std::exception& error) {  // tg::Error and file-system errors: one line, exit 1
+    const int world = distributed::world_size();
+    if (world == 1) {
+      std::fprintf(stderr, "\n%s: error: %s\n", command.c_str(), error.what());
+      return 1;
+    }
+    // The other ranks may be waiting for this one in a collective: stop them all.
+    std::fprintf(stderr, "\n%s: error on rank %d of %d: %s\n", command.c_str(), distributed::rank(), world,
+                 error.what());
+    std::fflush(stderr);
+    distributed::abort(1);
+  }
+  return 1;
+}
+
+}  // namespace tg::cli

@@ -1,0 +1,65 @@
+// The subcommands of `tapegrad` (cli.cpp parses the command line into these options and calls them). Each
+// returns the exit code or throws: tg::ModelFileError (a bad model file: exit 2) or another exception
+// (data, file or numeric errors: exit 1).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tapegrad.hpp"
+
+namespace tg::cli {
+
+struct TrainOptions {
+  std::string model = "lenet", data_dir, dataset = "auto", schedule = "cosine", out_dir, save_path,
+              resume_path;
+  int epochs = 3, threads = 0;  // threads 0: the machine's cores, split between this machine's ranks
+  std::size_t batch_size = 64, limit = 0;
+  double warmup_epochs = 0.3;
+  float lr = 0.05f, momentum = 0.9f, weight_decay = 5e-4f;
+  std::uint64_t seed = 1;
+  bool profile = false, detect_anomaly = false;
+  std::set<std::string> given;  // the flags on the command line ("--lr", ...), for --resume's checks
+};
+int train(TrainOptions options);
+
+struct EvalOptions {
+  std::string checkpoint, data_dir, out_dir;
+  std::size_t batch_size = 1000;
+  int threads = 0;
+};
+int evaluate(const EvalOptions& options);
+
+struct PredictOptions {
+  std::string checkpoint, invert = "auto";
+  std::vector<std::string> images;
+  int top = 3;
+};
+int predict(const PredictOptions& options);
+
+struct SummaryOptions {
+  std::string model, input = "1x28x28";
+  int classes = 10;
+};
+int summary(const SummaryOptions& options);
+
+// The data sets the CLI reads today: MNIST-format IDX files (MNIST, Fashion-MNIST).
+struct DataSpec {
+  std::string dataset;  // "mnist" | "fashion"
+  std::vector<std::string> class_names;
+  MNISTOptions normalization;
+};
+// "auto": "fashion" when the folder's path says so, else "mnist".
+DataSpec data_spec(const std::string& dataset, const std::string& data_dir);
+
+// Prints on rank 0 only (the other ranks of an MPI job stay quiet).
+[[gnu::format(printf, 1, 2)]] void say(const char* format, ...);
+void set_quiet(bool quiet);
+
+// 61706 -> "61,706"
+std::string with_commas(std::size_t n);
+
+}  // namespace tg::cli

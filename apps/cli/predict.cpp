@@ -1,0 +1,51 @@
+// tapegrad predict: classifies images (PNG, JPEG, BMP; any size or channel count) with a checkpoint written
+// by `tapegrad train`, printing each image's class name and its top-3 probabilities. Returns 0 when every
+// image was classified, 1 when one was not (the others are still classified).
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+
+#include "commands.hpp"
+#include "run_checkpoint.hpp"
+
+namespace tg::cli {
+
+int predict(const PredictOptions& o) {
+  Checkpoint ckpt = open_checkpoint(o.checkpoint);
+  const RunInfo& info = ckpt.info;
+  if (info.input[0] != 1) {
+    fail(o.checkpoint, ": takes ", info.input_text(),
+         " inputs; predict reads one-channel (grayscale) models for now");
+  }
+  Sequential& model = ckpt.model;
+  model.eval();
+  NoGradGuard no_grad;
+  const ImageOptions options{.invert = o.invert == "auto"     ? Invert::Auto
+                                       : o.invert == "always" ? Invert::Always
+                                                              : Invert::Never,
+                             .mean = info.mean[0],
+                             .std = info.std[0]};
+  const std::size_t top = std::min<std::size_t>(static_cast<std::size_t>(o.top), info.classes());
+  int failures = 0;
+  for (const std::string& path : o.images) {
+    try {
+      const Tensor x(load_image(path, info.input[1], info.input[2], options));
+      const Array probs = softmax(model(x)).value();
+      std::vector<std::size_t> order(probs.size());
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(top), order.end(),
+                        [&](std::size_t a, std::size_t b) { return probs.data()[a] > probs.data()[b]; });
+      std::printf("%s: %s  (", path.c_str(), info.class_names[order[0]].c_str());
+      for (std::size_t j = 0; j < top; ++j)
+        std::printf("%s%s %.2f%%", j ? ", " : "", info.class_names[order[j]].c_str(),
+                    100.0 * probs.data()[order[j]]);
+      std::printf(")\n");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "tapegrad predict: error: %s\n", e.what());
+      ++failures;
+    }
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace tg::cli

@@ -1,0 +1,74 @@
+// Self-describing training checkpoints: beside the tensors (tg::save), a checkpoint written by `tapegrad
+// train` holds the model file's text, the input shape, the class names, the normalization, the optimizer
+// and its options, the schedule's position and the epoch (and, after Ctrl-C, the step within the epoch and
+// the random generator's state), so that eval, predict and --resume need nothing else.
+//
+// In the safetensors metadata: "format" (kFormat), "model" (its name), "model_text" (the file as written,
+// comments included) and "run" (the rest, as JSON). The tensors stay the state_dict of the same
+// torch.nn.Sequential ("0.weight", ...), plus "optimizer.*" for the optimizer's state.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tapegrad.hpp"
+
+namespace tg::cli {
+
+inline constexpr const char* kFormat = "tapegrad-train-2";
+
+struct EpochRecord {
+  double train_loss = 0, train_accuracy = 0, test_loss = 0, test_accuracy = 0, seconds = 0,
+         images_per_second = 0;
+  float lr_end = 0;
+};
+
+struct RunInfo {
+  // The model and its data.
+  std::string model_name, model_source, model_text;  // "lenet", "lenet.tg", the file's text
+  Shape input;                                       // per example: [C, H, W]
+  std::vector<std::string> class_names;              // index = label
+  std::vector<float> mean, std;                      // per channel: x = (pixel / 255 - mean) / std
+  std::string dataset, data_dir;                     // "mnist" | "fashion"; the folder it trained on
+  // The optimizer and the learning-rate schedule.
+  std::string optimizer = "sgd";
+  float lr = 0, momentum = 0, weight_decay = 0;
+  std::string schedule;  // cosine | step | constant
+  double warmup_epochs = 0;
+  // The run and where it is.
+  std::size_t batch_size = 0, limit = 0, steps_per_epoch = 0;
+  std::uint64_t seed = 0;
+  int world_size = 1, epochs = 0;
+  int epoch = 0;                  // epochs completed
+  std::size_t step_in_epoch = 0;  // steps of epoch + 1 done (interrupted mid-epoch), else 0
+  // The interrupted epoch's sums so far (over every rank), so that its metrics come out as uninterrupted.
+  double partial_loss_sum = 0, partial_seconds = 0;
+  std::size_t partial_seen = 0, partial_correct = 0;
+  std::string generator;  // tg::default_generator().state() at the save
+  std::vector<EpochRecord> history;
+
+  std::size_t classes() const { return class_names.size(); }
+  std::string input_text() const;  // "1x28x28"
+};
+
+std::map<std::string, std::string> to_metadata(const RunInfo& info);
+// tg::Error naming `path` for a checkpoint without the metadata (e.g. from an older tapegrad, or written by
+// tg::save directly) or with metadata that does not parse.
+RunInfo from_metadata(const std::map<std::string, std::string>& metadata, const std::string& path);
+
+struct Checkpoint {
+  RunInfo info;
+  Sequential model;     // built from info.model_text, tensors loaded
+  TrainingState state;  // the optimizer's state and the raw metadata
+};
+// Reads `path`, builds its model from its text and loads its tensors: tg::Error when the file is not a
+// training checkpoint, or when its model text and its tensors disagree (naming the first tensor that does).
+Checkpoint open_checkpoint(const std::string& path);
+
+// "1x28x28" -> [1, 28, 28]; tg::Error otherwise.
+Shape parse_input_shape(const std::string& text);
+
+}  // namespace tg::cli
