@@ -183,24 +183,21 @@ int main(int argc, char** argv) {
     if (chosen == eval_cmd) return evaluate(e);
     if (chosen == predict_cmd) return predict(p);
     return summary(s);
-  } catch (const ModelFileError& error) {  // the model file (or --model, --input) is wrong: a usage error
-    std::fprintf(stderr, "\n%s: error: %s\n", command.c_str(), error.what());
-    if (distributed::world_size() > 1) {
-      std::fflush(stderr);
-      distributed::abort(2);
-    }
-    return 2;
-  } catch (const std::exception& error) {  // tg::Error and file-system errors: one line, exit 1
+  } catch (const std::exception& error) {
+    // 2: a usage error (a bad model file, --model or --input, flags that cannot go together); 1: data, file
+    // and numeric errors (tg::Error, file-system errors). One line either way.
+    const bool usage = dynamic_cast<const ModelFileError*>(&error) || dynamic_cast<const UsageError*>(&error);
+    const int code = usage ? 2 : 1;
     const int world = distributed::world_size();
     if (world == 1) {
       std::fprintf(stderr, "\n%s: error: %s\n", command.c_str(), error.what());
-      return 1;
+      return code;
     }
     // The other ranks may be waiting for this one in a collective: stop them all.
     std::fprintf(stderr, "\n%s: error on rank %d of %d: %s\n", command.c_str(), distributed::rank(), world,
                  error.what());
     std::fflush(stderr);
-    distributed::abort(1);
+    distributed::abort(code);
   }
   return 1;
 }

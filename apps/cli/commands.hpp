@@ -13,6 +13,12 @@
 
 namespace tg::cli {
 
+// A command line that cannot work (e.g. --resume with another --lr): exit 2, like CLI11's own errors.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
 struct TrainOptions {
   std::string model = "lenet", data_dir, dataset = "auto", schedule = "cosine", out_dir, save_path,
               resume_path;

@@ -162,11 +162,18 @@ void write_metrics_csv(const std::vector<EpochRecord>& rows, const std::string& 
 
 // ---- --resume: what the checkpoint fixes, and what the command line may change
 
+template <class... Parts>
+[[noreturn]] void throw_usage(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  throw UsageError(out.str());
+}
+
 // The flags a resumed run takes from its checkpoint; passing one with another value is an error.
 void check_resume_flags(const TrainOptions& o, const RunInfo& info, const std::string& model_name) {
   auto refuse = [&](const char* flag, const std::string& theirs, const std::string& ours) {
     if (o.given.count(flag) && theirs != ours) {
-      fail(o.resume_path, " was trained with ", flag, " ", theirs, ", not ", ours,
+      throw_usage(o.resume_path, " was trained with ", flag, " ", theirs, ", not ", ours,
            "; a resumed run keeps the checkpoint's ", flag,
            " (start a new run to change it; on --resume only --epochs, --data, --out, --save, --threads, "
            "--profile and --detect-anomaly may change)");
@@ -213,16 +220,16 @@ int train(TrainOptions o) {
     if (o.given.count("--model")) model_name = find_model(o.model).name;
     check_resume_flags(o, info, model_name);
     if (o.given.count("--model") && find_model(o.model).text != info.model_text) {
-      fail(o.resume_path, " holds a different ", model_name, " than --model ", o.model,
+      throw_usage(o.resume_path, " holds a different ", model_name, " than --model ", o.model,
            " (the model files differ); resume without --model to continue the checkpoint's");
     }
-    if (info.world_size != world) {
-      fail(o.resume_path, " was trained on ", info.world_size, " process(es) (MPI ranks), this run has ",
-           world, "; resume it with the same number so the batches stay the same");
+    if (info.world_size != world && info.step_in_epoch > 0) {
+      fail(o.resume_path, " stopped mid-epoch on ", info.world_size, " process(es) (MPI ranks); this run has ",
+           world, ": resume it with the same number so that the rest of the epoch has the same batches");
     }
     if (o.given.count("--epochs")) info.epochs = o.epochs;
     if (info.epoch >= info.epochs) {
-      fail(o.resume_path, " is already at epoch ", info.epoch, " of ", info.epochs,
+      throw_usage(o.resume_path, " is already at epoch ", info.epoch, " of ", info.epochs,
            "; nothing is left to train: pass --epochs N with N > ", info.epoch, " to train further");
     }
     if (o.given.count("--data")) info.data_dir = o.data_dir;
@@ -271,10 +278,16 @@ int train(TrainOptions o) {
       train_set,
       {.batch_size = info.batch_size, .shuffle = true, .seed = info.seed, .rank = rank, .world_size = world});
   const std::size_t steps_per_epoch = loader.num_batches();
-  if (!o.resume_path.empty() && steps_per_epoch != info.steps_per_epoch) {
+  if (!o.resume_path.empty() && info.step_in_epoch > 0 && steps_per_epoch != info.steps_per_epoch) {
     fail(o.resume_path, " was trained with ", info.steps_per_epoch, " steps per epoch; ", info.data_dir,
          " gives ", steps_per_epoch, " (a different training set?)");
   }
+  if (!o.resume_path.empty() && info.world_size != world) {
+    say("note: %s was trained on %d process(es), this run has %d: the batches from here on differ from the "
+        "original run's\n",
+        o.resume_path.c_str(), info.world_size, world);
+  }
+  info.world_size = world;
   info.steps_per_epoch = steps_per_epoch;
   const std::size_t total_steps = steps_per_epoch * static_cast<std::size_t>(info.epochs);
   std::unique_ptr<LRSchedule> schedule;
