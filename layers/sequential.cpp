@@ -49,7 +49,7 @@ Tensor Sequential::forward(const Tensor& x) {
     const std::string label = name + "." + layer->type_name();
     Tensor next;
     try {
-      LayerScope scope(label);  // names the layer on the tape; the profiler times it
+      LayerScope scope(label, layer->shared_source());  // names the layer on the tape; the profiler times it
       next = layer->forward(out);
     } catch (const Error& e) {
       throw Error("layer " + name + " " + layer->describe() + source_suffix(*layer) + ": " + e.what());
