@@ -49,14 +49,14 @@ Shape Module::output_shape(const Shape& input) const {
 
 std::string Module::to_line() const { return source_line_; }
 
-std::string Module::source() const {
-  if (source_location_.empty()) return source_line_;
-  return source_line_.empty() ? source_location_ : source_location_ + " " + source_line_;
-}
+std::string Module::source() const { return source_ ? *source_ : std::string(); }
 
 void Module::set_source(std::string location, std::string line) {
   source_location_ = std::move(location);
   source_line_ = std::move(line);
+  std::string text = source_location_.empty() || source_line_.empty() ? source_location_ + source_line_
+                                                                      : source_location_ + " " + source_line_;
+  source_ = text.empty() ? nullptr : std::make_shared<const std::string>(std::move(text));
 }
 
 namespace {

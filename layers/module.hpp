@@ -43,7 +43,11 @@ class Module {
   // Where this module came from, for errors and the tape: "lenet.tg:5 conv2d 16 5" for a module built from
   // a model file, "" otherwise. Set by the model-file parser: the location and the normalized line.
   std::string source() const;
-  const std::string& source_line() const { return source_line_; }
+  const std::string& source_location() const { return source_location_; }  // "lenet.tg:5", or ""
+  const std::string& source_line() const { return source_line_; }          // "conv2d 16 5", or ""
+  // source(), formatted once by set_source() for LayerScope and the tape entries recorded inside this module
+  // (they share it, so it outlives neither); null when the module has no source.
+  const std::shared_ptr<const std::string>& shared_source() const { return source_; }
   void set_source(std::string location, std::string line);
 
   // Parameters in registration order, submodules' after the module's own.
@@ -88,8 +92,9 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
   bool training_ = true;
-  std::string source_location_;  // "lenet.tg:5", or ""
-  std::string source_line_;      // "conv2d 16 5", or ""
+  std::string source_location_;                // "lenet.tg:5", or ""
+  std::string source_line_;                    // "conv2d 16 5", or ""
+  std::shared_ptr<const std::string> source_;  // source(), or null when it is ""
 
   // tg::Error unless `name` is free among this module's parameters and buffers.
   void check_unused_name(const char* what, const std::string& name) const;

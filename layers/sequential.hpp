@@ -52,9 +52,13 @@ class Sequential : public Module {
     return *typed;
   }
 
-  // A table: each layer, its output shape for a batch of `input_shape`, its parameter count, and totals.
-  // Runs one forward pass on zeros in eval mode without recording; the model's mode is restored.
-  std::string summary(const Shape& input_shape);
+  // A table: each layer, its output shape for a batch of `input_shape` ([N, C, H, W] or [N, F]), its
+  // parameter count, its model-file location ("lenet.tg:5") for a layer built from a model file (the column
+  // appears when some layer has one), and the total. Shapes come from each layer's output_shape(): no forward
+  // pass, nothing recorded on the tape, the model's mode untouched. (A custom layer that does not override
+  // output_shape() is run by Module's default on zeros of batch 1.) An error names the layer as forward()
+  // does.
+  std::string summary(const Shape& input_shape) const;
 };
 
 }  // namespace tg

@@ -1,5 +1,6 @@
 // Anomaly detection: a tape observer that checks every op's output and every backward step's gradients for
-// NaN or Inf, and throws tg::Error naming the op, its layer and its tape position. Per thread.
+// NaN or Inf, and throws tg::Error naming the op, its layer (and that layer's model-file line, if it has
+// one) and its tape position. Per thread.
 #include <cmath>
 #include <cstddef>
 #include <string>
@@ -20,17 +21,22 @@ std::ptrdiff_t first_non_finite(const Array& a) {
   return -1;
 }
 
-std::string where(const std::string& op, const std::string& layer, std::size_t position) {
-  return "'" + op + "'" + (layer.empty() ? "" : " in layer " + layer) + " (tape entry #" +
-         std::to_string(position) + ")";
+// "'conv2d' in layer 3.Conv2D [lenet.tg:5 conv2d 16 5] (tape entry #7)"; the layer and its model-file line
+// only when there are some. Formatted only when an anomaly is found.
+std::string where(const std::string& op, const std::string& layer, const std::string& source,
+                  std::size_t position) {
+  std::string out = "'" + op + "'";
+  if (!layer.empty()) out += " in layer " + layer;
+  if (!source.empty()) out += " [" + source + "]";
+  return out + " (tape entry #" + std::to_string(position) + ")";
 }
 
 class AnomalyDetector final : public TapeObserver {
  public:
   void forward(const ForwardEvent& e) override {
     if (const std::ptrdiff_t bad = first_non_finite(e.output); bad >= 0) {
-      fail("detect_anomaly: the output of ", where(e.op, e.layer, e.position), " has ", e.output.data()[bad],
-           " at flat index ", bad, " (shape ", shape_str(e.output.shape()), ")");
+      fail("detect_anomaly: the output of ", where(e.op, e.layer, e.source, e.position), " has ",
+           e.output.data()[bad], " at flat index ", bad, " (shape ", shape_str(e.output.shape()), ")");
     }
   }
 
@@ -40,8 +46,9 @@ class AnomalyDetector final : public TapeObserver {
       const Node& input = *e.entry.inputs[k];
       if (!input.requires_grad || is_no_gradient(e.grads[k], input.value)) continue;
       if (const std::ptrdiff_t bad = first_non_finite(e.grads[k]); bad >= 0) {
-        fail("detect_anomaly: the backward of ", where(e.entry.op, e.entry.layer, e.position), " gave ",
-             e.grads[k].data()[bad], " in the gradient of input ", k, " at flat index ", bad);
+        fail("detect_anomaly: the backward of ",
+             where(e.entry.op, e.entry.layer, e.entry.source ? *e.entry.source : std::string(), e.position),
+             " gave ", e.grads[k].data()[bad], " in the gradient of input ", k, " at flat index ", bad);
       }
     }
   }

@@ -23,6 +23,7 @@ namespace tg {
 struct ForwardEvent {
   const std::string& op;              // "conv2d"
   const std::string& layer;           // "3.Conv2D"; empty outside layers
+  const std::string& source;          // the layer's model-file line, "lenet.tg:5 conv2d 16 5"; or empty
   std::size_t position;               // the tape index its entry gets (or would get) on this thread's tape
   const std::vector<Tensor>& inputs;  // as passed to make_op
   const Array& output;                // the op's output value

@@ -30,6 +30,12 @@ struct Tape {
 thread_local Tape t_tape;
 thread_local bool t_grad_enabled = true;
 thread_local std::string t_layer;
+thread_local std::shared_ptr<const std::string> t_layer_source;  // null when the layer has none
+const std::string kNoSource;
+
+const std::string& source_text(const std::shared_ptr<const std::string>& source) {
+  return source ? *source : kNoSource;
+}
 
 // ---- observers: this thread's, and every thread's (copy-on-write, read without holding the lock) ----------
 thread_local std::vector<TapeObserver*> t_observers;
@@ -99,7 +105,8 @@ Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs,
   Tape& tape = t_tape;
   const bool recorded = t_grad_enabled && any_requires_grad;
   if (observed()) [[unlikely]] {
-    const ForwardEvent event{name, t_layer, tape.entries.size(), inputs, value, recorded};
+    const ForwardEvent event{name,  t_layer, source_text(t_layer_source), tape.entries.size(), inputs,
+                             value, recorded};
     notify([&](TapeObserver& observer) { observer.forward(event); });
   }
   auto node = std::make_shared<Node>();
@@ -112,6 +119,7 @@ Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs,
   TapeEntry entry;
   entry.op = std::move(name);
   entry.layer = t_layer;
+  entry.source = t_layer_source;  // a pointer copy: formatted only when printed
   entry.inputs.reserve(inputs.size());
   for (const Tensor& t : inputs) entry.inputs.push_back(t.node_ptr());
   entry.output = node;
@@ -218,12 +226,14 @@ Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
   return record(std::move(name), std::move(value), inputs, std::move(backward));
 }
 
-LayerScope::LayerScope(std::string name) {
+LayerScope::LayerScope(std::string name, std::shared_ptr<const std::string> source) {
   if (observed()) [[unlikely]] {
     notify([&](TapeObserver& observer) { observer.layer_begin(name); });
   }
   previous_ = std::move(t_layer);
   t_layer = std::move(name);
+  previous_source_ = t_layer_source;
+  if (source) t_layer_source = std::move(source);  // without one, the enclosing scope's stays
 }
 
 LayerScope::~LayerScope() {
@@ -231,9 +241,11 @@ LayerScope::~LayerScope() {
     notify([&](TapeObserver& observer) { observer.layer_end(t_layer); });
   }
   t_layer = std::move(previous_);
+  t_layer_source = std::move(previous_source_);
 }
 
 const std::string& current_layer() { return t_layer; }
+const std::string& current_layer_source() { return source_text(t_layer_source); }
 
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }
@@ -306,7 +318,11 @@ void print_tape(std::ostream& out) {
   for (std::size_t i = 0; i < tape.entries.size(); ++i) {
     const TapeEntry& e = tape.entries[i];
     out << "  #" << i << ' ';
-    if (!e.layer.empty()) out << '[' << e.layer << "] ";
+    if (!e.layer.empty() || e.source) {
+      out << '[' << e.layer;
+      if (e.source) out << (e.layer.empty() ? "" : " ") << *e.source;
+      out << "] ";
+    }
     out << e.op << '(';
     // inputs are held until the entry's backward has run, then only weakly (ran_inputs)
     const std::size_t n = e.backward ? e.inputs.size() : e.ran_inputs.size();

@@ -30,8 +30,11 @@ using BackwardWithOutputFn = std::function<std::vector<Array>(const Array& dout,
 // One recorded op. Inputs are held strongly until the entry's backward has run (backward needs them); the
 // output weakly, so an output that nobody can reach any more makes the entry dead and prunable.
 struct TapeEntry {
-  std::string op;                             // "mul", "matmul", "square", ...
-  std::string layer;                          // the layer that recorded it ("3.Conv2D"), empty outside layers
+  std::string op;     // "mul", "matmul", "square", ...
+  std::string layer;  // the layer that recorded it ("3.Conv2D"), empty outside layers
+  // That layer's model-file line ("lenet.tg:5 conv2d 16 5", Module::source()), shared with the module (so it
+  // outlives it); null for a layer not built from a model file and outside layers.
+  std::shared_ptr<const std::string> source;
   std::vector<std::shared_ptr<Node>> inputs;  // emptied once the backward has run
   std::weak_ptr<Node> output;
   Shape output_shape;
@@ -48,8 +51,10 @@ Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
                BackwardWithOutputFn backward);
 
 // Anomaly detection (off by default, per thread): every op made through make_op checks its output, and every
-// backward step the gradients it produces, for NaN or Inf, and throws tg::Error naming the op, its layer and
-// its position on the tape. A tape observer (anomaly.cpp; see observer.hpp).
+// backward step the gradients it produces, for NaN or Inf, and throws tg::Error naming the op, its layer, the
+// layer's model-file line when it has one, and its position on the tape:
+//   "'conv2d' in layer 3.Conv2D [lenet.tg:5 conv2d 16 5] (tape entry #7)". A tape observer (anomaly.cpp; see
+// observer.hpp).
 void set_detect_anomaly(bool on);
 bool detect_anomaly();
 
@@ -69,24 +74,31 @@ class NoGradGuard {
   bool previous_;
 };
 
-// While alive, ops record `name` as their layer (Sequential sets "3.Conv2D" around each layer's forward).
-// Tape observers see it open and close (the profiler times layers with it).
+// While alive, ops record `name` as their layer (Sequential sets "3.Conv2D" around each layer's forward), and
+// `source` as its model-file line (Sequential passes Module::shared_source(): "lenet.tg:5 conv2d 16 5"). A
+// scope without a source keeps the enclosing scope's, so the layers inside a module built from a model-file
+// line are named by that line. Only the pointer is copied per op; the text is formatted when printed. Tape
+// observers see the scope open and close (the profiler times layers with it).
 class LayerScope {
  public:
-  explicit LayerScope(std::string name);
+  explicit LayerScope(std::string name, std::shared_ptr<const std::string> source = nullptr);
   ~LayerScope();
   LayerScope(const LayerScope&) = delete;
   LayerScope& operator=(const LayerScope&) = delete;
 
  private:
   std::string previous_;
+  std::shared_ptr<const std::string> previous_source_;
 };
 const std::string& current_layer();
+const std::string& current_layer_source();  // "lenet.tg:5 conv2d 16 5", or "" when there is none
 
 // Inspection, for tests and debugging.
-std::size_t tape_size();             // entries currently on this thread's tape
-void print_tape(std::ostream& out);  // index, [layer], op(input shapes and names) -> output shape
-void print_tape();                   // to stderr (callable from gdb: `call tg::print_tape()`)
-void clear_tape();                   // drops every entry (their outputs can no longer backward)
+std::size_t tape_size();  // entries currently on this thread's tape
+// index, [layer source], op(input shapes and names) -> output shape; one line per entry:
+//   #3 [0.Conv2D lenet.tg:2 conv2d 6 5 padding=2] conv2d([64, 1, 28, 28] images, ...) -> [64, 6, 28, 28]
+void print_tape(std::ostream& out);
+void print_tape();  // to stderr (callable from gdb: `call tg::print_tape()`)
+void clear_tape();  // drops every entry (their outputs can no longer backward)
 
 }  // namespace tg

@@ -7,8 +7,11 @@ be trusted: `add-auto-load-safe-path /path/to/tapegrad` in ~/.gdbinit), or by ha
 
     (gdb) print x          Tensor "2.MaxPool2D" [64, 6, 14, 14] requires_grad {0.12, -0.5, ...}
     (gdb) print x.node_._M_ptr->value    Array [64, 6, 14, 14] {0.12, -0.5, ...}
-    (gdb) tape             the tape of the current thread: index, layer, op, input shapes and names (read
-                           from the input nodes as it prints), output shape
+    (gdb) print *this      (in a layer) tg::Conv2D (lenet.tg:5 conv2d 16 5) training = {weight = ..., ...}:
+                           any tg::Module, its model-file line when it was built from one, and its fields
+    (gdb) tape             the tape of the current thread: index, layer (and its model-file line, e.g.
+                           [3.Conv2D lenet.tg:5 conv2d 16 5]), op, input shapes and names (read from the
+                           input nodes as it prints), output shape
     (gdb) set print elements 20 / tg-values N   how many values the printers show (default 6)
 """
 import gdb
@@ -59,6 +62,11 @@ class ArrayPrinter:
             return "Array <unreadable: %s>" % e
 
 
+def _std_string(v):
+    """A std::string's characters, without relying on libstdc++'s printers."""
+    return v["_M_dataplus"]["_M_p"].string(length=int(v["_M_string_length"]))
+
+
 class TensorPrinter:
     """tg::Tensor: name, shape, grad flag, first values (and whether it has a gradient)."""
 
@@ -70,8 +78,8 @@ class TensorPrinter:
         if int(node) == 0:
             return "Tensor <undefined>"
         node = node.dereference()
-        try:  # std::string's characters, without relying on libstdc++'s printers
-            name = node["name"]["_M_dataplus"]["_M_p"].string(length=int(node["name"]["_M_string_length"]))
+        try:
+            name = _std_string(node["name"])
         except gdb.error:
             name = "?"
         shape, _, values = _array_summary(node["value"])
@@ -85,6 +93,91 @@ class TensorPrinter:
             flags.append("has grad")
         label = ('"%s" ' % name) if name else ""
         return "Tensor %s%s %s%s" % (label, _shape_text(shape), " ".join(flags) + " " if flags else "", values)
+
+
+MODULE_TAG = "tg::Module"
+
+
+def _module_base(type_):
+    """Whether type_ (stripped of typedefs) is tg::Module or derives from it."""
+    if type_.code != gdb.TYPE_CODE_STRUCT:
+        return False
+    if type_.tag == MODULE_TAG:
+        return True
+    return any(f.is_base_class and _module_base(f.type.strip_typedefs()) for f in type_.fields())
+
+
+class ModulePrinter:
+    """tg::Module and every layer: its type, model-file line ("lenet.tg:5 conv2d 16 5") when it was built
+    from a model file, train/eval mode, how many submodules (a Sequential's layers); then the layer's own
+    fields (weight, bias, options, ...)."""
+
+    def __init__(self, val):
+        try:  # a tg::Module& (e.g. *model.children_[i].second) shows the layer it is
+            dynamic = val.dynamic_type.strip_typedefs()
+            if dynamic.code == gdb.TYPE_CODE_STRUCT and dynamic.tag != val.type.strip_typedefs().tag:
+                val = val.cast(dynamic)
+        except gdb.error:
+            pass
+        self.val = val
+
+    def _module(self):
+        """The tg::Module subobject."""
+        val = self.val
+        while val.type.strip_typedefs().tag != MODULE_TAG:
+            base = next(f for f in val.type.strip_typedefs().fields()
+                        if f.is_base_class and _module_base(f.type.strip_typedefs()))
+            val = val[base]
+        return val
+
+    def to_string(self):
+        name = str(self.val.type.strip_typedefs().tag or self.val.type)
+        try:
+            module = self._module()
+            location = _std_string(module["source_location_"])
+            line = _std_string(module["source_line_"])
+            mode = "training" if bool(module["training_"]) else "eval"
+            impl = module["children_"]["_M_impl"]
+            submodules = int(impl["_M_finish"] - impl["_M_start"])
+        except (gdb.error, StopIteration) as e:
+            return "%s <unreadable: %s>" % (name, e)
+        source = " ".join(part for part in (location, line) if part)
+        text = "%s %s%s" % (name, "(%s) " % source if source else "", mode)
+        return text + (", %d submodules" % submodules if submodules else "")
+
+    def children(self):
+        """The fields of the layer itself and of its bases other than tg::Module (summed up in to_string);
+        tg::Module's own when the value is a plain tg::Module."""
+
+        def fields(val):
+            type_ = val.type.strip_typedefs()
+            for f in type_.fields():
+                if f.is_base_class:
+                    if f.type.strip_typedefs().tag != MODULE_TAG:
+                        yield from fields(val[f])
+                elif not f.artificial and not f.name.startswith("_vptr"):
+                    yield f.name, val[f]
+        return fields(self.val)
+
+
+class ModuleLookup(gdb.printing.PrettyPrinter):
+    """Finds ModulePrinter for any class deriving from tg::Module (cached per type)."""
+
+    def __init__(self):
+        super().__init__("tapegrad-modules")
+        self.cache = {}
+
+    def __call__(self, val):
+        type_ = val.type.strip_typedefs()
+        if type_.code != gdb.TYPE_CODE_STRUCT or type_.tag is None:
+            return None
+        key = type_.tag
+        if key not in self.cache:
+            try:
+                self.cache[key] = _module_base(type_)
+            except gdb.error:
+                self.cache[key] = False
+        return ModulePrinter(val) if self.cache[key] else None
 
 
 def build_printer():
@@ -120,6 +213,7 @@ class ValuesCommand(gdb.Command):
 
 if not getattr(gdb, "_tapegrad_printers_loaded", False):
     gdb.printing.register_pretty_printer(None, build_printer(), replace=True)
+    gdb.printing.register_pretty_printer(None, ModuleLookup(), replace=True)
     TapeCommand()
     ValuesCommand()
     gdb._tapegrad_printers_loaded = True

@@ -33,3 +33,40 @@ TEST_CASE("detect_anomaly names the op, its layer and tape position of the first
   CHECK_FALSE(tg::detect_anomaly());
   CHECK_NOTHROW(tg::log(x));  // off again: values are not errors
 }
+
+TEST_CASE("detect_anomaly names the model-file line of the layer, forward and backward") {
+  tg::clear_tape();
+  const test_util::ClearTapeOnExit clear_tape;
+  const test_util::ScopedDetectAnomaly anomaly(true);
+  tg::Sequential model = tg::model_from_text("# net.tg\nlinear 2\nrelu\nlinear classes\n", {2}, 3, "net.tg");
+  model.at<tg::Linear>(2).weight.value()(0, 0) = std::numeric_limits<float>::infinity();
+  CHECK_THROWS_WITH_AS(
+      model(Tensor(Array{{1.f, 1.f}})),
+      doctest::Contains("the output of 'linear' in layer 2.Linear [net.tg:4 linear classes] (tape entry #"),
+      tg::Error);
+  tg::clear_tape();
+  // a backward step inside a layer with a source (as Sequential opens for a layer from a model file)
+  Tensor x(Array{1.f, -1.f}, true);
+  Tensor y;
+  {
+    const tg::LayerScope scope("1.Bad", std::make_shared<const std::string>("net.tg:3 bad"));
+    y = tg::make_op("bad_backward", x.value(), {x}, [](const Array& dout) {
+      return std::vector<Array>{Array(dout * std::numeric_limits<float>::quiet_NaN())};
+    });
+  }
+  CHECK_THROWS_WITH_AS(
+      tg::sum(y).backward(),
+      doctest::Contains("the backward of 'bad_backward' in layer 1.Bad [net.tg:3 bad] (tape entry #0)"),
+      tg::Error);
+}
+
+TEST_CASE("detect_anomaly names a layer not built from a model file without a source") {
+  tg::clear_tape();
+  const test_util::ClearTapeOnExit clear_tape;
+  const test_util::ScopedDetectAnomaly anomaly(true);
+  tg::Sequential model(tg::Linear(2, 2));
+  model.at<tg::Linear>(0).weight.value()(0, 0) = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(model(Tensor(Array{{1.f, 1.f}})),
+                       doctest::Contains("the output of 'linear' in layer 0.Linear (tape entry #0) has"),
+                       tg::Error);
+}

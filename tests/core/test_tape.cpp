@@ -1,8 +1,11 @@
-// The tape (core/autograd/tape.hpp): order, accumulation, release after backward, per-thread tapes, errors.
+// The tape (core/autograd/tape.hpp): order, accumulation, release after backward, per-thread tapes, errors,
+// and how print_tape names layers and their model-file lines.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <memory>
 #include <sstream>
+#include <string>
 #include <thread>
 
 #include "tapegrad.hpp"
@@ -10,6 +13,36 @@
 
 using tg::Array;
 using tg::Tensor;
+
+namespace {
+
+// apps/models/lenet.tg, line for line.
+const std::string kLenetText =
+    R"(# lenet.tg: LeNet-5 for 28x28 images (61,706 parameters on 1x28x28 with 10 classes); apps/models.cpp "lenet"
+conv2d 6 5 padding=2      # tg::Conv2D(in, 6, 5, {.padding = {2, 2}})
+relu
+maxpool2d 2
+conv2d 16 5
+relu
+maxpool2d 2
+flatten
+linear 120                # tg::Linear(in, 120)
+relu
+linear 84
+relu
+linear classes            # 'classes': the number of classes of the data
+)";
+
+// A conv, a pool and a linear on [1, 6, 6] inputs, 3 classes, from a file "net.tg".
+const std::string kSmallNetText = "# net.tg\nconv2d 2 3\nrelu\nmaxpool2d 2\n\nflatten\nlinear classes\n";
+
+std::string tape_text() {
+  std::ostringstream out;
+  tg::print_tape(out);
+  return out.str();
+}
+
+}  // namespace
 
 TEST_CASE("backward of sum(x*x + 1) gives 2x") {
   Tensor x(Array{{1.f, 2.f}, {3.f, 4.f}}, true);
@@ -165,7 +198,7 @@ TEST_CASE("the tape is per thread: two threads training two models at once match
   };
   auto make = [](std::uint64_t seed) {
     const test_util::ScopedSeed seeded(seed);
-    return test_util::cpp_model("lenet");
+    return tg::model_from_text(kLenetText, {1, 28, 28}, 10, "lenet.tg");
   };
   tg::Sequential a1 = make(1), b1 = make(2), a2 = make(1), b2 = make(2);
   train(a1);
@@ -180,4 +213,72 @@ TEST_CASE("the tape is per thread: two threads training two models at once match
     CHECK(q1[i].value() == q2[i].value());
   }
   CHECK(p1[0].value() != q1[0].value());
+}
+
+TEST_CASE("the tape names the model-file line of the layer that recorded each entry") {
+  const test_util::ClearTapeOnExit clear_tape;
+  tg::clear_tape();
+  tg::Sequential model = tg::model_from_text(kSmallNetText, {1, 6, 6}, 3, "net.tg");
+  Tensor images(tg::Array(xt::ones<float>({2, 1, 6, 6})));
+  images.set_name("images");
+  Tensor logits = model(images);
+  const std::string text = tape_text();
+  INFO(text);
+  CHECK(text.find(
+            "#0 [0.Conv2D net.tg:2 conv2d 2 3] conv2d([2, 1, 6, 6] images, [2, 1, 3, 3] weight, [2] bias) "
+            "-> [2, 2, 4, 4]\n") != std::string::npos);
+  CHECK(text.find("[1.ReLU net.tg:3 relu] relu([2, 2, 4, 4] 0.Conv2D) -> [2, 2, 4, 4]\n") !=
+        std::string::npos);
+  CHECK(text.find("[4.Linear net.tg:7 linear classes] linear([2, 8] 3.Flatten") != std::string::npos);
+  // one line per entry
+  CHECK(static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) == tg::tape_size() + 1);
+  tg::cross_entropy(logits, {0, 2}).backward();
+  CHECK(tg::tape_size() == 0);
+}
+
+TEST_CASE("a layer not built from a model file is named on the tape as before, without a source") {
+  const test_util::ClearTapeOnExit clear_tape;
+  tg::clear_tape();
+  tg::Sequential model(tg::Linear(2, 3), tg::ReLU());
+  Tensor y = model(Tensor(Array{{1.f, 2.f}}));
+  const std::string text = tape_text();
+  INFO(text);
+  CHECK(text.find("#0 [0.Linear] linear([1, 2], [3, 2] weight, [3] bias) -> [1, 3]\n") != std::string::npos);
+  CHECK(text.find("#1 [1.ReLU] relu([1, 3] 0.Linear) -> [1, 3]\n") != std::string::npos);
+  CHECK(tg::current_layer().empty());
+  CHECK(tg::current_layer_source().empty());
+}
+
+TEST_CASE("tape entries keep their model-file line after the model that recorded them is gone") {
+  const test_util::ClearTapeOnExit clear_tape;
+  tg::clear_tape();
+  Tensor logits;
+  {
+    tg::Sequential model = tg::model_from_text(kSmallNetText, {1, 6, 6}, 3, "net.tg");
+    logits = model(Tensor(tg::Array(xt::ones<float>({1, 1, 6, 6}))));
+  }
+  CHECK(tape_text().find("[4.Linear net.tg:7 linear classes] linear(") != std::string::npos);
+}
+
+TEST_CASE("a LayerScope without a source keeps the enclosing one's; the source is restored on close") {
+  const test_util::ClearTapeOnExit clear_tape;
+  tg::clear_tape();
+  Tensor x(Array{1.f, 2.f}, true);
+  Tensor y;
+  {
+    tg::LayerScope outer("2.Block", std::make_shared<const std::string>("net.tg:4 block 8"));
+    CHECK(tg::current_layer_source() == "net.tg:4 block 8");
+    {
+      tg::LayerScope inner("0.Linear");  // e.g. a Sequential inside a registered layer
+      CHECK(tg::current_layer() == "0.Linear");
+      CHECK(tg::current_layer_source() == "net.tg:4 block 8");
+      y = x * 2.f;
+    }
+    CHECK(tg::current_layer() == "2.Block");
+    CHECK(tg::current_layer_source() == "net.tg:4 block 8");
+  }
+  CHECK(tg::current_layer_source().empty());
+  const std::string text = tape_text();
+  INFO(text);
+  CHECK(text.find("#0 [0.Linear net.tg:4 block 8] mul_scalar([2]) -> [2]") != std::string::npos);
 }

@@ -3,9 +3,11 @@
 #include <doctest/doctest.h>
 
 #include <limits>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "tapegrad.hpp"
@@ -21,20 +23,25 @@ constexpr bool kHasInputLabels = requires(Entry e) {
   e.input_labels;
 };
 static_assert(!kHasInputLabels<tg::TapeEntry>);
+// Nor a layer's model-file line: the entry shares the module's formatted text through a pointer.
+static_assert(std::is_same_v<decltype(tg::TapeEntry::source), std::shared_ptr<const std::string>>);
 
 struct Recorder : tg::TapeObserver {
-  std::vector<std::string> forward_ops, forward_layers, backward_ops, layer_events;
+  std::vector<std::string> forward_ops, forward_layers, forward_sources, backward_ops, backward_sources,
+      layer_events;
   std::vector<std::size_t> forward_positions, backward_positions;
   std::vector<bool> recorded;
   void forward(const tg::ForwardEvent& e) override {
     forward_ops.push_back(e.op);
     forward_layers.push_back(e.layer);
+    forward_sources.push_back(e.source);
     forward_positions.push_back(e.position);
     recorded.push_back(e.recorded);
   }
   void backward(const tg::BackwardEvent& e) override {
     backward_ops.push_back(e.entry.op);
     backward_positions.push_back(e.position);
+    backward_sources.push_back(e.entry.source ? *e.entry.source : "");
     CHECK(e.grads.size() == e.entry.inputs.size());
     CHECK(e.seconds >= 0.0);
   }
@@ -219,4 +226,19 @@ TEST_CASE("the profiler, a tape observer, reports ops and layers while on and no
   CHECK(tg::profile_report() == report);
   tg::reset_profile();
   CHECK(tg::profile_report().find("linear") == std::string::npos);
+}
+
+TEST_CASE("a tape observer sees the model-file line of the layer of each op, forward and backward") {
+  tg::clear_tape();
+  tg::Sequential model = tg::model_from_text("linear 3\nrelu\n\nlinear classes\n", {2}, 2, "net.tg");
+  Recorder recorder;
+  {
+    Observing observing(&recorder);
+    tg::sum(model(Tensor(Array{{1.f, -1.f}}))).backward();
+  }
+  CHECK(recorder.forward_layers == std::vector<std::string>{"0.Linear", "1.ReLU", "2.Linear", ""});
+  CHECK(recorder.forward_sources ==
+        std::vector<std::string>{"net.tg:1 linear 3", "net.tg:2 relu", "net.tg:4 linear classes", ""});
+  CHECK(recorder.backward_sources ==
+        std::vector<std::string>{"", "net.tg:4 linear classes", "net.tg:2 relu", "net.tg:1 linear 3"});
 }

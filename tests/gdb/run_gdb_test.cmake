@@ -3,7 +3,9 @@
 #          tg::conv2d and print its output shape after finishing
 #   tape:  break in tg::conv2d_backward, list the tape with the `tape` command
 #   backward: break in tg::relu_backward (every op's backward is a named function), print its d(output)
-# Arguments: -DSRC=tests/gdb -DROOT=<repo> -DWORK=<dir> -DSCENARIO=conv|tape
+#   model_file: the model built from "net.tg" (debug_example model_file): print a layer (the Module printer
+#          shows its model-file line), then the `tape` in tg::conv2d_backward names each entry's line
+# Arguments: -DSRC=tests/gdb -DROOT=<repo> -DWORK=<dir> -DSCENARIO=conv|tape|backward|model_file
 # Configured once, rebuilt incrementally every run (a stale binary would test old code).
 if(NOT EXISTS ${WORK}/build/CMakeCache.txt)
   execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC} -B ${WORK}/build -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_ROOT=${ROOT}
@@ -19,9 +21,10 @@ endif()
 
 set(common -batch -nx -iex "add-auto-load-safe-path ${ROOT}" -ex "set pagination off" -ex "set confirm off")
 if(SCENARIO STREQUAL "conv")
-  set(commands -ex "break tg::Conv2D::forward" -ex "run" -ex "print x" -ex "print weight"
+  set(commands -ex "break tg::Conv2D::forward" -ex "run" -ex "print x" -ex "print weight" -ex "print *this"
                -ex "break tg::conv2d" -ex "continue" -ex "finish" -ex "kill")
   set(expected "Tensor \"images\" \\[2, 1, 6, 6\\] \\{0\\.[0-9]+, "
+               "= tg::Conv2D training = {.*weight = Tensor \"weight\" \\[2, 1, 3, 3\\]"
                "Tensor \"weight\" \\[2, 1, 3, 3\\] requires_grad \\{"
                "Value returned is \\$[0-9]+ = Tensor \"conv2d\" \\[2, 2, 4, 4\\] requires_grad on tape \\{")
 elseif(SCENARIO STREQUAL "backward")
@@ -29,13 +32,21 @@ elseif(SCENARIO STREQUAL "backward")
   set(expected "Breakpoint 1, tg::relu_backward \\("
                "= Array \\[2, 2, 4, 4\\] \\{"
                "core/ops/elementwise\\.cpp:[0-9]+")
+elseif(SCENARIO STREQUAL "model_file")
+  set(program_args model_file)
+  set(commands -ex "break tg::Conv2D::forward" -ex "run" -ex "print *this" -ex "delete"
+               -ex "break tg::conv2d_backward" -ex "continue" -ex "tape" -ex "kill")
+  set(expected "= tg::Conv2D \\(net\\.tg:2 conv2d 2 3\\) training = {.*weight = Tensor \"weight\""
+               "tape: [0-9]+ entries \\(oldest first\\)"
+               "#0 \\[0\\.Conv2D net\\.tg:2 conv2d 2 3\\] conv2d\\(\\[2, 1, 6, 6\\] images, \\[2, 1, 3, 3\\] weight, \\[2\\] bias\\) -> \\[2, 2, 4, 4\\]\n"
+               "\\[4\\.Linear net\\.tg:6 linear classes\\] linear\\(\\[2, 8\\] 3\\.Flatten, \\[3, 8\\] weight, \\[3\\] bias\\) -> \\[2, 3\\] \\(backward done\\)")
 else()
   set(commands -ex "break tg::conv2d_backward" -ex "run" -ex "tape" -ex "kill")
   set(expected "tape: [0-9]+ entries \\(oldest first\\)"
                "#0 \\[0\\.Conv2D\\] conv2d\\(\\[2, 1, 6, 6\\] images, \\[2, 1, 3, 3\\] weight, \\[2\\] bias\\) -> \\[2, 2, 4, 4\\]\n"
                "\\[4\\.Linear\\] linear\\(\\[2, 8\\] 3\\.Flatten, \\[3, 8\\] weight, \\[3\\] bias\\) -> \\[2, 3\\] \\(backward done\\)")
 endif()
-execute_process(COMMAND gdb ${common} ${commands} --args ${WORK}/build/debug_example
+execute_process(COMMAND gdb ${common} ${commands} --args ${WORK}/build/debug_example ${program_args}
                 OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
 set(all "${out}\n${err}")
 foreach(pattern IN LISTS expected)

@@ -74,6 +74,7 @@ void load_state_dict(tg::Sequential& model, const Json& state_dict) {
 }  // namespace
 
 TEST_CASE("summary reports each layer's output shape and the PyTorch parameter totals") {
+  tg::clear_tape();  // an earlier test may leave entries; the summary must add none
   tg::Sequential a = lenet();
   const std::string s = a.summary({1, 1, 28, 28});
   INFO(s);
@@ -86,6 +87,83 @@ TEST_CASE("summary reports each layer's output shape and the PyTorch parameter t
   tg::Sequential b = convnet();
   CHECK(b.summary({2, 1, 28, 28}).find("total parameters: 1,199,882") != std::string::npos);
   CHECK(b.is_training());  // mode restored
+}
+
+namespace {
+
+// A layer that knows its output shape but must not run in a summary: forward() fails the test.
+class NoForward : public tg::Module {
+ public:
+  int* forward_calls;
+  Tensor w{Array(xt::zeros<float>({5}))};
+  explicit NoForward(int* calls) : forward_calls(calls) { register_parameter("w", w); }
+  Tensor forward(const Tensor& x) override {
+    ++*forward_calls;
+    FAIL_CHECK("summary ran forward()");
+    return x;
+  }
+  tg::Shape output_shape(const tg::Shape& input) const override { return {input[0] * 2}; }
+};
+
+// The row of `table` whose first field is `index` ("" if none).
+std::string row(const std::string& table, const std::string& index) {
+  std::istringstream lines(table);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(index + " ", 0) == 0) return line;
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("summary takes shapes from output_shape: no layer's forward runs, nothing is recorded") {
+  tg::clear_tape();
+  int forward_calls = 0;
+  tg::Sequential model(tg::Linear(3, 4), tg::ReLU());
+  model.add(NoForward(&forward_calls));
+  model.add(tg::Linear(8, 2));
+  const std::string s = model.summary({7, 3});
+  INFO(s);
+  CHECK(forward_calls == 0);
+  CHECK(tg::tape_size() == 0);
+  CHECK(row(s, "0").find("Linear(3 -> 4)") != std::string::npos);
+  CHECK(row(s, "0").find("[7, 4]") != std::string::npos);
+  CHECK(row(s, "2").find("NoForward") != std::string::npos);
+  CHECK(row(s, "2").find("[7, 8]") != std::string::npos);
+  CHECK(row(s, "2").find(" 5") != std::string::npos);  // its parameters
+  CHECK(row(s, "3").find("[7, 2]") != std::string::npos);
+  CHECK(s.find("total parameters: 39") != std::string::npos);  // 16 + 5 + 18
+  CHECK(s.find("source") == std::string::npos);                // no layer from a model file: no column
+  CHECK(model.is_training());                                  // the mode is not touched
+  model.eval();
+  (void)model.summary({1, 3});
+  CHECK_FALSE(model.is_training());
+  CHECK_THROWS_WITH_AS((void)model.summary({3}), doctest::Contains("needs a batch axis"), tg::Error);
+  CHECK_THROWS_WITH_AS((void)model.summary({1, 5}), doctest::Contains("layer 0 Linear(3 -> 4): "), tg::Error);
+  CHECK(forward_calls == 0);
+}
+
+TEST_CASE("summary has a column with the model-file location of layers built from a model file") {
+  tg::clear_tape();
+  tg::Sequential model =
+      tg::model_from_text("# net.tg\nconv2d 2 3\nrelu\n\nflatten\nlinear classes\n", {1, 6, 6}, 3, "net.tg");
+  model.add(tg::Softmax());  // not from the file: a blank cell
+  const std::string s = model.summary({4, 1, 6, 6});
+  INFO(s);
+  CHECK(s.rfind("#", 0) == 0);
+  CHECK(s.substr(0, s.find('\n')).ends_with("parameters  source"));
+  CHECK(row(s, "0").ends_with("  net.tg:2"));
+  CHECK(row(s, "0").find("[4, 2, 4, 4]") != std::string::npos);
+  CHECK(row(s, "1").ends_with("  net.tg:3"));
+  CHECK(row(s, "2").ends_with("  net.tg:5"));
+  CHECK(row(s, "3").ends_with("  net.tg:6"));
+  CHECK(row(s, "3").find("[4, 3]") != std::string::npos);
+  CHECK(row(s, "4").find("Softmax") != std::string::npos);
+  CHECK(row(s, "4").find("net.tg") == std::string::npos);
+  CHECK(row(s, "4").ends_with("0"));                            // no trailing blank cell
+  CHECK(s.find("total parameters: 119") != std::string::npos);  // 2*9+2 + 3*32+3
+  CHECK(tg::tape_size() == 0);
 }
 
 TEST_CASE("Sequential gives typed access, indexing and size") {
