@@ -204,11 +204,10 @@ def load_model(path):
     """The checkpoint's twin nn.Sequential, its weights loaded with strict=True, in eval(); and the run JSON."""
     state, run, text, _ = read_checkpoint(path)
     model = build_sequential(text, run["input"], len(run["class_names"]), run["model_source"])
-    expected = model.state_dict()
     # num_batches_tracked is int64 in PyTorch and float32 in the file: load_state_dict copies across dtypes.
     model.load_state_dict(state, strict=True)
     model.eval()
-    return model, run, state, expected
+    return model, run, state
 
 
 # ---- the input images --------------------------------------------------------------------------------------
@@ -257,7 +256,7 @@ def retrain(tapegrad):
 
 
 def build_fixture():
-    model, run, state, _ = load_model(CHECKPOINT_PATH)
+    model, run, state = load_model(CHECKPOINT_PATH)
     x, labels = input_images(run)
     with torch.no_grad():
         logits = model(x)
@@ -272,7 +271,7 @@ def build_fixture():
 
 
 def check(path):
-    model, run, state, _ = load_model(path)
+    model, run, state = load_model(path)
     x, labels = input_images(run)
     with torch.no_grad():
         logits = model(x)
