@@ -220,3 +220,53 @@ TEST_CASE("eval, predict and train --resume exit 1 naming the file for every kin
   }
   CHECK_FALSE(std::filesystem::exists(dir.file("out/model.safetensors")));
 }
+
+// Found by reasoning about what fuzz_checkpoint runs into (tests/fuzz): json::get<int>() of 1e20 or
+// get<std::size_t>() of -1.5 is an undefined float-to-integer conversion, and get<float>() of 1e39 gives inf,
+// which to_metadata writes back as null. from_metadata now says which value is wrong instead.
+TEST_CASE("from_metadata rejects numbers that are not whole, out of range or not finite, naming the key") {
+  const std::map<std::string, std::string> good = tg::read_safetensors(kCheckpoint).metadata;
+  const tg::cli::RunInfo info = tg::cli::from_metadata(good, kCheckpoint);
+  const tg::cli::RunInfo again = tg::cli::from_metadata(tg::cli::to_metadata(info), "again.safetensors");
+  CHECK(again.input == info.input);
+  CHECK(again.lr == info.lr);
+  CHECK(again.seed == info.seed);
+  CHECK(again.history.size() == info.history.size());
+
+  const std::vector<std::pair<std::string, json>> cases = {
+      {"/epoch", 1e20},
+      {"/epochs", 3000000000ull},
+      {"/world_size", -3000000000ll},
+      {"/batch_size", -1.5},
+      {"/batch_size", -1},
+      {"/step_in_epoch", 2.5},
+      {"/seed", -1},
+      {"/input", json::array({1, 28.5, 28})},
+      {"/input", json::array({1, 1e30, 28})},
+      {"/input", "1x28x28"},
+      {"/optimizer/lr", 1e39},
+      {"/optimizer/momentum", "0.9"},
+      {"/schedule/warmup_epochs", "0.3"},
+      {"/normalization/mean", json::array({1e39})},
+      {"/partial/seen", 1e19},
+      {"/history/0/lr_end", -1e39},
+      {"/history/0/test_accuracy", nullptr},
+  };
+  for (const auto& [pointer, value] : cases) {
+    json run = json::parse(good.at("run"));
+    run[json::json_pointer(pointer)] = value;
+    std::map<std::string, std::string> metadata = good;
+    metadata["run"] = run.dump();
+    INFO(pointer, " = ", value.dump());
+    const std::string key = pointer.substr(pointer.rfind('/') + 1);
+    std::string message;
+    try {
+      tg::cli::from_metadata(metadata, "bad.safetensors");
+    } catch (const tg::Error& e) {
+      message = e.what();
+    }
+    INFO(message);
+    CHECK(message.find("bad.safetensors: its training metadata is damaged ('" + key + "'") !=
+          std::string::npos);
+  }
+}
