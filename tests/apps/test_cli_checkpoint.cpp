@@ -118,13 +118,15 @@ TEST_CASE("tapegrad eval, predict and train --resume use the committed checkpoin
   REQUIRE_FALSE(info.history.empty());
 
   SUBCASE("eval names the model file and the accuracy the training run measured") {
-    const RunResult r = run(kTapegrad + " eval " + kCheckpoint + " --data " + kSmallMnist);
+    const RunResult r =
+        run(kTapegrad + " eval " + kCheckpoint + " --data " + kSmallMnist + " --out " + dir.path.string());
     INFO(r.output);
     REQUIRE(r.code == 0);
     CHECK(r.output.find("small (tests/fixtures/cli/small.tg)") != std::string::npos);
     char accuracy[32];
     std::snprintf(accuracy, sizeof accuracy, "accuracy %.2f%%", 100.0 * info.history.back().test_accuracy);
     CHECK(r.output.find(accuracy) != std::string::npos);
+    CHECK(std::filesystem::exists(dir.file("eval_per_class.csv")));  // there, not beside the fixture
   }
 
   SUBCASE("predict names the class the checkpoint's model gives each of the first 8 test images") {
@@ -204,7 +206,7 @@ TEST_CASE("eval, predict and train --resume exit 1 naming the file for every kin
   const std::string image = dir.file("digit.png");
   tg::write_png(image, std::vector<std::uint8_t>(784, 0), 28, 28);
   const std::vector<std::pair<std::string, std::string>> commands = {
-      {"eval", " --data " + kSmallMnist},
+      {"eval", " --data " + kSmallMnist + " --out " + dir.file("out")},
       {"predict", " " + image},
       {"train --resume", " --epochs 2 --data " + kSmallMnist + " --threads 1 --out " + dir.file("out")},
   };
