@@ -156,6 +156,11 @@ def make_checkpoint():
     text = b"conv2d 4 3 padding=same\nbatchnorm2d\nrelu\nglobalavgpool2d\nlinear classes\n"
     write("checkpoint", "rgb_interrupted.meta",
           json.dumps(run, separators=(",", ":")).encode() + b"\0" + text)
+    # Numbers from_metadata once converted unchecked: a float-to-int cast out of range (undefined behaviour) and
+    # a float that became inf, written back as null.
+    real = meta["run"]
+    write("checkpoint", "regression_epoch_1e20.json", real.replace('"epoch":1,', '"epoch":1e20,').encode())
+    write("checkpoint", "regression_lr_1e39.json", real.replace('"lr":', '"lr":1e39,"_":', 1).encode())
 
 
 if __name__ == "__main__":
