@@ -3,6 +3,11 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <utility>
 
 namespace tg::cli {
 namespace {
@@ -16,15 +21,55 @@ json to_json(const EpochRecord& r) {
           {"lr_end", r.lr_end}};
 }
 
+// A JSON number as T, or tg::Error: json::get<T>() converts out-of-range values with a plain cast, which is
+// undefined behaviour from floating point to an integer (1e20 -> int) and gives inf from a double above the
+// largest float, which to_metadata would write back as null. Integers must be written as whole numbers in
+// T's range; floating-point values must be finite in T.
+template <class T>
+T number(const json& j, const std::string& what) {
+  if constexpr (std::is_integral_v<T>) {
+    if (j.is_number_unsigned()) {
+      const auto v = j.get<std::uint64_t>();
+      if (std::in_range<T>(v)) return static_cast<T>(v);
+    } else if (j.is_number_integer()) {
+      const auto v = j.get<std::int64_t>();
+      if (std::in_range<T>(v)) return static_cast<T>(v);
+    }
+    fail("'", what, "' is ", j.dump(), ", not a whole number from ", +std::numeric_limits<T>::min(), " to ",
+         +std::numeric_limits<T>::max());
+  } else {
+    if (j.is_number()) {
+      const double v = j.get<double>();
+      if (std::isfinite(v) && std::abs(v) <= static_cast<double>(std::numeric_limits<T>::max()))
+        return static_cast<T>(v);
+    }
+    fail("'", what, "' is ", j.dump(), ", not a finite number");
+  }
+}
+
+template <class T>
+T number_at(const json& object, const std::string& key) {
+  return number<T>(object.at(key), key);
+}
+
+template <class T>
+std::vector<T> numbers_at(const json& object, const std::string& key) {
+  const json& array = object.at(key);
+  if (!array.is_array()) fail("'", key, "' is ", array.type_name(), ", not an array of numbers");
+  std::vector<T> out;
+  for (const json& v : array) out.push_back(number<T>(v, key));
+  return out;
+}
+
 EpochRecord epoch_from_json(const json& j) {
   EpochRecord r;
-  r.train_loss = j.at("train_loss").get<double>();
-  r.train_accuracy = j.at("train_accuracy").get<double>();
-  r.test_loss = j.at("test_loss").get<double>();
-  r.test_accuracy = j.at("test_accuracy").get<double>();
-  r.seconds = j.at("seconds").get<double>();
-  r.images_per_second = j.at("images_per_second").get<double>();
-  r.lr_end = j.at("lr_end").get<float>();
+  r.train_loss = number_at<double>(j, "train_loss");
+  r.train_accuracy = number_at<double>(j, "train_accuracy");
+  r.test_loss = number_at<double>(j, "test_loss");
+  r.test_accuracy = number_at<double>(j, "test_accuracy");
+  r.seconds = number_at<double>(j, "seconds");
+  r.images_per_second = number_at<double>(j, "images_per_second");
+  r.lr_end = number_at<float>(j, "lr_end");
   return r;
 }
 
@@ -115,32 +160,33 @@ RunInfo from_metadata(const std::map<std::string, std::string>& metadata, const 
     info.model_text = metadata.at("model_text");
     const json run = json::parse(metadata.at("run"));
     info.model_source = run.at("model_source").get<std::string>();
-    info.input = run.at("input").get<Shape>();
+    const std::vector<std::size_t> input = numbers_at<std::size_t>(run, "input");
+    info.input.assign(input.begin(), input.end());
     info.class_names = run.at("class_names").get<std::vector<std::string>>();
-    info.mean = run.at("normalization").at("mean").get<std::vector<float>>();
-    info.std = run.at("normalization").at("std").get<std::vector<float>>();
+    info.mean = numbers_at<float>(run.at("normalization"), "mean");
+    info.std = numbers_at<float>(run.at("normalization"), "std");
     info.dataset = run.at("dataset").get<std::string>();
     info.data_dir = run.at("data_dir").get<std::string>();
     const json& opt = run.at("optimizer");
     info.optimizer = opt.at("kind").get<std::string>();
-    info.lr = opt.at("lr").get<float>();
-    info.momentum = opt.at("momentum").get<float>();
-    info.weight_decay = opt.at("weight_decay").get<float>();
+    info.lr = number_at<float>(opt, "lr");
+    info.momentum = number_at<float>(opt, "momentum");
+    info.weight_decay = number_at<float>(opt, "weight_decay");
     info.schedule = run.at("schedule").at("kind").get<std::string>();
-    info.warmup_epochs = run.at("schedule").at("warmup_epochs").get<double>();
-    info.batch_size = run.at("batch_size").get<std::size_t>();
-    info.limit = run.at("limit").get<std::size_t>();
-    info.steps_per_epoch = run.at("steps_per_epoch").get<std::size_t>();
-    info.seed = run.at("seed").get<std::uint64_t>();
-    info.world_size = run.at("world_size").get<int>();
-    info.epochs = run.at("epochs").get<int>();
-    info.epoch = run.at("epoch").get<int>();
-    info.step_in_epoch = run.at("step_in_epoch").get<std::size_t>();
+    info.warmup_epochs = number_at<double>(run.at("schedule"), "warmup_epochs");
+    info.batch_size = number_at<std::size_t>(run, "batch_size");
+    info.limit = number_at<std::size_t>(run, "limit");
+    info.steps_per_epoch = number_at<std::size_t>(run, "steps_per_epoch");
+    info.seed = number_at<std::uint64_t>(run, "seed");
+    info.world_size = number_at<int>(run, "world_size");
+    info.epochs = number_at<int>(run, "epochs");
+    info.epoch = number_at<int>(run, "epoch");
+    info.step_in_epoch = number_at<std::size_t>(run, "step_in_epoch");
     const json& partial = run.at("partial");
-    info.partial_loss_sum = partial.at("loss_sum").get<double>();
-    info.partial_seconds = partial.at("seconds").get<double>();
-    info.partial_seen = partial.at("seen").get<std::size_t>();
-    info.partial_correct = partial.at("correct").get<std::size_t>();
+    info.partial_loss_sum = number_at<double>(partial, "loss_sum");
+    info.partial_seconds = number_at<double>(partial, "seconds");
+    info.partial_seen = number_at<std::size_t>(partial, "seen");
+    info.partial_correct = number_at<std::size_t>(partial, "correct");
     info.generator = run.at("generator").get<std::string>();
     for (const json& e : run.at("history")) info.history.push_back(epoch_from_json(e));
   } catch (const std::exception& e) {  // a missing key (std::out_of_range) or nlohmann::json errors

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of tests/fuzz/corpus/{idx,safetensors,image,model_file}/ with the standard library only.
+"""Writes the seed corpora of tests/fuzz/corpus/{idx,safetensors,image,model_file,checkpoint}/ with the standard
+library only (checkpoint/ from the metadata of tests/fixtures/cli/small.safetensors).
 
 Run once from anywhere: python3 tests/fuzz/make_corpus.py. The output is deterministic; the files are
 committed so the fuzzers never depend on this script at run time.
@@ -136,8 +137,35 @@ def make_model_files():
     write("model_file", "errors.tg", b"\n# a comment only\n\nconv2 6 5 strid=2\n")
 
 
+# --- checkpoint metadata (apps/cli/run_checkpoint.hpp), fields separated by NUL: run, model_text, format, model --
+def make_checkpoint():
+    # The real metadata set of the checkpoint `tapegrad train` wrote for tests/fixtures/cli/small.tg.
+    blob = (CORPUS.parent.parent / "fixtures" / "cli" / "small.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", blob[:8])
+    meta = json.loads(blob[8:8 + n])["__metadata__"]
+    fields = [meta["run"], meta["model_text"], meta["format"], meta["model"]]
+    write("checkpoint", "small_full.meta", b"\0".join(f.encode() for f in fields))
+    write("checkpoint", "small_run_only.json", meta["run"].encode())
+    # Three channels, interrupted in its third epoch after two recorded ones, Adam, a step schedule.
+    run = json.loads(meta["run"])
+    run.update(input=[3, 8, 8], class_names=["a", "b"], optimizer=dict(run["optimizer"], kind="adam"),
+               schedule={"kind": "step", "warmup_epochs": 0.5}, epochs=4, epoch=2, step_in_epoch=3,
+               partial={"loss_sum": 1.5, "seconds": 0.25, "seen": 24, "correct": 7},
+               normalization={"mean": [0.5, 0.25, 0.125], "std": [0.5, 1.0, 2.0]},
+               history=run["history"] * 2, generator="")
+    text = b"conv2d 4 3 padding=same\nbatchnorm2d\nrelu\nglobalavgpool2d\nlinear classes\n"
+    write("checkpoint", "rgb_interrupted.meta",
+          json.dumps(run, separators=(",", ":")).encode() + b"\0" + text)
+    # Numbers from_metadata once converted unchecked: a float-to-int cast out of range (undefined behaviour) and
+    # a float that became inf, written back as null.
+    real = meta["run"]
+    write("checkpoint", "regression_epoch_1e20.json", real.replace('"epoch":1,', '"epoch":1e20,').encode())
+    write("checkpoint", "regression_lr_1e39.json", real.replace('"lr":', '"lr":1e39,"_":', 1).encode())
+
+
 if __name__ == "__main__":
     make_idx()
     make_safetensors()
     make_images()
     make_model_files()
+    make_checkpoint()
