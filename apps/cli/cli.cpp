@@ -15,6 +15,7 @@ namespace tg::cli {
 namespace {
 
 bool g_quiet = false;
+std::string g_program = "tapegrad";
 
 const std::vector<std::string> kMnistClasses{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
 const std::vector<std::string> kFashionClasses{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -31,6 +32,8 @@ std::set<std::string> given_flags(const CLI::App& app) {
 }  // namespace
 
 void set_quiet(bool quiet) { g_quiet = quiet; }
+
+const std::string& program_name() { return g_program; }
 
 void say(const char* format, ...) {
   if (g_quiet) return;
@@ -57,6 +60,7 @@ DataSpec data_spec(const std::string& dataset, const std::string& data_dir) {
 }
 
 int main(int argc, char** argv) {
+  if (argc > 0 && argv[0] && *argv[0]) g_program = std::filesystem::path(argv[0]).filename().string();
   distributed::Context mpi(argc, argv);  // MPI_Init under mpirun (when built with MPI); MPI_Finalize at exit
   CLI::App app{"tapegrad: train small CNNs written as model files, then evaluate them and classify images",
                "tapegrad"};
@@ -161,7 +165,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   const CLI::App* chosen = app.get_subcommands().front();
-  const std::string command = "tapegrad " + chosen->get_name();
+  const std::string command = g_program + " " + chosen->get_name();
   try {
     if (chosen == train_cmd) {
       t.given = given_flags(*train_cmd);

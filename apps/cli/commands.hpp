@@ -65,6 +65,10 @@ DataSpec data_spec(const std::string& dataset, const std::string& data_dir);
 [[gnu::format(printf, 1, 2)]] void say(const char* format, ...);
 void set_quiet(bool quiet);
 
+// The program's name as invoked ("tapegrad", or e.g. "custom_layer" for a program that registers its own
+// layers and calls tg::cli::main), for the commands it suggests.
+const std::string& program_name();
+
 // 61706 -> "61,706"
 std::string with_commas(std::size_t n);
 

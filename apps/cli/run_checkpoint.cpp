@@ -213,7 +213,11 @@ Checkpoint open_checkpoint(const std::string& path) {
     c.model = model_from_text(c.info.model_text, c.info.input, static_cast<int>(c.info.classes()),
                               c.info.model_source);
   } catch (const Error& e) {
-    fail(path, ": the model text it holds no longer builds: ", e.what());
+    const bool unknown_layer = std::string(e.what()).find("unknown layer") != std::string::npos;
+    fail(path, ": the model text it holds no longer builds: ", e.what(),
+         unknown_layer ? "; a model with a custom layer opens only in a program that registers that layer "
+                         "(e.g. the one that trained it)"
+                       : "");
   }
   try {
     c.state = load(c.model, path);

@@ -173,10 +173,11 @@ template <class... Parts>
 void check_resume_flags(const TrainOptions& o, const RunInfo& info, const std::string& model_name) {
   auto refuse = [&](const char* flag, const std::string& theirs, const std::string& ours) {
     if (o.given.count(flag) && theirs != ours) {
-      throw_usage(o.resume_path, " was trained with ", flag, " ", theirs, ", not ", ours,
-           "; a resumed run keeps the checkpoint's ", flag,
-           " (start a new run to change it; on --resume only --epochs, --data, --out, --save, --threads, "
-           "--profile and --detect-anomaly may change)");
+      throw_usage(
+          o.resume_path, " was trained with ", flag, " ", theirs, ", not ", ours,
+          "; a resumed run keeps the checkpoint's ", flag,
+          " (start a new run to change it; on --resume only --epochs, --data, --out, --save, --threads, "
+          "--profile and --detect-anomaly may change)");
     }
   };
   auto text = [](auto v) {
@@ -221,16 +222,17 @@ int train(TrainOptions o) {
     check_resume_flags(o, info, model_name);
     if (o.given.count("--model") && find_model(o.model).text != info.model_text) {
       throw_usage(o.resume_path, " holds a different ", model_name, " than --model ", o.model,
-           " (the model files differ); resume without --model to continue the checkpoint's");
+                  " (the model files differ); resume without --model to continue the checkpoint's");
     }
     if (info.world_size != world && info.step_in_epoch > 0) {
-      fail(o.resume_path, " stopped mid-epoch on ", info.world_size, " process(es) (MPI ranks); this run has ",
-           world, ": resume it with the same number so that the rest of the epoch has the same batches");
+      fail(o.resume_path, " stopped mid-epoch on ", info.world_size,
+           " process(es) (MPI ranks); this run has ", world,
+           ": resume it with the same number so that the rest of the epoch has the same batches");
     }
     if (o.given.count("--epochs")) info.epochs = o.epochs;
     if (info.epoch >= info.epochs) {
       throw_usage(o.resume_path, " is already at epoch ", info.epoch, " of ", info.epochs,
-           "; nothing is left to train: pass --epochs N with N > ", info.epoch, " to train further");
+                  "; nothing is left to train: pass --epochs N with N > ", info.epoch, " to train further");
     }
     if (o.given.count("--data")) info.data_dir = o.data_dir;
   } else {
@@ -434,10 +436,9 @@ int train(TrainOptions o) {
         save(model, o.save_path, {opt.state(), to_metadata(info)});
         write_metrics_csv(info.history, o.out_dir + "/metrics.csv");
         std::printf(
-            "%sinterrupted at epoch %d/%d, step %zu/%zu: saved %s; continue with\n  tapegrad train --resume "
-            "%s\n",
+            "%sinterrupted at epoch %d/%d, step %zu/%zu: saved %s; continue with\n  %s train --resume %s\n",
             terminal ? "\n" : "", epoch, info.epochs, step, steps_per_epoch, o.save_path.c_str(),
-            o.save_path.c_str());
+            program_name().c_str(), o.save_path.c_str());
         std::fflush(stdout);
       }
       return 130;
@@ -477,8 +478,8 @@ int train(TrainOptions o) {
   write_mistakes_png(test_set, last.mistakes, o.out_dir + "/mistakes.png");
   std::printf("test accuracy %.2f%%\nsaved %s; metrics.csv, %smistakes.png in %s\n", 100 * last.accuracy,
               o.save_path.c_str(), filters ? "filters.png, " : "", o.out_dir.c_str());
-  std::printf("next: tapegrad eval %s   |   tapegrad predict %s IMAGE...\n", o.save_path.c_str(),
-              o.save_path.c_str());
+  std::printf("next: %s eval %s   |   %s predict %s IMAGE...\n", program_name().c_str(), o.save_path.c_str(),
+              program_name().c_str(), o.save_path.c_str());
   return 0;
 }
 

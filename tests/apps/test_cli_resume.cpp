@@ -1,6 +1,6 @@
-// `tapegrad train --resume` and Ctrl-C (apps/cli/train.cpp): SIGINT or SIGTERM mid-epoch writes a checkpoint that
-// resumes exactly where it stopped (the same batches, dropout masks and metrics as an uninterrupted run, bit for
-// bit) and exits 130; a second Ctrl-C quits at once; --resume refuses what cannot continue the run.
+// `tapegrad train --resume` and Ctrl-C (apps/cli/train.cpp): SIGINT or SIGTERM mid-epoch writes a checkpoint
+// that resumes exactly where it stopped (the same batches, dropout masks and metrics as an uninterrupted run,
+// bit for bit) and exits 130; a second Ctrl-C quits at once; --resume refuses what cannot continue the run.
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -39,8 +39,8 @@ linear classes
 )";
 
 struct Spawned {
-  int code = -1;    // exit code, or -1 when killed by a signal
-  int signal = 0;   // the signal that ended it, or 0
+  int code = -1;   // exit code, or -1 when killed by a signal
+  int signal = 0;  // the signal that ended it, or 0
   std::string output;
 };
 
@@ -104,39 +104,46 @@ std::string epoch_line(const std::string& output, int epoch) {
 
 }  // namespace
 
-TEST_CASE("Ctrl-C mid-epoch writes a checkpoint, exits 130, and resuming it ends bit for bit as an uninterrupted run") {
+TEST_CASE(
+    "Ctrl-C mid-epoch writes a checkpoint, exits 130, and resuming it ends bit for bit as an uninterrupted "
+    "run") {
   for (const int sig : {SIGINT, SIGTERM}) {
     INFO("signal ", sig);
     TempDir dir;
     std::ofstream(dir.file("net.tg")) << kDropoutNet;
     // 1,000 steps per epoch, so that the signal arrives mid-epoch.
-    const std::string common = std::string(TG_TAPEGRAD_BIN) + " train --model " + dir.file("net.tg") + " --data " +
-                               kSmallMnist + " --batch-size 2 --epochs 2 --threads 1 --seed 3";
+    const std::string common = std::string(TG_TAPEGRAD_BIN) + " train --model " + dir.file("net.tg") +
+                               " --data " + kSmallMnist + " --batch-size 2 --epochs 2 --threads 1 --seed 3";
     const RunResult full = run(common + " --out " + dir.file("full"));
     INFO(full.output);
     REQUIRE(full.code == 0);
 
     bool sent = false;
-    const Spawned stopped = spawn(common + " --out " + dir.file("part"), [&](pid_t pid, const std::string& line) {
-      if (!sent && line.find("epoch 1/2 [") != std::string::npos) {
-        ::kill(pid, sig);
-        sent = true;
-      }
-    });
+    const Spawned stopped =
+        spawn(common + " --out " + dir.file("part"), [&](pid_t pid, const std::string& line) {
+          if (!sent && line.find("epoch 1/2 [") != std::string::npos) {
+            ::kill(pid, sig);
+            sent = true;
+          }
+        });
     INFO(stopped.output);
     REQUIRE(sent);
     CHECK(stopped.code == 130);
     CHECK(stopped.output.find("finishing this step and writing a checkpoint") != std::string::npos);
     std::smatch where;
-    REQUIRE(std::regex_search(stopped.output, where, std::regex("interrupted at epoch 1/2, step ([0-9]+)/1000")));
+    REQUIRE(
+        std::regex_search(stopped.output, where, std::regex("interrupted at epoch 1/2, step ([0-9]+)/1000")));
     const std::string step = where[1];
-    CHECK(stopped.output.find("tapegrad train --resume " + dir.file("part/model.safetensors")) != std::string::npos);
+    CHECK(stopped.output.find("tapegrad train --resume " + dir.file("part/model.safetensors")) !=
+          std::string::npos);
 
-    const RunResult resumed = run(std::string(TG_TAPEGRAD_BIN) + " train --resume " + dir.file("part/model.safetensors"));
+    const RunResult resumed =
+        run(std::string(TG_TAPEGRAD_BIN) + " train --resume " + dir.file("part/model.safetensors"));
     INFO(resumed.output);
     REQUIRE(resumed.code == 0);
     CHECK(resumed.output.find("step " + step + " of epoch 1") != std::string::npos);
-    // The interrupted epoch's metrics (its sums were saved) and the next epoch's equal the uninterrupted run's.
+    // The interrupted epoch's metrics (its sums were saved) and the next epoch's equal the uninterrupted
+    // run's.
     CHECK(!epoch_line(full.output, 1).empty());
     CHECK(epoch_line(resumed.output, 1) == epoch_line(full.output, 1));
     CHECK(epoch_line(resumed.output, 2) == epoch_line(full.output, 2));
@@ -146,21 +153,20 @@ TEST_CASE("Ctrl-C mid-epoch writes a checkpoint, exits 130, and resuming it ends
   }
 }
 
-// Two different signals, so that the kernel cannot merge them into one pending signal (two SIGINTs sent at once
-// may arrive as one).
+// Two different signals, so that the kernel cannot merge them into one pending signal (two SIGINTs sent at
+// once may arrive as one).
 TEST_CASE("a second Ctrl-C quits at once and leaves no partial checkpoint") {
   TempDir dir;
   bool sent = false;
-  const Spawned killed =
-      spawn(std::string(TG_TAPEGRAD_BIN) + " train --data " + kSmallMnist +
-                " --batch-size 2 --epochs 5 --threads 1 --out " + dir.path.string(),
-            [&](pid_t pid, const std::string& line) {
-              if (!sent && line.find("epoch 1/5 [") != std::string::npos) {
-                ::kill(pid, SIGINT);
-                ::kill(pid, SIGTERM);
-                sent = true;
-              }
-            });
+  const Spawned killed = spawn(std::string(TG_TAPEGRAD_BIN) + " train --data " + kSmallMnist +
+                                   " --batch-size 2 --epochs 5 --threads 1 --out " + dir.path.string(),
+                               [&](pid_t pid, const std::string& line) {
+                                 if (!sent && line.find("epoch 1/5 [") != std::string::npos) {
+                                   ::kill(pid, SIGINT);
+                                   ::kill(pid, SIGTERM);
+                                   sent = true;
+                                 }
+                               });
   INFO(killed.output);
   REQUIRE(sent);
   CHECK((killed.signal == SIGINT || killed.signal == SIGTERM));
