@@ -10,6 +10,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -181,6 +182,21 @@ struct ClearTapeOnExit {
   ClearTapeOnExit(const ClearTapeOnExit&) = delete;
   ClearTapeOnExit& operator=(const ClearTapeOnExit&) = delete;
 };
+
+// The tensors of two checkpoints (weights, buffers, optimizer state), bit for bit; their metadata holds
+// timings (seconds per epoch), which differ run to run.
+inline bool same_tensors(const std::string& a, const std::string& b) {
+  const tg::SafetensorsFile fa = tg::read_safetensors(a), fb = tg::read_safetensors(b);
+  if (fa.tensors.size() != fb.tensors.size() || fa.tensors.empty()) return false;
+  for (std::size_t i = 0; i < fa.tensors.size(); ++i) {
+    const auto& [name_a, x] = fa.tensors[i];
+    const auto& [name_b, y] = fb.tensors[i];
+    if (name_a != name_b || x.shape() != y.shape() ||
+        std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) != 0)
+      return false;
+  }
+  return true;
+}
 
 // The two models of ../shared/BENCHMARKS.md written in C++, to compare with what the model files
 // apps/models/lenet.tg and convnet.tg build (61,706 and 1,199,882 parameters).

@@ -80,20 +80,6 @@ Spawned spawn(const std::string& command, const std::function<void(pid_t, const 
   return result;
 }
 
-// The tensors of two checkpoints (weights, optimizer state), bit for bit.
-bool same_tensors(const std::string& a, const std::string& b) {
-  const tg::SafetensorsFile fa = tg::read_safetensors(a), fb = tg::read_safetensors(b);
-  if (fa.tensors.size() != fb.tensors.size() || fa.tensors.empty()) return false;
-  for (std::size_t i = 0; i < fa.tensors.size(); ++i) {
-    const auto& [name_a, x] = fa.tensors[i];
-    const auto& [name_b, y] = fb.tensors[i];
-    if (name_a != name_b || x.shape() != y.shape() ||
-        std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) != 0)
-      return false;
-  }
-  return true;
-}
-
 // "epoch 1/2: train loss 0.1234 acc 95.00% | test loss 0.2345 acc 93.10%" without the timing after it.
 std::string epoch_line(const std::string& output, int epoch) {
   const std::regex pattern("epoch " + std::to_string(epoch) +

@@ -39,21 +39,6 @@ float accuracy(tg::Sequential& model, const tg::MNIST& data) {
   return static_cast<float>(correct) / static_cast<float>(data.size());
 }
 
-// The tensors of two checkpoints (weights, buffers, optimizer state), bit for bit; the metadata holds
-// timings (seconds per epoch), which differ run to run.
-bool same_tensors(const std::string& a, const std::string& b) {
-  const tg::SafetensorsFile fa = tg::read_safetensors(a), fb = tg::read_safetensors(b);
-  if (fa.tensors.size() != fb.tensors.size() || fa.tensors.empty()) return false;
-  for (std::size_t i = 0; i < fa.tensors.size(); ++i) {
-    const auto& [name_a, x] = fa.tensors[i];
-    const auto& [name_b, y] = fb.tensors[i];
-    if (name_a != name_b || x.shape() != y.shape() ||
-        std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) != 0)
-      return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 // The issue asked for > 90%. PyTorch 1.13 with the same model, init and data reaches 61-83% after one epoch

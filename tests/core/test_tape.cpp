@@ -16,22 +16,8 @@ using tg::Tensor;
 
 namespace {
 
-// apps/models/lenet.tg, line for line.
-const std::string kLenetText =
-    R"(# lenet.tg: LeNet-5 for 28x28 images (61,706 parameters on 1x28x28 with 10 classes); apps/models.cpp "lenet"
-conv2d 6 5 padding=2      # tg::Conv2D(in, 6, 5, {.padding = {2, 2}})
-relu
-maxpool2d 2
-conv2d 16 5
-relu
-maxpool2d 2
-flatten
-linear 120                # tg::Linear(in, 120)
-relu
-linear 84
-relu
-linear classes            # 'classes': the number of classes of the data
-)";
+// apps/models/lenet.tg, as `tapegrad train --model lenet` builds it.
+const std::string kLenetText = test_util::read_text(TAPEGRAD_SOURCE_DIR "/apps/models/lenet.tg");
 
 // A conv, a pool and a linear on [1, 6, 6] inputs, 3 classes, from a file "net.tg".
 const std::string kSmallNetText = "# net.tg\nconv2d 2 3\nrelu\nmaxpool2d 2\n\nflatten\nlinear classes\n";
