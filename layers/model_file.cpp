@@ -41,7 +41,8 @@ std::vector<std::string> tokenize(const std::string& line, const std::string& lo
   std::vector<std::string> tokens;
   std::string token;
   for (unsigned char c : code) {
-    if (c >= 0x80) file_fail(location, ": byte ", hex_byte(c), " outside a comment; a model file is ASCII text");
+    if (c >= 0x80)
+      file_fail(location, ": byte ", hex_byte(c), " outside a comment; a model file is ASCII text");
     if (c == ' ' || c == '\t') {
       if (!token.empty()) tokens.push_back(std::move(token));
       token.clear();
@@ -63,7 +64,7 @@ std::unique_ptr<Module> build_layer(const std::vector<std::string>& tokens, Shap
     const std::vector<std::string> known = registered_layers();
     const std::string nearest = nearest_name(name, known);
     file_fail(location, ": unknown layer '", name, "' (",
-         nearest.empty() ? "" : "did you mean '" + nearest + "'? ", "known: ", join(known), ")");
+              nearest.empty() ? "" : "did you mean '" + nearest + "'? ", "known: ", join(known), ")");
   }
   std::vector<std::string> positional;
   std::vector<std::pair<std::string, std::string>> options;
@@ -107,7 +108,7 @@ std::unique_ptr<Module> build_layer(const std::vector<std::string>& tokens, Shap
   for (std::size_t d : next) elements *= static_cast<double>(d);
   if (next.empty() || elements < 1 || elements > static_cast<double>(limits.max_output_elements)) {
     file_fail(location, ": ", args.line(), ": the output ", shape_str(next), " for input ", shape_str(shape),
-         " is empty or has more than ", limits.max_output_elements, " elements");
+              " is empty or has more than ", limits.max_output_elements, " elements");
   }
   shape = std::move(next);
   layer->set_source(location, args.line());
@@ -129,7 +130,8 @@ Sequential model_from_text(const std::string& text, const Shape& input_chw, int 
   double elements = 1;
   for (std::size_t d : input_chw) elements *= static_cast<double>(d);
   if (input_chw.empty() || elements < 1 || elements > static_cast<double>(limits.max_output_elements)) {
-    file_fail(source_name, ": the input shape ", shape_str(input_chw), " must have at least one axis, each >= 1");
+    file_fail(source_name, ": the input shape ", shape_str(input_chw),
+              " must have at least one axis, each >= 1");
   }
   if (classes < 1) file_fail(source_name, ": the number of classes must be >= 1, got ", classes);
 
@@ -146,7 +148,8 @@ Sequential model_from_text(const std::string& text, const Shape& input_chw, int 
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const std::string location = source_name + ":" + std::to_string(line_number);
     if (line.size() > limits.max_line_chars) {
-      file_fail(location, ": the line is ", line.size(), " characters long; the limit is ", limits.max_line_chars);
+      file_fail(location, ": the line is ", line.size(), " characters long; the limit is ",
+                limits.max_line_chars);
     }
     const std::vector<std::string> tokens = tokenize(line, location);
     if (tokens.empty()) continue;
@@ -156,14 +159,14 @@ Sequential model_from_text(const std::string& text, const Shape& input_chw, int 
     total_parameters += static_cast<double>(layer->num_parameters());
     if (total_parameters > limits.max_parameters) {  // a factory that did not call check_parameter_count
       file_fail(location, ": the model would have more than ", static_cast<long long>(limits.max_parameters),
-           " parameters, the limit");
+                " parameters, the limit");
     }
     model.add(std::move(layer));
   }
   if (model.size() == 0) file_fail(source_name, ": the model has no layers");
   if (shape.size() != 1 || shape[0] != static_cast<std::size_t>(classes)) {
     file_fail(source_name, ": the model's output is ", shape_str(shape), " but the data has ", classes,
-         " classes; end with 'linear classes'");
+              " classes; end with 'linear classes'");
   }
   return model;
 }
