@@ -9,16 +9,6 @@
 namespace tg {
 namespace {
 
-// 61706 -> "61,706"
-std::string with_commas(std::size_t n) {
-  std::string digits = std::to_string(n), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 // " (lenet.tg:5 conv2d 16 5)" for a layer built from a model file, "" otherwise.
 std::string source_suffix(const Module& layer) {
   const std::string source = layer.source();
@@ -31,6 +21,15 @@ Error layer_error(const std::string& name, const Module& layer, const Error& e) 
 }
 
 }  // namespace
+
+std::string with_commas(std::size_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
 
 Module& Sequential::add(std::unique_ptr<Module> layer) {
   if (!layer) fail("Sequential::add: null layer");

@@ -43,15 +43,6 @@ void say(const char* format, ...) {
   va_end(args);
 }
 
-std::string with_commas(std::size_t n) {
-  std::string digits = std::to_string(n), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 DataSpec data_spec(const std::string& dataset, const std::string& data_dir) {
   std::string kind = dataset;
   if (kind == "auto") kind = data_dir.find("fashion") != std::string::npos ? "fashion" : "mnist";

@@ -69,7 +69,4 @@ void set_quiet(bool quiet);
 // layers and calls tg::cli::main), for the commands it suggests.
 const std::string& program_name();
 
-// 61706 -> "61,706"
-std::string with_commas(std::size_t n);
-
 }  // namespace tg::cli
