@@ -44,6 +44,8 @@ train: setup
 
 bench: build
 	@bash scripts/setup.sh train reference
+	@cmake -S . -B $(BUILD) >/dev/null  # finds libtorch-dev once installed
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_libtorch
 	@bash scripts/fetch_mnist.sh $(DATA)
 	@/usr/bin/python3 scripts/bench.py --data $(DATA) $(BENCH_FLAGS)
 

