@@ -423,6 +423,10 @@ int train(TrainOptions o) {
       correct = static_cast<std::size_t>(totals[1]);
       seen = static_cast<std::size_t>(totals[2]);
     }
+    // Batch norm's running statistics: each rank's come from its own batches; their mean over ranks, before
+    // they are used or saved, leaves every rank with the same (core/distributed/distributed.hpp says why
+    // once per epoch equals every step). No-op in one process or without buffers.
+    dist::average_values(model.buffers());
     first_step = 0;
     if (interrupted) {
       info.epoch = epoch - 1;

@@ -199,6 +199,29 @@ void allreduce_gradients([[maybe_unused]] const std::vector<Tensor>& params,
 #endif
 }
 
+void average_values([[maybe_unused]] const std::vector<Tensor>& tensors) {
+#ifdef TAPEGRAD_HAS_MPI
+  if (world_size() == 1) return;
+  std::vector<double> buf;
+  buf.reserve(total_numel(tensors));
+  for (const Tensor& t : tensors) {
+    const float* v = t.value().data();
+    buf.insert(buf.end(), v, v + t.numel());
+  }
+  if (buf.empty()) return;
+  check(MPI_Allreduce(MPI_IN_PLACE, buf.data(), to_int_count(buf.size(), "average_values"), MPI_DOUBLE,
+                      MPI_SUM, MPI_COMM_WORLD),
+        "MPI_Allreduce (average_values)");
+  const double world = world_size();
+  std::size_t offset = 0;
+  for (const Tensor& t : tensors) {
+    float* v = t.node()->value.data();
+    for (std::size_t k = 0; k < t.numel(); ++k) v[k] = static_cast<float>(buf[offset + k] / world);
+    offset += t.numel();
+  }
+#endif
+}
+
 void allreduce_sum([[maybe_unused]] std::span<double> values) {
 #ifdef TAPEGRAD_HAS_MPI
   if (world_size() == 1 || values.empty()) return;

@@ -73,6 +73,14 @@ void broadcast_parameters(const std::vector<Tensor>& params, int root = 0);
 // collective per step; broadcast_parameters at the start checks the layout). No-op in a world of one.
 void allreduce_gradients(const std::vector<Tensor>& params, std::size_t local_examples = 1);
 
+// Replaces every tensor's value with its mean over ranks, in place (one MPI_Allreduce of all of them, packed,
+// summed in double). For batch norm's running statistics: each rank updates them from its own batches, and
+// as the update is linear (r = (1 - momentum) r + momentum * batch_stat) the mean of the ranks' running means
+// is exactly the running mean of the ranks' averaged batch means; averaging once before the statistics are
+// used (evaluation, a checkpoint) gives the same values as averaging every step, and leaves every rank
+// identical. Same layout on every rank, as allreduce_gradients. No-op in a world of one.
+void average_values(const std::vector<Tensor>& tensors);
+
 // Sums `values` element-wise over all ranks, in place (one MPI_Allreduce); e.g. losses and counts for a
 // log line. No-op in a world of one.
 void allreduce_sum(std::span<double> values);
