@@ -41,7 +41,9 @@
 #include "optim/schedule.hpp"
 #include "optim/sgd.hpp"
 // data
+#include "data/cifar10.hpp"
 #include "data/dataloader.hpp"
+#include "data/dataset.hpp"
 #include "data/idx.hpp"
 #include "data/image.hpp"
 #include "data/mnist.hpp"

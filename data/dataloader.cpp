@@ -7,7 +7,8 @@
 
 namespace tg {
 
-DataLoader::DataLoader(const MNIST& data, DataLoaderOptions options) : data_(&data), options_(options) {
+DataLoader::DataLoader(const ImageDataset& data, DataLoaderOptions options)
+    : data_(&data), options_(options) {
   if (options.batch_size == 0) fail("DataLoader: batch_size must be >= 1, got 0");
   if (options.world_size < 1) fail("DataLoader: world_size must be >= 1, got ", options.world_size);
   if (options.rank < 0 || options.rank >= options.world_size) {
@@ -49,12 +50,12 @@ void DataLoader::load(std::size_t batch_index) {
   const std::size_t rank_offset = static_cast<std::size_t>(options_.rank) * options_.batch_size;
   const std::size_t start = std::min(batch_index * global_batch_size() + rank_offset, data_->size());
   const std::size_t count = std::min(options_.batch_size, data_->size() - start);
-  const std::size_t rows = data_->rows(), cols = data_->cols();
-  Array images = Array::from_shape({count, 1, rows, cols});
+  const std::size_t example_size = data_->example_size();
+  Array images = Array::from_shape({count, data_->channels(), data_->rows(), data_->cols()});
   batch_.labels.resize(count);
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t example = order_[start + i];
-    data_->normalized(example, images.data() + i * rows * cols);
+    data_->normalized(example, images.data() + i * example_size);
     batch_.labels[i] = data_->label(example);
   }
   batch_.images = Tensor(std::move(images));

@@ -10,12 +10,12 @@
 #include <vector>
 
 #include "core/autograd/tensor.hpp"
-#include "data/mnist.hpp"
+#include "data/dataset.hpp"
 
 namespace tg {
 
 struct Batch {
-  Tensor images;            // [B, 1, rows, cols], normalized
+  Tensor images;            // [B, C, rows, cols], normalized
   std::vector<int> labels;  // B labels
 };
 
@@ -30,7 +30,7 @@ struct DataLoaderOptions {
 
 class DataLoader {
  public:
-  DataLoader(const MNIST& data, DataLoaderOptions options = {});
+  DataLoader(const ImageDataset& data, DataLoaderOptions options = {});
 
   // Each begin() starts the next epoch; with shuffle, epoch e's order depends only on (seed, e).
   class Iterator {
@@ -64,7 +64,7 @@ class DataLoader {
 
  private:
   void load(std::size_t batch_index);
-  const MNIST* data_;
+  const ImageDataset* data_;
   DataLoaderOptions options_;
   std::size_t epoch_ = 0;
   std::vector<std::size_t> order_;

@@ -6,10 +6,9 @@
 #include <vector>
 
 #include "core/xt.hpp"
+#include "data/dataset.hpp"
 
 namespace tg {
-
-enum class Split { Train, Test };
 
 // MNIST's pixel mean and standard deviation (pixels scaled to [0, 1]): the normalization of batches and,
 // by default, of images given to a model (ImageOptions).
@@ -23,23 +22,26 @@ struct MNISTOptions {
   static MNISTOptions fashion() { return {0.2860f, 0.3530f}; }
 };
 
-class MNIST {
+class MNIST : public ImageDataset {
  public:
   // Reads {train,t10k}-{images-idx3,labels-idx1}-ubyte from `dir`, raw or with .gz. Throws tg::Error
   // naming the file (and how to get the data set) when a file is missing, corrupt or inconsistent.
   MNIST(const std::string& dir, Split split, MNISTOptions options = {});
 
-  std::size_t size() const { return labels_.size(); }
-  std::size_t rows() const { return rows_; }
-  std::size_t cols() const { return cols_; }
-  int label(std::size_t i) const { return labels_.at(i); }
-  const std::uint8_t* pixels(std::size_t i) const { return images_.data() + i * rows_ * cols_; }
+  std::size_t size() const override { return labels_.size(); }
+  std::size_t channels() const override { return 1; }
+  std::size_t rows() const override { return rows_; }
+  std::size_t cols() const override { return cols_; }
+  int label(std::size_t i) const override { return labels_.at(i); }
+  const std::uint8_t* pixels(std::size_t i) const override { return images_.data() + i * rows_ * cols_; }
   const MNISTOptions& options() const { return options_; }
+  std::vector<float> channel_mean() const override { return {options_.mean}; }
+  std::vector<float> channel_std() const override { return {options_.std}; }
 
   // Writes image i, normalized ((x / 255 - mean) / std), into out[rows * cols].
-  void normalized(std::size_t i, float* out) const;
+  void normalized(std::size_t i, float* out) const override;
   // Keeps the first n examples only (for quick runs and tests).
-  void keep_first(std::size_t n);
+  void keep_first(std::size_t n) override;
 
  private:
   std::vector<std::uint8_t> images_;  // [N, rows, cols]

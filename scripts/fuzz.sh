@@ -15,7 +15,7 @@ fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$(pwd)"
 build="build-fuzz"
-fuzzers=(idx safetensors image model_file checkpoint)
+fuzzers=(idx safetensors image model_file checkpoint cifar10)
 
 for tool in clang-14 clang++-14 cmake; do
   if ! command -v "$tool" >/dev/null 2>&1; then

@@ -21,6 +21,24 @@ const std::vector<std::string> kMnistClasses{"0", "1", "2", "3", "4", "5", "6", 
 const std::vector<std::string> kFashionClasses{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                                "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
+// --dataset auto: what `dir` holds, CIFAR-10's batches or MNIST-format IDX files (raw or .gz).
+std::string detect_dataset(const std::string& dir) {
+  const std::filesystem::path base(dir);
+  auto has = [&](const std::string& name) { return std::filesystem::exists(base / name); };
+  if (has("data_batch_1.bin") || has("test_batch.bin")) return "cifar10";
+  std::string idx_names;
+  for (const char* stem : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                           "t10k-labels-idx1-ubyte"}) {
+    if (has(stem) || has(std::string(stem) + ".gz"))
+      return dir.find("fashion") != std::string::npos ? "fashion" : "mnist";
+    idx_names += (idx_names.empty() ? "" : ", ") + std::string(stem);
+  }
+  fail(
+      "cannot find a data set in ", dir, ": looked for MNIST-format files (", idx_names,
+      ", raw or .gz) and CIFAR-10's binary batches (data_batch_1.bin ... data_batch_5.bin, test_batch.bin). ",
+      mnist_help(dir), ". ", cifar10_help(dir));
+}
+
 // The flags given on the command line, e.g. {"--lr", "--epochs"}.
 std::set<std::string> given_flags(const CLI::App& app) {
   std::set<std::string> given;
@@ -45,9 +63,23 @@ void say(const char* format, ...) {
 
 DataSpec data_spec(const std::string& dataset, const std::string& data_dir) {
   std::string kind = dataset;
-  if (kind == "auto") kind = data_dir.find("fashion") != std::string::npos ? "fashion" : "mnist";
+  if (kind == "auto") kind = detect_dataset(data_dir);
+  if (kind == "cifar10") return {"cifar10", cifar10_class_names(data_dir), {}};
   if (kind == "fashion") return {"fashion", kFashionClasses, MNISTOptions::fashion()};
   return {"mnist", kMnistClasses, MNISTOptions::mnist()};
+}
+
+std::unique_ptr<ImageDataset> open_dataset(const std::string& dataset, const std::string& dir, Split split,
+                                           const std::vector<float>& mean, const std::vector<float>& std) {
+  if (dataset == "cifar10") {
+    if (mean.empty() && std.empty()) return std::make_unique<CIFAR10>(dir, split);
+    return std::make_unique<CIFAR10>(dir, split, mean, std);
+  }
+  if (mean.size() != 1 || std.size() != 1) {
+    fail(dataset, " images have one channel, but the normalization has ", mean.size(), " mean(s) and ",
+         std.size(), " std(s)");
+  }
+  return std::make_unique<MNIST>(dir, split, MNISTOptions{mean[0], std[0]});
 }
 
 int main(int argc, char** argv) {
@@ -69,15 +101,17 @@ int main(int argc, char** argv) {
   // ---- train
   TrainOptions t;
   CLI::App* train_cmd =
-      app.add_subcommand("train", "train a model on MNIST-format data; writes a checkpoint");
+      app.add_subcommand("train", "train a model on MNIST-format or CIFAR-10 data; writes a checkpoint");
   train_cmd->add_option("--model", t.model,
                         "a built-in model (" + models + ") or a model file (default lenet)");
   train_cmd->add_option("--data", t.data_dir,
-                        "folder with the IDX files, raw or .gz (default .cache/mnist, or "
-                        "/usr/share/datasets/fashion-mnist for --dataset fashion)");
+                        "folder with the IDX files, raw or .gz, or CIFAR-10's binary batches (default "
+                        ".cache/mnist, /usr/share/datasets/fashion-mnist for --dataset fashion, "
+                        ".cache/cifar-10-batches-bin for --dataset cifar10)");
   train_cmd
-      ->add_option("--dataset", t.dataset, "mnist, fashion, or auto (fashion if the folder's path says so)")
-      ->check(CLI::IsMember({"auto", "mnist", "fashion"}));
+      ->add_option("--dataset", t.dataset,
+                   "mnist, fashion, cifar10, or auto (from the folder's files; fashion if its path says so)")
+      ->check(CLI::IsMember({"auto", "mnist", "fashion", "cifar10"}));
   train_cmd->add_option("--epochs", t.epochs, "passes over the training set")->check(CLI::Range(1, 1000));
   train_cmd
       ->add_option(
@@ -162,7 +196,9 @@ int main(int argc, char** argv) {
       t.given = given_flags(*train_cmd);
       const bool resuming = !t.resume_path.empty();
       if (t.data_dir.empty() && !resuming) {
-        t.data_dir = t.dataset == "fashion" ? "/usr/share/datasets/fashion-mnist" : ".cache/mnist";
+        t.data_dir = t.dataset == "fashion"   ? "/usr/share/datasets/fashion-mnist"
+                     : t.dataset == "cifar10" ? ".cache/cifar-10-batches-bin"
+                                              : ".cache/mnist";
       }
       if (t.out_dir.empty()) {
         if (resuming) {

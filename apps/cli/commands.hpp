@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -52,14 +53,20 @@ struct SummaryOptions {
 };
 int summary(const SummaryOptions& options);
 
-// The data sets the CLI reads today: MNIST-format IDX files (MNIST, Fashion-MNIST).
+// The data sets the CLI reads: MNIST-format IDX files (MNIST, Fashion-MNIST) and CIFAR-10's binary batches.
 struct DataSpec {
-  std::string dataset;  // "mnist" | "fashion"
+  std::string dataset;  // "mnist" | "fashion" | "cifar10"
   std::vector<std::string> class_names;
-  MNISTOptions normalization;
+  MNISTOptions normalization;  // IDX only: CIFAR-10's comes from its training set
 };
-// "auto": "fashion" when the folder's path says so, else "mnist".
+// "auto": the kind of what data_dir holds: "cifar10" for data_batch_1.bin or test_batch.bin, else for IDX
+// files "fashion" when the folder's path says so, else "mnist"; tg::Error naming both sets' files if neither.
 DataSpec data_spec(const std::string& dataset, const std::string& data_dir);
+
+// A split of the data set of kind `dataset` in `dir`, normalized with `mean` and `std` (one per channel).
+// CIFAR-10 with empty ones: the statistics of its own pixels (for the training set of a new run).
+std::unique_ptr<ImageDataset> open_dataset(const std::string& dataset, const std::string& dir, Split split,
+                                           const std::vector<float>& mean, const std::vector<float>& std);
 
 // Prints on rank 0 only (the other ranks of an MPI job stay quiet).
 [[gnu::format(printf, 1, 2)]] void say(const char* format, ...);

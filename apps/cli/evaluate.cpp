@@ -15,10 +15,12 @@ int evaluate(const EvalOptions& o) {
   Checkpoint ckpt = open_checkpoint(o.checkpoint);
   const RunInfo& info = ckpt.info;
   const std::string data_dir = o.data_dir.empty() ? info.data_dir : o.data_dir;
-  const MNIST test(data_dir, Split::Test, {info.mean.at(0), info.std.at(0)});
-  if (Shape{1, test.rows(), test.cols()} != info.input) {
-    fail(data_dir, " has ", test.rows(), "x", test.cols(), " images; ", o.checkpoint, " takes ",
-         info.input_text());
+  const std::unique_ptr<ImageDataset> test_set =
+      open_dataset(info.dataset, data_dir, Split::Test, info.mean, info.std);
+  const ImageDataset& test = *test_set;
+  if (Shape{test.channels(), test.rows(), test.cols()} != info.input) {
+    fail(data_dir, " has ", test.channels(), "x", test.rows(), "x", test.cols(), " images; ", o.checkpoint,
+         " takes ", info.input_text());
   }
   const std::size_t k = info.classes();
   Sequential& model = ckpt.model;

@@ -80,7 +80,7 @@ struct Evaluation {
   double loss = 0, accuracy = 0;
   std::vector<std::pair<std::size_t, int>> mistakes;  // (test index, predicted class)
 };
-Evaluation evaluate_on(Sequential& model, const MNIST& test) {
+Evaluation evaluate_on(Sequential& model, const ImageDataset& test) {
   NoGradGuard no_grad;
   model.eval();
   DataLoader loader(test, {.batch_size = 1000, .shuffle = false});
@@ -130,20 +130,26 @@ bool write_filters_png(Sequential& model, const std::string& path) {
   return true;
 }
 
-// Up to 100 misclassified test images in a 10-wide grid (row-major, in test order).
-void write_mistakes_png(const MNIST& test, const std::vector<std::pair<std::size_t, int>>& mistakes,
+// Up to 100 misclassified test images in a 10-wide grid (row-major, in test order); colour images in gray
+// (the mean of their channels: write_png writes grayscale).
+void write_mistakes_png(const ImageDataset& test, const std::vector<std::pair<std::size_t, int>>& mistakes,
                         const std::string& path) {
   const std::size_t shown = std::min<std::size_t>(mistakes.size(), 100), per_row = 10;
   if (shown == 0) return;
-  const std::size_t r = test.rows(), c = test.cols(), gap = 2;
+  const std::size_t r = test.rows(), c = test.cols(), channels = test.channels(), gap = 2;
   const std::size_t rows = (shown + per_row - 1) / per_row;
   const std::size_t width = per_row * (c + gap) + gap, height = rows * (r + gap) + gap;
   std::vector<std::uint8_t> img(width * height, 96);
   for (std::size_t m = 0; m < shown; ++m) {
     const std::uint8_t* px = test.pixels(mistakes[m].first);
     const std::size_t x0 = gap + (m % per_row) * (c + gap), y0 = gap + (m / per_row) * (r + gap);
-    for (std::size_t y = 0; y < r; ++y)
-      std::copy(px + y * c, px + (y + 1) * c, img.begin() + (y0 + y) * width + x0);
+    for (std::size_t y = 0; y < r; ++y) {
+      for (std::size_t x = 0; x < c; ++x) {
+        unsigned sum = 0;
+        for (std::size_t ch = 0; ch < channels; ++ch) sum += px[(ch * r + y) * c + x];
+        img[(y0 + y) * width + x0 + x] = static_cast<std::uint8_t>(sum / channels);
+      }
+    }
   }
   write_png(path, img, width, height);
 }
@@ -244,8 +250,10 @@ int train(TrainOptions o) {
     info.dataset = spec.dataset;
     info.data_dir = o.data_dir;
     info.class_names = spec.class_names;
-    info.mean = {spec.normalization.mean};
-    info.std = {spec.normalization.std};
+    if (spec.dataset != "cifar10") {  // CIFAR-10's normalization comes from its training set, below
+      info.mean = {spec.normalization.mean};
+      info.std = {spec.normalization.std};
+    }
     info.lr = o.lr;
     info.momentum = o.momentum;
     info.weight_decay = o.weight_decay;
@@ -258,26 +266,31 @@ int train(TrainOptions o) {
     info.epochs = o.epochs;
   }
 
-  const MNISTOptions norm{info.mean.at(0), info.std.at(0)};
-  MNIST train_set(info.data_dir, Split::Train, norm);
-  MNIST test_set(info.data_dir, Split::Test, norm);
-  if (info.limit > 0) train_set.keep_first(info.limit);
-  const Shape input{1, train_set.rows(), train_set.cols()};
+  std::unique_ptr<ImageDataset> train_set =
+      open_dataset(info.dataset, info.data_dir, Split::Train, info.mean, info.std);
+  if (info.mean.empty()) {  // a new CIFAR-10 run: the mean and std of its (whole) training set's pixels
+    info.mean = train_set->channel_mean();
+    info.std = train_set->channel_std();
+  }
+  const std::unique_ptr<ImageDataset> test_set =
+      open_dataset(info.dataset, info.data_dir, Split::Test, info.mean, info.std);
+  if (info.limit > 0) train_set->keep_first(info.limit);
+  const Shape input{train_set->channels(), train_set->rows(), train_set->cols()};
   if (o.resume_path.empty()) {
     manual_seed(info.seed);
     info.input = input;
     // The model file's errors name its lines ("net.tg:9: linear 120: input is [16, 5, 5]; add 'flatten'").
     model = model_from_text(info.model_text, info.input, static_cast<int>(info.classes()), info.model_source);
   } else if (input != info.input) {
-    fail(info.data_dir, " has ", input[1], "x", input[2], " images; ", o.resume_path, " was trained on ",
-         info.input_text());
+    fail(info.data_dir, " has ", input[0], "x", input[1], "x", input[2], " images; ", o.resume_path,
+         " was trained on ", info.input_text());
   }
 
   const std::vector<Tensor> params = model.parameters();
   SGD opt(params, {.lr = info.lr, .momentum = info.momentum, .weight_decay = info.weight_decay});
   // Sharded: every rank has the same number of steps per epoch (global batches of world x batch-size).
   DataLoader loader(
-      train_set,
+      *train_set,
       {.batch_size = info.batch_size, .shuffle = true, .seed = info.seed, .rank = rank, .world_size = world});
   const std::size_t steps_per_epoch = loader.num_batches();
   if (!o.resume_path.empty() && info.step_in_epoch > 0 && steps_per_epoch != info.steps_per_epoch) {
@@ -331,7 +344,7 @@ int train(TrainOptions o) {
       "epochs), "
       "momentum %g, weight decay %g, seed %llu, %d threads%s\n",
       info.model_name.c_str(), info.model_source.c_str(), info.dataset.c_str(), info.data_dir.c_str(),
-      train_set.size(), test_set.size(), info.classes(), batch_text, info.lr, info.schedule.c_str(),
+      train_set->size(), test_set->size(), info.classes(), batch_text, info.lr, info.schedule.c_str(),
       info.schedule == "cosine" ? info.warmup_epochs : 0.0, info.momentum, info.weight_decay,
       static_cast<unsigned long long>(info.seed), o.threads, world == 1 ? "" : " per rank");
   say("%s", model.summary(Shape{1, input[0], input[1], input[2]}).c_str());
@@ -401,11 +414,11 @@ int train(TrainOptions o) {
         // Rate and ETA over all ranks (seen_all); loss and accuracy of this rank's shard, until the epoch's
         // end.
         last_print = Clock::now();
-        const std::size_t seen_all = std::min(step * loader.global_batch_size(), train_set.size());
+        const std::size_t seen_all = std::min(step * loader.global_batch_size(), train_set->size());
         const std::size_t seen_now = seen_all - std::min(first_step * loader.global_batch_size(), seen_all);
         const double elapsed = seconds_since(start),
                      rate = static_cast<double>(seen_now) / std::max(elapsed, 1e-9);
-        const double eta = static_cast<double>(train_set.size() - seen_all) / std::max(rate, 1e-9);
+        const double eta = static_cast<double>(train_set->size() - seen_all) / std::max(rate, 1e-9);
         std::printf(
             "%sepoch %d/%d [%5zu/%zu] loss %.4f acc %.2f%% | %.0f img/s | ETA %s%s", terminal ? "\r" : "",
             epoch, info.epochs, step, steps_per_epoch,
@@ -454,7 +467,7 @@ int train(TrainOptions o) {
     m.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
     m.images_per_second = static_cast<double>(seen) / m.seconds;
     m.lr_end = opt.lr();
-    last = evaluate_on(model, test_set);
+    last = evaluate_on(model, *test_set);
     evaluated = true;
     m.test_loss = last.loss;
     m.test_accuracy = last.accuracy;
@@ -477,9 +490,9 @@ int train(TrainOptions o) {
     set_profiling(false);
     std::printf("\nprofile (training and evaluation):\n%s", profile_report().c_str());
   }
-  if (!evaluated) last = evaluate_on(model, test_set);
+  if (!evaluated) last = evaluate_on(model, *test_set);
   const bool filters = write_filters_png(model, o.out_dir + "/filters.png");
-  write_mistakes_png(test_set, last.mistakes, o.out_dir + "/mistakes.png");
+  write_mistakes_png(*test_set, last.mistakes, o.out_dir + "/mistakes.png");
   std::printf("test accuracy %.2f%%\nsaved %s; metrics.csv, %smistakes.png in %s\n", 100 * last.accuracy,
               o.save_path.c_str(), filters ? "filters.png, " : "", o.out_dir.c_str());
   std::printf("next: %s eval %s   |   %s predict %s IMAGE...\n", program_name().c_str(), o.save_path.c_str(),

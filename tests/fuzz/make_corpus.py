@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of tests/fuzz/corpus/{idx,safetensors,image,model_file,checkpoint}/ with the standard
+"""Writes the seed corpora of tests/fuzz/corpus/{idx,safetensors,image,model_file,checkpoint,cifar10}/ with the standard
 library only (checkpoint/ from the metadata of tests/fixtures/cli/small.safetensors).
 
 Run once from anywhere: python3 tests/fuzz/make_corpus.py. The output is deterministic; the files are
@@ -163,9 +163,18 @@ def make_checkpoint():
     write("checkpoint", "regression_lr_1e39.json", real.replace('"lr":', '"lr":1e39,"_":', 1).encode())
 
 
+# --- CIFAR-10 binary: records of 1 label byte + 1024 R, 1024 G, 1024 B bytes; batches.meta.txt ---------------
+def make_cifar10():
+    record = bytes([3]) + bytes((k * 7 + k // 1024 * 50) % 256 for k in range(3072))
+    write("cifar10", "one_record.bin", record)
+    write("cifar10", "truncated_record.bin", record[:200])
+    write("cifar10", "batches.meta.txt", b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n")
+
+
 if __name__ == "__main__":
     make_idx()
     make_safetensors()
     make_images()
     make_model_files()
     make_checkpoint()
+    make_cifar10()
