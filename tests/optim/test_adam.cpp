@@ -187,7 +187,7 @@ TEST_CASE("Adam and AdamW continue bit for bit from state saved mid-run and load
   }
 }
 
-TEST_CASE("Adam and AdamW take PyTorch's defaults; AdamW's weight decay is 1e-2") {
+TEST_CASE("Adam and AdamW take PyTorch's defaults, and AdamW's weight decay is 1e-2") {
   const tg::AdamOptions adam;
   const tg::AdamWOptions adamw;
   CHECK(adam.lr == 1e-3f);
@@ -223,7 +223,9 @@ TEST_CASE("A schedule sets Adam's learning rate for the next step") {
   }
 }
 
-TEST_CASE("Adam and AdamW refuse a negative or NaN lr or eps, betas outside [0, 1), negative weight decay") {
+TEST_CASE(
+    "Adam and AdamW refuse a negative or NaN lr or eps, betas outside 0 <= beta < 1, or a negative weight "
+    "decay") {
   Tensor w(Array{1.f}, true);
   const float nan = std::nanf("");
   CHECK_THROWS_WITH_AS(tg::Adam({w}, {.lr = -1e-3f}), doctest::Contains("Adam: lr must be finite and >= 0"),
