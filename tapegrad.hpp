@@ -37,6 +37,7 @@
 #include "layers/registry.hpp"
 #include "layers/sequential.hpp"
 // optim
+#include "optim/adam.hpp"
 #include "optim/optimizer.hpp"
 #include "optim/schedule.hpp"
 #include "optim/sgd.hpp"

@@ -118,12 +118,32 @@ int main(int argc, char** argv) {
           "--batch-size", t.batch_size,
           "examples per step; under mpirun, per rank (a step then takes ranks x batch-size examples)")
       ->check(CLI::Range(1, 65536));
-  train_cmd->add_option("--optimizer", "sgd (adam and adamw come with the next layers and optimizers)")
-      ->check(CLI::IsMember({"sgd"}));
-  train_cmd->add_option("--lr", t.lr, "learning rate at the start")->check(finite_positive);
-  train_cmd->add_option("--momentum", t.momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999));
-  train_cmd->add_option("--weight-decay", t.weight_decay, "L2 penalty added to the gradients")
+  train_cmd
+      ->add_option("--optimizer", t.optimizer,
+                   "sgd (with momentum), adam or adamw (PyTorch's Adam and AdamW); default sgd")
+      ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
+  train_cmd->add_option("--lr", t.lr, "learning rate at the start (default: sgd 0.05, adam and adamw 1e-3)")
+      ->check(finite_positive);
+  train_cmd->add_option("--momentum", t.momentum, "SGD momentum (default 0.9; sgd only)")
+      ->check(CLI::Range(0.0, 0.999));
+  train_cmd
+      ->add_option("--weight-decay", t.weight_decay,
+                   "sgd and adam: L2 penalty added to the gradients (default sgd 5e-4, adam 0); adamw: "
+                   "decoupled weight decay (default 1e-2)")
       ->check(CLI::Range(0.0, 1.0));
+  std::vector<float> betas;
+  auto below_one = CLI::Validator(
+      [](std::string& s) {
+        const float v = std::strtof(s.c_str(), nullptr);
+        return v >= 0 && v < 1 ? std::string() : "must be a number in [0, 1), got " + s;
+      },
+      "FLOAT in [0, 1)");
+  train_cmd->add_option("--betas", betas, "adam and adamw: B1,B2 (default 0.9,0.999)")
+      ->delimiter(',')
+      ->expected(2)
+      ->check(below_one);
+  train_cmd->add_option("--eps", t.eps, "adam and adamw: added to the denominator (default 1e-8)")
+      ->check(finite_positive);
   train_cmd
       ->add_option("--schedule", t.schedule,
                    "learning-rate schedule: cosine (to 0 over the run), step (x0.1 per epoch) or constant")
@@ -194,6 +214,10 @@ int main(int argc, char** argv) {
   try {
     if (chosen == train_cmd) {
       t.given = given_flags(*train_cmd);
+      if (betas.size() == 2) {
+        t.beta1 = betas[0];
+        t.beta2 = betas[1];
+      }
       const bool resuming = !t.resume_path.empty();
       if (t.data_dir.empty() && !resuming) {
         t.data_dir = t.dataset == "fashion"   ? "/usr/share/datasets/fashion-mnist"

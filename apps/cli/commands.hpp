@@ -26,7 +26,11 @@ struct TrainOptions {
   int epochs = 3, threads = 0;  // threads 0: the machine's cores, split between this machine's ranks
   std::size_t batch_size = 64, limit = 0;
   double warmup_epochs = 0.3;
+  // sgd, adam or adamw. lr and weight_decay are sgd's defaults; adam's and adamw's (PyTorch's) replace them
+  // when --lr / --weight-decay are not given (train.cpp).
+  std::string optimizer = "sgd";
   float lr = 0.05f, momentum = 0.9f, weight_decay = 5e-4f;
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // adam and adamw
   std::uint64_t seed = 1;
   bool profile = false, detect_anomaly = false;
   std::set<std::string> given;  // the flags on the command line ("--lr", ...), for --resume's checks

@@ -73,6 +73,20 @@ EpochRecord epoch_from_json(const json& j) {
   return r;
 }
 
+// sgd: {kind, lr, momentum, weight_decay} (as tapegrad-train-2 has always been); adam and adamw: {kind, lr,
+// beta1, beta2, eps, weight_decay}.
+json optimizer_json(const RunInfo& info) {
+  json j = {{"kind", info.optimizer}, {"lr", info.lr}, {"weight_decay", info.weight_decay}};
+  if (info.optimizer == "sgd") {
+    j["momentum"] = info.momentum;
+  } else {
+    j["beta1"] = info.beta1;
+    j["beta2"] = info.beta2;
+    j["eps"] = info.eps;
+  }
+  return j;
+}
+
 }  // namespace
 
 std::string RunInfo::input_text() const {
@@ -108,11 +122,7 @@ std::map<std::string, std::string> to_metadata(const RunInfo& info) {
       {"normalization", {{"mean", info.mean}, {"std", info.std}}},
       {"dataset", info.dataset},
       {"data_dir", info.data_dir},
-      {"optimizer",
-       {{"kind", info.optimizer},
-        {"lr", info.lr},
-        {"momentum", info.momentum},
-        {"weight_decay", info.weight_decay}}},
+      {"optimizer", optimizer_json(info)},
       {"schedule", {{"kind", info.schedule}, {"warmup_epochs", info.warmup_epochs}}},
       {"batch_size", info.batch_size},
       {"limit", info.limit},
@@ -170,8 +180,16 @@ RunInfo from_metadata(const std::map<std::string, std::string>& metadata, const 
     const json& opt = run.at("optimizer");
     info.optimizer = opt.at("kind").get<std::string>();
     info.lr = number_at<float>(opt, "lr");
-    info.momentum = number_at<float>(opt, "momentum");
     info.weight_decay = number_at<float>(opt, "weight_decay");
+    if (info.optimizer == "sgd") {
+      info.momentum = number_at<float>(opt, "momentum");
+    } else if (info.optimizer == "adam" || info.optimizer == "adamw") {
+      info.beta1 = number_at<float>(opt, "beta1");
+      info.beta2 = number_at<float>(opt, "beta2");
+      info.eps = number_at<float>(opt, "eps");
+    } else {
+      fail("'kind' is '", info.optimizer, "', not sgd, adam or adamw");
+    }
     info.schedule = run.at("schedule").at("kind").get<std::string>();
     info.warmup_epochs = number_at<double>(run.at("schedule"), "warmup_epochs");
     info.batch_size = number_at<std::size_t>(run, "batch_size");

@@ -34,9 +34,10 @@ struct RunInfo {
   std::vector<float> mean, std;                      // per channel: x = (pixel / 255 - mean) / std
   std::string dataset, data_dir;                     // "mnist" | "fashion"; the folder it trained on
   // The optimizer and the learning-rate schedule.
-  std::string optimizer = "sgd";
-  float lr = 0, momentum = 0, weight_decay = 0;
-  std::string schedule;  // cosine | step | constant
+  std::string optimizer = "sgd";                    // sgd | adam | adamw
+  float lr = 0, momentum = 0, weight_decay = 0;     // momentum: sgd's
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // adam's and adamw's
+  std::string schedule;                             // cosine | step | constant
   double warmup_epochs = 0;
   // The run and where it is.
   std::size_t batch_size = 0, limit = 0, steps_per_epoch = 0;

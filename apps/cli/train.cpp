@@ -175,6 +175,69 @@ template <class... Parts>
   throw UsageError(out.str());
 }
 
+// --momentum is sgd's, --betas and --eps adam's and adamw's: a flag of another optimizer is an error.
+void check_optimizer_flags(const TrainOptions& o, const std::string& optimizer) {
+  const bool sgd = optimizer == "sgd";
+  for (const char* flag : {"--momentum", "--betas", "--eps"}) {
+    if (o.given.count(flag) && sgd != (std::string(flag) == "--momentum")) {
+      throw_usage(flag, " is for ", sgd ? "adam and adamw" : "sgd", ", and this run's optimizer is ",
+                  optimizer,
+                  sgd ? " (choose --optimizer adam or adamw to set it)"
+                      : " (adam and adamw take --betas B1,B2 and --eps instead)");
+    }
+  }
+}
+
+// The optimizer and its options for a new run: the flags given, else the optimizer's defaults (sgd's are
+// TrainOptions'; adam's and adamw's PyTorch's: lr 1e-3, weight decay 0 and 1e-2).
+void set_optimizer_options(RunInfo& info, const TrainOptions& o) {
+  check_optimizer_flags(o, o.optimizer);
+  info.optimizer = o.optimizer;
+  info.lr = o.lr;
+  info.weight_decay = o.weight_decay;
+  if (o.optimizer == "sgd") {
+    info.momentum = o.momentum;
+    return;
+  }
+  if (!o.given.count("--lr")) info.lr = 1e-3f;
+  if (!o.given.count("--weight-decay")) info.weight_decay = o.optimizer == "adamw" ? 1e-2f : 0.f;
+  info.momentum = 0.f;
+  info.beta1 = o.beta1;
+  info.beta2 = o.beta2;
+  info.eps = o.eps;
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const std::vector<Tensor>& params, const RunInfo& info) {
+  if (info.optimizer == "adam") {
+    return std::make_unique<Adam>(params, AdamOptions{.lr = info.lr,
+                                                      .beta1 = info.beta1,
+                                                      .beta2 = info.beta2,
+                                                      .eps = info.eps,
+                                                      .weight_decay = info.weight_decay});
+  }
+  if (info.optimizer == "adamw") {
+    return std::make_unique<AdamW>(params, AdamWOptions{.lr = info.lr,
+                                                        .beta1 = info.beta1,
+                                                        .beta2 = info.beta2,
+                                                        .eps = info.eps,
+                                                        .weight_decay = info.weight_decay});
+  }
+  return std::make_unique<SGD>(
+      params, SGDOptions{.lr = info.lr, .momentum = info.momentum, .weight_decay = info.weight_decay});
+}
+
+// "momentum 0.9, weight decay 0.0005" or "betas 0.9, 0.999, eps 1e-08, weight decay 0.01".
+std::string optimizer_options_text(const RunInfo& info) {
+  char text[160];
+  if (info.optimizer == "sgd") {
+    std::snprintf(text, sizeof text, "momentum %g, weight decay %g", info.momentum, info.weight_decay);
+  } else {
+    std::snprintf(text, sizeof text, "betas %g, %g, eps %g, %sweight decay %g", info.beta1, info.beta2,
+                  info.eps, info.optimizer == "adamw" ? "decoupled " : "", info.weight_decay);
+  }
+  return text;
+}
+
 // The flags a resumed run takes from its checkpoint; passing one with another value is an error.
 void check_resume_flags(const TrainOptions& o, const RunInfo& info, const std::string& model_name) {
   auto refuse = [&](const char* flag, const std::string& theirs, const std::string& ours) {
@@ -192,9 +255,12 @@ void check_resume_flags(const TrainOptions& o, const RunInfo& info, const std::s
     return s.str();
   };
   refuse("--model", info.model_name, model_name);
-  refuse("--optimizer", info.optimizer, "sgd");
+  refuse("--optimizer", info.optimizer, o.optimizer);
+  check_optimizer_flags(o, info.optimizer);
   refuse("--lr", text(info.lr), text(o.lr));
   refuse("--momentum", text(info.momentum), text(o.momentum));
+  refuse("--betas", text(info.beta1) + "," + text(info.beta2), text(o.beta1) + "," + text(o.beta2));
+  refuse("--eps", text(info.eps), text(o.eps));
   refuse("--weight-decay", text(info.weight_decay), text(o.weight_decay));
   refuse("--schedule", info.schedule, o.schedule);
   refuse("--warmup", text(info.warmup_epochs), text(o.warmup_epochs));
@@ -254,9 +320,7 @@ int train(TrainOptions o) {
       info.mean = {spec.normalization.mean};
       info.std = {spec.normalization.std};
     }
-    info.lr = o.lr;
-    info.momentum = o.momentum;
-    info.weight_decay = o.weight_decay;
+    set_optimizer_options(info, o);
     info.schedule = o.schedule;
     info.warmup_epochs = o.warmup_epochs;
     info.batch_size = o.batch_size;
@@ -287,7 +351,8 @@ int train(TrainOptions o) {
   }
 
   const std::vector<Tensor> params = model.parameters();
-  SGD opt(params, {.lr = info.lr, .momentum = info.momentum, .weight_decay = info.weight_decay});
+  const std::unique_ptr<Optimizer> optimizer = make_optimizer(params, info);
+  Optimizer& opt = *optimizer;
   // Sharded: every rank has the same number of steps per epoch (global batches of world x batch-size).
   DataLoader loader(
       *train_set,
@@ -318,15 +383,14 @@ int train(TrainOptions o) {
     opt.load_state(resumed.optimizer);
     first_step = info.step_in_epoch;
     if (!info.generator.empty()) default_generator().set_state(info.generator);
-    say("resuming %s: %s (%s) after epoch %zu of %d%s; restored the weights, the %s state (lr %g, momentum "
-        "%g, "
-        "weight decay %g), the %s schedule, batch size %zu, seed %llu; --epochs, --data, --out, --save and "
-        "--threads may change on resume\n",
+    say("resuming %s: %s (%s) after epoch %zu of %d%s; restored the weights, the %s state (lr %g, %s), "
+        "the %s schedule, batch size %zu, seed %llu; --epochs, --data, --out, --save and --threads may "
+        "change on resume\n",
         o.resume_path.c_str(), info.model_name.c_str(), info.model_source.c_str(), start_epoch, info.epochs,
         first_step ? (", step " + std::to_string(first_step) + " of epoch " + std::to_string(start_epoch + 1))
                          .c_str()
                    : "",
-        info.optimizer.c_str(), info.lr, info.momentum, info.weight_decay, info.schedule.c_str(),
+        info.optimizer.c_str(), info.lr, optimizer_options_text(info).c_str(), info.schedule.c_str(),
         info.batch_size, static_cast<unsigned long long>(info.seed));
   }
   dist::broadcast_parameters(model);  // rank 0's parameters and buffers everywhere (no-op in one process)
@@ -340,13 +404,13 @@ int train(TrainOptions o) {
     std::snprintf(batch_text, sizeof batch_text, "batch %zu per rank x %d ranks (MPI) = %zu per step",
                   info.batch_size, world, loader.global_batch_size());
   }
-  say("%s (%s) on %s (%s): %zu training / %zu test images, %zu classes, %s, sgd lr %g (%s, warm-up %g "
-      "epochs), "
-      "momentum %g, weight decay %g, seed %llu, %d threads%s\n",
+  say("%s (%s) on %s (%s): %zu training / %zu test images, %zu classes, %s, %s lr %g (%s, warm-up %g "
+      "epochs), %s, seed %llu, %d threads%s\n",
       info.model_name.c_str(), info.model_source.c_str(), info.dataset.c_str(), info.data_dir.c_str(),
-      train_set->size(), test_set->size(), info.classes(), batch_text, info.lr, info.schedule.c_str(),
-      info.schedule == "cosine" ? info.warmup_epochs : 0.0, info.momentum, info.weight_decay,
-      static_cast<unsigned long long>(info.seed), o.threads, world == 1 ? "" : " per rank");
+      train_set->size(), test_set->size(), info.classes(), batch_text, info.optimizer.c_str(), info.lr,
+      info.schedule.c_str(), info.schedule == "cosine" ? info.warmup_epochs : 0.0,
+      optimizer_options_text(info).c_str(), static_cast<unsigned long long>(info.seed), o.threads,
+      world == 1 ? "" : " per rank");
   say("%s", model.summary(Shape{1, input[0], input[1], input[2]}).c_str());
   std::fflush(stdout);
   const bool terminal = ::isatty(::fileno(stdout));

@@ -195,3 +195,37 @@ TEST_CASE("--resume refuses what cannot continue the run (exit 2) and says what 
   CHECK(more.output.find("epoch 2/2: train loss") != std::string::npos);
   CHECK(more.output.find("epoch 1/2: train loss") == std::string::npos);
 }
+
+TEST_CASE("an adamw run stopped by Ctrl-C mid-epoch resumes Adam's moments and step counts bit for bit") {
+  TempDir dir;
+  // 500 steps per epoch, so that the signal arrives mid-epoch (of either epoch: the result must not depend
+  // on which).
+  const std::string common = std::string(TG_TAPEGRAD_BIN) + " train --optimizer adamw --data " + kSmallMnist +
+                             " --limit 1000 --batch-size 2 --epochs 2 --threads 1 --seed 5";
+  const RunResult full = run(common + " --out " + dir.file("full"));
+  INFO(full.output);
+  REQUIRE(full.code == 0);
+
+  bool sent = false;
+  const Spawned stopped =
+      spawn(common + " --out " + dir.file("part"), [&](pid_t pid, const std::string& line) {
+        if (!sent && line.find("epoch 1/2 [") != std::string::npos) {
+          ::kill(pid, SIGINT);
+          sent = true;
+        }
+      });
+  INFO(stopped.output);
+  REQUIRE(sent);
+  REQUIRE(stopped.code == 130);
+  CHECK(std::regex_search(stopped.output, std::regex("interrupted at epoch [12]/2, step [0-9]+/500")));
+
+  const RunResult resumed =
+      run(std::string(TG_TAPEGRAD_BIN) + " train --resume " + dir.file("part/model.safetensors"));
+  INFO(resumed.output);
+  REQUIRE(resumed.code == 0);
+  CHECK(resumed.output.find("the adamw state (lr 0.001, betas 0.9, 0.999, eps 1e-08, decoupled weight decay "
+                            "0.01)") != std::string::npos);
+  CHECK(epoch_line(resumed.output, 2) == epoch_line(full.output, 2));
+  // The weights and the optimizer's state (optimizer.exp_avg.*, exp_avg_sq.*, step.*).
+  CHECK(same_tensors(dir.file("full/model.safetensors"), dir.file("part/model.safetensors")));
+}
