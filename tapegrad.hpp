@@ -28,6 +28,7 @@
 #include "core/xt.hpp"
 // layers
 #include "layers/activations.hpp"
+#include "layers/batchnorm.hpp"
 #include "layers/checkpoint.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/init.hpp"
