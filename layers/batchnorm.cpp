@@ -40,8 +40,12 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   if (x.dim() != 4 || x.shape()[1] != channels) {
     fail("expected input [N, ", channels, ", H, W], got ", shape_str(x.shape()));
   }
-  Tensor out = batch_norm2d(x, weight, bias, running_mean, running_var,
-                            {.eps = options.eps, .momentum = options.momentum, .training = is_training()});
+  Tensor out = batch_norm2d(x, weight, bias,
+                            {.eps = options.eps,
+                             .momentum = options.momentum,
+                             .training = is_training(),
+                             .running_mean = running_mean,
+                             .running_var = running_var});
   if (is_training()) num_batches_tracked.value().data()[0] += 1.f;  // after the op: not when it throws
   return out;
 }

@@ -22,8 +22,8 @@ void check_per_channel(const Tensor& t, const char* what, std::size_t channels, 
 
 }  // namespace
 
-Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
-                    Tensor running_var, const BatchNorm2dOptions& o) {
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const BatchNorm2dOptions& o) {
+  Tensor running_mean = o.running_mean, running_var = o.running_var;  // handles: writable values
   const Shape& s = x.shape();
   if (s.size() != 4) fail("batch_norm2d: expected input [N, C, H, W], got ", shape_str(s));
   if (!(o.eps > 0.f) || !std::isfinite(o.eps)) fail("batch_norm2d: eps must be > 0, got ", o.eps);

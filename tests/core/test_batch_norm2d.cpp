@@ -17,11 +17,13 @@ using namespace test_util;
 
 namespace {
 
-tg::BatchNorm2dOptions options_of(const Json& c) {
+tg::BatchNorm2dOptions options_of(const Json& c, const Tensor& running_mean, const Tensor& running_var) {
   const Json& o = c.at("options");
   return {.eps = o.at("eps").get<float>(),
           .momentum = o.at("momentum").get<float>(),
-          .training = o.at("training").get<bool>()};
+          .training = o.at("training").get<bool>(),
+          .running_mean = running_mean,
+          .running_var = running_var};
 }
 
 bool training_case(const Json& c) { return c.at("options").at("training").get<bool>(); }
@@ -29,7 +31,7 @@ bool training_case(const Json& c) { return c.at("options").at("training").get<bo
 // Runs the case's op on its running statistics and checks them after the call against PyTorch's.
 Tensor run_case(const Inputs& t, const Json& c) {
   Tensor running_mean(array_of(c.at("running_mean"))), running_var(array_of(c.at("running_var")));
-  Tensor y = tg::batch_norm2d(t[0], t[1], t[2], running_mean, running_var, options_of(c));
+  Tensor y = tg::batch_norm2d(t[0], t[1], t[2], options_of(c, running_mean, running_var));
   check_close(running_mean.value(), c.at("running_mean_after"), "running_mean after");
   check_close(running_var.value(), c.at("running_var_after"), "running_var after");
   return y;
@@ -88,14 +90,11 @@ PYTORCH_TEST_CASE("batch_norm2d", "eval mode: running statistics, left unchanged
 
 GRADCHECK_TEST_CASE("batch_norm2d", "in train mode, through the batch statistics") {
   // values spread over [-1, 1]: var ~ 1/3, far from eps, so the central differences are well conditioned
+  check_gradients([](const Inputs& in) { return tg::batch_norm2d(in[0], in[1], in[2], {.training = true}); },
+                  {param({3, 2, 2, 3}, 1), param({2}, 2, 0.5f, 1.5f), param({2}, 3)});
   check_gradients(
       [](const Inputs& in) {
-        return tg::batch_norm2d(in[0], in[1], in[2], Tensor(), Tensor(), {.training = true});
-      },
-      {param({3, 2, 2, 3}, 1), param({2}, 2, 0.5f, 1.5f), param({2}, 3)});
-  check_gradients(
-      [](const Inputs& in) {
-        return tg::batch_norm2d(in[0], in[1], in[2], Tensor(), Tensor(), {.eps = 1e-2f, .training = true});
+        return tg::batch_norm2d(in[0], in[1], in[2], {.eps = 1e-2f, .training = true});
       },
       {param({1, 3, 2, 2}, 4), param({3}, 5, 0.5f, 1.5f), param({3}, 6)});
 }
@@ -104,7 +103,9 @@ GRADCHECK_TEST_CASE("batch_norm2d", "in eval mode, with fixed running statistics
   const Tensor running_mean(Array{0.2f, -0.3f}), running_var(Array{0.8f, 1.7f});
   check_gradients(
       [&](const Inputs& in) {
-        return tg::batch_norm2d(in[0], in[1], in[2], running_mean, running_var, {.training = false});
+        return tg::batch_norm2d(
+            in[0], in[1], in[2],
+            {.training = false, .running_mean = running_mean, .running_var = running_var});
       },
       {param({2, 2, 3, 2}, 7), param({2}, 8), param({2}, 9)});
 }
@@ -131,8 +132,7 @@ TEST_CASE("batch_norm2d: a channel of one repeated value has variance 0 and give
   tg::batch_norm2d_stats(x.data(), {3, 2, 15}, mean.data(), var.data());
   CHECK(mean[1] == 0.1f);
   CHECK(var[1] == 0.f);
-  const Tensor y =
-      tg::batch_norm2d(Tensor(x), Tensor(Array{1.5f, 2.f}), Tensor(Array{0.25f, -0.75f}), Tensor(), Tensor());
+  const Tensor y = tg::batch_norm2d(Tensor(x), Tensor(Array{1.5f, 2.f}), Tensor(Array{0.25f, -0.75f}), {});
   CHECK(xt::all(xt::equal(xt::view(y.value(), xt::all(), 1), -0.75f)));
 }
 
@@ -144,17 +144,17 @@ TEST_CASE("batch_norm2d updates the running statistics in training only, off the
   const Tensor x = param({2, 2, 2, 2}, 1), w(Array{1.f, 1.f}, true), b(Array{0.f, 0.f}, true);
   Tensor rm(Array{0.f, 0.f}), rv(Array{1.f, 1.f});
   const std::size_t before = tg::tape_size();
-  tg::batch_norm2d(x, w, b, rm, rv, {.momentum = 0.5f});
+  tg::batch_norm2d(x, w, b, {.momentum = 0.5f, .running_mean = rm, .running_var = rv});
   CHECK(tg::tape_size() == before + 1);  // the op alone: the update is not recorded
   CHECK(!rm.requires_grad());
   const Array batch_mean = xt::mean(x.value(), {0, 2, 3});
   CHECK(xt::allclose(rm.value(), 0.5f * batch_mean));
   const std::vector<float> after_train = values(rm.value());
-  tg::batch_norm2d(x, w, b, rm, rv, {.training = false});
+  tg::batch_norm2d(x, w, b, {.training = false, .running_mean = rm, .running_var = rv});
   CHECK(values(rm.value()) == after_train);
   {
     const tg::NoGradGuard no_grad;  // PyTorch updates the running statistics under no_grad too
-    tg::batch_norm2d(x, w, b, rm, rv, {.momentum = 0.5f});
+    tg::batch_norm2d(x, w, b, {.momentum = 0.5f, .running_mean = rm, .running_var = rv});
   }
   CHECK(xt::allclose(rm.value(), 0.75f * batch_mean));
 }
@@ -164,21 +164,26 @@ TEST_CASE("batch_norm2d updates the running statistics in training only, off the
 TEST_CASE("batch_norm2d rejects bad shapes, options and single values per channel in training") {
   const ClearTapeOnExit clear_tape;
   const Tensor w(Array{1.f, 1.f}), b(Array{0.f, 0.f}), rm(Array{0.f, 0.f}), rv(Array{1.f, 1.f});
-  CHECK_THROWS_WITH_AS(tg::batch_norm2d(param({2, 2, 3}, 1), w, b, rm, rv),
+  const tg::BatchNorm2dOptions with_stats{.running_mean = rm, .running_var = rv};
+  CHECK_THROWS_WITH_AS(tg::batch_norm2d(param({2, 2, 3}, 1), w, b, with_stats),
                        "batch_norm2d: expected input [N, C, H, W], got [2, 2, 3]", tg::Error);
-  CHECK_THROWS_WITH_AS(tg::batch_norm2d(param({2, 3, 2, 2}, 1), w, b, rm, rv),
+  CHECK_THROWS_WITH_AS(tg::batch_norm2d(param({2, 3, 2, 2}, 1), w, b, with_stats),
                        "batch_norm2d: expected weight [3] for input [2, 3, 2, 2], got [2]", tg::Error);
-  CHECK_THROWS_WITH_AS(tg::batch_norm2d(param({1, 2, 1, 1}, 1), w, b, rm, rv),
+  CHECK_THROWS_WITH_AS(tg::batch_norm2d(param({1, 2, 1, 1}, 1), w, b, with_stats),
                        "batch_norm2d: Expected more than 1 value per channel when training, got input "
                        "[1, 2, 1, 1]",
                        tg::Error);
-  CHECK(tg::batch_norm2d(param({1, 2, 1, 1}, 1), w, b, rm, rv, {.training = false}).shape() ==
-        tg::Shape{1, 2, 1, 1});
-  CHECK_THROWS_WITH_AS(
-      tg::batch_norm2d(param({2, 2, 2, 2}, 1), w, b, Tensor(), Tensor(), {.training = false}),
-      "batch_norm2d: expected running_mean [2] for input [2, 2, 2, 2], got none", tg::Error);
-  CHECK_THROWS_AS(tg::batch_norm2d(param({2, 2, 2, 2}, 1), w, b, rm, Tensor()), tg::Error);
-  CHECK_THROWS_AS(tg::batch_norm2d(param({2, 2, 2, 2}, 1), w, b, rm, rv, {.eps = 0.f}), tg::Error);
-  CHECK_THROWS_AS(tg::batch_norm2d(param({2, 2, 2, 2}, 1), w, b, rm, rv, {.momentum = 1.5f}), tg::Error);
+  CHECK(tg::batch_norm2d(param({1, 2, 1, 1}, 1), w, b,
+                         {.training = false, .running_mean = rm, .running_var = rv})
+            .shape() == tg::Shape{1, 2, 1, 1});
+  CHECK_THROWS_WITH_AS(tg::batch_norm2d(param({2, 2, 2, 2}, 1), w, b, {.training = false}),
+                       "batch_norm2d: expected running_mean [2] for input [2, 2, 2, 2], got none", tg::Error);
+  CHECK_THROWS_AS(tg::batch_norm2d(param({2, 2, 2, 2}, 1), w, b, {.running_mean = rm}), tg::Error);
+  CHECK_THROWS_AS(
+      tg::batch_norm2d(param({2, 2, 2, 2}, 1), w, b, {.eps = 0.f, .running_mean = rm, .running_var = rv}),
+      tg::Error);
+  CHECK_THROWS_AS(tg::batch_norm2d(param({2, 2, 2, 2}, 1), w, b,
+                                   {.momentum = 1.5f, .running_mean = rm, .running_var = rv}),
+                  tg::Error);
   CHECK(values(rm.value()) == std::vector<float>{0.f, 0.f});  // no failed call touched it
 }
