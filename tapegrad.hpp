@@ -11,6 +11,7 @@
 // core/ops: the differentiable ops, each with its named backward
 #include "core/ops/ops.hpp"
 // core/kernels: raw-buffer kernels (BLAS wrapper, conv, pooling) and their reference kernels
+#include "core/kernels/batch_norm2d.hpp"
 #include "core/kernels/blas.hpp"
 #include "core/kernels/conv2d.hpp"
 #include "core/kernels/max_pool2d.hpp"
@@ -27,6 +28,7 @@
 #include "core/xt.hpp"
 // layers
 #include "layers/activations.hpp"
+#include "layers/batchnorm.hpp"
 #include "layers/checkpoint.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/init.hpp"

@@ -12,6 +12,7 @@ namespace tg {
 // as a user would; the registry calls them once, before its first use. (Static registrar objects would be
 // dropped by the linker from a static library whenever nothing else references their object file.)
 void register_activation_layers();  // layers/activations.cpp
+void register_batchnorm_layer();    // layers/batchnorm.cpp
 void register_conv2d_layer();       // layers/conv2d.cpp
 void register_linear_layer();       // layers/linear.cpp
 void register_pooling_layers();     // layers/pooling.cpp
@@ -34,6 +35,7 @@ void ensure_builtins() {
   if (loaded) return;
   loaded = true;
   register_activation_layers();
+  register_batchnorm_layer();
   register_conv2d_layer();
   register_linear_layer();
   register_pooling_layers();
