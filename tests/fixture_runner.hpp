@@ -42,8 +42,10 @@ using Json = nlohmann::json;
 inline constexpr const char* kCoreOps = "core_ops.json";    // tests/gen_fixtures.py
 inline constexpr const char* kConvPool = "conv_pool.json";  // tests/gen_fixtures_conv.py
 inline constexpr const char* kExtraOps = "extra_ops.json";  // tests/gen_fixtures_extra.py
+// tests/gen_fixtures_grouped.py
+inline constexpr const char* kGroupedConv = "grouped_conv.json";
 inline const std::vector<std::string>& op_fixture_files() {
-  static const std::vector<std::string> files = {kCoreOps, kConvPool, kExtraOps};
+  static const std::vector<std::string> files = {kCoreOps, kConvPool, kExtraOps, kGroupedConv};
   return files;
 }
 inline std::string fixture_path(const std::string& file) { return std::string(TG_FIXTURE_DIR) + "/" + file; }
