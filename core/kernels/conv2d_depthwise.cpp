@@ -1,6 +1,6 @@
 // Depthwise convolution (groups = Cin = Cout): every channel plane has its own Kh x Kw filter.
-//   out[n][c][oh][ow] = bias[c] + sum_{i,j} w[c][i][j] * x[n][c][oh*sh + i*dh - pad_top][ow*sw + j*dw -
-//   pad_left]
+//   out[n][c][oh][ow] = bias[c] + sum_{i,j} w[c][i][j] *
+//                       x[n][c][oh*sh + i*dh - pad_top][ow*sw + j*dw - pad_left]
 // x, out NCHW; weight [C, 1, Kh, Kw]. A filter has a handful of taps, so this is no GEMM: each plane is one
 // 2-D correlation, vector FMAs along the rows.
 //
@@ -46,7 +46,7 @@ constexpr std::size_t kRows = 8;
 struct Pass {
   std::size_t src_h, src_w;
   std::ptrdiff_t top, left;
-  std::size_t stride_h, stride_w, kh, kw;
+  std::size_t stride_h, stride_w;
   std::size_t out_h, out_w;
   std::size_t grid_h, grid_w;     // out_h rounded up to kRows, out_w to V: the computed grid
   std::size_t phase, rows;        // floats per phase (of a row), rows of the buffer
@@ -56,7 +56,7 @@ struct Pass {
   std::size_t row_step() const { return stride_h * row_len(); }  // from one output row to the next
 
   Pass(std::size_t h, std::size_t w, std::ptrdiff_t top_, std::ptrdiff_t left_, std::size_t sh,
-       std::size_t sw, std::size_t dh, std::size_t dw, std::size_t kh_, std::size_t kw_, std::size_t oh,
+       std::size_t sw, std::size_t dh, std::size_t dw, std::size_t kh, std::size_t kw, std::size_t oh,
        std::size_t ow)
       : src_h(h),
         src_w(w),
@@ -64,14 +64,12 @@ struct Pass {
         left(left_),
         stride_h(sh),
         stride_w(sw),
-        kh(kh_),
-        kw(kw_),
         out_h(oh),
         out_w(ow),
         grid_h(round_up(oh, kRows)),
-        grid_w(round_up(ow, V)) {
-    phase = (kw - 1) * dw / sw + grid_w;           // the last tap's run of grid_w floats fits its phase
-    rows = (grid_h - 1) * sh + (kh - 1) * dh + 1;  // every row the grid reads
+        grid_w(round_up(ow, V)),
+        phase((kw - 1) * dw / sw + grid_w),            // the last tap's run of grid_w floats fits its phase
+        rows((grid_h - 1) * sh + (kh - 1) * dh + 1) {  // every row the grid reads
     for (std::size_t i = 0; i < kh; ++i)
       for (std::size_t j = 0; j < kw; ++j)
         taps.push_back(i * dh * row_len() + (j * dw % sw) * phase + j * dw / sw);
@@ -117,6 +115,13 @@ void correlate(const float* buf, const Pass& p, const float* w, float bias, floa
     for (std::size_t t = 0; t < T; ++t) off_fixed[t] = p.taps[t], w_fixed[t] = Batch(w[t]);
   }
   const std::size_t* off = T ? off_fixed.data() : p.taps.data();
+  auto weight = [&](std::size_t t) {
+    if constexpr (T > 0) {
+      return w_fixed[t];
+    } else {
+      return Batch(w[t]);
+    }
+  };
   for (std::size_t oh0 = 0; oh0 < p.grid_h; oh0 += kRows) {
     const float* in = buf + oh0 * step;
     for (std::size_t ow0 = 0; ow0 < p.grid_w; ow0 += V) {
@@ -125,7 +130,7 @@ void correlate(const float* buf, const Pass& p, const float* w, float bias, floa
       for (std::size_t r = 0; r < kRows; ++r) acc[r] = Batch(bias);
 #pragma GCC unroll 9
       for (std::size_t t = 0; t < taps; ++t) {
-        const Batch wt = T ? w_fixed[T ? t : 0] : Batch(w[t]);
+        const Batch wt = weight(t);
         const float* src = in + off[t] + ow0;
 #pragma GCC unroll 8
         for (std::size_t r = 0; r < kRows; ++r)
