@@ -55,8 +55,8 @@ void copy_channels(const float* src, std::size_t src_channels, float* dst, std::
 }
 
 // The generic grouped path: per group, its slice of x gathered into a contiguous batch, the kernel of one
-// group run on it, its output slice scattered into out. The kernels stay those of groups = 1; the copies
-// cost little beside the conv itself.
+// group run on it, its output slice scattered into out. The kernels stay those of groups = 1, untouched; the
+// price is one extra pass over x and out.
 void grouped_forward(ForwardKernel kernel, const float* x, const float* weight, const float* bias,
                      const Conv2dGeometry& g, float* out) {
   const Conv2dGeometry one = one_group(g);
