@@ -11,9 +11,14 @@ Conv2D::Conv2D(std::size_t in, std::size_t out, KernelSize k, Conv2dOptions opts
   if (in == 0 || out == 0 || k.h < 1 || k.w < 1) {
     fail("Conv2D: channels and kernel must be >= 1, got ", in, " -> ", out, ", kernel ", k.h, "x", k.w);
   }
+  if (opts.groups < 1 || in % static_cast<std::size_t>(opts.groups) != 0 ||
+      out % static_cast<std::size_t>(opts.groups) != 0) {
+    fail("Conv2D: groups=", opts.groups, " must be >= 1 and divide both the ", in, " input and the ", out,
+         " output channels");
+  }
   const auto kh = static_cast<std::size_t>(k.h), kw = static_cast<std::size_t>(k.w);
-  const std::size_t fan_in = in * kh * kw;
-  weight = Tensor(kaiming_uniform_default({out, in, kh, kw}, fan_in));
+  const std::size_t fan_in = in / static_cast<std::size_t>(opts.groups) * kh * kw;  // one filter's inputs
+  weight = Tensor(kaiming_uniform_default({out, in / static_cast<std::size_t>(opts.groups), kh, kw}, fan_in));
   register_parameter("weight", weight);
   if (with_bias) {
     bias = Tensor(bias_uniform_default({out}, fan_in));
@@ -42,6 +47,7 @@ std::string Conv2D::describe() const {
   if (options.dilation != std::array<int, 2>{1, 1}) {
     s += ", dilation " + pair(options.dilation[0], options.dilation[1]);
   }
+  if (options.groups != 1) s += ", groups " + std::to_string(options.groups);
   return s + (bias.defined() ? ")" : ", no bias)");
 }
 
@@ -49,8 +55,8 @@ Shape Conv2D::output_shape(const Shape& input) const {
   if (input.size() != 3 || input[0] != in_channels) {
     fail("expected input [", in_channels, ", H, W], got ", shape_str(input));
   }
-  const Shape weight_shape{out_channels, in_channels, static_cast<std::size_t>(kernel.h),
-                           static_cast<std::size_t>(kernel.w)};
+  const Shape weight_shape{out_channels, in_channels / static_cast<std::size_t>(options.groups),
+                           static_cast<std::size_t>(kernel.h), static_cast<std::size_t>(kernel.w)};
   const Conv2dGeometry g = conv2d_geometry(Shape{1, input[0], input[1], input[2]}, weight_shape, options);
   return Shape{out_channels, g.h_out, g.w_out};
 }
@@ -64,6 +70,7 @@ std::string Conv2D::to_line() const {
     s += " padding=" + format_size2({options.padding.h, options.padding.w});
   }
   if (options.dilation != std::array<int, 2>{1, 1}) s += " dilation=" + format_size2(options.dilation);
+  if (options.groups != 1) s += " groups=" + std::to_string(options.groups);
   return bias.defined() ? s : s + " bias=false";
 }
 
@@ -81,10 +88,19 @@ void register_conv2d_layer() {
       options.padding = Padding2d{p[0], p[1], false};
     }
     options.dilation = args.size2("dilation", {1, 1});
+    options.groups = args.integer("groups", 1, 1);
     const bool bias = args.boolean("bias", true);
     const Shape& in = args.input();
     if (in.size() != 3) args.fail("input is ", shape_str(in), "; conv2d needs [C, H, W] images");
-    args.check_parameter_count(double(out) * double(in[0]) * k[0] * k[1]);
+    const auto groups = static_cast<std::size_t>(options.groups);
+    if (in[0] % groups != 0) {
+      args.fail("groups=", groups, " does not divide the ", in[0], " input channels (input ", shape_str(in),
+                ")");
+    }
+    if (static_cast<std::size_t>(out) % groups != 0) {
+      args.fail("groups=", groups, " does not divide the ", out, " output channels");
+    }
+    args.check_parameter_count(double(out) * double(in[0] / groups) * k[0] * k[1]);
     return std::make_unique<Conv2D>(in[0], static_cast<std::size_t>(out), KernelSize(k[0], k[1]), options,
                                     bias);
   });

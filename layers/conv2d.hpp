@@ -1,4 +1,4 @@
-// Conv2D: 2-D convolution over NCHW batches, weight [Cout, Cin, Kh, Kw], as nn.Conv2d.
+// Conv2D: 2-D convolution over NCHW batches, weight [Cout, Cin/groups, Kh, Kw], as nn.Conv2d.
 #pragma once
 
 #include "core/ops/conv2d.hpp"
@@ -20,10 +20,10 @@ class Conv2D : public Module {
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
   Shape output_shape(const Shape& input) const override;  // [Cin, H, W] -> [Cout, Hout, Wout]
-  // conv2d OUT KERNEL [stride=S] [padding=P|same|valid] [dilation=D] [bias=true|false]
+  // conv2d OUT KERNEL [stride=S] [padding=P|same|valid] [dilation=D] [groups=G] [bias=true|false]
   std::string to_line() const override;
 
-  Tensor weight;  // [Cout, Cin, Kh, Kw]
+  Tensor weight;  // [Cout, Cin/groups, Kh, Kw]
   Tensor bias;    // [Cout], or undefined
   std::size_t in_channels, out_channels;
   KernelSize kernel;

@@ -1,6 +1,7 @@
 // Convolution kernels on raw buffers (contiguous, row-major, NCHW / OIHW), one family per file:
 //   conv2d_im2col.cpp     im2col + SGEMM, any stride (the general path)
 //   conv2d_direct_*.cpp   register-blocked direct kernels for stride 1 (no im2col matrix)
+//   conv2d_depthwise.cpp  depthwise convs (groups = Cin = Cout): one filter per channel plane
 //   conv2d_reference.cpp  the plain seven-loop definition, forward and backward, to test the others against
 // Kernels know nothing of tensors or the tape; core/ops/conv2d.cpp validates shapes and picks one.
 #pragma once
@@ -13,12 +14,14 @@ namespace tg {
 // (tg::conv2d_geometry in core/ops/conv2d.hpp).
 struct Conv2dGeometry {
   std::size_t batch, c_in, h, w;  // input [N, Cin, H, W]
-  std::size_t c_out, kh, kw;      // weight [Cout, Cin, Kh, Kw]
+  std::size_t c_out, kh, kw;      // weight [Cout, Cin/groups, Kh, Kw]
   std::size_t stride_h, stride_w, dilation_h, dilation_w;
   std::size_t pad_top, pad_bottom, pad_left, pad_right;
-  std::size_t h_out, w_out;                                 // output [N, Cout, Hout, Wout]
-  std::size_t patch() const { return c_in * kh * kw; }      // rows of the im2col matrix
-  std::size_t pixels_out() const { return h_out * w_out; }  // its columns
+  std::size_t h_out, w_out;  // output [N, Cout, Hout, Wout]
+  // Output channels [o*Cout/G, (o+1)*Cout/G) see input channels [o*Cin/G, (o+1)*Cin/G) only.
+  std::size_t groups = 1;
+  std::size_t patch() const { return c_in / groups * kh * kw; }  // a weight row; rows of the im2col matrix
+  std::size_t pixels_out() const { return h_out * w_out; }       // its columns
 };
 
 // Every kernel family has the same pair of signatures:
@@ -26,6 +29,8 @@ struct Conv2dGeometry {
 //             bias [Cout] or null.
 //   backward: dx [N, Cin, H, W], dweight [Cout, Cin, Kh, Kw], dbias [Cout] from dout [N, Cout, Hout, Wout];
 //             each of dx, dweight, dbias may be null (not needed) and is overwritten otherwise.
+// im2col and direct take groups = 1 only (core/ops/conv2d.cpp runs them per group); the depthwise and
+// reference kernels take their groups from the geometry.
 
 // ---- im2col + SGEMM (conv2d_im2col.cpp) ----
 // cols [Cin*Kh*Kw, Hout*Wout] of one image x [Cin, H, W], rows `row_stride` floats apart (Hout*Wout for one
@@ -44,6 +49,13 @@ void conv2d_direct_forward(const float* x, const float* weight, const float* bia
                            float* out);
 void conv2d_direct_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
                             float* dx, float* dweight, float* dbias);
+
+// ---- depthwise, groups = Cin = Cout, any stride, padding and dilation (conv2d_depthwise.cpp) ----
+bool conv2d_depthwise_applies(const Conv2dGeometry& g);  // groups = Cin = Cout > 1
+void conv2d_depthwise_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
+                              float* out);
+void conv2d_depthwise_backward(const float* dout, const float* x, const float* weight,
+                               const Conv2dGeometry& g, float* dx, float* dweight, float* dbias);
 
 // ---- the definition (conv2d_reference.cpp): slow, obviously right, accumulates in double ----
 void conv2d_reference_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,

@@ -1,7 +1,8 @@
 // The convolution by its definition, seven plain loops, accumulating in double: the kernels that the fast
 // ones (im2col + SGEMM, direct) are tested against, forward and backward.
 //   out[n][o][oh][ow] = bias[o] + sum_{c,i,j} w[o][c][i][j] *
-//                       x[n][c][oh*sh + i*dh - pad_top][ow*sw + j*dw - pad_left]
+//                       x[n][o/(Cout/G)*(Cin/G) + c][oh*sh + i*dh - pad_top][ow*sw + j*dw - pad_left]
+// with c over the Cin/G input channels of output channel o's group (G = groups).
 #include <algorithm>
 #include <vector>
 
@@ -14,11 +15,12 @@ namespace {
 // inside the image (padded cells are zeros and add nothing).
 template <class F>
 void for_each_term(const Conv2dGeometry& g, F f) {
+  const std::size_t group_in = g.c_in / g.groups, group_out = g.c_out / g.groups;
   for (std::size_t n = 0; n < g.batch; ++n)
     for (std::size_t o = 0; o < g.c_out; ++o)
       for (std::size_t oh = 0; oh < g.h_out; ++oh)
         for (std::size_t ow = 0; ow < g.w_out; ++ow)
-          for (std::size_t c = 0; c < g.c_in; ++c)
+          for (std::size_t c = 0; c < group_in; ++c)
             for (std::size_t i = 0; i < g.kh; ++i)
               for (std::size_t j = 0; j < g.kw; ++j) {
                 const auto ih = static_cast<std::ptrdiff_t>(oh * g.stride_h + i * g.dilation_h) -
@@ -28,9 +30,10 @@ void for_each_term(const Conv2dGeometry& g, F f) {
                 if (ih < 0 || iw < 0 || ih >= static_cast<std::ptrdiff_t>(g.h) ||
                     iw >= static_cast<std::ptrdiff_t>(g.w))
                   continue;
-                const std::size_t x_index = ((n * g.c_in + c) * g.h + static_cast<std::size_t>(ih)) * g.w +
+                const std::size_t x_c = o / group_out * group_in + c;
+                const std::size_t x_index = ((n * g.c_in + x_c) * g.h + static_cast<std::size_t>(ih)) * g.w +
                                             static_cast<std::size_t>(iw);
-                const std::size_t w_index = ((o * g.c_in + c) * g.kh + i) * g.kw + j;
+                const std::size_t w_index = ((o * group_in + c) * g.kh + i) * g.kw + j;
                 const std::size_t out_index = ((n * g.c_out + o) * g.h_out + oh) * g.w_out + ow;
                 f(out_index, x_index, w_index, o);
               }

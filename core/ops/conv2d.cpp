@@ -1,6 +1,7 @@
 // conv2d: validation, the forward, its named backward, and which kernel runs.
 #include "core/ops/conv2d.hpp"
 
+#include <algorithm>
 #include <atomic>
 
 #include "core/autograd/error.hpp"
@@ -10,13 +11,98 @@ namespace {
 
 std::atomic<ConvAlgorithm> g_algorithm{ConvAlgorithm::Auto};
 
+using ForwardKernel = void (*)(const float*, const float*, const float*, const Conv2dGeometry&, float*);
+using BackwardKernel = void (*)(const float*, const float*, const float*, const Conv2dGeometry&, float*,
+                                float*, float*);
+
+ForwardKernel forward_kernel(Conv2dKernel k) {
+  switch (k) {
+    case Conv2dKernel::Direct:
+      return conv2d_direct_forward;
+    case Conv2dKernel::Depthwise:
+      return conv2d_depthwise_forward;
+    case Conv2dKernel::Im2col:
+      break;
+  }
+  return conv2d_im2col_forward;
+}
+
+BackwardKernel backward_kernel(Conv2dKernel k) {
+  switch (k) {
+    case Conv2dKernel::Direct:
+      return conv2d_direct_backward;
+    case Conv2dKernel::Depthwise:
+      return conv2d_depthwise_backward;
+    case Conv2dKernel::Im2col:
+      break;
+  }
+  return conv2d_im2col_backward;
+}
+
+// One group's conv: its Cin/G input and Cout/G output channels.
+Conv2dGeometry one_group(const Conv2dGeometry& g) {
+  Conv2dGeometry one = g;
+  one.c_in = g.c_in / g.groups, one.c_out = g.c_out / g.groups, one.groups = 1;
+  return one;
+}
+
+// `channels` planes of `plane` floats per image, from images `src_channels` planes apart to images
+// `dst_channels` planes apart (a group's channel slice to or from a contiguous batch).
+void copy_channels(const float* src, std::size_t src_channels, float* dst, std::size_t dst_channels,
+                   std::size_t channels, std::size_t batch, std::size_t plane) {
+  for (std::size_t n = 0; n < batch; ++n)
+    std::copy_n(src + n * src_channels * plane, channels * plane, dst + n * dst_channels * plane);
+}
+
+// The generic grouped path: per group, its slice of x gathered into a contiguous batch, the kernel of one
+// group run on it, its output slice scattered into out. The kernels stay those of groups = 1, untouched; the
+// price is one extra pass over x and out.
+void grouped_forward(ForwardKernel kernel, const float* x, const float* weight, const float* bias,
+                     const Conv2dGeometry& g, float* out) {
+  const Conv2dGeometry one = one_group(g);
+  const std::size_t plane = g.h * g.w, plane_out = g.pixels_out();
+  std::vector<float> xs(g.batch * one.c_in * plane), ys(g.batch * one.c_out * plane_out);
+  for (std::size_t group = 0; group < g.groups; ++group) {
+    copy_channels(x + group * one.c_in * plane, g.c_in, xs.data(), one.c_in, one.c_in, g.batch, plane);
+    kernel(xs.data(), weight + group * one.c_out * one.patch(), bias ? bias + group * one.c_out : nullptr,
+           one, ys.data());
+    copy_channels(ys.data(), one.c_out, out + group * one.c_out * plane_out, g.c_out, one.c_out, g.batch,
+                  plane_out);
+  }
+}
+
+// The same per group: x and dout slices gathered, the group's dx scattered back; its dweight rows and dbias
+// entries are contiguous and written in place.
+void grouped_backward(BackwardKernel kernel, const float* dout, const float* x, const float* weight,
+                      const Conv2dGeometry& g, float* dx, float* dweight, float* dbias) {
+  const Conv2dGeometry one = one_group(g);
+  const std::size_t plane = g.h * g.w, plane_out = g.pixels_out();
+  std::vector<float> xs(g.batch * one.c_in * plane), dys(g.batch * one.c_out * plane_out);
+  std::vector<float> dxs(dx ? xs.size() : 0);
+  for (std::size_t group = 0; group < g.groups; ++group) {
+    copy_channels(x + group * one.c_in * plane, g.c_in, xs.data(), one.c_in, one.c_in, g.batch, plane);
+    copy_channels(dout + group * one.c_out * plane_out, g.c_out, dys.data(), one.c_out, one.c_out, g.batch,
+                  plane_out);
+    const std::size_t w0 = group * one.c_out * one.patch();
+    kernel(dys.data(), xs.data(), weight + w0, one, dx ? dxs.data() : nullptr,
+           dweight ? dweight + w0 : nullptr, dbias ? dbias + group * one.c_out : nullptr);
+    if (dx)
+      copy_channels(dxs.data(), one.c_in, dx + group * one.c_in * plane, g.c_in, one.c_in, g.batch, plane);
+  }
+}
+
 }  // namespace
 
-// The one place that chooses a conv kernel. Stride-1 convs run the direct kernels (conv2d_direct_*.cpp):
-// they read the input in place and run at ~80% of the FMA peak, about twice the im2col + SGEMM path on these
-// nets' shapes. Strided convs run im2col + SGEMM (conv2d_im2col.cpp). set_conv_algorithm forces one.
+// The one place that chooses a conv kernel. Depthwise convs (groups = Cin = Cout) run their own kernel
+// (conv2d_depthwise.cpp): one 2-D filter per plane, where the others would do a tiny GEMM per channel.
+// Otherwise a conv runs group by group (one group when groups = 1) with the kernel chosen for one group:
+// stride-1 convs run the direct kernels (conv2d_direct_*.cpp): they read the input in place and run at ~80%
+// of the FMA peak, about twice the im2col + SGEMM path on these nets' shapes. Strided convs run im2col +
+// SGEMM (conv2d_im2col.cpp). set_conv_algorithm forces im2col or direct (depthwise convs then go group by
+// group too, as channel-multiplier convs, groups = Cin < Cout, always do).
 Conv2dKernel conv2d_kernel(const Conv2dGeometry& g) {
   const ConvAlgorithm forced = g_algorithm.load(std::memory_order_relaxed);
+  if (forced == ConvAlgorithm::Auto && conv2d_depthwise_applies(g)) return Conv2dKernel::Depthwise;
   if (forced == ConvAlgorithm::Im2col || !conv2d_direct_applies(g)) return Conv2dKernel::Im2col;
   return Conv2dKernel::Direct;
 }
@@ -27,7 +113,22 @@ ConvAlgorithm conv_algorithm() { return g_algorithm.load(); }
 Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2dOptions& o) {
   if (x.size() != 4) fail("conv2d: expected input [N, C, H, W], got ", shape_str(x));
   if (weight.size() != 4) fail("conv2d: expected weight [Cout, Cin, Kh, Kw], got ", shape_str(weight));
-  if (x[1] != weight[1]) {
+  if (o.groups < 1) fail("conv2d: groups must be >= 1, got ", o.groups);
+  const auto groups = static_cast<std::size_t>(o.groups);
+  if (x[1] % groups != 0) {
+    fail("conv2d: groups=", groups, " does not divide the ", x[1], " input channels: input ", shape_str(x),
+         ", weight ", shape_str(weight));
+  }
+  if (weight[0] % groups != 0) {
+    fail("conv2d: groups=", groups, " does not divide the ", weight[0], " output channels: input ",
+         shape_str(x), ", weight ", shape_str(weight));
+  }
+  if (groups > 1 && x[1] / groups != weight[1]) {
+    fail("conv2d: with groups=", groups, " each filter sees ", x[1] / groups, " of the ", x[1],
+         " input channels, but weight has ", weight[1], ": input ", shape_str(x), ", weight ",
+         shape_str(weight));
+  }
+  if (x[1] != weight[1] * groups) {
     fail("conv2d: input has ", x[1], " channels but weight expects ", weight[1], ": input ", shape_str(x),
          ", weight ", shape_str(weight));
   }
@@ -43,7 +144,7 @@ Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2d
   }
   Conv2dGeometry g{};
   g.batch = x[0], g.c_in = x[1], g.h = x[2], g.w = x[3];
-  g.c_out = weight[0], g.kh = weight[2], g.kw = weight[3];
+  g.c_out = weight[0], g.kh = weight[2], g.kw = weight[3], g.groups = groups;
   g.stride_h = static_cast<std::size_t>(o.stride[0]), g.stride_w = static_cast<std::size_t>(o.stride[1]);
   g.dilation_h = static_cast<std::size_t>(o.dilation[0]),
   g.dilation_w = static_cast<std::size_t>(o.dilation[1]);
@@ -77,10 +178,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   }
   Array out = Array::from_shape({g.batch, g.c_out, g.h_out, g.w_out});
   const float* b = bias.defined() ? bias.value().data() : nullptr;
-  if (conv2d_kernel(g) == Conv2dKernel::Direct) {
-    conv2d_direct_forward(x.value().data(), weight.value().data(), b, g, out.data());
+  const Conv2dKernel kernel = conv2d_kernel(g);
+  if (kernel == Conv2dKernel::Depthwise || g.groups == 1) {
+    forward_kernel(kernel)(x.value().data(), weight.value().data(), b, g, out.data());
   } else {
-    conv2d_im2col_forward(x.value().data(), weight.value().data(), b, g, out.data());
+    grouped_forward(forward_kernel(kernel), x.value().data(), weight.value().data(), b, g, out.data());
   }
   std::vector<Tensor> inputs =
       bias.defined() ? std::vector<Tensor>{x, weight, bias} : std::vector<Tensor>{x, weight};
@@ -89,8 +191,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   });
 }
 
-// dx = the conv's adjoint applied to dout, dweight[o][c][i][j] = sum of dout[n][o] * the shifted x[n][c],
-// dbias[o] = sum of dout[n][o]; computed by the same kernel family the forward used (conv2d_kernel).
+// dx = the conv's adjoint applied to dout, dweight[o][c][i][j] = sum of dout[n][o] * the shifted x[n][c]
+// (c in o's group), dbias[o] = sum of dout[n][o]; computed by the same kernel family the forward used
+// (conv2d_kernel), group by group as the forward.
 std::vector<Array> conv2d_backward(const Array& dout, const Tensor& x, const Tensor& weight,
                                    const Tensor& bias, const Conv2dGeometry& g) {
   Array dx = no_gradient(), dweight = no_gradient(), dbias = no_gradient();
@@ -101,10 +204,12 @@ std::vector<Array> conv2d_backward(const Array& dout, const Tensor& x, const Ten
   float* pdx = x.requires_grad() ? dx.data() : nullptr;
   float* pdw = weight.requires_grad() ? dweight.data() : nullptr;
   float* pdb = want_bias ? dbias.data() : nullptr;
-  if (conv2d_kernel(g) == Conv2dKernel::Direct) {
-    conv2d_direct_backward(dout.data(), x.value().data(), weight.value().data(), g, pdx, pdw, pdb);
+  const Conv2dKernel kernel = conv2d_kernel(g);
+  const float *px = x.value().data(), *pw = weight.value().data();
+  if (kernel == Conv2dKernel::Depthwise || g.groups == 1) {
+    backward_kernel(kernel)(dout.data(), px, pw, g, pdx, pdw, pdb);
   } else {
-    conv2d_im2col_backward(dout.data(), x.value().data(), weight.value().data(), g, pdx, pdw, pdb);
+    grouped_backward(backward_kernel(kernel), dout.data(), px, pw, g, pdx, pdw, pdb);
   }
   if (bias.defined()) return {std::move(dx), std::move(dweight), std::move(dbias)};
   return {std::move(dx), std::move(dweight)};

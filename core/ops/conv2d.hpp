@@ -1,5 +1,6 @@
 // conv2d: 2-D convolution (cross-correlation, as PyTorch's conv2d), its named backward, and the choice of
-// kernel (core/kernels/conv2d.hpp: direct kernels for stride 1, im2col + SGEMM otherwise).
+// kernel (core/kernels/conv2d.hpp: direct kernels for stride 1, im2col + SGEMM otherwise, a depthwise kernel
+// for groups = Cin = Cout).
 #pragma once
 
 #include <array>
@@ -25,23 +26,27 @@ struct Conv2dOptions {
   std::array<int, 2> stride{1, 1};
   Padding2d padding{};
   std::array<int, 2> dilation{1, 1};
+  // Channel groups as PyTorch's: input and output channels split into `groups` slices, output slice g
+  // computed from input slice g alone; weight [Cout, Cin/groups, Kh, Kw]. groups = Cin is depthwise.
+  int groups = 1;
 };
 
 // Validates shapes and options (throws tg::Error naming conv2d and the shapes) and computes the sizes.
 Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2dOptions& options);
 
-// x NCHW, weight [Cout, Cin, Kh, Kw], bias [Cout] or Tensor{} -> [N, Cout, Hout, Wout]
+// x NCHW, weight [Cout, Cin/groups, Kh, Kw], bias [Cout] or Tensor{} -> [N, Cout, Hout, Wout]
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options = {});
 // d(out) -> {dx, dweight[, dbias]} (no_gradient() for an input that needs none), with the kernel conv2d used.
 std::vector<Array> conv2d_backward(const Array& dout, const Tensor& x, const Tensor& weight,
                                    const Tensor& bias, const Conv2dGeometry& g);
 
 // Which kernel family runs a conv. Auto: conv2d_kernel() decides per shape; the others force one (tests and
-// benchmarks compare them; Direct falls back to im2col where it does not apply, stride > 1). Process-wide.
+// benchmarks compare them; Direct falls back to im2col where it does not apply, stride > 1; both run a
+// grouped conv group by group, depthwise ones too). Process-wide.
 enum class ConvAlgorithm { Auto, Im2col, Direct };
 void set_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm conv_algorithm();
-enum class Conv2dKernel { Im2col, Direct };
+enum class Conv2dKernel { Im2col, Direct, Depthwise };
 Conv2dKernel conv2d_kernel(const Conv2dGeometry& g);
 
 }  // namespace tg

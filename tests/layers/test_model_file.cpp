@@ -158,7 +158,7 @@ TEST_CASE("model file: an unknown layer names the nearest one and lists the know
 TEST_CASE("model file: unknown, duplicate and misplaced keys and arguments") {
   CHECK(error_of("# a\n\nconv2d 6 5 strid=2\n") ==
         "net.tg:3: conv2d: unknown key 'strid' (did you mean 'stride'? allowed: stride, padding, dilation, "
-        "bias)");
+        "groups, bias)");
   CHECK(error_of("conv2d 6 5 stride=2 stride=1\n") == "net.tg:1: conv2d: key 'stride' given twice");
   CHECK(error_of("conv2d 6 padding=2 5\n") ==
         "net.tg:1: conv2d: positional argument '5' after the key=value options");
