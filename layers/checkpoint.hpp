@@ -2,8 +2,8 @@
 // PyTorch state_dict names and in state_dict order, so a file maps one-to-one onto an nn.Sequential of the
 // same layers. Training checkpoints add optimizer state ("optimizer.<name>") and metadata (epoch, ...).
 // Every tensor is stored as float32, buffers included: a counter such as BatchNorm's num_batches_tracked,
-// int64 in PyTorch, is float32 here (exact up to 2^24), so such a file needs a dtype cast before PyTorch's
-// load_state_dict.
+// int64 in PyTorch, is float32 here (exact up to 2^24). PyTorch 1.13's load_state_dict(strict=True) takes it
+// as it is (copy_ casts to the buffer's int64).
 #pragma once
 
 #include <map>

@@ -26,6 +26,8 @@ const ConvCase kConvs[] = {
     {"conv 64x32x26x26 k3 64f (convnet conv2)", {64, 32, 26, 26}, {64, 32, 3, 3}, {}},
     {"conv 64x1x28x28 k5 6f p2 (lenet conv1)", {64, 1, 28, 28}, {6, 1, 5, 5}, {.padding = {2, 2}}},
     {"conv 64x1x28x28 k3 32f (convnet conv1)", {64, 1, 28, 28}, {32, 1, 3, 3}, {}},
+    {"conv 128x64x16x16 k3 64f p1 (cifarnet conv4)", {128, 64, 16, 16}, {64, 64, 3, 3}, {.padding = {1, 1}}},
+    {"depthwise 128x64x16x16 k3 p1", {128, 64, 16, 16}, {64, 1, 3, 3}, {.padding = {1, 1}, .groups = 64}},
 };
 
 tg::Tensor random(const tg::Shape& shape, std::uint64_t seed, bool requires_grad) {
@@ -43,8 +45,16 @@ void set_flops(benchmark::State& state, double gflop_per_call) {
       gflop_per_call * 1e9 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-double conv_gflop(const tg::Conv2dGeometry& g) {
-  return 2.0 * static_cast<double>(g.batch * g.c_out * g.pixels_out() * g.patch()) / 1e9;
+double conv_gflop(const tg::Shape& x, const tg::Shape& w, const tg::Conv2dOptions& o) {
+  const tg::Conv2dGeometry g = tg::conv2d_geometry(x, w, o);
+  // per output value: Cin/groups * Kh * Kw multiply-adds (w[1] is Cin/groups)
+  return 2.0 * static_cast<double>(g.batch * g.c_out * g.pixels_out() * w[1] * w[2] * w[3]) / 1e9;
+}
+
+// Memory-bound kernels: bytes that must move at least once (each input read, each output written), as a rate.
+void set_bytes(benchmark::State& state, double bytes_per_call) {
+  state.counters["GB/s"] = benchmark::Counter(bytes_per_call * static_cast<double>(state.iterations()),
+                                              benchmark::Counter::kIsRate);
 }
 
 void conv_forward(benchmark::State& state, const ConvCase* c) {
@@ -54,7 +64,7 @@ void conv_forward(benchmark::State& state, const ConvCase* c) {
     const tg::Tensor y = tg::conv2d(x, w, b, c->options);  // named: value() of a temporary would be a copy
     benchmark::DoNotOptimize(y.value().data());
   }
-  set_flops(state, conv_gflop(tg::conv2d_geometry(c->x, c->w, c->options)));
+  set_flops(state, conv_gflop(c->x, c->w, c->options));
 }
 
 void conv_forward_backward(benchmark::State& state, const ConvCase* c) {
@@ -66,7 +76,7 @@ void conv_forward_backward(benchmark::State& state, const ConvCase* c) {
     tg::conv2d(x, w, b, c->options).backward(dout);
     benchmark::DoNotOptimize(x.grad().data());
   }
-  set_flops(state, 3 * conv_gflop(g));
+  set_flops(state, 3 * conv_gflop(c->x, c->w, c->options));
 }
 
 // The ceiling: one SGEMM of the im2col shape per image, [Cout, K] x [K, Hout*Wout], the images split over
@@ -88,7 +98,7 @@ void conv_sgemm(benchmark::State& state, const ConvCase* c) {
     });
     benchmark::DoNotOptimize(out.data());
   }
-  set_flops(state, conv_gflop(g));
+  set_flops(state, conv_gflop(c->x, c->w, c->options));
 }
 
 struct PoolCase {
@@ -122,6 +132,95 @@ void pool_forward_backward(benchmark::State& state, const PoolCase* c) {
     benchmark::DoNotOptimize(x.grad().data());
   }
   set_flops(state, 2.0 * static_cast<double>(g.planes * g.h_out * g.w_out * g.kh * g.kw) / 1e9);
+}
+
+// The machine's memory bandwidth as these kernels see it: a copy of a 128x64x16x16 float array (8 MiB read,
+// 8 MiB written), split over the threads like the kernels.
+void memory_copy(benchmark::State& state) {
+  const tg::Array src = tg::randn({128, 64, 16, 16});
+  tg::Array dst = tg::Array::from_shape({128, 64, 16, 16});
+  for (auto _ : state) {
+    tg::parallel_for(src.size(), [&](std::size_t i0, std::size_t i1) {
+      std::memcpy(dst.data() + i0, src.data() + i0, (i1 - i0) * sizeof(float));
+    });
+    benchmark::DoNotOptimize(dst.data());
+  }
+  set_flops(state, 0);
+  set_bytes(state, 2.0 * static_cast<double>(src.size() * sizeof(float)));
+}
+
+// batch norm in training mode, [128, 64, 16, 16]: "gflop" counts ~10 flops per element of forward (as
+// bench_torch.py); the bytes are x read and y written (forward), dy and x read and dx written (backward).
+constexpr std::size_t kBnElements = 128 * 64 * 16 * 16;
+void batchnorm_forward(benchmark::State& state) {
+  const tg::Tensor x = random({128, 64, 16, 16}, 1, false), w = random({64}, 2, false),
+                   b = random({64}, 3, false);
+  const tg::Tensor rm(tg::Array(xt::zeros<float>({64}))), rv(tg::Array(xt::ones<float>({64})));
+  tg::NoGradGuard no_grad;
+  for (auto _ : state) {
+    const tg::Tensor y = tg::batch_norm2d(x, w, b, {.training = true, .running_mean = rm, .running_var = rv});
+    benchmark::DoNotOptimize(y.value().data());
+  }
+  set_flops(state, 10.0 * kBnElements / 1e9);
+  set_bytes(state, 2.0 * kBnElements * sizeof(float));
+}
+
+void batchnorm_forward_backward(benchmark::State& state) {
+  const tg::Tensor x = random({128, 64, 16, 16}, 1, true), w = random({64}, 2, true),
+                   b = random({64}, 3, true);
+  const tg::Tensor rm(tg::Array(xt::zeros<float>({64}))), rv(tg::Array(xt::ones<float>({64})));
+  const tg::Array dout = tg::randn({128, 64, 16, 16});
+  for (auto _ : state) {
+    clear_grads({x, w, b});
+    tg::batch_norm2d(x, w, b, {.training = true, .running_mean = rm, .running_var = rv}).backward(dout);
+    benchmark::DoNotOptimize(x.grad().data());
+  }
+  set_flops(state, 2 * 10.0 * kBnElements / 1e9);
+  set_bytes(state, 5.0 * kBnElements * sizeof(float));
+}
+
+// Average pools: "gflop" counts one add per window cell (as bench_torch.py); bytes: x read, y written.
+struct AvgCase {
+  const char* name;
+  tg::Shape x;
+  bool global;
+};
+const AvgCase kAvgPools[] = {{"avgpool 128x64x16x16 k2 s2", {128, 64, 16, 16}, false},
+                             {"global avgpool 128x128x8x8", {128, 128, 8, 8}, true}};
+
+tg::Tensor avg_pool(const AvgCase* c, const tg::Tensor& x) {
+  return c->global ? tg::global_avg_pool2d(x) : tg::avg_pool2d(x, {.kernel = {2, 2}});
+}
+
+void avgpool_forward(benchmark::State& state, const AvgCase* c) {
+  const tg::Tensor x = random(c->x, 1, false);
+  tg::NoGradGuard no_grad;
+  std::size_t out_size = 0;
+  for (auto _ : state) {
+    const tg::Tensor y = avg_pool(c, x);
+    out_size = y.numel();
+    benchmark::DoNotOptimize(y.value().data());
+  }
+  const auto in_size = static_cast<double>(x.numel());
+  set_flops(state, in_size / 1e9);
+  set_bytes(state, (in_size + static_cast<double>(out_size)) * sizeof(float));
+}
+
+void avgpool_forward_backward(benchmark::State& state, const AvgCase* c) {
+  const tg::Tensor x = random(c->x, 1, true);
+  tg::Array dout;
+  {
+    tg::NoGradGuard no_grad;
+    dout = tg::randn(avg_pool(c, x).shape());
+  }
+  for (auto _ : state) {
+    clear_grads({x});
+    avg_pool(c, x).backward(dout);
+    benchmark::DoNotOptimize(x.grad().data());
+  }
+  const auto in_size = static_cast<double>(x.numel()), out_size = static_cast<double>(dout.size());
+  set_flops(state, 2 * in_size / 1e9);
+  set_bytes(state, 2 * (in_size + out_size) * sizeof(float));
 }
 
 void linear_forward(benchmark::State& state) {
@@ -178,13 +277,26 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark((std::string(c.name) + "/fwd+bwd").c_str(), conv_forward_backward, &c)
         ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark((std::string(c.name) + "/sgemm").c_str(), conv_sgemm, &c)
-        ->Unit(benchmark::kMicrosecond);
+    if (c.options.groups == 1) {  // a grouped conv's im2col GEMMs are per group: no one ceiling to show
+      benchmark::RegisterBenchmark((std::string(c.name) + "/sgemm").c_str(), conv_sgemm, &c)
+          ->Unit(benchmark::kMicrosecond);
+    }
   }
   for (const PoolCase& c : kPools) {
     benchmark::RegisterBenchmark((std::string(c.name) + "/fwd").c_str(), pool_forward, &c)
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark((std::string(c.name) + "/fwd+bwd").c_str(), pool_forward_backward, &c)
+        ->Unit(benchmark::kMicrosecond);
+  }
+  benchmark::RegisterBenchmark("memory copy 8 MiB/fwd", memory_copy)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("batchnorm2d 128x64x16x16 train/fwd", batchnorm_forward)
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("batchnorm2d 128x64x16x16 train/fwd+bwd", batchnorm_forward_backward)
+      ->Unit(benchmark::kMicrosecond);
+  for (const AvgCase& c : kAvgPools) {
+    benchmark::RegisterBenchmark((std::string(c.name) + "/fwd").c_str(), avgpool_forward, &c)
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark((std::string(c.name) + "/fwd+bwd").c_str(), avgpool_forward_backward, &c)
         ->Unit(benchmark::kMicrosecond);
   }
   benchmark::RegisterBenchmark("linear 64x9216 -> 128/fwd", linear_forward)->Unit(benchmark::kMicrosecond);

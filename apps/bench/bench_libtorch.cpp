@@ -20,7 +20,9 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 double time_per_call(const std::function<void()>& step, int repeats, double min_time) {
   for (int i = 0; i < 3; ++i) step();  // warm-up (allocator, kernels, caches)
@@ -90,20 +92,28 @@ std::vector<Case> make_cases() {
                    [rm, rv](const std::vector<torch::Tensor>& t) {
                      return torch::batch_norm(t[0], t[1], t[2], rm, rv, true, 0.1, 1e-5, false);
                    },
-                   {torch::randn({128, 64, 16, 16}), torch::randn({64}), torch::randn({64})}, 10 * bn_elems / 1e9,
+                   {torch::randn({128, 64, 16, 16}), torch::randn({64}), torch::randn({64})},
+                   10 * bn_elems / 1e9,
                    2});
   cases.push_back({"avgpool 128x64x16x16 k2 s2",
-                   [](const std::vector<torch::Tensor>& t) { return torch::avg_pool2d(t[0], {2, 2}, {2, 2}); },
-                   {torch::randn({128, 64, 16, 16})}, bn_elems / 1e9, 2});
+                   [](const std::vector<torch::Tensor>& t) {
+                     return torch::avg_pool2d(t[0], {2, 2}, {2, 2});
+                   },
+                   {torch::randn({128, 64, 16, 16})},
+                   bn_elems / 1e9,
+                   2});
   cases.push_back({"global avgpool 128x128x8x8",
                    [](const std::vector<torch::Tensor>& t) {
                      return torch::adaptive_avg_pool2d(t[0], {1, 1}).flatten(1);
                    },
-                   {torch::randn({128, 128, 8, 8})}, 128.0 * 128 * 8 * 8 / 1e9, 2});
+                   {torch::randn({128, 128, 8, 8})},
+                   128.0 * 128 * 8 * 8 / 1e9,
+                   2});
   cases.push_back({"linear 64x9216 -> 128",
                    [](const std::vector<torch::Tensor>& t) { return torch::linear(t[0], t[1], t[2]); },
                    {torch::randn({64, 9216}), torch::randn({128, 9216}), torch::randn({128})},
-                   2.0 * 64 * 9216 * 128 / 1e9, 3});
+                   2.0 * 64 * 9216 * 128 / 1e9,
+                   3});
   return cases;
 }
 
@@ -127,12 +137,12 @@ int cmd_layers(int threads, int repeats, double min_time) {
       for (torch::Tensor& t : leaves) t.mutable_grad() = torch::Tensor();
       c.fn(leaves).backward(g);
     };
-    for (const auto& [pass, step, work] : {std::tuple{"fwd", std::function<void()>(fwd), c.gflop},
-                                           std::tuple{"fwd+bwd", std::function<void()>(fwd_bwd),
-                                                      c.gflop * c.bwd_factor}}) {
+    for (const auto& [pass, step, work] :
+         {std::tuple{"fwd", std::function<void()>(fwd), c.gflop},
+          std::tuple{"fwd+bwd", std::function<void()>(fwd_bwd), c.gflop * c.bwd_factor}}) {
       const double s = time_per_call(step, repeats, min_time);
-      std::printf("%s {\"name\": \"%s\", \"pass\": \"%s\", \"us\": %.3f, \"gflop\": %.6f}", first ? "" : ",\n",
-                  c.name.c_str(), pass, s * 1e6, work);
+      std::printf("%s {\"name\": \"%s\", \"pass\": \"%s\", \"us\": %.3f, \"gflop\": %.6f}",
+                  first ? "" : ",\n", c.name.c_str(), pass, s * 1e6, work);
       first = false;
     }
   }
@@ -191,7 +201,8 @@ int cmd_train(const std::string& model_name, int threads, const std::string& opt
   if (optimizer == "adamw") {
     opt = std::make_unique<torch::optim::AdamW>(model->parameters(), torch::optim::AdamWOptions(1e-3));
   } else {
-    opt = std::make_unique<torch::optim::SGD>(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
+    opt = std::make_unique<torch::optim::SGD>(model->parameters(),
+                                              torch::optim::SGDOptions(0.05).momentum(0.9));
   }
   const int64_t batch = 128;
   torch::Generator gen = at::detail::createCPUGenerator(1);
@@ -245,12 +256,18 @@ int main(int argc, char** argv) {
   std::string model = "cifarnet", optimizer = "sgd";
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--threads") threads = std::stoi(value);
-    else if (flag == "--repeats") repeats = std::stoi(value);
-    else if (flag == "--min-time") min_time = std::stod(value);
-    else if (flag == "--model") model = value;
-    else if (flag == "--optimizer") optimizer = value;
-    else if (flag == "--images") images = std::stoll(value);
+    if (flag == "--threads")
+      threads = std::stoi(value);
+    else if (flag == "--repeats")
+      repeats = std::stoi(value);
+    else if (flag == "--min-time")
+      min_time = std::stod(value);
+    else if (flag == "--model")
+      model = value;
+    else if (flag == "--optimizer")
+      optimizer = value;
+    else if (flag == "--images")
+      images = std::stoll(value);
     else {
       std::fprintf(stderr, "bench_libtorch: unknown flag %s\n", flag.c_str());
       return 2;

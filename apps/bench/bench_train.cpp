@@ -1,13 +1,21 @@
 // bench_train: end-to-end throughput of one model, the tapegrad side of BENCHMARKS.md figures 1-4.
 //   bench_train --model lenet --threads 2 --data .cache/mnist [--epochs 1] [--limit N]
+//   bench_train --model cifarnet|mobilenet --threads 2 [--optimizer sgd|adamw] [--images 10000]
 // Trains (batch 64, SGD lr 0.05 momentum 0.9, cross-entropy, shuffled with a fixed seed; the timed loop
 // includes batching, forward, backward and step), then runs inference on the test set with batch 1000,
-// and prints one JSON object with the same keys as bench_torch.py's train subcommand.
+// and prints one JSON object with the same keys as bench_torch.py's train subcommand. The 3x32x32 models
+// train on random data (batch 128, --images images, 2,000 test images), as bench_torch.py and
+// bench_libtorch do: the speed does not depend on the pixels.
 #include <sys/resource.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <random>
 
 #include "cli/models.hpp"
 #include "tapegrad.hpp"
@@ -22,14 +30,80 @@ double peak_rss_mib() {
   ::getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
+
+std::unique_ptr<tg::Optimizer> make_optimizer(const std::string& kind,
+                                              const std::vector<tg::Tensor>& params) {
+  if (kind == "adamw") return std::make_unique<tg::AdamW>(params, tg::AdamWOptions{.lr = 1e-3f});
+  return std::make_unique<tg::SGD>(params, tg::SGDOptions{.lr = 0.05f, .momentum = 0.9f});
+}
+
+// One epoch of a 3x32x32 model on random images (normal pixels, uniform labels), batch 128, then inference on
+// 2,000 more; the batching gathers the shuffled images into one array per step, as x[idx] does in PyTorch.
+int train_random(const std::string& model_name, int threads, const std::string& optimizer,
+                 std::size_t images) {
+  tg::manual_seed(1);
+  constexpr std::size_t kPixels = 3 * 32 * 32, kBatch = 128, kTest = 2000;
+  tg::Generator gen(1);
+  const tg::Array x_train = tg::randn({images, 3, 32, 32}, gen), x_test = tg::randn({kTest, 3, 32, 32}, gen);
+  std::mt19937 rng(1);
+  std::vector<int> y_train(images);
+  for (int& y : y_train) y = static_cast<int>(rng() % 10);
+  const tg::cli::ModelText text = tg::cli::find_model(model_name);
+  tg::Sequential model = tg::model_from_text(text.text, {3, 32, 32}, 10, text.source);
+  const std::unique_ptr<tg::Optimizer> opt = make_optimizer(optimizer, model.parameters());
+  std::vector<std::size_t> order(images);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  const double start = now();
+  std::shuffle(order.begin(), order.end(), rng);
+  double loss_sum = 0;
+  std::size_t steps = 0;
+  for (std::size_t i = 0; i < images; i += kBatch) {
+    const std::size_t b = std::min(kBatch, images - i);
+    tg::Array xb = tg::Array::from_shape({b, 3, 32, 32});
+    std::vector<int> yb(b);
+    for (std::size_t j = 0; j < b; ++j) {
+      std::memcpy(xb.data() + j * kPixels, x_train.data() + order[i + j] * kPixels, kPixels * sizeof(float));
+      yb[j] = y_train[order[i + j]];
+    }
+    tg::Tensor loss = tg::cross_entropy(model(tg::Tensor(std::move(xb))), yb);
+    opt->zero_grad();
+    loss.backward();
+    opt->step();
+    loss_sum += loss.item();
+    ++steps;
+  }
+  const double train_seconds = now() - start;
+  tg::NoGradGuard no_grad;
+  model.eval();
+  const auto batch_of = [&](std::size_t first) {
+    tg::Array xb = tg::Array::from_shape({1000, 3, 32, 32});
+    std::memcpy(xb.data(), x_test.data() + first * kPixels, 1000 * kPixels * sizeof(float));
+    return tg::Tensor(std::move(xb));
+  };
+  model(batch_of(0));  // untimed warm-up batch
+  const double infer_start = now();
+  for (std::size_t i = 0; i < kTest; i += 1000) model(batch_of(i));
+  const double infer_rate = static_cast<double>(kTest) / (now() - infer_start);
+  std::printf(
+      "{\"model\": \"%s\", \"threads\": %d, \"optimizer\": \"%s\", \"train_images_per_s\": %.1f, "
+      "\"epoch_seconds\": %.3f, \"train_loss\": %.5f, \"infer_images_per_s\": %.1f, \"test_accuracy\": 0, "
+      "\"peak_rss_mib\": %.1f}\n",
+      model_name.c_str(), threads, optimizer.c_str(), static_cast<double>(images) / train_seconds,
+      train_seconds, loss_sum / static_cast<double>(steps), infer_rate, peak_rss_mib());
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"tapegrad training and inference throughput"};
   std::string model_name = "lenet", data = ".cache/mnist";
   int threads = 1, epochs = 1;
-  std::size_t limit = 0;
+  std::size_t limit = 0, images = 10000;
+  std::string optimizer = "sgd";
   app.add_option("--model", model_name, "a built-in model or a model file");
+  app.add_option("--optimizer", optimizer)->check(CLI::IsMember({"sgd", "adamw"}));
+  app.add_option("--images", images, "random training images of the 3x32x32 models")
+      ->check(CLI::Range(1, 1000000));
   app.add_option("--threads", threads)->check(CLI::Range(1, 256));
   app.add_option("--data", data);
   app.add_option("--epochs", epochs)->check(CLI::Range(1, 100));
@@ -37,13 +111,16 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     tg::set_num_threads(threads);
+    if (model_name == "cifarnet" || model_name == "mobilenet") {
+      return train_random(model_name, threads, optimizer, images);
+    }
     tg::manual_seed(1);
     tg::MNIST train(data, tg::Split::Train);
     tg::MNIST test(data, tg::Split::Test);
     if (limit > 0) train.keep_first(limit);
     const tg::cli::ModelText text = tg::cli::find_model(model_name);
     tg::Sequential model = tg::model_from_text(text.text, {1, train.rows(), train.cols()}, 10, text.source);
-    tg::SGD opt(model.parameters(), {.lr = 0.05f, .momentum = 0.9f});
+    const std::unique_ptr<tg::Optimizer> opt = make_optimizer(optimizer, model.parameters());
     tg::DataLoader loader(train, {.batch_size = 64, .shuffle = true, .seed = 1});
     double train_seconds = 0, loss_sum = 0;
     std::string per_epoch;
@@ -53,9 +130,9 @@ int main(int argc, char** argv) {
       loss_sum = 0;
       for (const tg::Batch& batch : loader) {
         tg::Tensor loss = tg::cross_entropy(model(batch.images), batch.labels);
-        opt.zero_grad();
+        opt->zero_grad();
         loss.backward();
-        opt.step();
+        opt->step();
         loss_sum += loss.item() * static_cast<double>(batch.labels.size());
       }
       const double seconds = now() - start;
