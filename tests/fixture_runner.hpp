@@ -39,14 +39,15 @@ namespace test_util {
 using Json = nlohmann::json;
 
 // Fixture files, by name under tests/fixtures/.
-inline constexpr const char* kCoreOps = "core_ops.json";    // tests/gen_fixtures.py
-inline constexpr const char* kConvPool = "conv_pool.json";  // tests/gen_fixtures_conv.py
-inline constexpr const char* kExtraOps = "extra_ops.json";  // tests/gen_fixtures_extra.py
+inline constexpr const char* kCoreOps = "core_ops.json";          // tests/gen_fixtures.py
+inline constexpr const char* kConvPool = "conv_pool.json";        // tests/gen_fixtures_conv.py
+inline constexpr const char* kExtraOps = "extra_ops.json";        // tests/gen_fixtures_extra.py
 inline constexpr const char* kBatchNorm = "batch_norm.json";      // tests/gen_fixtures_bn.py
 inline constexpr const char* kAvgPool = "avg_pool.json";          // tests/gen_fixtures_pool.py
 inline constexpr const char* kGroupedConv = "grouped_conv.json";  // tests/gen_fixtures_grouped.py
 inline const std::vector<std::string>& op_fixture_files() {
-  static const std::vector<std::string> files = {kCoreOps, kConvPool, kExtraOps, kBatchNorm, kAvgPool, kGroupedConv};
+  static const std::vector<std::string> files = {kCoreOps,   kConvPool, kExtraOps,
+                                                 kBatchNorm, kAvgPool,  kGroupedConv};
   return files;
 }
 inline std::string fixture_path(const std::string& file) { return std::string(TG_FIXTURE_DIR) + "/" + file; }

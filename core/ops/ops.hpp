@@ -5,8 +5,8 @@
 
 #include "core/ops/conv2d.hpp"  // conv2d
 #include "core/ops/elementwise.hpp"  // + - * / (tensor and float), neg, relu, sigmoid, tanh, exp, log, leaky_relu, dropout
-#include "core/ops/linear.hpp"   // matmul, linear
-#include "core/ops/loss.hpp"     // log_softmax, softmax, cross_entropy, mse_loss
+#include "core/ops/linear.hpp"         // matmul, linear
+#include "core/ops/loss.hpp"           // log_softmax, softmax, cross_entropy, mse_loss
 #include "core/ops/normalization.hpp"  // batch_norm2d
-#include "core/ops/pooling.hpp"  // max_pool2d, avg_pool2d, global_avg_pool2d
-#include "core/ops/shape.hpp"    // sum, mean, reshape, flatten
+#include "core/ops/pooling.hpp"        // max_pool2d, avg_pool2d, global_avg_pool2d
+#include "core/ops/shape.hpp"          // sum, mean, reshape, flatten

@@ -149,8 +149,8 @@ TEST_CASE("model file: an unknown layer names the nearest one and lists the know
   const std::string message = error_of("# first\nconv2 6 5\n");
   CHECK(message.rfind("net.tg:2: unknown layer 'conv2' (did you mean 'conv2d'? known: ", 0) == 0);
   // Each built-in by name: other tests in this process register layers of their own (silu, test_scale).
-  for (const char* known : {"avgpool2d, ", "batchnorm2d, ", " conv2d, dropout, flatten, ", ", globalavgpool2d, ", ", relu, ",
-                            ", sigmoid, ", ", softmax, ", ", tanh"})
+  for (const char* known : {"avgpool2d, ", "batchnorm2d, ", " conv2d, dropout, flatten, ",
+                            ", globalavgpool2d, ", ", relu, ", ", sigmoid, ", ", softmax, ", ", tanh"})
     CHECK(message.find(known) != std::string::npos);
   CHECK(error_of("resnet\n").rfind("net.tg:1: unknown layer 'resnet' (known: avgpool2d, ", 0) == 0);
 }
