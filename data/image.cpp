@@ -70,6 +70,45 @@ void check_png_data(const std::vector<std::uint8_t>& bytes, int width, int heigh
   if (rc != Z_STREAM_END) fail(name, ": corrupt PNG: its image data is not a complete zlib stream");
 }
 
+// The RGB path of load_image_from_memory, after the checks: decoded as RGBA, composited over white, resized,
+// returned planar [1, 3, h, w] and normalized per channel.
+Array load_rgb(const stbi_uc* bytes, int length, std::size_t h, std::size_t w, const ImageOptions& options,
+               const std::string& name) {
+  if (options.normalize && (options.channel_mean.size() != 3 || options.channel_std.size() != 3)) {
+    fail("load_image: 3 channels need 3 means and 3 stds; received ", options.channel_mean.size(), " and ",
+         options.channel_std.size());
+  }
+  int width = 0, height = 0, channels = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(
+      stbi_load_from_memory(bytes, length, &width, &height, &channels, 4), stbi_image_free);
+  if (!data) fail(name, ": cannot decode image (", stbi_failure_reason(), ")");
+  const std::size_t n = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+  std::vector<std::uint8_t> rgb(3 * n);  // interleaved
+  for (std::size_t i = 0; i < n; ++i) {
+    const float alpha = data.get()[4 * i + 3] / 255.f;
+    for (std::size_t c = 0; c < 3; ++c)
+      rgb[3 * i + c] =
+          static_cast<std::uint8_t>(data.get()[4 * i + c] * alpha + 255.f * (1.f - alpha) + 0.5f);
+  }
+  std::vector<std::uint8_t> resized(h * w * 3);
+  // At its own size an image is taken as it is (stb's resampling filter would blur it).
+  if (static_cast<std::size_t>(width) == w && static_cast<std::size_t>(height) == h) {
+    resized = rgb;
+  } else if (!stbir_resize_uint8(rgb.data(), width, height, 0, resized.data(), static_cast<int>(w),
+                                 static_cast<int>(h), 0, 3)) {
+    fail(name, ": resizing to ", h, "x", w, " failed");
+  }
+  Array out = Array::from_shape({1, 3, h, w});
+  for (std::size_t c = 0; c < 3; ++c) {
+    for (std::size_t i = 0; i < h * w; ++i) {
+      const float v = resized[3 * i + c] / 255.f;
+      out.data()[c * h * w + i] =
+          options.normalize ? (v - options.channel_mean[c]) / options.channel_std[c] : v;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Array load_image(const std::string& path, std::size_t h, std::size_t w, const ImageOptions& options) {
@@ -100,6 +139,8 @@ Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t
     fail(name, ": image is ", width, "x", height, ", more than ", kMaxPixels, " pixels");
   }
   check_png_data(bytes, width, height, name);
+  if (options.channels == 3) return load_rgb(data_in, length, h, w, options, name);
+  if (options.channels != 1) fail("load_image: ", options.channels, " channels requested; expected 1 or 3");
   // gray + alpha: composite over white paper so transparent backgrounds look like the page
   std::unique_ptr<stbi_uc, void (*)(void*)> data(
       stbi_load_from_memory(data_in, length, &width, &height, &channels, 2), stbi_image_free);
@@ -111,8 +152,11 @@ Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t
     gray[i] = static_cast<std::uint8_t>(v * alpha + 255.f * (1.f - alpha) + 0.5f);
   }
   std::vector<std::uint8_t> resized(h * w);
-  if (!stbir_resize_uint8(gray.data(), width, height, 0, resized.data(), static_cast<int>(w),
-                          static_cast<int>(h), 0, 1)) {
+  // At its own size an image is taken as it is (stb's resampling filter would blur it).
+  if (static_cast<std::size_t>(width) == w && static_cast<std::size_t>(height) == h) {
+    resized = gray;
+  } else if (!stbir_resize_uint8(gray.data(), width, height, 0, resized.data(), static_cast<int>(w),
+                                 static_cast<int>(h), 0, 1)) {
     fail(name, ": resizing to ", h, "x", w, " failed");
   }
   bool invert = options.invert == Invert::Always;
@@ -139,17 +183,20 @@ Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t
 }
 
 void write_png(const std::string& path, const std::vector<std::uint8_t>& pixels, std::size_t width,
-               std::size_t height) {
-  if (width == 0 || height == 0 || pixels.size() != width * height) {
-    fail("write_png: ", path, ": ", pixels.size(), " pixels do not make a ", width, "x", height, " image");
+               std::size_t height, std::size_t channels) {
+  if (channels != 1 && channels != 3) fail("write_png: ", path, ": ", channels, " channels; expected 1 or 3");
+  if (width == 0 || height == 0 || pixels.size() != width * height * channels) {
+    fail("write_png: ", path, ": ", pixels.size(), " values do not make a ", width, "x", height, " image of ",
+         channels, " channel(s)");
   }
   std::vector<std::uint8_t> png;
   auto append = [](void* context, void* data, int size) {
     auto* out = static_cast<std::vector<std::uint8_t>*>(context);
     out->insert(out->end(), static_cast<std::uint8_t*>(data), static_cast<std::uint8_t*>(data) + size);
   };
-  if (!stbi_write_png_to_func(append, &png, static_cast<int>(width), static_cast<int>(height), 1,
-                              pixels.data(), static_cast<int>(width))) {
+  if (!stbi_write_png_to_func(append, &png, static_cast<int>(width), static_cast<int>(height),
+                              static_cast<int>(channels), pixels.data(),
+                              static_cast<int>(width * channels))) {
     fail("write_png: ", path, ": encoding failed");
   }
   write_file_atomically(path, {{png.data(), png.size()}});

@@ -17,22 +17,26 @@ namespace tg {
 enum class Invert { Auto, Never, Always };
 
 struct ImageOptions {
-  Invert invert = Invert::Auto;
-  bool normalize = true;  // (x / 255 - mean) / std, as MNIST batches; false: x / 255 in [0, 1]
-  float mean = kMnistMean;
+  Invert invert = Invert::Auto;  // one channel only: a colour model takes images as they are
+  bool normalize = true;    // (x / 255 - mean) / std, as the data set's batches; false: x / 255 in [0, 1]
+  float mean = kMnistMean;  // one channel
   float std = kMnistStd;
+  std::size_t channels = 1;                          // 1: grayscale, 3: RGB
+  std::vector<float> channel_mean{}, channel_std{};  // 3 channels: R, G, B (both required when normalizing)
 };
 
 // Reads any channel count (gray, gray+alpha, RGB, RGBA; transparent pixels count as white paper), converts
-// to grayscale, resizes to h x w and returns [1, 1, h, w]. Throws tg::Error naming the file for missing,
+// to options.channels (grayscale: the mean of R, G, B as stb_image weighs them; RGB from gray: the gray value
+// thrice), resizes to h x w and returns [1, channels, h, w]. Throws tg::Error naming the file for missing,
 // unreadable, corrupt, empty or huge (over 16384 pixels a side or 16 megapixels) images.
 Array load_image(const std::string& path, std::size_t h, std::size_t w, const ImageOptions& options = {});
 // The same from the bytes of an image file; `name` is used in error messages.
 Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t h, std::size_t w,
                              const ImageOptions& options = {}, const std::string& name = "image");
 
-// Writes an 8-bit grayscale PNG (row-major pixels[height * width]) atomically.
+// Writes an 8-bit PNG atomically: grayscale (channels 1, row-major pixels[height * width]) or RGB (channels
+// 3, interleaved pixels[height * width * 3]).
 void write_png(const std::string& path, const std::vector<std::uint8_t>& pixels, std::size_t width,
-               std::size_t height);
+               std::size_t height, std::size_t channels = 1);
 
 }  // namespace tg

@@ -1,6 +1,7 @@
-// tapegrad predict: classifies images (PNG, JPEG, BMP; any size or channel count) with a checkpoint written
-// by `tapegrad train`, printing each image's class name and its top-3 probabilities. Returns 0 when every
-// image was classified, 1 when one was not (the others are still classified).
+// tapegrad predict: classifies images (PNG, JPEG, BMP; any size or channel count, converted to the model's
+// size and channels) with a checkpoint written by `tapegrad train`, printing each image's class name and its
+// top-3 probabilities. Returns 0 when every image was classified, 1 when one was not (the others are still
+// classified).
 #include <algorithm>
 #include <cstdio>
 #include <numeric>
@@ -13,9 +14,10 @@ namespace tg::cli {
 int predict(const PredictOptions& o) {
   Checkpoint ckpt = open_checkpoint(o.checkpoint);
   const RunInfo& info = ckpt.info;
-  if (info.input[0] != 1) {
-    fail(o.checkpoint, ": takes ", info.input_text(),
-         " inputs; predict reads one-channel (grayscale) models for now");
+  const std::size_t channels = info.input[0];
+  if ((channels != 1 && channels != 3) || info.mean.size() != channels || info.std.size() != channels) {
+    fail(o.checkpoint, ": takes ", info.input_text(), " inputs with ", info.mean.size(),
+         " normalization means; predict reads grayscale (1 channel) and RGB (3 channel) models");
   }
   Sequential& model = ckpt.model;
   model.eval();
@@ -24,7 +26,10 @@ int predict(const PredictOptions& o) {
                                        : o.invert == "always" ? Invert::Always
                                                               : Invert::Never,
                              .mean = info.mean[0],
-                             .std = info.std[0]};
+                             .std = info.std[0],
+                             .channels = channels,
+                             .channel_mean = info.mean,
+                             .channel_std = info.std};
   const std::size_t top = std::min<std::size_t>(static_cast<std::size_t>(o.top), info.classes());
   int failures = 0;
   for (const std::string& path : o.images) {

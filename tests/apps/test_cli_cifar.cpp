@@ -3,6 +3,8 @@
 // the error when a folder holds neither MNIST's nor CIFAR-10's files.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -57,11 +59,40 @@ TEST_CASE("tapegrad train then eval on CIFAR-10 binary batches with a 3-channel 
   CHECK(evaluated.output.find("lorry") != std::string::npos);
   CHECK(std::filesystem::exists(dir.file("run/eval_confusion.csv")));
 
-  // predict reads one-channel checkpoints only, for now: a clear error, not a crash.
-  const RunResult predicted =
-      run(std::string(TG_TAPEGRAD_BIN) + " predict " + dir.file("run/model.safetensors") + " " + model);
-  CHECK(predicted.code == 1);
-  CHECK(predicted.output.find("takes 3x32x32 inputs; predict reads one-channel") != std::string::npos);
+  // predict on a colour checkpoint: a test image written as an RGB PNG gets the class the model gives the
+  // same image from the batch file (the same pixels and the checkpoint's per-channel normalization), with the
+  // same probability to the printed digits; a grayscale image is converted to 3 channels.
+  const tg::CIFAR10 test(data.path.string(), tg::Split::Test, train.channel_mean(), train.channel_std());
+  tg::cli::Checkpoint loaded = tg::cli::open_checkpoint(dir.file("run/model.safetensors"));
+  loaded.model.eval();
+  for (std::size_t i = 0; i < 3; ++i) {
+    std::vector<std::uint8_t> rgb(3 * 32 * 32);
+    for (std::size_t c = 0; c < 3; ++c)
+      for (std::size_t k = 0; k < 32 * 32; ++k) rgb[3 * k + c] = test.pixels(i)[c * 32 * 32 + k];
+    const std::string png = dir.file("test" + std::to_string(i) + ".png");
+    tg::write_png(png, rgb, 32, 32, 3);
+    tg::Array x = tg::Array::from_shape({1, 3, 32, 32});
+    test.normalized(i, x.data());
+    tg::NoGradGuard no_grad;
+    const tg::Array probs = tg::softmax(loaded.model(tg::Tensor(x))).value();
+    const std::size_t best =
+        static_cast<std::size_t>(std::max_element(probs.begin(), probs.end()) - probs.begin());
+    char expected[256];
+    std::snprintf(expected, sizeof expected, "%s: %s  (%s %.2f%%", png.c_str(), kNames[best].c_str(),
+                  kNames[best].c_str(), 100.0 * probs.data()[best]);
+    const RunResult predicted =
+        run(std::string(TG_TAPEGRAD_BIN) + " predict " + dir.file("run/model.safetensors") + " " + png);
+    INFO(predicted.output);
+    CHECK(predicted.code == 0);
+    CHECK(predicted.output.find(expected) != std::string::npos);
+  }
+  const std::string gray = dir.file("gray.png");
+  tg::write_png(gray, std::vector<std::uint8_t>(20 * 24, 200), 20, 24);
+  const RunResult from_gray =
+      run(std::string(TG_TAPEGRAD_BIN) + " predict " + dir.file("run/model.safetensors") + " " + gray);
+  INFO(from_gray.output);
+  CHECK(from_gray.code == 0);
+  CHECK(from_gray.output.find(gray + ": ") != std::string::npos);
 }
 
 TEST_CASE("--dataset auto finds CIFAR-10 or MNIST from the folder's files") {

@@ -82,3 +82,33 @@ TEST_CASE("load_image makes any polarity MNIST-style: light digits on dark") {
       tg::load_image(dir.file("paper.png"), 28, 28, {.invert = tg::Invert::Never, .normalize = false});
   CHECK(kept(0, 0, 0, 0) > 0.9f);
 }
+
+TEST_CASE(
+    "load_image with 3 channels: planar RGB, per-channel normalization, gray replicated, no inversion") {
+  TempDir dir;
+  // A 4x3 RGB image, every pixel its own colour, written and read back at its own size.
+  std::vector<std::uint8_t> rgb(4 * 3 * 3);
+  for (std::size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<std::uint8_t>(20 * i + 5);
+  tg::write_png(dir.file("rgb.png"), rgb, 4, 3, 3);
+  const Array x = tg::load_image(dir.file("rgb.png"), 3, 4, {.normalize = false, .channels = 3});
+  REQUIRE(x.shape() == tg::Shape{1, 3, 3, 4});
+  for (std::size_t c = 0; c < 3; ++c)
+    for (std::size_t y = 0; y < 3; ++y)
+      for (std::size_t col = 0; col < 4; ++col)
+        CHECK(x(0, c, y, col) == doctest::Approx(rgb[(y * 4 + col) * 3 + c] / 255.f).epsilon(1e-6));
+  const Array n =
+      tg::load_image(dir.file("rgb.png"), 3, 4,
+                     {.channels = 3, .channel_mean = {0.1f, 0.2f, 0.3f}, .channel_std = {0.5f, 2.f, 4.f}});
+  CHECK(n(0, 1, 2, 3) == doctest::Approx((rgb[(2 * 4 + 3) * 3 + 1] / 255.f - 0.2f) / 2.f));
+  CHECK(n(0, 2, 0, 0) == doctest::Approx((rgb[2] / 255.f - 0.3f) / 4.f));
+  // A light grayscale image (it would be inverted for a one-channel model) is the same value in R, G and B.
+  tg::write_png(dir.file("gray.png"), std::vector<std::uint8_t>(5 * 5, 230), 5, 5);
+  const Array g = tg::load_image(dir.file("gray.png"), 5, 5, {.normalize = false, .channels = 3});
+  for (std::size_t c = 0; c < 3; ++c) CHECK(g(0, c, 2, 2) == doctest::Approx(230 / 255.f));
+  // Missing statistics and other channel counts are errors, not reads past a vector.
+  CHECK_THROWS_WITH_AS(tg::load_image(dir.file("rgb.png"), 3, 4, {.channels = 3}),
+                       "load_image: 3 channels need 3 means and 3 stds; received 0 and 0", tg::Error);
+  CHECK_THROWS_WITH_AS(tg::load_image(dir.file("rgb.png"), 3, 4, {.channels = 2}),
+                       "load_image: 2 channels requested; expected 1 or 3", tg::Error);
+  CHECK_THROWS_AS(tg::write_png(dir.file("bad.png"), rgb, 4, 4, 3), tg::Error);
+}
