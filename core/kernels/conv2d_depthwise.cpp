@@ -99,14 +99,16 @@ struct Pass {
   // Writes the source plane's values into a cleared buffer: phase q of buffer row y + top gets source row
   // y's columns t*sw + q - left for t in [lo[q], hi[q]).
   void fill(const float* src, float* buf) const {
-    for (std::size_t y = y0; y < y1; ++y) {
-      float* row = buf + (y + static_cast<std::size_t>(top)) * row_len();
-      const float* s = src + y * src_w;
+    float* row = buf + (y0 + static_cast<std::size_t>(top)) * row_len();
+    for (std::size_t y = y0; y < y1; ++y, row += row_len()) {
+      const float* s = src + y * src_w - left;  // s[u]: the value of padded column u
+      if (stride_w == 1) {
+        copy_row(s + lo[0], hi[0] - lo[0], row + lo[0]);
+        continue;
+      }
       for (std::size_t q = 0; q < stride_w; ++q) {
-        const float* from = s + (lo[q] * stride_w + q) - static_cast<std::size_t>(left);
-        if (stride_w == 1) {
-          copy_row(from, hi[q] - lo[q], row + lo[q]);
-        } else if (stride_w == 2) {
+        const float* from = s + lo[q] * stride_w + q;
+        if (stride_w == 2) {
           gather<2>(from, 2, hi[q] - lo[q], row + q * phase + lo[q]);
         } else {
           gather<0>(from, stride_w, hi[q] - lo[q], row + q * phase + lo[q]);
@@ -257,6 +259,12 @@ void correlate_plane(const float* src, const Pass& p, const float* w, float bias
   }
 }
 
+// Asks for the next plane while this one is computed: a plane is a few KiB read once, and the copy into the
+// buffer otherwise waits for each of its rows in turn.
+void prefetch_plane(const float* src, std::size_t count) {
+  for (std::size_t i = 0; i < count; i += 64 / sizeof(float)) __builtin_prefetch(src + i);
+}
+
 Pass forward_pass(const Conv2dGeometry& g) {
   return Pass(g.h, g.w, static_cast<std::ptrdiff_t>(g.pad_top), static_cast<std::ptrdiff_t>(g.pad_left),
               g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.kh, g.kw, g.h_out, g.w_out);
@@ -279,6 +287,10 @@ void dweight_channel(const float* dout, const float* x, const Conv2dGeometry& g,
   double bias_sum = 0.0;
   for (std::size_t n = 0; n < g.batch; ++n) {
     const float* dplane = dout + (n * g.c_out + c) * plane_out;
+    if (n + 1 < g.batch) {  // the next image's planes are C planes further on
+      prefetch_plane(dplane + g.c_out * plane_out, plane_out);
+      if (dweight) prefetch_plane(x + ((n + 1) * g.c_in + c) * plane, plane);
+    }
     if (dbias) bias_sum += sum_row(dplane, plane_out);
     if (!dweight) continue;
     p.fill(x + (n * g.c_in + c) * plane, s.buf);
@@ -319,6 +331,7 @@ void conv2d_depthwise_forward(const float* x, const float* weight, const float* 
     const PlaneScratch s(p);
     for (std::size_t nc = b0; nc < b1; ++nc) {
       const std::size_t c = nc % g.c_in;
+      if (nc + 1 < b1) prefetch_plane(x + (nc + 1) * plane, plane);
       correlate_plane(x + nc * plane, p, weight + c * taps, bias ? bias[c] : 0.f, out + nc * plane_out, s);
     }
   });
@@ -346,6 +359,7 @@ void conv2d_depthwise_backward(const float* dout, const float* x, const float* w
       if (spread) std::fill(up, up + up_h * up_w, 0.f);  // the zeros between stay: written once
       for (std::size_t nc = b0; nc < b1; ++nc) {
         const float* src = dout + nc * plane_out;
+        if (nc + 1 < b1) prefetch_plane(src + plane_out, plane_out);
         if (spread) {
           for (std::size_t oh = 0; oh < g.h_out; ++oh)
             for (std::size_t ow = 0; ow < g.w_out; ++ow)
