@@ -270,6 +270,50 @@ Pass forward_pass(const Conv2dGeometry& g) {
               g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.kh, g.kw, g.h_out, g.w_out);
 }
 
+// dweight's 3x3 filters, row stride SH (1 or 2), no row dilation (Pass::rows3), R output rows from the buffer
+// at output row oh0: acc[i*3 + j] += dout row r * tap (i, j)'s input run of row r, i.e. buffer row r*SH + i
+// from column col[j]. As in correlate3x3_rows, each input vector is loaded once for every (r, i) that reads
+// it.
+template <std::size_t SH, std::size_t R>
+void dweight3x3_rows(const float* in, std::size_t row_len, const std::size_t* col, const float* d,
+                     std::size_t d_stride, std::size_t grid_w, Batch* acc_out) {
+  constexpr std::size_t kInRows = (R - 1) * SH + 3;
+  std::array<Batch, 9> acc;
+  std::copy_n(acc_out, 9, acc.begin());
+  for (std::size_t ow0 = 0; ow0 < grid_w; ow0 += V) {
+    Batch dv[R];
+#pragma GCC unroll 8
+    for (std::size_t r = 0; r < R; ++r)
+      dv[r] = direct::in_register(Batch::load_unaligned(d + r * d_stride + ow0));
+    const float* row = in + ow0;
+#pragma GCC unroll 32
+    for (std::size_t y = 0; y < kInRows; ++y, row += row_len) {
+#pragma GCC unroll 3
+      for (std::size_t j = 0; j < 3; ++j) {
+        const Batch v = direct::in_register(Batch::load_unaligned(row + col[j]));
+#pragma GCC unroll 3
+        for (std::size_t i = 0; i < 3; ++i) {
+          if (y >= i && (y - i) % SH == 0 && (y - i) / SH < R) {  // output row (y - i) / SH, tap (i, j)
+            acc[i * 3 + j] = xsimd::fma(dv[(y - i) / SH], v, acc[i * 3 + j]);
+          }
+        }
+      }
+    }
+  }
+  std::copy_n(acc.begin(), 9, acc_out);
+}
+
+// The whole plane: blocks of kRows output rows, then the remaining rows one by one. d: dout [out_h][grid_w].
+template <std::size_t SH>
+void dweight3x3(const float* buf, const Pass& p, const float* d, Batch* acc) {
+  const std::size_t col[3] = {p.taps[0], p.taps[1], p.taps[2]}, step = p.row_step();
+  std::size_t oh = 0;
+  for (; oh + kRows <= p.out_h; oh += kRows)
+    dweight3x3_rows<SH, kRows>(buf + oh * step, p.row_len(), col, d + oh * p.grid_w, p.grid_w, p.grid_w, acc);
+  for (; oh < p.out_h; ++oh)
+    dweight3x3_rows<SH, 1>(buf + oh * step, p.row_len(), col, d + oh * p.grid_w, p.grid_w, p.grid_w, acc);
+}
+
 // dw[t] = sum over n of the dout plane (zero-padded to the grid's width) times tap t's input run, one
 // vector accumulator per tap; dbias = the sum of dout. Channel c of every image.
 template <std::size_t T>
@@ -299,6 +343,16 @@ void dweight_channel(const float* dout, const float* x, const Conv2dGeometry& g,
       for (std::size_t oh = 0; oh < g.h_out; ++oh)
         copy_row(dplane + oh * g.w_out, g.w_out, s.grid + oh * p.grid_w);
       d = s.grid;
+    }
+    if constexpr (T == 9) {
+      if (p.rows3) {
+        if (p.stride_h == 1) {
+          dweight3x3<1>(s.buf, p, d, acc);
+        } else {
+          dweight3x3<2>(s.buf, p, d, acc);
+        }
+        continue;
+      }
     }
     for (std::size_t oh = 0; oh < g.h_out; ++oh) {
       const float* in = s.buf + oh * step;
