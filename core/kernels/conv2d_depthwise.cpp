@@ -8,8 +8,13 @@
 // phase, phase q of a row holding the padded columns q, q + sw, q + 2sw, ... Then the inputs of tap (i, j)
 // for the outputs ow = 0, 1, 2, ... of output row oh are consecutive floats: phase (j*dw) % sw of padded
 // row oh*sh + i*dh, from index (j*dw) / sw. Every tap of every stride is a contiguous run with no bounds
-// checks (the padding is in the buffer). Outputs are computed on a grid rounded up to whole register blocks
-// (kRows rows x whole vectors) and the valid part copied out, so no loop has a scalar tail.
+// checks (the padding is in the buffer). The buffer's zeros are written once per thread and chunk of planes;
+// each plane then writes only its values. Outputs are computed in whole vectors along the rows, straight into
+// the output when its width is whole vectors, else on a wider grid whose valid part is copied out; rows in
+// blocks of kRows (independent accumulator chains), the last few one by one.
+// The 3x3 filters with row stride 1 or 2 (MobileNet's) run loops that load each input vector once for all
+// the output rows that read it (correlate3x3_rows, dweight3x3_rows); other filters run the generic tap loop.
+// The plain definition to test against is conv2d_reference.cpp.
 //
 //   forward:  the correlation above, per (n, c) plane, in parallel over the planes;
 //   dx:       the adjoint is a stride-1 correlation of dout with the flipped filter: dout (spread out by the
