@@ -8,6 +8,7 @@
 
 #include "core/autograd/error.hpp"
 #include "core/autograd/observer.hpp"
+#include "core/runtime/threads.hpp"
 
 namespace tg {
 namespace {
@@ -184,6 +185,18 @@ void print_input(std::ostream& out, const std::shared_ptr<Node>& node) {
   if (!node->name.empty()) out << ' ' << node->name;
 }
 
+// A copy of `a` made on the pool: the seed of a backward is often an activation-sized gradient (megabytes),
+// whose copy on one thread would be a serial pass over memory in every step.
+Array parallel_copy(const Array& a) {
+  Array out = Array::from_shape(a.shape());
+  const float* src = a.data();
+  float* dst = out.data();
+  parallel_for(
+      a.size(), [&](std::size_t i0, std::size_t i1) { std::copy(src + i0, src + i1, dst + i0); },
+      kElementGrain);
+  return out;
+}
+
 }  // namespace
 
 void add_tape_observer(TapeObserver* observer) {
@@ -282,7 +295,7 @@ void Tensor::backward(const Array& grad_output) const {
          "' was already backwarded and its tape entries freed; "
          "recompute the forward pass for each backward()");
   }
-  root.grad = grad_output;
+  root.grad = parallel_copy(grad_output);
   root.pending = true;
   NoGradGuard no_grad;  // backward functions never record
   Tape& tape = t_tape;

@@ -5,6 +5,7 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/autograd/tensor.hpp"
@@ -20,6 +21,16 @@ inline Array no_gradient() { return Array::from_shape({0}); }
 // 0-d Array is its gradient.) New code returns no_gradient().
 inline bool is_no_gradient(const Array& grad, const Array& input_value) {
   return grad.size() == 0 || (grad.dimension() == 0 && input_value.dimension() != 0);
+}
+
+// A backward function's result with the gradients moved in: `return {std::move(dx), std::move(dw)};` copies
+// every one (an initializer_list's elements are const), a pass over megabytes for an activation's gradient.
+template <class... Grads>
+std::vector<Array> gradients(Grads&&... grads) {
+  std::vector<Array> out;
+  out.reserve(sizeof...(grads));
+  (out.push_back(std::forward<Grads>(grads)), ...);
+  return out;
 }
 
 // Maps d(output) to one gradient per input, in input order; no_gradient() for an input that needs none.

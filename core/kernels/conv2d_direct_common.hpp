@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
@@ -123,12 +124,24 @@ inline void wide_conv(const float* in, const std::size_t* off, std::size_t k_cou
   }
 }
 
-// Short rows (10-28 floats in these nets) copied and zeroed inline: a memmove/memset call per row costs more
-// than the row.
+// Short rows (8-32 floats in these nets) copied inline: a memmove call per row costs more than the row.
+// Whole vectors, then the tail as one more vector ending at n (overlapping the last one: the same values
+// again); a row shorter than a vector as two overlapping copies of 8 or 4 floats (fixed-size memcpys: one
+// load and one store each).
 inline void copy_row(const float* src, std::size_t n, float* dst) {
-  std::size_t i = 0;
-  for (; i + V <= n; i += V) Batch::load_unaligned(src + i).store_unaligned(dst + i);
-  for (; i < n; ++i) dst[i] = src[i];
+  if (n >= V) {
+    std::size_t i = 0;
+    for (; i + V <= n; i += V) Batch::load_unaligned(src + i).store_unaligned(dst + i);
+    if (i < n) Batch::load_unaligned(src + n - V).store_unaligned(dst + n - V);
+  } else if (n >= 8) {
+    std::memcpy(dst, src, 8 * sizeof(float));
+    std::memcpy(dst + n - 8, src + n - 8, 8 * sizeof(float));
+  } else if (n >= 4) {
+    std::memcpy(dst, src, 4 * sizeof(float));
+    std::memcpy(dst + n - 4, src + n - 4, 4 * sizeof(float));
+  } else {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
 }
 inline void zero_row(float* dst, std::size_t n) {
   std::size_t i = 0;

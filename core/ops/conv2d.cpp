@@ -211,8 +211,8 @@ std::vector<Array> conv2d_backward(const Array& dout, const Tensor& x, const Ten
   } else {
     grouped_backward(backward_kernel(kernel), dout.data(), px, pw, g, pdx, pdw, pdb);
   }
-  if (bias.defined()) return {std::move(dx), std::move(dweight), std::move(dbias)};
-  return {std::move(dx), std::move(dweight)};
+  if (bias.defined()) return gradients(std::move(dx), std::move(dweight), std::move(dbias));
+  return gradients(std::move(dx), std::move(dweight));
 }
 
 }  // namespace tg

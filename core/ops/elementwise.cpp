@@ -65,7 +65,7 @@ std::vector<Array> add_backward(const Array& dout, const Tensor& a, const Tensor
   Array da = no_gradient(), db = no_gradient();
   if (a.requires_grad()) da = sum_to_shape(dout, a.shape());
   if (b.requires_grad()) db = sum_to_shape(dout, b.shape());
-  return {std::move(da), std::move(db)};
+  return gradients(std::move(da), std::move(db));
 }
 
 Tensor operator-(const Tensor& a, const Tensor& b) {
@@ -80,7 +80,7 @@ std::vector<Array> sub_backward(const Array& dout, const Tensor& a, const Tensor
   Array da = no_gradient(), db = no_gradient();
   if (a.requires_grad()) da = sum_to_shape(dout, a.shape());
   if (b.requires_grad()) db = sum_to_shape(map(dout, [](float g) { return -g; }), b.shape());
-  return {std::move(da), std::move(db)};
+  return gradients(std::move(da), std::move(db));
 }
 
 Tensor operator*(const Tensor& a, const Tensor& b) {
@@ -103,7 +103,7 @@ std::vector<Array> mul_backward(const Array& dout, const Tensor& a, const Tensor
         dout.shape() == a.shape() ? zip(dout, a.value(), std::multiplies<>()) : Array(dout * a.value());
     db = sum_to_shape(dfull, b.shape());
   }
-  return {std::move(da), std::move(db)};
+  return gradients(std::move(da), std::move(db));
 }
 
 Tensor operator/(const Tensor& a, const Tensor& b) {
@@ -120,7 +120,7 @@ std::vector<Array> div_backward(const Array& dout, const Tensor& a, const Tensor
   if (b.requires_grad()) {
     db = sum_to_shape(Array(-dout * a.value() / (b.value() * b.value())), b.shape());
   }
-  return {std::move(da), std::move(db)};
+  return gradients(std::move(da), std::move(db));
 }
 
 // ---- with a float on either side: no broadcasting, no extra tensor ----

@@ -33,7 +33,7 @@ std::vector<Array> matmul_backward(const Array& dout, const Tensor& a, const Ten
     db = Array::from_shape({k, m});
     parallel_sgemm(true, false, k, m, n, 1.f, a.value().data(), dout.data(), 0.f, db.data());
   }
-  return {std::move(da), std::move(db)};
+  return gradients(std::move(da), std::move(db));
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
@@ -81,8 +81,8 @@ std::vector<Array> linear_backward(const Array& dy, const Tensor& x, const Tenso
       for (std::size_t o = 0; o < out; ++o) pdb[o] += row[o];
     }
   }
-  if (b.defined()) return {std::move(dx), std::move(dw), std::move(db)};
-  return {std::move(dx), std::move(dw)};
+  if (b.defined()) return gradients(std::move(dx), std::move(dw), std::move(db));
+  return gradients(std::move(dx), std::move(dw));
 }
 
 }  // namespace tg

@@ -81,7 +81,7 @@ std::vector<Array> log_softmax_backward(const Array& dy, const Array& y, std::si
     for (std::size_t c = 0; c < cols; ++c) sum_g += g[c];
     for (std::size_t c = 0; c < cols; ++c) d[c] = g[c] - std::exp(yr[c]) * static_cast<float>(sum_g);
   }
-  return {std::move(dx)};
+  return gradients(std::move(dx));
 }
 
 // ---- softmax ----------------------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ std::vector<Array> softmax_backward(const Array& dy, const Array& y, std::size_t
     for (std::size_t c = 0; c < cols; ++c) dot += g[c] * yr[c];
     for (std::size_t c = 0; c < cols; ++c) d[c] = yr[c] * (g[c] - static_cast<float>(dot));
   }
-  return {std::move(dx)};
+  return gradients(std::move(dx));
 }
 
 // ---- cross_entropy ----------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ std::vector<Array> cross_entropy_backward(const Array& dloss, const Array& log_p
     for (std::size_t j = 0; j < c; ++j) d[j] = std::exp(lp[j]) * scale;
     d[labels[i]] -= scale;
   }
-  return {std::move(dz)};
+  return gradients(std::move(dz));
 }
 
 // ---- mse_loss ---------------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ std::vector<Array> mse_loss_backward(const Array& dloss, const Array& diff, cons
     dtarget = Array::from_shape(diff.shape());
     for (std::size_t k = 0; k < n; ++k) dtarget.data()[k] = diff.data()[k] * -scale;
   }
-  return {std::move(dpred), std::move(dtarget)};
+  return gradients(std::move(dpred), std::move(dtarget));
 }
 
 }  // namespace tg

@@ -85,7 +85,7 @@ std::vector<Array> batch_norm2d_backward(const Array& dout, const Array& x, cons
   Array dweight = Array::from_shape({g.c}), dbias = Array::from_shape({g.c});
   batch_norm2d_backward_kernel(dout.data(), x.data(), g, mean.data(), invstd.data(), weight.data(), training,
                                dx.data(), dweight.data(), dbias.data());
-  return {std::move(dx), std::move(dweight), std::move(dbias)};
+  return gradients(std::move(dx), std::move(dweight), std::move(dbias));
 }
 
 }  // namespace tg

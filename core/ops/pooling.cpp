@@ -61,7 +61,7 @@ std::vector<Array> max_pool2d_backward(const Array& dout, const std::vector<std:
                                        const Pool2dGeometry& g, const Shape& x_shape) {
   Array dx = Array::from_shape(x_shape);
   max_pool2d_argmax_backward(dout.data(), argmax.data(), g, dx.data());
-  return {std::move(dx)};
+  return gradients(std::move(dx));
 }
 
 Pool2dGeometry avg_pool2d_geometry(const Shape& x, const AvgPool2dOptions& o) {
@@ -82,7 +82,7 @@ Tensor avg_pool2d(const Tensor& x, const AvgPool2dOptions& options) {
 std::vector<Array> avg_pool2d_backward(const Array& dout, const Pool2dGeometry& g, const Shape& x_shape) {
   Array dx = Array::from_shape(x_shape);
   avg_pool2d_fast_backward(dout.data(), g, dx.data());
-  return {std::move(dx)};
+  return gradients(std::move(dx));
 }
 
 Tensor global_avg_pool2d(const Tensor& x) {
@@ -100,7 +100,7 @@ Tensor global_avg_pool2d(const Tensor& x) {
 std::vector<Array> global_avg_pool2d_backward(const Array& dout, const Shape& x_shape) {
   Array dx = Array::from_shape(x_shape);
   global_avg_pool2d_fast_backward(dout.data(), x_shape[0] * x_shape[1], x_shape[2] * x_shape[3], dx.data());
-  return {std::move(dx)};
+  return gradients(std::move(dx));
 }
 
 }  // namespace tg
