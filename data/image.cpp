@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <utility>
 
 #include "core/autograd/error.hpp"
 #include "core/io/atomic_file.hpp"
@@ -93,7 +94,7 @@ Array load_rgb(const stbi_uc* bytes, int length, std::size_t h, std::size_t w, c
   std::vector<std::uint8_t> resized(h * w * 3);
   // At its own size an image is taken as it is (stb's resampling filter would blur it).
   if (static_cast<std::size_t>(width) == w && static_cast<std::size_t>(height) == h) {
-    resized = rgb;
+    resized = std::move(rgb);
   } else if (!stbir_resize_uint8(rgb.data(), width, height, 0, resized.data(), static_cast<int>(w),
                                  static_cast<int>(h), 0, 3)) {
     fail(name, ": resizing to ", h, "x", w, " failed");
@@ -154,7 +155,7 @@ Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t
   std::vector<std::uint8_t> resized(h * w);
   // At its own size an image is taken as it is (stb's resampling filter would blur it).
   if (static_cast<std::size_t>(width) == w && static_cast<std::size_t>(height) == h) {
-    resized = gray;
+    resized = std::move(gray);
   } else if (!stbir_resize_uint8(gray.data(), width, height, 0, resized.data(), static_cast<int>(w),
                                  static_cast<int>(h), 0, 1)) {
     fail(name, ": resizing to ", h, "x", w, " failed");

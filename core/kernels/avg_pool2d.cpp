@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <vector>
-#include <xsimd/xsimd.hpp>
 
+#include "core/kernels/conv2d_scratch.hpp"  // sum_row
 #include "core/runtime/threads.hpp"
 
 namespace tg {
@@ -27,23 +27,6 @@ Span window_span(std::size_t o, std::size_t stride, std::size_t pad, std::size_t
   const auto stop = std::min(start + static_cast<std::ptrdiff_t>(k), static_cast<std::ptrdiff_t>(size));
   return {static_cast<std::size_t>(std::max<std::ptrdiff_t>(start, 0)),
           static_cast<std::size_t>(std::max<std::ptrdiff_t>(stop, 0))};
-}
-
-// The sum of n floats: four vector accumulators (independent add chains; a 64-float plane is one step of
-// four vectors on AVX-512), one horizontal add, the tail one by one.
-float plane_sum(const float* in, std::size_t n) {
-  using Batch = xsimd::batch<float>;
-  constexpr std::size_t V = Batch::size;
-  Batch a0(0.f), a1(0.f), a2(0.f), a3(0.f);
-  std::size_t i = 0;
-  for (; i + 4 * V <= n; i += 4 * V) {
-    a0 += Batch::load_unaligned(in + i), a1 += Batch::load_unaligned(in + i + V);
-    a2 += Batch::load_unaligned(in + i + 2 * V), a3 += Batch::load_unaligned(in + i + 3 * V);
-  }
-  for (; i + V <= n; i += V) a0 += Batch::load_unaligned(in + i);
-  float sum = xsimd::hadd((a0 + a1) + (a2 + a3));
-  for (; i < n; ++i) sum += in[i];
-  return sum;
 }
 
 // 2x2 windows, stride 2, no padding (the usual downsampling): each output reads two input rows.
@@ -160,14 +143,9 @@ void avg_pool2d_reference_forward(const float* x, const Pool2dGeometry& g, float
         float sum = 0.f;
         for (std::size_t i = 0; i < g.kh; ++i)
           for (std::size_t j = 0; j < g.kw; ++j) {
-            const auto ih =
-                static_cast<std::ptrdiff_t>(oh * g.stride_h + i) - static_cast<std::ptrdiff_t>(g.pad_h);
-            const auto iw =
-                static_cast<std::ptrdiff_t>(ow * g.stride_w + j) - static_cast<std::ptrdiff_t>(g.pad_w);
-            if (ih < 0 || iw < 0 || ih >= static_cast<std::ptrdiff_t>(g.h) ||
-                iw >= static_cast<std::ptrdiff_t>(g.w))
-              continue;
-            sum += x[(p * g.h + static_cast<std::size_t>(ih)) * g.w + static_cast<std::size_t>(iw)];
+            const std::ptrdiff_t index = g.cell(oh, ow, i, j);
+            if (index < 0) continue;
+            sum += x[p * g.h * g.w + static_cast<std::size_t>(index)];
           }
         out[(p * g.h_out + oh) * g.w_out + ow] = sum / static_cast<float>(g.kh * g.kw);
       }
@@ -181,14 +159,9 @@ void avg_pool2d_reference_backward(const float* dout, const Pool2dGeometry& g, f
         const float v = dout[(p * g.h_out + oh) * g.w_out + ow] / static_cast<float>(g.kh * g.kw);
         for (std::size_t i = 0; i < g.kh; ++i)
           for (std::size_t j = 0; j < g.kw; ++j) {
-            const auto ih =
-                static_cast<std::ptrdiff_t>(oh * g.stride_h + i) - static_cast<std::ptrdiff_t>(g.pad_h);
-            const auto iw =
-                static_cast<std::ptrdiff_t>(ow * g.stride_w + j) - static_cast<std::ptrdiff_t>(g.pad_w);
-            if (ih < 0 || iw < 0 || ih >= static_cast<std::ptrdiff_t>(g.h) ||
-                iw >= static_cast<std::ptrdiff_t>(g.w))
-              continue;
-            dx[(p * g.h + static_cast<std::size_t>(ih)) * g.w + static_cast<std::size_t>(iw)] += v;
+            const std::ptrdiff_t index = g.cell(oh, ow, i, j);
+            if (index < 0) continue;
+            dx[p * g.h * g.w + static_cast<std::size_t>(index)] += v;
           }
       }
 }
@@ -198,7 +171,8 @@ void global_avg_pool2d_fast_forward(const float* x, std::size_t planes, std::siz
       planes,
       [&](std::size_t p0, std::size_t p1) {
         for (std::size_t p = p0; p < p1; ++p)
-          out[p] = plane_sum(x + p * plane_size, plane_size) / static_cast<float>(plane_size);
+          out[p] =
+              static_cast<float>(sum_row(x + p * plane_size, plane_size) / static_cast<double>(plane_size));
       },
       plane_grain(plane_size));
 }

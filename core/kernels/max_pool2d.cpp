@@ -121,14 +121,8 @@ void max_pool2d_reference_forward(const float* x, const Pool2dGeometry& g, float
         std::ptrdiff_t best_index = -1;
         for (std::size_t i = 0; i < g.kh; ++i)
           for (std::size_t j = 0; j < g.kw; ++j) {
-            const auto ih =
-                static_cast<std::ptrdiff_t>(oh * g.stride_h + i) - static_cast<std::ptrdiff_t>(g.pad_h);
-            const auto iw =
-                static_cast<std::ptrdiff_t>(ow * g.stride_w + j) - static_cast<std::ptrdiff_t>(g.pad_w);
-            if (ih < 0 || iw < 0 || ih >= static_cast<std::ptrdiff_t>(g.h) ||
-                iw >= static_cast<std::ptrdiff_t>(g.w))
-              continue;
-            const std::ptrdiff_t index = ih * static_cast<std::ptrdiff_t>(g.w) + iw;
+            const std::ptrdiff_t index = g.cell(oh, ow, i, j);
+            if (index < 0) continue;
             const float v = x[p * g.h * g.w + static_cast<std::size_t>(index)];
             if (best_index < 0 || v > best || std::isnan(v)) {  // so a later NaN replaces an earlier one
               best = v;

@@ -10,6 +10,16 @@ struct Pool2dGeometry {
   std::size_t planes, h, w;  // input [N, C, H, W] seen as N*C planes of H x W
   std::size_t kh, kw, stride_h, stride_w, pad_h, pad_w;
   std::size_t h_out, w_out;  // floor division: windows that do not fit are dropped
+
+  // Cell (i, j) of output (oh, ow)'s window over the padded input: its flat index in an input plane, or -1
+  // when it lies in the padding (the reference kernels' one rule for the window).
+  std::ptrdiff_t cell(std::size_t oh, std::size_t ow, std::size_t i, std::size_t j) const {
+    const auto ih = static_cast<std::ptrdiff_t>(oh * stride_h + i) - static_cast<std::ptrdiff_t>(pad_h);
+    const auto iw = static_cast<std::ptrdiff_t>(ow * stride_w + j) - static_cast<std::ptrdiff_t>(pad_w);
+    if (ih < 0 || iw < 0 || ih >= static_cast<std::ptrdiff_t>(h) || iw >= static_cast<std::ptrdiff_t>(w))
+      return -1;
+    return ih * static_cast<std::ptrdiff_t>(w) + iw;
+  }
 };
 
 // out [planes, Hout, Wout]; argmax[k] = flat index within its input plane of out[k]'s maximum. Padded cells

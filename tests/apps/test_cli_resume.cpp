@@ -88,6 +88,21 @@ std::string epoch_line(const std::string& output, int epoch) {
   return std::regex_search(output, match, pattern) ? match.str() : "";
 }
 
+// Runs `command` and sends it `sig` at its first progress line of epoch 1 (mid-epoch, as the callers size
+// their epochs); requires that the signal was sent.
+Spawned interrupted_run(const std::string& command, int sig) {
+  bool sent = false;
+  Spawned stopped = spawn(command, [&](pid_t pid, const std::string& line) {
+    if (!sent && line.find("epoch 1/2 [") != std::string::npos) {
+      ::kill(pid, sig);
+      sent = true;
+    }
+  });
+  INFO(stopped.output);
+  REQUIRE(sent);
+  return stopped;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -104,16 +119,8 @@ TEST_CASE(
     INFO(full.output);
     REQUIRE(full.code == 0);
 
-    bool sent = false;
-    const Spawned stopped =
-        spawn(common + " --out " + dir.file("part"), [&](pid_t pid, const std::string& line) {
-          if (!sent && line.find("epoch 1/2 [") != std::string::npos) {
-            ::kill(pid, sig);
-            sent = true;
-          }
-        });
+    const Spawned stopped = interrupted_run(common + " --out " + dir.file("part"), sig);
     INFO(stopped.output);
-    REQUIRE(sent);
     CHECK(stopped.code == 130);
     CHECK(stopped.output.find("finishing this step and writing a checkpoint") != std::string::npos);
     std::smatch where;
@@ -206,16 +213,8 @@ TEST_CASE("an adamw run stopped by Ctrl-C mid-epoch resumes Adam's moments and s
   INFO(full.output);
   REQUIRE(full.code == 0);
 
-  bool sent = false;
-  const Spawned stopped =
-      spawn(common + " --out " + dir.file("part"), [&](pid_t pid, const std::string& line) {
-        if (!sent && line.find("epoch 1/2 [") != std::string::npos) {
-          ::kill(pid, SIGINT);
-          sent = true;
-        }
-      });
+  const Spawned stopped = interrupted_run(common + " --out " + dir.file("part"), SIGINT);
   INFO(stopped.output);
-  REQUIRE(sent);
   REQUIRE(stopped.code == 130);
   CHECK(std::regex_search(stopped.output, std::regex("interrupted at epoch [12]/2, step [0-9]+/500")));
 
