@@ -130,8 +130,8 @@ bool write_filters_png(Sequential& model, const std::string& path) {
   return true;
 }
 
-// Up to 100 misclassified test images in a 10-wide grid (row-major, in test order); colour images in gray
-// (the mean of their channels: write_png writes grayscale).
+// Up to 100 misclassified test images in a 10-wide grid (row-major, in test order), in their own channels
+// (grayscale or RGB).
 void write_mistakes_png(const ImageDataset& test, const std::vector<std::pair<std::size_t, int>>& mistakes,
                         const std::string& path) {
   const std::size_t shown = std::min<std::size_t>(mistakes.size(), 100), per_row = 10;
@@ -139,19 +139,16 @@ void write_mistakes_png(const ImageDataset& test, const std::vector<std::pair<st
   const std::size_t r = test.rows(), c = test.cols(), channels = test.channels(), gap = 2;
   const std::size_t rows = (shown + per_row - 1) / per_row;
   const std::size_t width = per_row * (c + gap) + gap, height = rows * (r + gap) + gap;
-  std::vector<std::uint8_t> img(width * height, 96);
+  std::vector<std::uint8_t> img(width * height * channels, 96);  // interleaved, as write_png takes it
   for (std::size_t m = 0; m < shown; ++m) {
-    const std::uint8_t* px = test.pixels(mistakes[m].first);
+    const std::uint8_t* px = test.pixels(mistakes[m].first);  // planar [channels, r, c]
     const std::size_t x0 = gap + (m % per_row) * (c + gap), y0 = gap + (m / per_row) * (r + gap);
-    for (std::size_t y = 0; y < r; ++y) {
-      for (std::size_t x = 0; x < c; ++x) {
-        unsigned sum = 0;
-        for (std::size_t ch = 0; ch < channels; ++ch) sum += px[(ch * r + y) * c + x];
-        img[(y0 + y) * width + x0 + x] = static_cast<std::uint8_t>(sum / channels);
-      }
-    }
+    for (std::size_t ch = 0; ch < channels; ++ch)
+      for (std::size_t y = 0; y < r; ++y)
+        for (std::size_t x = 0; x < c; ++x)
+          img[((y0 + y) * width + x0 + x) * channels + ch] = px[(ch * r + y) * c + x];
   }
-  write_png(path, img, width, height);
+  write_png(path, img, width, height, channels);
 }
 
 void write_metrics_csv(const std::vector<EpochRecord>& rows, const std::string& path) {

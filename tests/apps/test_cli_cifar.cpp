@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,13 @@ TEST_CASE("tapegrad train then eval on CIFAR-10 binary batches with a 3-channel 
   CHECK(trained.output.find("on cifar10 (" + data.path.string() + "): 50 training / 20 test images") !=
         std::string::npos);
   CHECK(std::filesystem::exists(dir.file("run/mistakes.png")));
+  {  // in colour: the PNG header's colour type (byte 25) is 2, RGB
+    std::ifstream png(dir.file("run/mistakes.png"), std::ios::binary);
+    std::vector<char> header(26);
+    png.read(header.data(), 26);
+    CHECK(png.gcount() == 26);
+    CHECK(header[25] == 2);
+  }
   CHECK(std::filesystem::exists(dir.file("run/filters.png")));
 
   const tg::cli::Checkpoint ckpt = tg::cli::open_checkpoint(dir.file("run/model.safetensors"));
