@@ -49,4 +49,5 @@
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
 #include "data/image.hpp"
+#include "data/image_folder.hpp"
 #include "data/mnist.hpp"

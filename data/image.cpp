@@ -71,46 +71,73 @@ void check_png_data(const std::vector<std::uint8_t>& bytes, int width, int heigh
   if (rc != Z_STREAM_END) fail(name, ": corrupt PNG: its image data is not a complete zlib stream");
 }
 
-// The RGB path of load_image_from_memory, after the checks: decoded as RGBA, composited over white, resized,
-// returned planar [1, 3, h, w] and normalized per channel.
-Array load_rgb(const stbi_uc* bytes, int length, std::size_t h, std::size_t w, const ImageOptions& options,
-               const std::string& name) {
-  if (options.normalize && (options.channel_mean.size() != 3 || options.channel_std.size() != 3)) {
-    fail("load_image: 3 channels need 3 means and 3 stds; received ", options.channel_mean.size(), " and ",
-         options.channel_std.size());
-  }
-  int width = 0, height = 0, channels = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(
-      stbi_load_from_memory(bytes, length, &width, &height, &channels, 4), stbi_image_free);
-  if (!data) fail(name, ": cannot decode image (", stbi_failure_reason(), ")");
-  const std::size_t n = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
-  std::vector<std::uint8_t> rgb(3 * n);  // interleaved
-  for (std::size_t i = 0; i < n; ++i) {
-    const float alpha = data.get()[4 * i + 3] / 255.f;
-    for (std::size_t c = 0; c < 3; ++c)
-      rgb[3 * i + c] =
-          static_cast<std::uint8_t>(data.get()[4 * i + c] * alpha + 255.f * (1.f - alpha) + 0.5f);
-  }
-  std::vector<std::uint8_t> resized(h * w * 3);
-  // At its own size an image is taken as it is (stb's resampling filter would blur it).
-  if (static_cast<std::size_t>(width) == w && static_cast<std::size_t>(height) == h) {
-    resized = std::move(rgb);
-  } else if (!stbir_resize_uint8(rgb.data(), width, height, 0, resized.data(), static_cast<int>(w),
-                                 static_cast<int>(h), 0, 3)) {
-    fail(name, ": resizing to ", h, "x", w, " failed");
-  }
-  Array out = Array::from_shape({1, 3, h, w});
-  for (std::size_t c = 0; c < 3; ++c) {
-    for (std::size_t i = 0; i < h * w; ++i) {
-      const float v = resized[3 * i + c] / 255.f;
-      out.data()[c * h * w + i] =
-          options.normalize ? (v - options.channel_mean[c]) / options.channel_std[c] : v;
-    }
-  }
-  return out;
+// Alpha over white paper: transparent backgrounds look like the page.
+std::uint8_t over_white(float v, float alpha) {
+  return static_cast<std::uint8_t>(v * alpha + 255.f * (1.f - alpha) + 0.5f);
 }
 
 }  // namespace
+
+ImageHeader read_image_header(const std::vector<std::uint8_t>& bytes, const std::string& name) {
+  if (bytes.empty()) fail(name, ": empty file, expected an image");
+  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    fail(name, ": file too large");
+  int width = 0, height = 0, channels = 0;
+  if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels)) {
+    fail(name, ": not a readable image (", stbi_failure_reason(), "); expected PNG, JPEG or BMP");
+  }
+  if (width <= 0 || height <= 0) fail(name, ": image has no pixels (", width, "x", height, ")");
+  if (width > kMaxSide || height > kMaxSide) {
+    fail(name, ": image is ", width, "x", height, ", larger than ", kMaxSide, " pixels a side");
+  }
+  if (static_cast<long long>(width) * height > kMaxPixels) {
+    fail(name, ": image is ", width, "x", height, ", more than ", kMaxPixels, " pixels");
+  }
+  return {static_cast<std::size_t>(height), static_cast<std::size_t>(width),
+          static_cast<std::size_t>(channels)};
+}
+
+std::vector<std::uint8_t> decode_image(const std::vector<std::uint8_t>& bytes, std::size_t h, std::size_t w,
+                                       std::size_t channels, const std::string& name) {
+  if (h == 0 || w == 0 || h > kMaxSide || w > kMaxSide)
+    fail("decode_image: target size ", h, "x", w, " is invalid");
+  if (channels != 1 && channels != 3)
+    fail("decode_image: ", channels, " channels requested; expected 1 or 3");
+  const ImageHeader header = read_image_header(bytes, name);
+  check_png_data(bytes, static_cast<int>(header.cols), static_cast<int>(header.rows), name);
+  // Decoded with an alpha channel (gray + alpha, or RGBA), composited over white, interleaved.
+  const int decoded_channels = static_cast<int>(channels) + 1;
+  int width = 0, height = 0, file_channels = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(
+      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &file_channels,
+                            decoded_channels),
+      stbi_image_free);
+  if (!data) fail(name, ": cannot decode image (", stbi_failure_reason(), ")");
+  const std::size_t n = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+  std::vector<std::uint8_t> flat(n * channels);
+  for (std::size_t i = 0; i < n; ++i) {
+    const stbi_uc* px = data.get() + i * (channels + 1);
+    const float alpha = px[channels] / 255.f;
+    for (std::size_t c = 0; c < channels; ++c) flat[i * channels + c] = over_white(px[c], alpha);
+  }
+  data.reset();
+  std::vector<std::uint8_t> resized;
+  // At its own size an image is taken as it is (stb's resampling filter would blur it).
+  if (static_cast<std::size_t>(width) == w && static_cast<std::size_t>(height) == h) {
+    resized = std::move(flat);
+  } else {
+    resized.resize(h * w * channels);
+    if (!stbir_resize_uint8(flat.data(), width, height, 0, resized.data(), static_cast<int>(w),
+                            static_cast<int>(h), 0, static_cast<int>(channels))) {
+      fail(name, ": resizing to ", h, "x", w, " failed");
+    }
+  }
+  if (channels == 1) return resized;
+  std::vector<std::uint8_t> planar(resized.size());
+  for (std::size_t c = 0; c < 3; ++c)
+    for (std::size_t i = 0; i < h * w; ++i) planar[c * h * w + i] = resized[3 * i + c];
+  return planar;
+}
 
 Array load_image(const std::string& path, std::size_t h, std::size_t w, const ImageOptions& options) {
   std::error_code ec;
@@ -123,42 +150,25 @@ Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t
                              const ImageOptions& options, const std::string& name) {
   if (h == 0 || w == 0 || h > kMaxSide || w > kMaxSide)
     fail("load_image: target size ", h, "x", w, " is invalid");
-  if (bytes.empty()) fail(name, ": empty file, expected an image");
-  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-    fail(name, ": file too large");
-  const auto* data_in = bytes.data();
-  const int length = static_cast<int>(bytes.size());
-  int width = 0, height = 0, channels = 0;
-  if (!stbi_info_from_memory(data_in, length, &width, &height, &channels)) {
-    fail(name, ": not a readable image (", stbi_failure_reason(), "); expected PNG, JPEG or BMP");
+  if (options.channels != 1 && options.channels != 3)
+    fail("load_image: ", options.channels, " channels requested; expected 1 or 3");
+  if (options.channels == 3 && options.normalize &&
+      (options.channel_mean.size() != 3 || options.channel_std.size() != 3)) {
+    fail("load_image: 3 channels need 3 means and 3 stds; received ", options.channel_mean.size(), " and ",
+         options.channel_std.size());
   }
-  if (width <= 0 || height <= 0) fail(name, ": image has no pixels (", width, "x", height, ")");
-  if (width > kMaxSide || height > kMaxSide) {
-    fail(name, ": image is ", width, "x", height, ", larger than ", kMaxSide, " pixels a side");
-  }
-  if (static_cast<long long>(width) * height > kMaxPixels) {
-    fail(name, ": image is ", width, "x", height, ", more than ", kMaxPixels, " pixels");
-  }
-  check_png_data(bytes, width, height, name);
-  if (options.channels == 3) return load_rgb(data_in, length, h, w, options, name);
-  if (options.channels != 1) fail("load_image: ", options.channels, " channels requested; expected 1 or 3");
-  // gray + alpha: composite over white paper so transparent backgrounds look like the page
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(
-      stbi_load_from_memory(data_in, length, &width, &height, &channels, 2), stbi_image_free);
-  if (!data) fail(name, ": cannot decode image (", stbi_failure_reason(), ")");
-  const std::size_t n = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
-  std::vector<std::uint8_t> gray(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const float v = data.get()[2 * i], alpha = data.get()[2 * i + 1] / 255.f;
-    gray[i] = static_cast<std::uint8_t>(v * alpha + 255.f * (1.f - alpha) + 0.5f);
-  }
-  std::vector<std::uint8_t> resized(h * w);
-  // At its own size an image is taken as it is (stb's resampling filter would blur it).
-  if (static_cast<std::size_t>(width) == w && static_cast<std::size_t>(height) == h) {
-    resized = std::move(gray);
-  } else if (!stbir_resize_uint8(gray.data(), width, height, 0, resized.data(), static_cast<int>(w),
-                                 static_cast<int>(h), 0, 1)) {
-    fail(name, ": resizing to ", h, "x", w, " failed");
+  const std::vector<std::uint8_t> pixels = decode_image(bytes, h, w, options.channels, name);
+  const std::size_t plane = h * w;
+  Array out = Array::from_shape({1, options.channels, h, w});
+  if (options.channels == 3) {  // a colour model takes images as they are
+    for (std::size_t c = 0; c < 3; ++c) {
+      for (std::size_t i = 0; i < plane; ++i) {
+        const float v = pixels[c * plane + i] / 255.f;
+        out.data()[c * plane + i] =
+            options.normalize ? (v - options.channel_mean[c]) / options.channel_std[c] : v;
+      }
+    }
+    return out;
   }
   bool invert = options.invert == Invert::Always;
   if (options.invert == Invert::Auto) {  // mean of the outermost rows and columns
@@ -167,16 +177,15 @@ Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t
     for (std::size_t y = 0; y < h; ++y) {
       for (std::size_t x = 0; x < w; ++x) {
         if (y == 0 || x == 0 || y + 1 == h || x + 1 == w) {
-          border += resized[y * w + x];
+          border += pixels[y * w + x];
           ++count;
         }
       }
     }
     invert = border / static_cast<double>(count) > 127.5;
   }
-  Array out = Array::from_shape({1, 1, h, w});
-  for (std::size_t i = 0; i < h * w; ++i) {
-    float v = resized[i] / 255.f;
+  for (std::size_t i = 0; i < plane; ++i) {
+    float v = pixels[i] / 255.f;
     if (invert) v = 1.f - v;
     out.data()[i] = options.normalize ? (v - options.mean) / options.std : v;
   }

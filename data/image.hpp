@@ -34,6 +34,20 @@ Array load_image(const std::string& path, std::size_t h, std::size_t w, const Im
 Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t h, std::size_t w,
                              const ImageOptions& options = {}, const std::string& name = "image");
 
+// An image file's size and channel count (1 gray, 2 gray + alpha, 3 RGB, 4 RGBA) from its header, without
+// decoding it. tg::Error naming the file when the bytes are empty, not a PNG/JPEG/BMP, or too large (over
+// 16384 pixels a side or 16 megapixels).
+struct ImageHeader {
+  std::size_t rows = 0, cols = 0, channels = 0;
+};
+ImageHeader read_image_header(const std::vector<std::uint8_t>& bytes, const std::string& name);
+
+// Decodes an image file's bytes into `channels` (1: gray, 3: RGB; transparent pixels over white) at h x w,
+// planar uint8 [channels, h, w]: the pixels of load_image before normalization. An image already at h x w is
+// not resampled. tg::Error naming the file as read_image_header, or when the data is corrupt or truncated.
+std::vector<std::uint8_t> decode_image(const std::vector<std::uint8_t>& bytes, std::size_t h, std::size_t w,
+                                       std::size_t channels, const std::string& name);
+
 // Writes an 8-bit PNG atomically: grayscale (channels 1, row-major pixels[height * width]) or RGB (channels
 // 3, interleaved pixels[height * width * 3]).
 void write_png(const std::string& path, const std::vector<std::uint8_t>& pixels, std::size_t width,

@@ -3,10 +3,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
+#include <tuple>
 
 #include "commands.hpp"
 #include "models.hpp"
@@ -21,7 +26,8 @@ const std::vector<std::string> kMnistClasses{"0", "1", "2", "3", "4", "5", "6", 
 const std::vector<std::string> kFashionClasses{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                                "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
 
-// --dataset auto: what `dir` holds, CIFAR-10's batches or MNIST-format IDX files (raw or .gz).
+// --dataset auto: what `dir` holds, CIFAR-10's batches, MNIST-format IDX files (raw or .gz) or folders of
+// images by class.
 std::string detect_dataset(const std::string& dir) {
   const std::filesystem::path base(dir);
   auto has = [&](const std::string& name) { return std::filesystem::exists(base / name); };
@@ -33,18 +39,65 @@ std::string detect_dataset(const std::string& dir) {
       return dir.find("fashion") != std::string::npos ? "fashion" : "mnist";
     idx_names += (idx_names.empty() ? "" : ", ") + std::string(stem);
   }
-  fail(
-      "cannot find a data set in ", dir, ": looked for MNIST-format files (", idx_names,
-      ", raw or .gz) and CIFAR-10's binary batches (data_batch_1.bin ... data_batch_5.bin, test_batch.bin). ",
-      mnist_help(dir), ". ", cifar10_help(dir));
+  if (image_folder_layout(dir) != FolderLayout::None) return "folder";
+  fail("cannot find a data set in ", dir, ": looked for MNIST-format files (", idx_names,
+       ", raw or .gz), CIFAR-10's binary batches (data_batch_1.bin ... data_batch_5.bin, test_batch.bin) and "
+       "folders of images by class (",
+       dir, "/train/<class>/ and ", dir, "/test/<class>/, or ", dir, "/<class>/). ", mnist_help(dir), ". ",
+       cifar10_help(dir), ". For your own images, ", image_folder_help(dir));
 }
 
+// A folder's split, with a progress line on a terminal while decoding thousands of images, then what was
+// found and how fast it decoded.
+std::unique_ptr<ImageDataset> open_image_folder(const DataRequest& r, Split split) {
+  const bool terminal = ::isatty(::fileno(stdout));
+  const auto start = std::chrono::steady_clock::now();
+  ImageFolderOptions options{.rows = r.rows,
+                             .cols = r.cols,
+                             .channels = r.channels,
+                             .val_split = r.val_split,
+                             .seed = r.seed,
+                             .skip_bad_images = r.skip_bad_images,
+                             .classes = r.classes,
+                             .mean = r.mean,
+                             .std = r.std};
+  const char* which = split == Split::Train ? "training" : "test";
+  bool shown = false;
+  if (terminal) {
+    options.progress = [&](std::size_t done, std::size_t total) {
+      if (total < 2000) return;
+      say("\rdecoding the %s images: %zu/%zu", which, done, total);
+      std::fflush(stdout);
+      shown = true;
+    };
+  }
+  auto data = std::make_unique<ImageFolder>(r.dir, split, std::move(options));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  say("%s%s images (%s): %s; read in %.1f s (%.0f images/s)\n", shown ? "\r" : "", which, r.dir.c_str(),
+      data->summary().c_str(), seconds, static_cast<double>(data->size()) / std::max(seconds, 1e-9));
+  return data;
+}
 // The flags given on the command line, e.g. {"--lr", "--epochs"}.
 std::set<std::string> given_flags(const CLI::App& app) {
   std::set<std::string> given;
   for (const CLI::Option* option : app.get_options())
     if (option->count() > 0 && !option->get_lnames().empty()) given.insert("--" + option->get_lnames()[0]);
   return given;
+}
+
+// --image-size: "HxW" or "N" (square), each side 1 to 4096.
+std::pair<std::size_t, std::size_t> parse_image_size(const std::string& text) {
+  const std::size_t x = text.find('x');
+  auto side = [&](const std::string& part) {
+    std::size_t value = 0;
+    const auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), value);
+    if (ec != std::errc() || ptr != part.data() + part.size() || value < 1 || value > 4096)
+      throw UsageError("--image-size " + text +
+                       ": expected HxW or N, e.g. 32x32 or 64 (each side 1 to 4096)");
+    return value;
+  };
+  if (x == std::string::npos) return {side(text), side(text)};
+  return {side(text.substr(0, x)), side(text.substr(x + 1))};
 }
 
 }  // namespace
@@ -65,21 +118,22 @@ DataSpec data_spec(const std::string& dataset, const std::string& data_dir) {
   std::string kind = dataset;
   if (kind == "auto") kind = detect_dataset(data_dir);
   if (kind == "cifar10") return {"cifar10", cifar10_class_names(data_dir), {}};
+  if (kind == "folder") return {"folder", {}, {}};
   if (kind == "fashion") return {"fashion", kFashionClasses, MNISTOptions::fashion()};
   return {"mnist", kMnistClasses, MNISTOptions::mnist()};
 }
 
-std::unique_ptr<ImageDataset> open_dataset(const std::string& dataset, const std::string& dir, Split split,
-                                           const std::vector<float>& mean, const std::vector<float>& std) {
-  if (dataset == "cifar10") {
-    if (mean.empty() && std.empty()) return std::make_unique<CIFAR10>(dir, split);
-    return std::make_unique<CIFAR10>(dir, split, mean, std);
+std::unique_ptr<ImageDataset> open_dataset(const DataRequest& r, Split split) {
+  if (r.dataset == "folder") return open_image_folder(r, split);
+  if (r.dataset == "cifar10") {
+    if (r.mean.empty() && r.std.empty()) return std::make_unique<CIFAR10>(r.dir, split);
+    return std::make_unique<CIFAR10>(r.dir, split, r.mean, r.std);
   }
-  if (mean.size() != 1 || std.size() != 1) {
-    fail(dataset, " images have one channel, but the normalization has ", mean.size(), " mean(s) and ",
-         std.size(), " std(s)");
+  if (r.mean.size() != 1 || r.std.size() != 1) {
+    fail(r.dataset, " images have one channel, but the normalization has ", r.mean.size(), " mean(s) and ",
+         r.std.size(), " std(s)");
   }
-  return std::make_unique<MNIST>(dir, split, MNISTOptions{mean[0], std[0]});
+  return std::make_unique<MNIST>(r.dir, split, MNISTOptions{r.mean[0], r.std[0]});
 }
 
 int main(int argc, char** argv) {
@@ -100,18 +154,37 @@ int main(int argc, char** argv) {
 
   // ---- train
   TrainOptions t;
-  CLI::App* train_cmd =
-      app.add_subcommand("train", "train a model on MNIST-format or CIFAR-10 data; writes a checkpoint");
+  CLI::App* train_cmd = app.add_subcommand(
+      "train", "train a model on MNIST-format, CIFAR-10 or image-folder data; writes a checkpoint");
   train_cmd->add_option("--model", t.model,
                         "a built-in model (" + models + ") or a model file (default lenet)");
   train_cmd->add_option("--data", t.data_dir,
-                        "folder with the IDX files, raw or .gz, or CIFAR-10's binary batches (default "
+                        "folder with the IDX files, raw or .gz, CIFAR-10's binary batches, or images by "
+                        "class (DIR/train/<class>/ "
+                        "and DIR/test/<class>/, or DIR/<class>/ with --val-split) (default "
                         ".cache/mnist, /usr/share/datasets/fashion-mnist for --dataset fashion, "
                         ".cache/cifar-10-batches-bin for --dataset cifar10)");
   train_cmd
       ->add_option("--dataset", t.dataset,
-                   "mnist, fashion, cifar10, or auto (from the folder's files; fashion if its path says so)")
-      ->check(CLI::IsMember({"auto", "mnist", "fashion", "cifar10"}));
+                   "mnist, fashion, cifar10, folder (images by class), or auto (from the folder's files; "
+                   "fashion if its path says so)")
+      ->check(CLI::IsMember({"auto", "mnist", "fashion", "cifar10", "folder"}));
+  std::string image_size;
+  train_cmd->add_option(
+      "--image-size", image_size,
+      "image folders: resize every image to HxW, e.g. 32x32 or 64 (default: the images' own "
+      "size, when they all have the same)");
+  train_cmd
+      ->add_option("--channels", t.image_channels,
+                   "image folders: 1 (gray) or 3 (RGB) (default: 3 when any image has colour)")
+      ->check(CLI::IsMember({1, 3}));
+  train_cmd
+      ->add_option("--val-split", t.val_split,
+                   "image folders without train/ and test/: hold out this fraction of each class for testing "
+                   "(chosen by --seed)")
+      ->check(CLI::Range(0.001, 0.999));
+  train_cmd->add_flag("--skip-bad-images", t.skip_bad_images,
+                      "image folders: skip (and count) images that cannot be read instead of stopping");
   train_cmd->add_option("--epochs", t.epochs, "passes over the training set")->check(CLI::Range(1, 1000));
   train_cmd
       ->add_option(
@@ -214,6 +287,7 @@ int main(int argc, char** argv) {
   try {
     if (chosen == train_cmd) {
       t.given = given_flags(*train_cmd);
+      if (!image_size.empty()) std::tie(t.image_rows, t.image_cols) = parse_image_size(image_size);
       if (betas.size() == 2) {
         t.beta1 = betas[0];
         t.beta2 = betas[1];

@@ -33,6 +33,11 @@ struct TrainOptions {
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // adam and adamw
   std::uint64_t seed = 1;
   bool profile = false, detect_anomaly = false;
+  // Image folders: --image-size HxW (0: the images' own), --channels 1|3 (0: 3 when any image has colour),
+  // --val-split F (a folder without train/ and test/), --skip-bad-images.
+  std::size_t image_rows = 0, image_cols = 0, image_channels = 0;
+  double val_split = 0;
+  bool skip_bad_images = false;
   std::set<std::string> given;  // the flags on the command line ("--lr", ...), for --resume's checks
 };
 int train(TrainOptions options);
@@ -57,20 +62,33 @@ struct SummaryOptions {
 };
 int summary(const SummaryOptions& options);
 
-// The data sets the CLI reads: MNIST-format IDX files (MNIST, Fashion-MNIST) and CIFAR-10's binary batches.
+// The data sets the CLI reads: MNIST-format IDX files (MNIST, Fashion-MNIST), CIFAR-10's binary batches and
+// folders of images by class.
 struct DataSpec {
-  std::string dataset;  // "mnist" | "fashion" | "cifar10"
-  std::vector<std::string> class_names;
-  MNISTOptions normalization;  // IDX only: CIFAR-10's comes from its training set
+  std::string dataset;                   // "mnist" | "fashion" | "cifar10" | "folder"
+  std::vector<std::string> class_names;  // empty for a folder: its training split's folders
+  MNISTOptions normalization;            // IDX only: CIFAR-10's and a folder's come from the training set
 };
 // "auto": the kind of what data_dir holds: "cifar10" for data_batch_1.bin or test_batch.bin, else for IDX
-// files "fashion" when the folder's path says so, else "mnist"; tg::Error naming both sets' files if neither.
+// files "fashion" when the folder's path says so, else "mnist", else "folder" for class folders
+// (DIR/train/<class> or DIR/<class>); tg::Error naming what was looked for if none.
 DataSpec data_spec(const std::string& dataset, const std::string& data_dir);
 
-// A split of the data set of kind `dataset` in `dir`, normalized with `mean` and `std` (one per channel).
-// CIFAR-10 with empty ones: the statistics of its own pixels (for the training set of a new run).
-std::unique_ptr<ImageDataset> open_dataset(const std::string& dataset, const std::string& dir, Split split,
-                                           const std::vector<float>& mean, const std::vector<float>& std);
+// How to open a split of a data set.
+struct DataRequest {
+  std::string dataset, dir;      // a DataSpec's kind; its folder
+  std::vector<float> mean, std;  // one per channel; empty (CIFAR-10, folders): the split's own statistics
+  // Image folders (ImageFolderOptions): the size and channels to convert to (0: found from the images), the
+  // held-out fraction of a folder without train/ and test/ and its seed, skipping bad images, and the classes
+  // a test split is labelled by (the training set's).
+  std::size_t rows = 0, cols = 0, channels = 0;
+  double val_split = 0;
+  std::uint64_t seed = 1;
+  bool skip_bad_images = false;
+  std::vector<std::string> classes;
+};
+// Opens a split; for a folder, prints what it found (and a progress line while decoding a large one).
+std::unique_ptr<ImageDataset> open_dataset(const DataRequest& request, Split split);
 
 // Prints on rank 0 only (the other ranks of an MPI job stay quiet).
 [[gnu::format(printf, 1, 2)]] void say(const char* format, ...);

@@ -15,8 +15,29 @@ int evaluate(const EvalOptions& o) {
   Checkpoint ckpt = open_checkpoint(o.checkpoint);
   const RunInfo& info = ckpt.info;
   const std::string data_dir = o.data_dir.empty() ? info.data_dir : o.data_dir;
+  // Another folder may hold another kind of data (a digit model evaluated on a folder of digit images); IDX
+  // files keep the checkpoint's kind (MNIST and Fashion-MNIST differ only in names and normalization, which
+  // come from the checkpoint).
+  std::string kind = info.dataset;
+  if (!o.data_dir.empty()) {
+    const std::string found = data_spec("auto", data_dir).dataset;
+    if (found == "folder" || found == "cifar10" || kind == "folder" || kind == "cifar10") kind = found;
+  }
+  // A folder is read at the model's size and channels and labelled by its classes (a class it does not know
+  // is an error); its held-out split is the training run's when it is the same folder.
   const std::unique_ptr<ImageDataset> test_set =
-      open_dataset(info.dataset, data_dir, Split::Test, info.mean, info.std);
+      open_dataset({.dataset = kind,
+                    .dir = data_dir,
+                    .mean = info.mean,
+                    .std = info.std,
+                    .rows = info.input[1],
+                    .cols = info.input[2],
+                    .channels = info.input[0],
+                    .val_split = data_dir == info.data_dir ? info.val_split : 0.0,
+                    .seed = info.seed,
+                    .skip_bad_images = info.skip_bad_images,
+                    .classes = info.class_names},
+                   Split::Test);
   const ImageDataset& test = *test_set;
   if (Shape{test.channels(), test.rows(), test.cols()} != info.input) {
     fail(data_dir, " has ", test.channels(), "x", test.rows(), "x", test.cols(), " images; ", o.checkpoint,

@@ -22,9 +22,12 @@ int predict(const PredictOptions& o) {
   Sequential& model = ckpt.model;
   model.eval();
   NoGradGuard no_grad;
-  const ImageOptions options{.invert = o.invert == "auto"     ? Invert::Auto
-                                       : o.invert == "always" ? Invert::Always
-                                                              : Invert::Never,
+  // --invert auto turns drawings (dark ink on paper) into MNIST-style digits; a model trained on a folder of
+  // images takes images as they were in the folder.
+  const bool as_is = o.invert == "never" || (o.invert == "auto" && info.dataset == "folder");
+  const ImageOptions options{.invert = as_is                ? Invert::Never
+                                       : o.invert == "auto" ? Invert::Auto
+                                                            : Invert::Always,
                              .mean = info.mean[0],
                              .std = info.std[0],
                              .channels = channels,

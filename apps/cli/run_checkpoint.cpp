@@ -122,6 +122,8 @@ std::map<std::string, std::string> to_metadata(const RunInfo& info) {
       {"normalization", {{"mean", info.mean}, {"std", info.std}}},
       {"dataset", info.dataset},
       {"data_dir", info.data_dir},
+      {"val_split", info.val_split},
+      {"skip_bad_images", info.skip_bad_images},
       {"optimizer", optimizer_json(info)},
       {"schedule", {{"kind", info.schedule}, {"warmup_epochs", info.warmup_epochs}}},
       {"batch_size", info.batch_size},
@@ -177,6 +179,9 @@ RunInfo from_metadata(const std::map<std::string, std::string>& metadata, const 
     info.std = numbers_at<float>(run.at("normalization"), "std");
     info.dataset = run.at("dataset").get<std::string>();
     info.data_dir = run.at("data_dir").get<std::string>();
+    // Absent from checkpoints written before image folders: MNIST's and CIFAR-10's have no held-out split.
+    if (run.contains("val_split")) info.val_split = number_at<double>(run, "val_split");
+    if (run.contains("skip_bad_images")) info.skip_bad_images = run.at("skip_bad_images").get<bool>();
     const json& opt = run.at("optimizer");
     info.optimizer = opt.at("kind").get<std::string>();
     info.lr = number_at<float>(opt, "lr");
@@ -213,7 +218,8 @@ RunInfo from_metadata(const std::map<std::string, std::string>& metadata, const 
   const bool shape_ok =
       info.input.size() == 3 && info.input[0] >= 1 && info.input[1] >= 1 && info.input[2] >= 1;
   if (!shape_ok || info.class_names.empty() || info.mean.size() != info.input[0] ||
-      info.std.size() != info.input[0] || info.batch_size == 0 || info.epoch < 0 || info.epochs < 1) {
+      info.std.size() != info.input[0] || info.batch_size == 0 || info.val_split < 0 || info.val_split >= 1 ||
+      info.epoch < 0 || info.epochs < 1) {
     fail(path, ": its training metadata is inconsistent (input ", info.input_text(), ", ",
          info.class_names.size(), " classes, ", info.mean.size(), " channel means, batch size ",
          info.batch_size, ", epoch ", info.epoch, " of ", info.epochs, ")");

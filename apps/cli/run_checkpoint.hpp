@@ -32,7 +32,11 @@ struct RunInfo {
   Shape input;                                       // per example: [C, H, W]
   std::vector<std::string> class_names;              // index = label
   std::vector<float> mean, std;                      // per channel: x = (pixel / 255 - mean) / std
-  std::string dataset, data_dir;                     // "mnist" | "fashion"; the folder it trained on
+  std::string dataset, data_dir;                     // "mnist" | "fashion" | "cifar10" | "folder"; its folder
+  // Image folders: the fraction of each class held out for testing (a folder without train/ and test/; the
+  // seed chooses), and whether unreadable images were skipped.
+  double val_split = 0;
+  bool skip_bad_images = false;
   // The optimizer and the learning-rate schedule.
   std::string optimizer = "sgd";                    // sgd | adam | adamw
   float lr = 0, momentum = 0, weight_decay = 0;     // momentum: sgd's

@@ -235,6 +235,29 @@ std::string optimizer_options_text(const RunInfo& info) {
   return text;
 }
 
+// --image-size, --channels, --val-split and --skip-bad-images are for image folders; a folder without train/
+// and test/ needs --val-split.
+void check_folder_flags(const TrainOptions& o, const std::string& dataset) {
+  if (dataset != "folder") {
+    for (const char* flag : {"--image-size", "--channels", "--val-split", "--skip-bad-images"}) {
+      if (o.given.count(flag))
+        throw_usage(flag, " is for folders of images by class; ", o.data_dir, " holds ", dataset, " data");
+    }
+    return;
+  }
+  const FolderLayout layout = image_folder_layout(o.data_dir);
+  if (layout == FolderLayout::Flat && o.val_split == 0) {
+    throw_usage(o.data_dir, " holds class folders but no train/ and test/ folders: hold out a share of each ",
+                "class for testing with --val-split F (e.g. --val-split 0.2), or split the images into ",
+                o.data_dir, "/train/<class>/ and ", o.data_dir, "/test/<class>/");
+  }
+  if (layout == FolderLayout::Split && o.val_split > 0) {
+    throw_usage(o.data_dir,
+                " has train/ and test/ folders, so the test images are given; --val-split is for ",
+                "one folder of class folders");
+  }
+}
+
 // The flags a resumed run takes from its checkpoint; passing one with another value is an error.
 void check_resume_flags(const TrainOptions& o, const RunInfo& info, const std::string& model_name) {
   auto refuse = [&](const char* flag, const std::string& theirs, const std::string& ours) {
@@ -265,6 +288,14 @@ void check_resume_flags(const TrainOptions& o, const RunInfo& info, const std::s
   refuse("--limit", text(info.limit), text(o.limit));
   refuse("--seed", text(info.seed), text(o.seed));
   refuse("--dataset", info.dataset, o.dataset);
+  refuse("--val-split", text(info.val_split), text(o.val_split));
+  refuse("--skip-bad-images", text(info.skip_bad_images), text(o.skip_bad_images));
+  if (o.given.count("--image-size") &&
+      (o.image_rows != info.input.at(1) || o.image_cols != info.input.at(2))) {
+    refuse("--image-size", text(info.input.at(1)) + "x" + text(info.input.at(2)),
+           text(o.image_rows) + "x" + text(o.image_cols));
+  }
+  if (o.given.count("--channels")) refuse("--channels", text(info.input.at(0)), text(o.image_channels));
 }
 
 }  // namespace
@@ -313,10 +344,13 @@ int train(TrainOptions o) {
     info.dataset = spec.dataset;
     info.data_dir = o.data_dir;
     info.class_names = spec.class_names;
-    if (spec.dataset != "cifar10") {  // CIFAR-10's normalization comes from its training set, below
+    if (spec.dataset == "mnist" || spec.dataset == "fashion") {  // others': from the training set, below
       info.mean = {spec.normalization.mean};
       info.std = {spec.normalization.std};
     }
+    check_folder_flags(o, spec.dataset);
+    info.val_split = o.val_split;
+    info.skip_bad_images = o.skip_bad_images;
     set_optimizer_options(info, o);
     info.schedule = o.schedule;
     info.warmup_epochs = o.warmup_epochs;
@@ -327,14 +361,39 @@ int train(TrainOptions o) {
     info.epochs = o.epochs;
   }
 
-  std::unique_ptr<ImageDataset> train_set =
-      open_dataset(info.dataset, info.data_dir, Split::Train, info.mean, info.std);
-  if (info.mean.empty()) {  // a new CIFAR-10 run: the mean and std of its (whole) training set's pixels
+  // A resumed folder run converts its images as the first run did (size, channels, classes); a new one finds
+  // them from the images unless --image-size / --channels say.
+  DataRequest request{.dataset = info.dataset,
+                      .dir = info.data_dir,
+                      .mean = info.mean,
+                      .std = info.std,
+                      .rows = o.image_rows,
+                      .cols = o.image_cols,
+                      .channels = o.image_channels,
+                      .val_split = info.val_split,
+                      .seed = info.seed,
+                      .skip_bad_images = info.skip_bad_images};
+  if (!o.resume_path.empty() && info.dataset == "folder") {
+    request.channels = info.input[0];
+    request.rows = info.input[1];
+    request.cols = info.input[2];
+    request.classes = info.class_names;
+  }
+  std::unique_ptr<ImageDataset> train_set = open_dataset(request, Split::Train);
+  if (info.mean.empty()) {  // a new CIFAR-10 or folder run: the mean and std of its whole training set
     info.mean = train_set->channel_mean();
     info.std = train_set->channel_std();
   }
-  const std::unique_ptr<ImageDataset> test_set =
-      open_dataset(info.dataset, info.data_dir, Split::Test, info.mean, info.std);
+  if (const auto* folder = dynamic_cast<const ImageFolder*>(train_set.get());
+      folder && info.class_names.empty())
+    info.class_names = folder->class_names();
+  request.mean = info.mean;
+  request.std = info.std;
+  request.channels = train_set->channels();
+  request.rows = train_set->rows();
+  request.cols = train_set->cols();
+  request.classes = info.class_names;
+  const std::unique_ptr<ImageDataset> test_set = open_dataset(request, Split::Test);
   if (info.limit > 0) train_set->keep_first(info.limit);
   const Shape input{train_set->channels(), train_set->rows(), train_set->cols()};
   if (o.resume_path.empty()) {

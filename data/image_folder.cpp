@@ -1,0 +1,390 @@
+#include "data/image_folder.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "core/autograd/error.hpp"
+#include "core/runtime/random.hpp"
+#include "core/runtime/threads.hpp"
+#include "data/cifar10.hpp"
+#include "data/idx.hpp"
+#include "data/image.hpp"
+
+namespace tg {
+namespace fs = std::filesystem;
+namespace {
+
+bool hidden(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return name.empty() || name[0] == '.' || name == "__MACOSX";
+}
+
+bool image_extension(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
+
+bool is_folder(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);  // follows symbolic links; false on a loop or a dangling link
+}
+
+std::string commas(std::size_t n) {
+  const std::string digits = std::to_string(n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// The image files under a class folder, sorted; other files go to not_images.
+std::vector<std::string> images_in(const fs::path& folder, std::vector<std::string>& not_images) {
+  std::vector<std::string> images;
+  std::set<fs::path> seen{fs::weakly_canonical(folder)};
+  std::vector<fs::path> pending{folder};
+  while (!pending.empty()) {  // depth-first; each real folder once, so link loops end
+    const fs::path dir = pending.back();
+    pending.pop_back();
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+         !ec && it != end; it.increment(ec)) {
+      const fs::path p = it->path();
+      if (hidden(p)) continue;
+      if (is_folder(p)) {
+        std::error_code canonical_ec;
+        const fs::path real = fs::canonical(p, canonical_ec);
+        if (!canonical_ec && seen.insert(real).second) pending.push_back(p);
+      } else if (image_extension(p)) {
+        images.push_back(p.string());  // a dangling link or loop too: reading it names the problem
+      } else {
+        not_images.push_back(p.string());
+      }
+    }
+    if (ec) fail(dir.string(), ": cannot list the folder (", ec.message(), ")");
+  }
+  std::sort(images.begin(), images.end());
+  return images;
+}
+
+// Enough of a file to read its header from; the whole file when the header is not in the first 64 KiB (a
+// JPEG's size can follow a large EXIF block).
+ImageHeader header_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, ": cannot open the file");
+  std::vector<std::uint8_t> bytes(std::size_t{1} << 16);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  bytes.resize(static_cast<std::size_t>(in.gcount()));
+  if (bytes.size() == std::size_t{1} << 16) {
+    try {
+      return read_image_header(bytes, path);
+    } catch (const Error&) {
+      bytes = read_file_bytes(path, std::size_t{256} << 20);
+    }
+  }
+  return read_image_header(bytes, path);
+}
+
+// Runs body(i) for i in [0, n) on the pool in chunks, calling progress after each; body's exception becomes
+// errors[i] ("path: reason") instead of stopping the others.
+void for_each_file(std::size_t n, const std::function<void(std::size_t)>& body,
+                   std::vector<std::string>& errors,
+                   const std::function<void(std::size_t, std::size_t)>& progress) {
+  errors.assign(n, {});
+  constexpr std::size_t kChunk = 512;
+  for (std::size_t begin = 0; begin < n; begin += kChunk) {
+    const std::size_t end = std::min(n, begin + kChunk);
+    parallel_for(end - begin, [&](std::size_t lo, std::size_t hi) {
+      for (std::size_t i = begin + lo; i < begin + hi; ++i) {
+        try {
+          body(i);
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      }
+    });
+    if (progress) progress(end, n);
+  }
+}
+
+}  // namespace
+
+FolderLayout image_folder_layout(const std::string& dir) {
+  auto has_folder = [](const fs::path& p) {
+    std::error_code ec;
+    if (!is_folder(p)) return false;
+    for (fs::directory_iterator it(p, ec), end; !ec && it != end; it.increment(ec))
+      if (!hidden(it->path()) && is_folder(it->path())) return true;
+    return false;
+  };
+  if (has_folder(fs::path(dir) / "train")) return FolderLayout::Split;
+  return has_folder(dir) ? FolderLayout::Flat : FolderLayout::None;
+}
+
+std::string image_folder_help(const std::string& dir) {
+  return "a folder of images by class is " + dir + "/train/<class>/*.png|jpg|bmp and " + dir +
+         "/test/<class>/..., or " + dir + "/<class>/... with --val-split F";
+}
+
+ImageFolderScan scan_image_folder(const std::string& root) {
+  if (!is_folder(root)) fail(root, ": no such folder; ", image_folder_help("DIR"));
+  ImageFolderScan scan;
+  std::vector<fs::path> classes;
+  std::error_code ec;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path p = it->path();
+    if (hidden(p)) continue;
+    if (is_folder(p))
+      classes.push_back(p);
+    else
+      scan.not_images.push_back(p.string());
+  }
+  if (ec) fail(root, ": cannot list the folder (", ec.message(), ")");
+  if (classes.empty()) {
+    fail(root, ": found no class folders (", scan.not_images.size(),
+         " file(s) directly in it); put each class's images in a folder named after the class: ",
+         image_folder_help(root));
+  }
+  std::sort(classes.begin(), classes.end());
+  for (const fs::path& folder : classes) {
+    const std::size_t others_before = scan.not_images.size();
+    const std::vector<std::string> images = images_in(folder, scan.not_images);
+    if (images.empty()) {
+      const std::size_t others = scan.not_images.size() - others_before;
+      fail(folder.string(), ": the class '", folder.filename().string(), "' has no images",
+           others ? " (" + std::to_string(others) + " other file(s), none .png, .jpg, .jpeg or .bmp)" : "",
+           "; remove the folder or add its images");
+    }
+    const int label = static_cast<int>(scan.class_names.size());
+    scan.class_names.push_back(folder.filename().string());
+    scan.files.insert(scan.files.end(), images.begin(), images.end());
+    scan.labels.insert(scan.labels.end(), images.size(), label);
+  }
+  std::sort(scan.not_images.begin(), scan.not_images.end());
+  return scan;
+}
+
+ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions options) {
+  const FolderLayout layout = image_folder_layout(dir);
+  if (layout == FolderLayout::None) fail(dir, ": not a folder of images by class; ", image_folder_help(dir));
+  if (options.val_split < 0 || options.val_split >= 1)
+    fail(dir, ": the held-out fraction must be in [0, 1), got ", options.val_split);
+  if (layout == FolderLayout::Split && options.val_split > 0) {
+    fail(dir,
+         " has train/ and test/ folders; a held-out fraction (--val-split) is for one folder of classes");
+  }
+  const std::string root = layout == FolderLayout::Split
+                               ? (fs::path(dir) / (split == Split::Train ? "train" : "test")).string()
+                               : dir;
+  ImageFolderScan scan = scan_image_folder(root);
+  not_images_ = scan.not_images;
+
+  // Labels: the given classes (a test split takes its training set's), else the folders found.
+  std::vector<int> relabel(scan.class_names.size());
+  if (options.classes.empty()) {
+    if (scan.class_names.size() < 2) {
+      fail(root, ": found one class folder ('", scan.class_names[0],
+           "'); a classifier needs at least two, one folder per class");
+    }
+    class_names_ = scan.class_names;
+    for (std::size_t c = 0; c < relabel.size(); ++c) relabel[c] = static_cast<int>(c);
+  } else {
+    class_names_ = options.classes;
+    std::vector<std::string> unknown;
+    for (std::size_t c = 0; c < relabel.size(); ++c) {
+      const auto at = std::find(class_names_.begin(), class_names_.end(), scan.class_names[c]);
+      if (at == class_names_.end()) unknown.push_back(scan.class_names[c]);
+      relabel[c] = static_cast<int>(at - class_names_.begin());
+    }
+    if (!unknown.empty()) {
+      std::string known, extra;
+      for (const std::string& name : class_names_) known += (known.empty() ? "" : ", ") + name;
+      for (const std::string& name : unknown) extra += (extra.empty() ? "" : ", ") + name;
+      fail(root, " has ", scan.class_names.size(), " classes, ", unknown.size(),
+           " of them unknown to the model's ", class_names_.size(), " (", known, "): ", extra);
+    }
+  }
+
+  // Which files this split takes: all of the root's, or a seeded share of each class (flat layout).
+  std::vector<std::vector<std::size_t>> by_class(scan.class_names.size());
+  for (std::size_t i = 0; i < scan.files.size(); ++i)
+    by_class[static_cast<std::size_t>(scan.labels[i])].push_back(i);
+  if (layout == FolderLayout::Flat && options.val_split > 0) {
+    for (std::size_t c = 0; c < by_class.size(); ++c) {
+      std::vector<std::size_t>& files = by_class[c];
+      const std::size_t n = files.size();
+      // At least one held out and one kept of a class with two or more images.
+      const std::size_t held =
+          n < 2 ? 0
+                : std::clamp<std::size_t>(static_cast<std::size_t>(std::lround(options.val_split * n)), 1,
+                                          n - 1);
+      Generator gen(options.seed * 0x9E3779B97F4A7C15ull + 0x5EED + c);
+      for (std::size_t i = n; i > 1; --i) std::swap(files[i - 1], files[gen.below(i)]);
+      if (split == Split::Test)
+        files.resize(held);
+      else
+        files.erase(files.begin(), files.begin() + static_cast<std::ptrdiff_t>(held));
+      std::sort(files.begin(), files.end());
+    }
+  }
+  // Round-robin over the classes: the first n examples keep the classes' proportions (keep_first).
+  std::vector<std::size_t> chosen;
+  for (std::size_t k = 0;; ++k) {
+    bool any = false;
+    for (const auto& files : by_class) {
+      if (k < files.size()) {
+        chosen.push_back(files[k]);
+        any = true;
+      }
+    }
+    if (!any) break;
+  }
+  if (chosen.empty())
+    fail(root, ": no images in the ", split == Split::Train ? "training" : "test", " split");
+
+  // The size and channels: given, or read from the headers of every image of the folder (both splits of a
+  // flat one, so that they agree).
+  rows_ = options.rows;
+  cols_ = options.cols;
+  channels_ = options.channels;
+  if (channels_ != 0 && channels_ != 1 && channels_ != 3)
+    fail(dir, ": images can have 1 (gray) or 3 (RGB) channels, not ", channels_);
+  if ((rows_ == 0) != (cols_ == 0)) fail(dir, ": image size ", rows_, "x", cols_, " is incomplete");
+  std::vector<std::string> errors;
+  if (rows_ == 0 || channels_ == 0) {
+    std::vector<ImageHeader> headers(scan.files.size());
+    for_each_file(scan.files.size(), [&](std::size_t i) { headers[i] = header_of(scan.files[i]); }, errors,
+                  {});
+    std::map<std::pair<std::size_t, std::size_t>, std::size_t> sizes;  // (rows, cols) -> images
+    std::size_t first = scan.files.size(), colour = 0;
+    for (std::size_t i = 0; i < scan.files.size(); ++i) {
+      if (!errors[i].empty()) continue;  // decoding below reports it
+      ++sizes[{headers[i].rows, headers[i].cols}];
+      colour += headers[i].channels >= 3;
+      first = std::min(first, i);
+    }
+    if (channels_ == 0) channels_ = colour > 0 ? 3 : 1;
+    if (rows_ == 0 && sizes.size() > 1) {
+      std::string listed;
+      std::size_t shown = 0;
+      for (const auto& [size, count] : sizes) {
+        if (shown++ == 4) {
+          listed += ", ...";
+          break;
+        }
+        listed += (listed.empty() ? "" : ", ") + std::to_string(size.first) + "x" +
+                  std::to_string(size.second) + " (" + commas(count) + ")";
+      }
+      fail(root, ": the images have ", sizes.size(), " different sizes (", listed,
+           "); choose one with --image-size HxW (e.g. --image-size ", headers[first].rows, "x",
+           headers[first].cols, "), every image is resized to it");
+    }
+    if (rows_ == 0 && !sizes.empty()) std::tie(rows_, cols_) = sizes.begin()->first;
+    if (rows_ == 0) {  // every header failed: decoding reports them
+      rows_ = cols_ = 1;
+    }
+  }
+
+  // Decoding, once, into [N, C, H, W] bytes.
+  const std::size_t n = chosen.size(), example = channels_ * rows_ * cols_;
+  images_.assign(n * example, 0);
+  for_each_file(
+      n,
+      [&](std::size_t i) {
+        const std::string& path = scan.files[chosen[i]];
+        const std::vector<std::uint8_t> pixels =
+            decode_image(read_file_bytes(path, std::size_t{256} << 20), rows_, cols_, channels_, path);
+        std::copy(pixels.begin(), pixels.end(), images_.begin() + static_cast<std::ptrdiff_t>(i * example));
+      },
+      errors, options.progress);
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!errors[i].empty()) {
+      if (!options.skip_bad_images) {
+        const std::size_t bad = n - static_cast<std::size_t>(std::count(errors.begin(), errors.end(), ""));
+        fail(errors[i], bad > 1 ? " (and " + std::to_string(bad - 1) + " more bad image(s))" : "",
+             "; fix or remove it, or pass --skip-bad-images to train without it");
+      }
+      bad_images_.push_back(errors[i]);
+      continue;
+    }
+    if (kept != i) {
+      std::copy_n(images_.begin() + static_cast<std::ptrdiff_t>(i * example), example,
+                  images_.begin() + static_cast<std::ptrdiff_t>(kept * example));
+    }
+    files_.push_back(scan.files[chosen[i]]);
+    labels_.push_back(relabel[static_cast<std::size_t>(scan.labels[chosen[i]])]);
+    ++kept;
+  }
+  images_.resize(kept * example);
+  images_.shrink_to_fit();
+  if (kept == 0) fail(root, ": none of its ", n, " images could be read (first: ", bad_images_.front(), ")");
+
+  if (options.mean.empty() && options.std.empty()) {
+    channel_statistics(*this, mean_, std_);
+    for (float& s : std_) s = std::max(s, 1e-3f);  // a constant channel: no division by zero
+  } else {
+    if (options.mean.size() != channels_ || options.std.size() != channels_)
+      fail(dir, ": ", channels_, "-channel images need ", channels_, " means and stds, got ",
+           options.mean.size(), " and ", options.std.size());
+    for (float s : options.std)
+      if (!(s > 0)) fail(dir, ": a normalization std must be > 0, got ", s);
+    mean_ = std::move(options.mean);
+    std_ = std::move(options.std);
+  }
+}
+
+void ImageFolder::normalized(std::size_t i, float* out) const {
+  const std::uint8_t* px = pixels(i);
+  const std::size_t plane = rows_ * cols_;
+  for (std::size_t c = 0; c < channels_; ++c) {
+    const float scale = 1.f / (255.f * std_[c]), shift = mean_[c] / std_[c];
+    for (std::size_t k = 0; k < plane; ++k) out[c * plane + k] = px[c * plane + k] * scale - shift;
+  }
+}
+
+void ImageFolder::keep_first(std::size_t n) {
+  if (n >= size()) return;
+  labels_.resize(n);
+  files_.resize(n);
+  images_.resize(n * example_size());
+}
+
+std::vector<std::size_t> ImageFolder::class_counts() const {
+  std::vector<std::size_t> counts(class_names_.size(), 0);
+  for (int label : labels_) ++counts[static_cast<std::size_t>(label)];
+  return counts;
+}
+
+std::string ImageFolder::summary() const {
+  std::ostringstream out;
+  const std::vector<std::size_t> counts = class_counts();
+  out << "found " << commas(size()) << " images in " << class_names_.size() << " classes: ";
+  for (std::size_t c = 0; c < counts.size(); ++c) {
+    if (c == 12 && counts.size() > 13) {
+      out << ", ... (" << counts.size() - 12 << " more)";
+      break;
+    }
+    out << (c ? ", " : "") << class_names_[c] << ' ' << commas(counts[c]);
+  }
+  out << "; " << rows_ << "x" << cols_ << (channels_ == 3 ? " RGB" : " gray");
+  if (!not_images_.empty()) {
+    out << "; skipped " << not_images_.size() << " file(s) that are not images or not in a class folder ("
+        << not_images_.front() << (not_images_.size() > 1 ? ", ..." : "") << ")";
+  }
+  if (!bad_images_.empty()) {
+    out << "; skipped " << bad_images_.size()
+        << " bad image(s) (--skip-bad-images; first: " << bad_images_.front() << ")";
+  }
+  return out.str();
+}
+
+}  // namespace tg
