@@ -125,7 +125,7 @@ FolderLayout image_folder_layout(const std::string& dir) {
       if (!hidden(it->path()) && is_folder(it->path())) return true;
     return false;
   };
-  if (has_folder(fs::path(dir) / "train")) return FolderLayout::Split;
+  if (has_folder(fs::path(dir) / "train") || has_folder(fs::path(dir) / "test")) return FolderLayout::Split;
   return has_folder(dir) ? FolderLayout::Flat : FolderLayout::None;
 }
 
@@ -179,7 +179,7 @@ ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions
     fail(dir, ": the held-out fraction must be in [0, 1), got ", options.val_split);
   if (layout == FolderLayout::Split && options.val_split > 0) {
     fail(dir,
-         " has train/ and test/ folders; a held-out fraction (--val-split) is for one folder of classes");
+         " has train/ and test/ folders, so the test images are given; --val-split is for one folder of classes");
   }
   const std::string root = layout == FolderLayout::Split
                                ? (fs::path(dir) / (split == Split::Train ? "train" : "test")).string()

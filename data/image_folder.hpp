@@ -32,7 +32,7 @@ struct ImageFolderScan {
 ImageFolderScan scan_image_folder(const std::string& root);
 
 enum class FolderLayout { None, Split, Flat };
-// Split when dir/train holds a folder (not hidden), else Flat when dir itself does, else None.
+// Split when dir/train or dir/test holds a folder (not hidden), else Flat when dir itself does, else None.
 FolderLayout image_folder_layout(const std::string& dir);
 
 struct ImageFolderOptions {
@@ -42,10 +42,10 @@ struct ImageFolderOptions {
   std::uint64_t seed = 1;          // of the held-out choice
   bool skip_bad_images = false;    // a corrupt or unreadable image is skipped (and counted), not an error
   // The classes to label by: a test split takes its training set's. Empty: the folders found, at least two.
-  std::vector<std::string> classes;
-  std::vector<float> mean, std;  // one per channel, of pixels / 255; empty: this set's own statistics
+  std::vector<std::string> classes{};
+  std::vector<float> mean{}, std{};  // one per channel, of pixels / 255; empty: this set's own statistics
   // Called while decoding with (images done, images in all), from the calling thread, every few hundred.
-  std::function<void(std::size_t, std::size_t)> progress;
+  std::function<void(std::size_t, std::size_t)> progress{};
 };
 
 class ImageFolder final : public ImageDataset {

@@ -76,8 +76,8 @@ DataSpec data_spec(const std::string& dataset, const std::string& data_dir);
 
 // How to open a split of a data set.
 struct DataRequest {
-  std::string dataset, dir;      // a DataSpec's kind; its folder
-  std::vector<float> mean, std;  // one per channel; empty (CIFAR-10, folders): the split's own statistics
+  std::string dataset, dir;          // a DataSpec's kind; its folder
+  std::vector<float> mean{}, std{};  // one per channel; empty (CIFAR-10, folders): the split's own statistics
   // Image folders (ImageFolderOptions): the size and channels to convert to (0: found from the images), the
   // held-out fraction of a folder without train/ and test/ and its seed, skipping bad images, and the classes
   // a test split is labelled by (the training set's).
@@ -85,7 +85,7 @@ struct DataRequest {
   double val_split = 0;
   std::uint64_t seed = 1;
   bool skip_bad_images = false;
-  std::vector<std::string> classes;
+  std::vector<std::string> classes{};
 };
 // Opens a split; for a folder, prints what it found (and a progress line while decoding a large one).
 std::unique_ptr<ImageDataset> open_dataset(const DataRequest& request, Split split);

@@ -123,8 +123,9 @@ TEST_CASE("tapegrad train on a folder with neither MNIST's nor CIFAR-10's files 
   INFO(r.output);
   CHECK(r.code == 1);
   CHECK(r.output.find("cannot find a data set in " + dir.path.string()) != std::string::npos);
-  for (const char* name : {"train-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "data_batch_1.bin",
-                           "test_batch.bin", "fetch_mnist.sh", "cifar-10-binary.tar.gz"})
+  for (const char* name :
+       {"train-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "data_batch_1.bin", "test_batch.bin",
+        "fetch_mnist.sh", "cifar-10-binary.tar.gz", "/train/<class>/", "--val-split"})
     CHECK(r.output.find(name) != std::string::npos);
   // --dataset cifar10 on MNIST's folder: CIFAR-10's own message.
   const RunResult wrong =
