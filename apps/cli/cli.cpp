@@ -231,7 +231,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 256));
   train_cmd->add_option(
       "--out", t.out_dir,
-      "folder for metrics.csv, filters.png, mistakes.png (default runs/MODEL; on --resume, the "
+      "folder for metrics.csv, chart.png, filters.png, mistakes.png (default runs/MODEL; on --resume, the "
       "checkpoint's folder)");
   train_cmd->add_option("--save", t.save_path,
                         "checkpoint written after every epoch (default OUT/model.safetensors)");

@@ -1,10 +1,11 @@
 // tapegrad eval: a checkpoint's accuracy and loss on the test split, a per-class table (precision, recall,
-// count) and the confusion matrix, in the terminal and as CSV files.
+// count) and the confusion matrix, in the terminal and as CSV files, and the confusion matrix as a PNG.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
 
+#include "charts.hpp"
 #include "commands.hpp"
 #include "run_checkpoint.hpp"
 
@@ -131,7 +132,10 @@ int evaluate(const EvalOptions& o) {
   const std::string a = per_class_csv.str(), b = confusion_csv.str();
   write_file_atomically(per_class_path, {{a.data(), a.size()}});
   write_file_atomically(confusion_path, {{b.data(), b.size()}});
-  std::printf("\nwrote %s and %s\n", per_class_path.c_str(), confusion_path.c_str());
+  const std::string confusion_png = (out / "eval_confusion.png").string();
+  write_confusion_png(confusion, info.class_names, confusion_png);
+  std::printf("\nwrote %s, %s and %s\n", per_class_path.c_str(), confusion_path.c_str(),
+              confusion_png.c_str());
   return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <memory>
 #include <sstream>
 
+#include "charts.hpp"
 #include "commands.hpp"
 #include "models.hpp"
 #include "run_checkpoint.hpp"
@@ -604,6 +605,7 @@ int train(TrainOptions o) {
     info.generator = default_generator().state();
     save(model, o.save_path, {opt.state(), to_metadata(info)});
     write_metrics_csv(info.history, o.out_dir + "/metrics.csv");
+    write_training_chart(info.history, o.out_dir + "/chart.png");
   }
   if (!main_rank) return 0;
   if (o.profile) {
@@ -613,8 +615,8 @@ int train(TrainOptions o) {
   if (!evaluated) last = evaluate_on(model, *test_set);
   const bool filters = write_filters_png(model, o.out_dir + "/filters.png");
   write_mistakes_png(*test_set, last.mistakes, o.out_dir + "/mistakes.png");
-  std::printf("test accuracy %.2f%%\nsaved %s; metrics.csv, %smistakes.png in %s\n", 100 * last.accuracy,
-              o.save_path.c_str(), filters ? "filters.png, " : "", o.out_dir.c_str());
+  std::printf("test accuracy %.2f%%\nsaved %s; metrics.csv, chart.png, %smistakes.png in %s\n",
+              100 * last.accuracy, o.save_path.c_str(), filters ? "filters.png, " : "", o.out_dir.c_str());
   std::printf("next: %s eval %s   |   %s predict %s IMAGE...\n", program_name().c_str(), o.save_path.c_str(),
               program_name().c_str(), o.save_path.c_str());
   return 0;
