@@ -122,6 +122,7 @@ std::map<std::string, std::string> to_metadata(const RunInfo& info) {
       {"normalization", {{"mean", info.mean}, {"std", info.std}}},
       {"dataset", info.dataset},
       {"data_dir", info.data_dir},
+      {"augment", info.augment.text()},
       {"optimizer", optimizer_json(info)},
       {"schedule", {{"kind", info.schedule}, {"warmup_epochs", info.warmup_epochs}}},
       {"batch_size", info.batch_size},
@@ -177,6 +178,7 @@ RunInfo from_metadata(const std::map<std::string, std::string>& metadata, const 
     info.std = numbers_at<float>(run.at("normalization"), "std");
     info.dataset = run.at("dataset").get<std::string>();
     info.data_dir = run.at("data_dir").get<std::string>();
+    info.augment = parse_augmentation(run.value("augment", "none"));  // absent before augmentation existed
     const json& opt = run.at("optimizer");
     info.optimizer = opt.at("kind").get<std::string>();
     info.lr = number_at<float>(opt, "lr");

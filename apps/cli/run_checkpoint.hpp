@@ -33,6 +33,7 @@ struct RunInfo {
   std::vector<std::string> class_names;              // index = label
   std::vector<float> mean, std;                      // per channel: x = (pixel / 255 - mean) / std
   std::string dataset, data_dir;                     // "mnist" | "fashion"; the folder it trained on
+  Augmentation augment;                              // of the training batches ("augment": its text())
   // The optimizer and the learning-rate schedule.
   std::string optimizer = "sgd";                    // sgd | adam | adamw
   float lr = 0, momentum = 0, weight_decay = 0;     // momentum: sgd's
