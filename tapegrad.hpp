@@ -44,6 +44,7 @@
 #include "optim/schedule.hpp"
 #include "optim/sgd.hpp"
 // data
+#include "data/augment.hpp"
 #include "data/cifar10.hpp"
 #include "data/dataloader.hpp"
 #include "data/dataset.hpp"

@@ -4,12 +4,16 @@
 // N ranks with batch B see, together, exactly the batches of one process with batch N * B. Every rank gets
 // the same number of batches (num_batches()); in a short last global batch a rank's slice may be shorter
 // than batch_size, or empty (0 images, no labels). See tg::distributed::allreduce_gradients.
+// With augmentation (data/augment.hpp), the example at position k of epoch e's order is augmented with a
+// generator seeded by (seed, e, k) alone: the batches are the same for any thread count, any sharding and
+// after begin_at. A batch is assembled on the pool (tg::parallel_for over its examples).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "core/autograd/tensor.hpp"
+#include "data/augment.hpp"
 #include "data/dataset.hpp"
 
 namespace tg {
@@ -23,9 +27,10 @@ struct DataLoaderOptions {
   std::size_t batch_size = 64;
   bool shuffle = true;
   std::uint64_t seed = 1;
-  bool drop_last = false;  // drop a last batch smaller than batch_size (sharded: a last global batch)
-  int rank = 0;            // this process's shard, in [0, world_size)
-  int world_size = 1;      // number of shards; batch_size is per shard
+  bool drop_last = false;     // drop a last batch smaller than batch_size (sharded: a last global batch)
+  int rank = 0;               // this process's shard, in [0, world_size)
+  int world_size = 1;         // number of shards; batch_size is per shard
+  Augmentation augment = {};  // none by default (flips are wrong for digits)
 };
 
 class DataLoader {
@@ -67,7 +72,9 @@ class DataLoader {
   const ImageDataset* data_;
   DataLoaderOptions options_;
   std::size_t epoch_ = 0;
+  std::size_t order_epoch_ = 0;  // the epoch of order_
   std::vector<std::size_t> order_;
+  std::vector<float> scale_, offset_;  // augmenting: per channel, normalized = pixel * scale + offset
   Batch batch_;
 };
 

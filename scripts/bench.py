@@ -11,7 +11,9 @@ bench_torch.py layers), then for each model one training epoch plus inference (b
 train, bench_torch.py train), the three one right after the other, and prints one table: workload, tapegrad,
 libtorch, PyTorch and the ratios (> 1 means tapegrad is faster), plus each conv's GFLOP/s as a fraction of
 OpenBLAS SGEMM on its im2col GEMM shape. The MNIST models read --data; the 3x32x32 models (cifarnet,
-mobilenet; MODEL:adamw trains with AdamW) train on --images random images. libtorch has no MNIST twin yet
+mobilenet; MODEL:adamw trains with AdamW) train on --images random images. With the models it also times the
+data pipeline alone (DataLoader's batching, normalization and augmentation flip,crop=4 of --images random
+3x32x32 images, batch 64; tapegrad only) beside cifarnet's training rate. libtorch has no MNIST twin yet
 (issue 16): its column is "-" there. PyTorch and libtorch run at their best: GLIBC_TUNABLES keeping freed
 memory, OPENBLAS_NUM_THREADS=1 under their own threads. tapegrad runs with the environment as it is.
 --openblas-own-kernels drops OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for every command (OpenBLAS then picks
@@ -101,6 +103,15 @@ def train(which, model, threads, a, env):
     return run_json(cmd, env)
 
 
+PIPELINE_AUGMENT = "flip,crop=4"
+
+
+def pipeline(threads, a, env):
+    """images/s of tapegrad's batching + normalization + augmentation alone (BENCHMARKS.md item 6)."""
+    return run_json([os.path.join(BUILD, "apps", "bench_train"), "--pipeline", "--augment", PIPELINE_AUGMENT,
+                     "--threads", str(threads), "--images", str(a.images)], env)
+
+
 def openblas_info(env):
     code = ("import ctypes; l = ctypes.CDLL('libopenblas.so.0'); "
             "l.openblas_get_corename.restype = ctypes.c_char_p; l.openblas_get_config.restype = ctypes.c_char_p; "
@@ -176,6 +187,15 @@ def main():
                              rate(l, "infer_images_per_s"), r["infer_images_per_s"], "", False))
                 rows.append((f"{model} peak RSS (MiB)", threads, t["peak_rss_mib"], rate(l, "peak_rss_mib"),
                              r["peak_rss_mib"], "ratio: other / tapegrad", True))
+            p = pipeline(threads, a, tg_env)
+            raw["train"][f"pipeline/{threads}"] = p
+            step = raw["train"].get(f"cifarnet/{threads}", {}).get("tapegrad")
+            note = ""
+            if step:  # the pipeline's time per image as a share of a cifarnet training step's
+                share = 100 * step["train_images_per_s"] / p["images_per_s"]
+                note = f"{share:.1f}% of a cifarnet step ({step['train_images_per_s']:.0f} img/s)"
+            rows.append((f"data pipeline: batching+normalize+augment {PIPELINE_AUGMENT}, cifar 32x32x3, batch 64 "
+                         "(img/s)", threads, p["images_per_s"], None, None, note, False))
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores; {platform.platform()}")
     print(f"OpenBLAS (tapegrad's environment): {openblas_info(tg_env)}; OPENBLAS_CORETYPE="

@@ -1,11 +1,14 @@
 // bench_train: end-to-end throughput of one model, the tapegrad side of BENCHMARKS.md figures 1-4.
 //   bench_train --model lenet --threads 2 --data .cache/mnist [--epochs 1] [--limit N]
 //   bench_train --model cifarnet|mobilenet --threads 2 [--optimizer sgd|adamw] [--images 10000]
+//   bench_train --pipeline [--augment flip,crop=4] --threads 2 [--images 10000]
 // Trains (batch 64, SGD lr 0.05 momentum 0.9, cross-entropy, shuffled with a fixed seed; the timed loop
 // includes batching, forward, backward and step), then runs inference on the test set with batch 1000,
 // and prints one JSON object with the same keys as bench_torch.py's train subcommand. The 3x32x32 models
 // train on random data (batch 128, --images images, 2,000 test images), as bench_torch.py and
 // bench_libtorch do: the speed does not depend on the pixels.
+// --pipeline times the data pipeline alone (BENCHMARKS.md item 6): DataLoader's batching, normalization and
+// augmentation of --images random 3x32x32 byte images, batch 64, one epoch after an untimed one.
 #include <sys/resource.h>
 #include <CLI/CLI.hpp>
 
@@ -92,6 +95,55 @@ int train_random(const std::string& model_name, int threads, const std::string& 
       train_seconds, loss_sum / static_cast<double>(steps), infer_rate, peak_rss_mib());
   return 0;
 }
+
+// Random bytes in CIFAR-10's shape, normalized with CIFAR-10's usual statistics.
+class RandomImages final : public tg::ImageDataset {
+ public:
+  explicit RandomImages(std::size_t n) : bytes_(n * kPixels), labels_(n) {
+    std::mt19937 rng(1);
+    for (std::uint8_t& b : bytes_) b = static_cast<std::uint8_t>(rng());
+    for (int& y : labels_) y = static_cast<int>(rng() % 10);
+  }
+  std::size_t size() const override { return labels_.size(); }
+  std::size_t channels() const override { return 3; }
+  std::size_t rows() const override { return 32; }
+  std::size_t cols() const override { return 32; }
+  int label(std::size_t i) const override { return labels_[i]; }
+  const std::uint8_t* pixels(std::size_t i) const override { return bytes_.data() + i * kPixels; }
+  void normalized(std::size_t i, float* out) const override {
+    const std::uint8_t* p = pixels(i);
+    for (std::size_t c = 0; c < 3; ++c) {
+      const float scale = 1.f / (255.f * kStd[c]), shift = kMean[c] / kStd[c];
+      for (std::size_t k = 0; k < 1024; ++k)
+        out[c * 1024 + k] = static_cast<float>(p[c * 1024 + k]) * scale - shift;
+    }
+  }
+  std::vector<float> channel_mean() const override { return {kMean, kMean + 3}; }
+  std::vector<float> channel_std() const override { return {kStd, kStd + 3}; }
+  void keep_first(std::size_t) override {}
+
+ private:
+  static constexpr std::size_t kPixels = 3 * 32 * 32;
+  static constexpr float kMean[3] = {0.491f, 0.482f, 0.447f}, kStd[3] = {0.247f, 0.243f, 0.262f};
+  std::vector<std::uint8_t> bytes_;
+  std::vector<int> labels_;
+};
+
+int data_pipeline(const std::string& augment, int threads, std::size_t images) {
+  const RandomImages data(images);
+  const tg::Augmentation augmentation = tg::parse_augmentation(augment);
+  tg::DataLoader loader(data, {.batch_size = 64, .seed = 1, .augment = augmentation});
+  double checksum = 0;  // reads each batch, so that nothing is optimized away
+  for (const tg::Batch& batch : loader) checksum += batch.images.value()(0, 0, 0, 0);  // untimed warm-up
+  const double start = now();
+  for (const tg::Batch& batch : loader) checksum += batch.images.value()(0, 0, 0, 0);
+  const double seconds = now() - start;
+  std::printf(
+      "{\"pipeline\": \"batch 64, 3x32x32\", \"augment\": \"%s\", \"threads\": %d, \"images_per_s\": %.1f, "
+      "\"seconds\": %.4f, \"checksum\": %.3f}\n",
+      augmentation.text().c_str(), threads, static_cast<double>(images) / seconds, seconds, checksum);
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -99,10 +151,13 @@ int main(int argc, char** argv) {
   std::string model_name = "lenet", data = ".cache/mnist";
   int threads = 1, epochs = 1;
   std::size_t limit = 0, images = 10000;
-  std::string optimizer = "sgd";
+  std::string optimizer = "sgd", augment = "flip,crop=4";
+  bool pipeline = false;
   app.add_option("--model", model_name, "a built-in model or a model file");
+  app.add_flag("--pipeline", pipeline, "time the data pipeline alone (batching, normalization, --augment)");
+  app.add_option("--augment", augment, "--pipeline's augmentation (default flip,crop=4)");
   app.add_option("--optimizer", optimizer)->check(CLI::IsMember({"sgd", "adamw"}));
-  app.add_option("--images", images, "random training images of the 3x32x32 models")
+  app.add_option("--images", images, "random images of the 3x32x32 models and of --pipeline")
       ->check(CLI::Range(1, 1000000));
   app.add_option("--threads", threads)->check(CLI::Range(1, 256));
   app.add_option("--data", data);
@@ -111,6 +166,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     tg::set_num_threads(threads);
+    if (pipeline) return data_pipeline(augment, threads, images);
     if (model_name == "cifarnet" || model_name == "mobilenet") {
       return train_random(model_name, threads, optimizer, images);
     }

@@ -223,7 +223,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"cosine", "step", "constant"}));
   train_cmd->add_option("--warmup", t.warmup_epochs, "epochs of linear warm-up before the cosine schedule")
       ->check(CLI::Range(0.0, 100.0));
-  train_cmd->add_option("--seed", t.seed, "seed of initialization and shuffling");
+  train_cmd->add_option("--seed", t.seed, "seed of initialization, shuffling and augmentation");
+  train_cmd->add_option("--augment", t.augment,
+                        "per-step augmentation of the training images: none (default; flips are wrong for "
+                        "digits) or a comma-separated list of flip (random horizontal flip) and crop=N "
+                        "(random crop after zero-padding by N), e.g. flip,crop=4");
   train_cmd
       ->add_option("--threads", t.threads,
                    "threads of tapegrad's pool; OpenBLAS stays single-threaded (default: the cores; under "

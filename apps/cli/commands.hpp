@@ -32,6 +32,7 @@ struct TrainOptions {
   float lr = 0.05f, momentum = 0.9f, weight_decay = 5e-4f;
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // adam and adamw
   std::uint64_t seed = 1;
+  std::string augment = "none";  // parse_augmentation's grammar (data/augment.hpp)
   bool profile = false, detect_anomaly = false;
   // Image folders: --image-size HxW (0: the images' own), --channels 1|3 (0: 3 when any image has colour),
   // --val-split F (a folder without train/ and test/), --skip-bad-images.

@@ -124,6 +124,7 @@ std::map<std::string, std::string> to_metadata(const RunInfo& info) {
       {"data_dir", info.data_dir},
       {"val_split", info.val_split},
       {"skip_bad_images", info.skip_bad_images},
+      {"augment", info.augment.text()},
       {"optimizer", optimizer_json(info)},
       {"schedule", {{"kind", info.schedule}, {"warmup_epochs", info.warmup_epochs}}},
       {"batch_size", info.batch_size},
@@ -182,6 +183,7 @@ RunInfo from_metadata(const std::map<std::string, std::string>& metadata, const 
     // Absent from checkpoints written before image folders: MNIST's and CIFAR-10's have no held-out split.
     if (run.contains("val_split")) info.val_split = number_at<double>(run, "val_split");
     if (run.contains("skip_bad_images")) info.skip_bad_images = run.at("skip_bad_images").get<bool>();
+    info.augment = parse_augmentation(run.value("augment", "none"));  // absent before augmentation existed
     const json& opt = run.at("optimizer");
     info.optimizer = opt.at("kind").get<std::string>();
     info.lr = number_at<float>(opt, "lr");

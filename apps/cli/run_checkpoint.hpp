@@ -37,6 +37,7 @@ struct RunInfo {
   // seed chooses), and whether unreadable images were skipped.
   double val_split = 0;
   bool skip_bad_images = false;
+  Augmentation augment;  // of the training batches ("augment": its text())
   // The optimizer and the learning-rate schedule.
   std::string optimizer = "sgd";                    // sgd | adam | adamw
   float lr = 0, momentum = 0, weight_decay = 0;     // momentum: sgd's

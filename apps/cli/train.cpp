@@ -259,6 +259,15 @@ void check_folder_flags(const TrainOptions& o, const std::string& dataset) {
   }
 }
 
+// --augment's value; a bad one is a usage error (exit 2).
+Augmentation augment_flag(const TrainOptions& o) {
+  try {
+    return parse_augmentation(o.augment);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
 // The flags a resumed run takes from its checkpoint; passing one with another value is an error.
 void check_resume_flags(const TrainOptions& o, const RunInfo& info, const std::string& model_name) {
   auto refuse = [&](const char* flag, const std::string& theirs, const std::string& ours) {
@@ -297,6 +306,7 @@ void check_resume_flags(const TrainOptions& o, const RunInfo& info, const std::s
            text(o.image_rows) + "x" + text(o.image_cols));
   }
   if (o.given.count("--channels")) refuse("--channels", text(info.input.at(0)), text(o.image_channels));
+  refuse("--augment", info.augment.text(), augment_flag(o).text());
 }
 
 }  // namespace
@@ -308,6 +318,7 @@ int train(TrainOptions o) {
   set_quiet(!main_rank);
   if (o.threads == 0) o.threads = std::max(1, num_threads() / dist::local_world_size());
   set_num_threads(o.threads);
+  const Augmentation augment = augment_flag(o);
 
   // What to train: a new run from --model, or the checkpoint's run (its model text, options and position).
   RunInfo info;
@@ -344,6 +355,7 @@ int train(TrainOptions o) {
     info.model_text = text.text;
     info.dataset = spec.dataset;
     info.data_dir = o.data_dir;
+    info.augment = augment;
     info.class_names = spec.class_names;
     if (spec.dataset == "mnist" || spec.dataset == "fashion") {  // others': from the training set, below
       info.mean = {spec.normalization.mean};
@@ -411,9 +423,12 @@ int train(TrainOptions o) {
   const std::unique_ptr<Optimizer> optimizer = make_optimizer(params, info);
   Optimizer& opt = *optimizer;
   // Sharded: every rank has the same number of steps per epoch (global batches of world x batch-size).
-  DataLoader loader(
-      *train_set,
-      {.batch_size = info.batch_size, .shuffle = true, .seed = info.seed, .rank = rank, .world_size = world});
+  DataLoader loader(*train_set, {.batch_size = info.batch_size,
+                                 .shuffle = true,
+                                 .seed = info.seed,
+                                 .rank = rank,
+                                 .world_size = world,
+                                 .augment = info.augment});
   const std::size_t steps_per_epoch = loader.num_batches();
   if (!o.resume_path.empty() && info.step_in_epoch > 0 && steps_per_epoch != info.steps_per_epoch) {
     fail(o.resume_path, " was trained with ", info.steps_per_epoch, " steps per epoch; ", info.data_dir,
@@ -462,12 +477,12 @@ int train(TrainOptions o) {
                   info.batch_size, world, loader.global_batch_size());
   }
   say("%s (%s) on %s (%s): %zu training / %zu test images, %zu classes, %s, %s lr %g (%s, warm-up %g "
-      "epochs), %s, seed %llu, %d threads%s\n",
+      "epochs), %s, seed %llu, augment %s, %d threads%s\n",
       info.model_name.c_str(), info.model_source.c_str(), info.dataset.c_str(), info.data_dir.c_str(),
       train_set->size(), test_set->size(), info.classes(), batch_text, info.optimizer.c_str(), info.lr,
       info.schedule.c_str(), info.schedule == "cosine" ? info.warmup_epochs : 0.0,
-      optimizer_options_text(info).c_str(), static_cast<unsigned long long>(info.seed), o.threads,
-      world == 1 ? "" : " per rank");
+      optimizer_options_text(info).c_str(), static_cast<unsigned long long>(info.seed),
+      info.augment.text().c_str(), o.threads, world == 1 ? "" : " per rank");
   say("%s", model.summary(Shape{1, input[0], input[1], input[2]}).c_str());
   std::fflush(stdout);
   const bool terminal = ::isatty(::fileno(stdout));
