@@ -112,6 +112,13 @@ def pipeline(threads, a, env):
                      "--threads", str(threads), "--images", str(a.images)], env)
 
 
+def decode(threads, a, env):
+    """images/s of reading a folder of 28x28 PNGs (MNIST digits) into memory (BENCHMARKS.md item 6)."""
+    folder = os.path.join(ROOT, ".cache", "bench_png")
+    return run_json([os.path.join(BUILD, "apps", "bench_train"), "--decode", folder, "--data", a.data,
+                     "--threads", str(threads), "--images", "10000"], env)
+
+
 def openblas_info(env):
     code = ("import ctypes; l = ctypes.CDLL('libopenblas.so.0'); "
             "l.openblas_get_corename.restype = ctypes.c_char_p; l.openblas_get_config.restype = ctypes.c_char_p; "
@@ -196,6 +203,10 @@ def main():
                 note = f"{share:.1f}% of a cifarnet step ({step['train_images_per_s']:.0f} img/s)"
             rows.append((f"data pipeline: batching+normalize+augment {PIPELINE_AUGMENT}, cifar 32x32x3, batch 64 "
                          "(img/s)", threads, p["images_per_s"], None, None, note, False))
+            d = decode(threads, a, tg_env)
+            raw["train"][f"decode/{threads}"] = d
+            rows.append((f"data pipeline: decoding a folder of {d['decode']} into memory (img/s)", threads,
+                         d["images_per_s"], None, None, "", False))
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores; {platform.platform()}")
     print(f"OpenBLAS (tapegrad's environment): {openblas_info(tg_env)}; OPENBLAS_CORETYPE="

@@ -2,6 +2,7 @@
 //   bench_train --model lenet --threads 2 --data .cache/mnist [--epochs 1] [--limit N]
 //   bench_train --model cifarnet|mobilenet --threads 2 [--optimizer sgd|adamw] [--images 10000]
 //   bench_train --pipeline [--augment flip,crop=4] --threads 2 [--images 10000]
+//   bench_train --decode DIR --threads 2 [--images 10000] [--data .cache/mnist]
 // Trains (batch 64, SGD lr 0.05 momentum 0.9, cross-entropy, shuffled with a fixed seed; the timed loop
 // includes batching, forward, backward and step), then runs inference on the test set with batch 1000,
 // and prints one JSON object with the same keys as bench_torch.py's train subcommand. The 3x32x32 models
@@ -9,6 +10,10 @@
 // bench_libtorch do: the speed does not depend on the pixels.
 // --pipeline times the data pipeline alone (BENCHMARKS.md item 6): DataLoader's batching, normalization and
 // augmentation of --images random 3x32x32 byte images, batch 64, one epoch after an untimed one.
+// --decode times reading a folder of PNGs into memory (BENCHMARKS.md item 6): ImageFolder on
+// DIR/train/<digit>/, first written there from the MNIST training images (28x28 gray) when DIR does not hold
+// --images of them yet; one untimed read first (the files in the page cache, as in training after the first
+// epoch).
 #include <sys/resource.h>
 #include <CLI/CLI.hpp>
 
@@ -16,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -144,6 +150,34 @@ int data_pipeline(const std::string& augment, int threads, std::size_t images) {
       augmentation.text().c_str(), threads, static_cast<double>(images) / seconds, seconds, checksum);
   return 0;
 }
+int decode_folder(const std::string& dir, const std::string& mnist_dir, int threads, std::size_t images) {
+  namespace fs = std::filesystem;
+  const fs::path train = fs::path(dir) / "train";
+  std::size_t present = 0;
+  if (fs::exists(train))
+    for (const auto& entry : fs::recursive_directory_iterator(train)) present += entry.is_regular_file();
+  if (present != images) {
+    fs::remove_all(dir);
+    const tg::MNIST mnist(mnist_dir, tg::Split::Train);
+    if (images > mnist.size()) tg::fail("--images ", images, ": ", mnist_dir, " has ", mnist.size());
+    for (std::size_t i = 0; i < images; ++i) {
+      const fs::path folder = train / std::to_string(mnist.label(i));
+      fs::create_directories(folder);
+      const std::uint8_t* px = mnist.pixels(i);
+      tg::write_png((folder / ("img" + std::to_string(i) + ".png")).string(),
+                    std::vector<std::uint8_t>(px, px + mnist.example_size()), mnist.cols(), mnist.rows());
+    }
+  }
+  tg::ImageFolder(dir, tg::Split::Train);  // untimed: the files in the page cache
+  const double start = now();
+  const tg::ImageFolder data(dir, tg::Split::Train);
+  const double seconds = now() - start;
+  std::printf(
+      "{\"decode\": \"%zu PNGs %zux%zu %s\", \"threads\": %d, \"images_per_s\": %.1f, \"seconds\": %.4f}\n",
+      data.size(), data.rows(), data.cols(), data.channels() == 1 ? "gray" : "RGB", threads,
+      static_cast<double>(data.size()) / seconds, seconds);
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,9 +187,11 @@ int main(int argc, char** argv) {
   std::size_t limit = 0, images = 10000;
   std::string optimizer = "sgd", augment = "flip,crop=4";
   bool pipeline = false;
+  std::string decode_dir;
   app.add_option("--model", model_name, "a built-in model or a model file");
   app.add_flag("--pipeline", pipeline, "time the data pipeline alone (batching, normalization, --augment)");
   app.add_option("--augment", augment, "--pipeline's augmentation (default flip,crop=4)");
+  app.add_option("--decode", decode_dir, "time reading a folder of PNGs (written there first from --data)");
   app.add_option("--optimizer", optimizer)->check(CLI::IsMember({"sgd", "adamw"}));
   app.add_option("--images", images, "random images of the 3x32x32 models and of --pipeline")
       ->check(CLI::Range(1, 1000000));
@@ -167,6 +203,7 @@ int main(int argc, char** argv) {
   try {
     tg::set_num_threads(threads);
     if (pipeline) return data_pipeline(augment, threads, images);
+    if (!decode_dir.empty()) return decode_folder(decode_dir, data, threads, images);
     if (model_name == "cifarnet" || model_name == "mobilenet") {
       return train_random(model_name, threads, optimizer, images);
     }

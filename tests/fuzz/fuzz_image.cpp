@@ -1,6 +1,8 @@
-// libFuzzer harness for tg::load_image_from_memory (data/image.hpp), with the 28x28 target of MNIST.
-// Checks: any byte string either decodes or throws tg::Error (no crash, sanitizer report in our wrapper,
-// leak of stb's pixel buffer or other exception), and a decoded image is [1, 1, 28, 28] of finite values.
+// libFuzzer harness for the image decoder (data/image.hpp) as predict and image folders use it:
+// load_image_from_memory with the 28x28 gray target of MNIST, and decode_image to 3x32x32 RGB bytes (the
+// path of an image folder's colour images, resized). Checks: any byte string either decodes or throws
+// tg::Error (no crash, sanitizer report in our wrapper, leak of stb's pixel buffer or other exception), a
+// decoded image is [1, 1, 28, 28] of finite values, and decode_image returns 3 x 32 x 32 bytes.
 // The decoder is Debian's prebuilt libstb, not instrumented: ASan sees its allocations but not its reads.
 #include <cmath>
 #include <cstddef>
@@ -26,6 +28,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   } catch (const tg::Error&) {
     // rejected input: the expected outcome for most mutations
+  }
+  try {
+    if (tg::decode_image(bytes, 32, 32, 3, "fuzz.img").size() != 3 * 32 * 32) std::abort();
+  } catch (const tg::Error&) {
   }
   return 0;
 }
