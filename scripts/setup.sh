@@ -6,6 +6,7 @@
 #   scripts/setup.sh reference  ... plus python3-torch and libtorch-dev (PyTorch fixtures, make bench)
 #   scripts/setup.sh fuzz       ... plus clang-14 and its sanitizer runtimes (make fuzz)
 #   scripts/setup.sh format     ... plus clang-format (make format, make format-check)
+#   scripts/setup.sh fashion    ... plus Fashion-MNIST (/usr/share/datasets/fashion-mnist) and python3-numpy
 set -euo pipefail
 
 packages=(cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev doctest-dev
@@ -16,7 +17,8 @@ for extra in "$@"; do
     reference) packages+=(python3-torch python3-numpy libtorch-dev) ;;
     fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
     format) packages+=(clang-format) ;;
-    *) echo "setup.sh: unknown extra '$extra' (expected: train, reference, fuzz, format)" >&2; exit 2 ;;
+    fashion) packages+=(dataset-fashion-mnist python3-numpy) ;;
+    *) echo "setup.sh: unknown extra '$extra' (expected: train, reference, fuzz, format, fashion)" >&2; exit 2 ;;
   esac
 done
 
