@@ -254,8 +254,9 @@ int main(int argc, char** argv) {
   CLI::App* eval_cmd = app.add_subcommand("eval", "accuracy, loss, per-class table and confusion matrix");
   eval_cmd->add_option("checkpoint", e.checkpoint, "a checkpoint written by tapegrad train")->required();
   eval_cmd->add_option("--data", e.data_dir, "folder of the test set (default: the one it trained on)");
-  eval_cmd->add_option("--out", e.out_dir,
-                       "folder for eval_per_class.csv and eval_confusion.csv (default: the checkpoint's)");
+  eval_cmd->add_option(
+      "--out", e.out_dir,
+      "folder for eval_per_class.csv, eval_confusion.csv and eval_confusion.png (default: the checkpoint's)");
   eval_cmd->add_option("--batch-size", e.batch_size, "images per forward pass")->check(CLI::Range(1, 65536));
   eval_cmd->add_option("--threads", e.threads, "threads of tapegrad's pool")->check(CLI::Range(1, 256));
 
@@ -267,7 +268,8 @@ int main(int argc, char** argv) {
       ->required();
   predict_cmd
       ->add_option("--invert", p.invert,
-                   "auto: invert dark-on-light images to MNIST's light-on-dark; never; always")
+                   "auto: invert dark-on-light images to MNIST's light-on-dark (not for a model trained on "
+                   "an image folder: its images are taken as they are); never; always")
       ->check(CLI::IsMember({"auto", "never", "always"}));
   predict_cmd->add_option("--top", p.top, "how many classes to list")->check(CLI::Range(1, 1000));
 

@@ -10,6 +10,15 @@
 #include "run_checkpoint.hpp"
 
 namespace tg::cli {
+namespace {
+
+// Whether two paths name one folder ("data" and "./data/" do).
+bool same_folder(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  return a == b || std::filesystem::equivalent(a, b, ec);
+}
+
+}  // namespace
 
 int evaluate(const EvalOptions& o) {
   if (o.threads > 0) set_num_threads(o.threads);
@@ -34,7 +43,7 @@ int evaluate(const EvalOptions& o) {
                     .rows = info.input[1],
                     .cols = info.input[2],
                     .channels = info.input[0],
-                    .val_split = data_dir == info.data_dir ? info.val_split : 0.0,
+                    .val_split = same_folder(data_dir, info.data_dir) ? info.val_split : 0.0,
                     .seed = info.seed,
                     .skip_bad_images = info.skip_bad_images,
                     .classes = info.class_names},

@@ -3,6 +3,8 @@
 // and the usage errors of the folder flags.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -154,4 +156,34 @@ TEST_CASE("tapegrad train on a folder with a bad image names it; --skip-bad-imag
   INFO(skipped.output);
   CHECK(skipped.code == 0);
   CHECK(has(skipped.output, "found 12 images in 2 classes: a 6, b 6; 8x8 gray; skipped 1 bad image(s)"));
+}
+
+TEST_CASE(
+    "tapegrad predict on a gray image-folder checkpoint takes images as they are (no MNIST inversion)") {
+  TempDir dir, data;
+  const std::vector<std::string> classes{"c0", "c1", "c2", "c3", "c4"};
+  write_image_folder(data.path / "train", classes, 6, 8, 8);
+  write_image_folder(data.path / "test", classes, 1, 8, 8, 1, 50);
+  REQUIRE(train_on(data.path, dir, "").code == 0);
+  tg::cli::Checkpoint ckpt = tg::cli::open_checkpoint(dir.file("run/model.safetensors"));
+  ckpt.model.eval();
+  const tg::ImageFolder test(
+      data.path.string(), tg::Split::Test,
+      {.classes = ckpt.info.class_names, .mean = ckpt.info.mean, .std = ckpt.info.std});
+  for (std::size_t i = 0; i < test.size(); ++i) {
+    if (test.label(i) != 4) continue;  // a light image (mean byte ~171): --invert auto would turn it dark
+    tg::Array x = tg::Array::from_shape({1, 1, 8, 8});
+    test.normalized(i, x.data());
+    tg::NoGradGuard no_grad;
+    const tg::Array probs = tg::softmax(ckpt.model(tg::Tensor(x))).value();
+    const auto best = static_cast<std::size_t>(std::max_element(probs.begin(), probs.end()) - probs.begin());
+    char expected[256];
+    std::snprintf(expected, sizeof expected, ": %s  (%s %.2f%%", classes[best].c_str(), classes[best].c_str(),
+                  100.0 * probs.data()[best]);
+    const RunResult predicted = run(std::string(TG_TAPEGRAD_BIN) + " predict " +
+                                    dir.file("run/model.safetensors") + " " + test.file(i));
+    INFO(predicted.output);
+    CHECK(predicted.code == 0);
+    CHECK(has(predicted.output, expected));
+  }
 }
