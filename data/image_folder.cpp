@@ -179,7 +179,8 @@ ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions
     fail(dir, ": the held-out fraction must be in [0, 1), got ", options.val_split);
   if (layout == FolderLayout::Split && options.val_split > 0) {
     fail(dir,
-         " has train/ and test/ folders, so the test images are given; --val-split is for one folder of classes");
+         " has train/ and test/ folders, so the test images are given; --val-split is for one folder of "
+         "classes");
   }
   const std::string root = layout == FolderLayout::Split
                                ? (fs::path(dir) / (split == Split::Train ? "train" : "test")).string()
