@@ -52,15 +52,7 @@ std::string detect_dataset(const std::string& dir) {
 std::unique_ptr<ImageDataset> open_image_folder(const DataRequest& r, Split split) {
   const bool terminal = ::isatty(::fileno(stdout));
   const auto start = std::chrono::steady_clock::now();
-  ImageFolderOptions options{.rows = r.rows,
-                             .cols = r.cols,
-                             .channels = r.channels,
-                             .val_split = r.val_split,
-                             .seed = r.seed,
-                             .skip_bad_images = r.skip_bad_images,
-                             .classes = r.classes,
-                             .mean = r.mean,
-                             .std = r.std};
+  ImageFolderOptions options = r.options;
   const char* which = split == Split::Train ? "training" : "test";
   bool shown = false;
   if (terminal) {
@@ -125,15 +117,16 @@ DataSpec data_spec(const std::string& dataset, const std::string& data_dir) {
 
 std::unique_ptr<ImageDataset> open_dataset(const DataRequest& r, Split split) {
   if (r.dataset == "folder") return open_image_folder(r, split);
+  const std::vector<float>&mean = r.options.mean, &std = r.options.std;
   if (r.dataset == "cifar10") {
-    if (r.mean.empty() && r.std.empty()) return std::make_unique<CIFAR10>(r.dir, split);
-    return std::make_unique<CIFAR10>(r.dir, split, r.mean, r.std);
+    if (mean.empty() && std.empty()) return std::make_unique<CIFAR10>(r.dir, split);
+    return std::make_unique<CIFAR10>(r.dir, split, mean, std);
   }
-  if (r.mean.size() != 1 || r.std.size() != 1) {
-    fail(r.dataset, " images have one channel, but the normalization has ", r.mean.size(), " mean(s) and ",
-         r.std.size(), " std(s)");
+  if (mean.size() != 1 || std.size() != 1) {
+    fail(r.dataset, " images have one channel, but the normalization has ", mean.size(), " mean(s) and ",
+         std.size(), " std(s)");
   }
-  return std::make_unique<MNIST>(r.dir, split, MNISTOptions{r.mean[0], r.std[0]});
+  return std::make_unique<MNIST>(r.dir, split, MNISTOptions{mean[0], std[0]});
 }
 
 int main(int argc, char** argv) {

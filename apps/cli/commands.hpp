@@ -75,18 +75,12 @@ struct DataSpec {
 // (DIR/train/<class> or DIR/<class>); tg::Error naming what was looked for if none.
 DataSpec data_spec(const std::string& dataset, const std::string& data_dir);
 
-// How to open a split of a data set.
+// How to open a split of a data set: its kind (a DataSpec's), its folder, and the options. The normalization
+// (options.mean and options.std, one per channel; empty for CIFAR-10 and folders: the split's own statistics)
+// is every kind's; the rest is image folders' (ImageFolderOptions).
 struct DataRequest {
-  std::string dataset, dir;          // a DataSpec's kind; its folder
-  std::vector<float> mean{}, std{};  // one per channel; empty (CIFAR-10, folders): the split's own statistics
-  // Image folders (ImageFolderOptions): the size and channels to convert to (0: found from the images), the
-  // held-out fraction of a folder without train/ and test/ and its seed, skipping bad images, and the classes
-  // a test split is labelled by (the training set's).
-  std::size_t rows = 0, cols = 0, channels = 0;
-  double val_split = 0;
-  std::uint64_t seed = 1;
-  bool skip_bad_images = false;
-  std::vector<std::string> classes{};
+  std::string dataset, dir;
+  ImageFolderOptions options{};
 };
 // Opens a split; for a folder, prints what it found (and a progress line while decoding a large one).
 std::unique_ptr<ImageDataset> open_dataset(const DataRequest& request, Split split);

@@ -38,15 +38,15 @@ int evaluate(const EvalOptions& o) {
   const std::unique_ptr<ImageDataset> test_set =
       open_dataset({.dataset = kind,
                     .dir = data_dir,
-                    .mean = info.mean,
-                    .std = info.std,
-                    .rows = info.input[1],
-                    .cols = info.input[2],
-                    .channels = info.input[0],
-                    .val_split = same_folder(data_dir, info.data_dir) ? info.val_split : 0.0,
-                    .seed = info.seed,
-                    .skip_bad_images = info.skip_bad_images,
-                    .classes = info.class_names},
+                    .options = {.rows = info.input[1],
+                                .cols = info.input[2],
+                                .channels = info.input[0],
+                                .val_split = same_folder(data_dir, info.data_dir) ? info.val_split : 0.0,
+                                .seed = info.seed,
+                                .skip_bad_images = info.skip_bad_images,
+                                .classes = info.class_names,
+                                .mean = info.mean,
+                                .std = info.std}},
                    Split::Test);
   const ImageDataset& test = *test_set;
   if (Shape{test.channels(), test.rows(), test.cols()} != info.input) {

@@ -378,19 +378,20 @@ int train(TrainOptions o) {
   // them from the images unless --image-size / --channels say.
   DataRequest request{.dataset = info.dataset,
                       .dir = info.data_dir,
-                      .mean = info.mean,
-                      .std = info.std,
-                      .rows = o.image_rows,
-                      .cols = o.image_cols,
-                      .channels = o.image_channels,
-                      .val_split = info.val_split,
-                      .seed = info.seed,
-                      .skip_bad_images = info.skip_bad_images};
+                      .options = {.rows = o.image_rows,
+                                  .cols = o.image_cols,
+                                  .channels = o.image_channels,
+                                  .val_split = info.val_split,
+                                  .seed = info.seed,
+                                  .skip_bad_images = info.skip_bad_images,
+                                  .mean = info.mean,
+                                  .std = info.std}};
+  ImageFolderOptions& options = request.options;
   if (!o.resume_path.empty() && info.dataset == "folder") {
-    request.channels = info.input[0];
-    request.rows = info.input[1];
-    request.cols = info.input[2];
-    request.classes = info.class_names;
+    options.channels = info.input[0];
+    options.rows = info.input[1];
+    options.cols = info.input[2];
+    options.classes = info.class_names;
   }
   std::unique_ptr<ImageDataset> train_set = open_dataset(request, Split::Train);
   if (info.mean.empty()) {  // a new CIFAR-10 or folder run: the mean and std of its whole training set
@@ -400,12 +401,13 @@ int train(TrainOptions o) {
   if (const auto* folder = dynamic_cast<const ImageFolder*>(train_set.get());
       folder && info.class_names.empty())
     info.class_names = folder->class_names();
-  request.mean = info.mean;
-  request.std = info.std;
-  request.channels = train_set->channels();
-  request.rows = train_set->rows();
-  request.cols = train_set->cols();
-  request.classes = info.class_names;
+  // The test split as the training split came out: its size, channels, classes and normalization.
+  options.mean = info.mean;
+  options.std = info.std;
+  options.channels = train_set->channels();
+  options.rows = train_set->rows();
+  options.cols = train_set->cols();
+  options.classes = info.class_names;
   const std::unique_ptr<ImageDataset> test_set = open_dataset(request, Split::Test);
   if (info.limit > 0) train_set->keep_first(info.limit);
   const Shape input{train_set->channels(), train_set->rows(), train_set->cols()};

@@ -79,15 +79,7 @@ TEST_CASE("tapegrad train then eval on CIFAR-10 binary batches with a 3-channel 
       for (std::size_t k = 0; k < 32 * 32; ++k) rgb[3 * k + c] = test.pixels(i)[c * 32 * 32 + k];
     const std::string png = dir.file("test" + std::to_string(i) + ".png");
     tg::write_png(png, rgb, 32, 32, 3);
-    tg::Array x = tg::Array::from_shape({1, 3, 32, 32});
-    test.normalized(i, x.data());
-    tg::NoGradGuard no_grad;
-    const tg::Array probs = tg::softmax(loaded.model(tg::Tensor(x))).value();
-    const std::size_t best =
-        static_cast<std::size_t>(std::max_element(probs.begin(), probs.end()) - probs.begin());
-    char expected[256];
-    std::snprintf(expected, sizeof expected, "%s: %s  (%s %.2f%%", png.c_str(), kNames[best].c_str(),
-                  kNames[best].c_str(), 100.0 * probs.data()[best]);
+    const std::string expected = png + predicted_text(loaded.model, test, i, kNames);
     const RunResult predicted =
         run(std::string(TG_TAPEGRAD_BIN) + " predict " + dir.file("run/model.safetensors") + " " + png);
     INFO(predicted.output);

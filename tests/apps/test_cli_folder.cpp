@@ -172,14 +172,7 @@ TEST_CASE(
       {.classes = ckpt.info.class_names, .mean = ckpt.info.mean, .std = ckpt.info.std});
   for (std::size_t i = 0; i < test.size(); ++i) {
     if (test.label(i) != 4) continue;  // a light image (mean byte ~171): --invert auto would turn it dark
-    tg::Array x = tg::Array::from_shape({1, 1, 8, 8});
-    test.normalized(i, x.data());
-    tg::NoGradGuard no_grad;
-    const tg::Array probs = tg::softmax(ckpt.model(tg::Tensor(x))).value();
-    const auto best = static_cast<std::size_t>(std::max_element(probs.begin(), probs.end()) - probs.begin());
-    char expected[256];
-    std::snprintf(expected, sizeof expected, ": %s  (%s %.2f%%", classes[best].c_str(), classes[best].c_str(),
-                  100.0 * probs.data()[best]);
+    const std::string expected = predicted_text(ckpt.model, test, i, classes);
     const RunResult predicted = run(std::string(TG_TAPEGRAD_BIN) + " predict " +
                                     dir.file("run/model.safetensors") + " " + test.file(i));
     INFO(predicted.output);
