@@ -250,7 +250,8 @@ void draw_panel(Canvas& c, int left, int top, int right, int bottom, std::string
 
 }  // namespace
 
-void write_training_chart(const std::vector<EpochRecord>& history, const std::string& path) {
+void write_training_chart(const std::vector<EpochRecord>& history, const std::string& path,
+                          const std::string& subtitle) {
   if (history.empty()) fail("write_training_chart: ", path, ": no epochs to draw");
   Series train_loss{{}, kTrainColor}, test_loss{{}, kTestColor}, train_acc{{}, kTrainColor},
       test_acc{{}, kTestColor};
@@ -264,6 +265,8 @@ void write_training_chart(const std::vector<EpochRecord>& history, const std::st
   Canvas c(width, height);
   const std::string title = "loss and accuracy per epoch";
   c.text((width - Canvas::text_width(title, 2)) / 2, 10, title, kTextColor, 2);
+  const std::string run = shorten(subtitle, 110);
+  c.text((width - Canvas::text_width(run)) / 2, 32, run, kTextColor);
   int x = width - 12 - Canvas::text_width("train  test") - 2 * 14;  // the legend, top right
   for (const auto& [name, color] : {std::pair{"train", kTrainColor}, std::pair{"test", kTestColor}}) {
     c.fill_rect(x, 13, 10, 10, color);

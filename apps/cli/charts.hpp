@@ -52,10 +52,11 @@ std::size_t text_length(std::string_view s);
 // `s` itself when it has at most `max_chars` characters, else its first max_chars - 1 and a '.'.
 std::string shorten(std::string_view s, std::size_t max_chars);
 
-// chart.png: 800x360, the title and the legend (train blue, test orange) in the top 40 rows, the loss panel
-// in the left half and the accuracy panel (%) in the right half; epochs 1..N along x. NaN and infinite values
-// are left out. tg::Error for an empty history (no file is written).
-void write_training_chart(const std::vector<EpochRecord>& history, const std::string& path);
+// chart.png: 800x360, the title, `subtitle` (the run, in one line) and the legend (train blue, test orange)
+// in the top 40 rows, the loss panel in the left half and the accuracy panel (%) in the right half; epochs
+// 1..N along x. NaN and infinite values are left out. tg::Error for an empty history (no file is written).
+void write_training_chart(const std::vector<EpochRecord>& history, const std::string& path,
+                          const std::string& subtitle = "");
 
 // eval_confusion.png: confusion[t][p] counts images of true class t predicted as p; cells are coloured by
 // their share of the row (white 0 to dark blue 1) and show their count when it fits. Class names label the

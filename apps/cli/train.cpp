@@ -164,6 +164,15 @@ void write_metrics_csv(const std::vector<EpochRecord>& rows, const std::string& 
   write_file_atomically(path, {{text.data(), text.size()}});
 }
 
+// chart.png's line under its title: "cifarnet on folder /data/photos, sgd lr 0.05, batch 64, augment flip".
+std::string chart_subtitle(const RunInfo& info) {
+  std::ostringstream s;
+  s << info.model_name << " on " << info.dataset << ' ' << info.data_dir << ", " << info.optimizer << " lr "
+    << info.lr << ", batch " << info.batch_size;
+  if (!info.augment.none()) s << ", augment " << info.augment.text();
+  return s.str();
+}
+
 // ---- --resume: what the checkpoint fixes, and what the command line may change
 
 template <class... Parts>
@@ -622,7 +631,7 @@ int train(TrainOptions o) {
     info.generator = default_generator().state();
     save(model, o.save_path, {opt.state(), to_metadata(info)});
     write_metrics_csv(info.history, o.out_dir + "/metrics.csv");
-    write_training_chart(info.history, o.out_dir + "/chart.png");
+    write_training_chart(info.history, o.out_dir + "/chart.png", chart_subtitle(info));
   }
   if (!main_rank) return 0;
   if (o.profile) {

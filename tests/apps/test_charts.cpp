@@ -96,6 +96,16 @@ TEST_CASE("chart.png is 800x360 with the title on top and the train and test lin
   }
 }
 
+TEST_CASE("chart.png names the run in a line under the title") {
+  TempDir dir;
+  tg::cli::write_training_chart(falling_loss(3), dir.file("plain.png"));
+  tg::cli::write_training_chart(falling_loss(3), dir.file("named.png"),
+                                "lenet on mnist .cache/mnist, sgd lr 0.05");
+  const Image plain = read_png(dir.file("plain.png")), named = read_png(dir.file("named.png"));
+  CHECK(find(plain, tg::cli::kTextColor, 200, 30, 600, kChartTop).empty());
+  CHECK(find(named, tg::cli::kTextColor, 200, 30, 600, kChartTop).size() > 100);
+}
+
 TEST_CASE("chart.png draws a higher loss higher and a higher accuracy higher") {
   TempDir dir;
   tg::cli::write_training_chart(falling_loss(8), dir.file("chart.png"));
