@@ -46,12 +46,14 @@ std::string commas(std::size_t n) {
   return out;
 }
 
-// The image files under a class folder, sorted; other files go to not_images.
-std::vector<std::string> images_in(const fs::path& folder, std::vector<std::string>& not_images) {
+// The image files under a class folder, sorted; other files go to not_images. `seen` holds the real paths of
+// the folders scanned so far (the split's root and every class folder first): a linked folder already seen
+// (a link loop, a link up the tree or to another class) is skipped, so no image lands in two classes.
+std::vector<std::string> images_in(const fs::path& folder, std::set<fs::path>& seen,
+                                   std::vector<std::string>& not_images) {
   std::vector<std::string> images;
-  std::set<fs::path> seen{fs::weakly_canonical(folder)};
   std::vector<fs::path> pending{folder};
-  while (!pending.empty()) {  // depth-first; each real folder once, so link loops end
+  while (!pending.empty()) {  // depth-first
     const fs::path dir = pending.back();
     pending.pop_back();
     std::error_code ec;
@@ -59,20 +61,35 @@ std::vector<std::string> images_in(const fs::path& folder, std::vector<std::stri
          !ec && it != end; it.increment(ec)) {
       const fs::path p = it->path();
       if (hidden(p)) continue;
-      if (is_folder(p)) {
+      std::error_code status_ec;
+      const fs::file_status status = fs::status(p, status_ec);  // follows links
+      if (!status_ec && fs::is_directory(status)) {
         std::error_code canonical_ec;
         const fs::path real = fs::canonical(p, canonical_ec);
         if (!canonical_ec && seen.insert(real).second) pending.push_back(p);
-      } else if (image_extension(p)) {
-        images.push_back(p.string());  // a dangling link or loop too: reading it names the problem
+      } else if (image_extension(p) && (status_ec || fs::is_regular_file(status))) {
+        images.push_back(p.string());  // a dangling link or a link loop too: reading it names the problem
       } else {
-        not_images.push_back(p.string());
+        not_images.push_back(
+            p.string());  // including a pipe or a device named *.png, which reading would block on
       }
     }
     if (ec) fail(dir.string(), ": cannot list the folder (", ec.message(), ")");
   }
   std::sort(images.begin(), images.end());
   return images;
+}
+
+// A class folder's name for a class name: equal, or with each '/' (which no folder name can hold) written as
+// ' ' or '_' ("T-shirt/top" is the folder "T-shirt top" or "T-shirt_top").
+bool names_class(const std::string& folder, const std::string& name) {
+  if (folder == name) return true;
+  if (name.find('/') == std::string::npos || folder.size() != name.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const bool same = folder[i] == name[i] || (name[i] == '/' && (folder[i] == ' ' || folder[i] == '_'));
+    if (!same) return false;
+  }
+  return true;
 }
 
 // Enough of a file to read its header from; the whole file when the header is not in the first 64 KiB (a
@@ -93,7 +110,7 @@ ImageHeader header_of(const std::string& path) {
   return read_image_header(bytes, path);
 }
 
-// Runs body(i) for i in [0, n) on the pool in chunks, calling progress after each; body's exception becomes
+// Runs body(i) for i in [0, n) on the pool in chunks, calling progress after each; body's tg::Error becomes
 // errors[i] ("path: reason") instead of stopping the others.
 void for_each_file(std::size_t n, const std::function<void(std::size_t)>& body,
                    std::vector<std::string>& errors,
@@ -106,7 +123,7 @@ void for_each_file(std::size_t n, const std::function<void(std::size_t)>& body,
       for (std::size_t i = begin + lo; i < begin + hi; ++i) {
         try {
           body(i);
-        } catch (const std::exception& e) {
+        } catch (const Error& e) {  // a bad file; anything else (out of memory) stops the reading
           errors[i] = e.what();
         }
       }
@@ -118,24 +135,28 @@ void for_each_file(std::size_t n, const std::function<void(std::size_t)>& body,
 }  // namespace
 
 FolderLayout image_folder_layout(const std::string& dir) {
-  auto has_folder = [](const fs::path& p) {
-    std::error_code ec;
-    if (!is_folder(p)) return false;
-    for (fs::directory_iterator it(p, ec), end; !ec && it != end; it.increment(ec))
-      if (!hidden(it->path()) && is_folder(it->path())) return true;
-    return false;
-  };
-  if (has_folder(fs::path(dir) / "train") || has_folder(fs::path(dir) / "test")) return FolderLayout::Split;
-  return has_folder(dir) ? FolderLayout::Flat : FolderLayout::None;
+  if (is_folder(fs::path(dir) / "train") || is_folder(fs::path(dir) / "test")) return FolderLayout::Split;
+  std::error_code ec;
+  if (!is_folder(dir)) return FolderLayout::None;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (!hidden(it->path()) && is_folder(it->path())) return FolderLayout::Flat;
+  return FolderLayout::None;
+}
+
+std::string image_folder_test_root(const std::string& dir) {
+  for (const char* name : {"test", "val", "validation"})
+    if (is_folder(fs::path(dir) / name)) return (fs::path(dir) / name).string();
+  fail(dir, " has a train/ folder but no test/ (nor val/ or validation/) beside it: put the test images in ",
+       dir, "/test/<class>/, or put the classes in one folder (", dir, "/<class>/) and use --val-split F");
 }
 
 std::string image_folder_help(const std::string& dir) {
   return "a folder of images by class is " + dir + "/train/<class>/*.png|jpg|bmp and " + dir +
-         "/test/<class>/..., or " + dir + "/<class>/... with --val-split F";
+         "/test/<class>/... (or val/), or " + dir + "/<class>/... with --val-split F";
 }
 
 ImageFolderScan scan_image_folder(const std::string& root) {
-  if (!is_folder(root)) fail(root, ": no such folder; ", image_folder_help("DIR"));
+  if (!is_folder(root)) fail(root, ": no such folder");
   ImageFolderScan scan;
   std::vector<fs::path> classes;
   std::error_code ec;
@@ -154,9 +175,11 @@ ImageFolderScan scan_image_folder(const std::string& root) {
          image_folder_help(root));
   }
   std::sort(classes.begin(), classes.end());
+  std::set<fs::path> seen{fs::weakly_canonical(root)};
+  for (const fs::path& folder : classes) seen.insert(fs::weakly_canonical(folder));
   for (const fs::path& folder : classes) {
     const std::size_t others_before = scan.not_images.size();
-    const std::vector<std::string> images = images_in(folder, scan.not_images);
+    const std::vector<std::string> images = images_in(folder, seen, scan.not_images);
     if (images.empty()) {
       const std::size_t others = scan.not_images.size() - others_before;
       fail(folder.string(), ": the class '", folder.filename().string(), "' has no images",
@@ -182,9 +205,9 @@ ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions
          " has train/ and test/ folders, so the test images are given; --val-split is for one folder of "
          "classes");
   }
-  const std::string root = layout == FolderLayout::Split
-                               ? (fs::path(dir) / (split == Split::Train ? "train" : "test")).string()
-                               : dir;
+  const std::string root = layout == FolderLayout::Flat ? dir
+                           : split == Split::Train      ? (fs::path(dir) / "train").string()
+                                                        : image_folder_test_root(dir);
   ImageFolderScan scan = scan_image_folder(root);
   not_images_ = scan.not_images;
 
@@ -199,9 +222,12 @@ ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions
     for (std::size_t c = 0; c < relabel.size(); ++c) relabel[c] = static_cast<int>(c);
   } else {
     class_names_ = options.classes;
+    classes_given_ = true;
     std::vector<std::string> unknown;
     for (std::size_t c = 0; c < relabel.size(); ++c) {
-      const auto at = std::find(class_names_.begin(), class_names_.end(), scan.class_names[c]);
+      const auto at = std::find_if(class_names_.begin(), class_names_.end(), [&](const std::string& name) {
+        return names_class(scan.class_names[c], name);
+      });
       if (at == class_names_.end()) unknown.push_back(scan.class_names[c]);
       relabel[c] = static_cast<int>(at - class_names_.begin());
     }
@@ -250,6 +276,7 @@ ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions
   }
   if (chosen.empty())
     fail(root, ": no images in the ", split == Split::Train ? "training" : "test", " split");
+  if (options.limit > 0 && options.limit < chosen.size()) chosen.resize(options.limit);
 
   // The size and channels: given, or read from the headers of every image of the folder (both splits of a
   // flat one, so that they agree).
@@ -296,7 +323,14 @@ ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions
 
   // Decoding, once, into [N, C, H, W] bytes.
   const std::size_t n = chosen.size(), example = channels_ * rows_ * cols_;
-  images_.assign(n * example, 0);
+  try {
+    images_.assign(n * example, 0);
+  } catch (const std::bad_alloc&) {
+    fail(root, ": ", n, " images of ", channels_, "x", rows_, "x", cols_, " need ",
+         static_cast<double>(n * example) / (1 << 30),
+         " GiB of memory, more than there is; choose a smaller "
+         "--image-size (or --limit N)");
+  }
   for_each_file(
       n,
       [&](std::size_t i) {
@@ -368,13 +402,19 @@ std::vector<std::size_t> ImageFolder::class_counts() const {
 std::string ImageFolder::summary() const {
   std::ostringstream out;
   const std::vector<std::size_t> counts = class_counts();
-  out << "found " << commas(size()) << " images in " << class_names_.size() << " classes: ";
-  for (std::size_t c = 0; c < counts.size(); ++c) {
-    if (c == 12 && counts.size() > 13) {
-      out << ", ... (" << counts.size() - 12 << " more)";
+  // A split labelled by given classes may lack some of them: only the ones it has are listed.
+  std::vector<std::size_t> listed;
+  for (std::size_t c = 0; c < counts.size(); ++c)
+    if (counts[c] > 0 || !classes_given_) listed.push_back(c);
+  out << "found " << commas(size()) << " images in " << listed.size();
+  if (listed.size() < class_names_.size()) out << " of the model's " << class_names_.size();
+  out << " classes: ";
+  for (std::size_t i = 0; i < listed.size(); ++i) {
+    if (i == 12 && listed.size() > 13) {
+      out << ", ... (" << listed.size() - 12 << " more)";
       break;
     }
-    out << (c ? ", " : "") << class_names_[c] << ' ' << commas(counts[c]);
+    out << (i ? ", " : "") << class_names_[listed[i]] << ' ' << commas(counts[listed[i]]);
   }
   out << "; " << rows_ << "x" << cols_ << (channels_ == 3 ? " RGB" : " gray");
   if (!not_images_.empty()) {

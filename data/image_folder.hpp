@@ -1,6 +1,6 @@
 // Folders of images by class, the layout torchvision's ImageFolder and Keras read:
 //
-//   DIR/train/<class>/*.png|jpg|jpeg|bmp   and   DIR/test/<class>/...     ("split" layout)
+//   DIR/train/<class>/*.png|jpg|jpeg|bmp   and   DIR/test/<class>/... (or val/)     ("split" layout)
 //   DIR/<class>/*.png|jpg|jpeg|bmp, a seeded fraction per class held out as the test split   ("flat" layout)
 //
 // Classes are the sorted folder names. Images are decoded once (stb_image, in parallel on the pool), resized
@@ -32,16 +32,24 @@ struct ImageFolderScan {
 ImageFolderScan scan_image_folder(const std::string& root);
 
 enum class FolderLayout { None, Split, Flat };
-// Split when dir/train or dir/test holds a folder (not hidden), else Flat when dir itself does, else None.
+// Split when dir/train or dir/test is a folder (the test split: dir/test, else dir/val or dir/validation),
+// else Flat when dir holds a folder (not hidden), else None.
 FolderLayout image_folder_layout(const std::string& dir);
+
+// The split layout's test folder: dir/test, else dir/val or dir/validation; tg::Error saying where to put the
+// test images when there is none.
+std::string image_folder_test_root(const std::string& dir);
 
 struct ImageFolderOptions {
   std::size_t rows = 0, cols = 0;  // the size images are resized to; 0, 0: their own, when they all agree
-  std::size_t channels = 0;        // 1 or 3; 0: 3 when any image has colour (by its file's header), else 1
-  double val_split = 0;            // flat layout: the fraction of each class held out as Split::Test
-  std::uint64_t seed = 1;          // of the held-out choice
-  bool skip_bad_images = false;    // a corrupt or unreadable image is skipped (and counted), not an error
-  // The classes to label by: a test split takes its training set's. Empty: the folders found, at least two.
+  std::size_t channels =
+      0;  // 1 or 3; 0: 3 when any file is a colour image (RGB or palette, by its header), else 1
+  double val_split = 0;          // flat layout: the fraction of each class held out as Split::Test
+  std::uint64_t seed = 1;        // of the held-out choice
+  bool skip_bad_images = false;  // a corrupt or unreadable image is skipped (and counted), not an error
+  std::size_t limit = 0;         // > 0: decode only the first `limit` examples (see keep_first)
+  // The classes to label by: a test split takes its training set's (a class name's '/' matches a folder
+  // name's ' ' or '_'). Empty: the folders found, at least two.
   std::vector<std::string> classes{};
   std::vector<float> mean{}, std{};  // one per channel, of pixels / 255; empty: this set's own statistics
   // Called while decoding with (images done, images in all), from the calling thread, every few hundred.
@@ -82,6 +90,7 @@ class ImageFolder final : public ImageDataset {
   std::vector<int> labels_;
   std::vector<std::string> files_, class_names_, not_images_, bad_images_;
   std::size_t rows_ = 0, cols_ = 0, channels_ = 0;
+  bool classes_given_ = false;  // labelled by ImageFolderOptions::classes
   std::vector<float> mean_, std_;
 };
 

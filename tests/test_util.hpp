@@ -61,12 +61,10 @@ inline RunResult run(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
-// What `tapegrad predict` prints after an image's path when `model` gives example i of `data` (normalized as
-// the checkpoint does) its top class: ": cat  (cat 97.31%".
-inline std::string predicted_text(tg::Sequential& model, const tg::ImageDataset& data, std::size_t i,
+// What `tapegrad predict` prints after an image's path when `model` gives x (one image, normalized as the
+// checkpoint does) its top class: ": cat  (cat 97.31%".
+inline std::string predicted_text(tg::Sequential& model, const tg::Array& x,
                                   const std::vector<std::string>& names) {
-  tg::Array x = tg::Array::from_shape({1, data.channels(), data.rows(), data.cols()});
-  data.normalized(i, x.data());
   tg::NoGradGuard no_grad;
   const tg::Array probs = tg::softmax(model(tg::Tensor(x))).value();
   const auto best = static_cast<std::size_t>(std::max_element(probs.begin(), probs.end()) - probs.begin());
@@ -74,6 +72,13 @@ inline std::string predicted_text(tg::Sequential& model, const tg::ImageDataset&
   std::snprintf(text, sizeof text, ": %s  (%s %.2f%%", names.at(best).c_str(), names.at(best).c_str(),
                 100.0 * probs.data()[best]);
   return text;
+}
+// The same for example i of `data`.
+inline std::string predicted_text(tg::Sequential& model, const tg::ImageDataset& data, std::size_t i,
+                                  const std::vector<std::string>& names) {
+  tg::Array x = tg::Array::from_shape({1, data.channels(), data.rows(), data.cols()});
+  data.normalized(i, x.data());
+  return predicted_text(model, x, names);
 }
 
 inline std::string read_text(const std::string& path) {

@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -157,7 +158,14 @@ int decode_folder(const std::string& dir, const std::string& mnist_dir, int thre
   if (fs::exists(train))
     for (const auto& entry : fs::recursive_directory_iterator(train)) present += entry.is_regular_file();
   if (present != images) {
+    // Only a folder this bench wrote (its marker inside) is replaced: --decode ~/photos must not delete
+    // photos.
+    const fs::path marker = fs::path(dir) / ".tapegrad-bench-decode";
+    if (fs::exists(dir) && !fs::is_empty(dir) && !fs::exists(marker))
+      tg::fail("--decode ", dir, ": not empty and not written by bench_train; give a new or empty folder");
     fs::remove_all(dir);
+    fs::create_directories(dir);
+    std::ofstream(marker) << "written by bench_train --decode; replaced when --images changes\n";
     const tg::MNIST mnist(mnist_dir, tg::Split::Train);
     if (images > mnist.size()) tg::fail("--images ", images, ": ", mnist_dir, " has ", mnist.size());
     for (std::size_t i = 0; i < images; ++i) {

@@ -169,7 +169,8 @@ int main(int argc, char** argv) {
       "size, when they all have the same)");
   train_cmd
       ->add_option("--channels", t.image_channels,
-                   "image folders: 1 (gray) or 3 (RGB) (default: 3 when any image has colour)")
+                   "image folders: 1 (gray) or 3 (RGB) (default: 3 when any file is a colour image, RGB or "
+                   "palette, by its header)")
       ->check(CLI::IsMember({1, 3}));
   train_cmd
       ->add_option("--val-split", t.val_split,

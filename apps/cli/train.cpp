@@ -261,6 +261,8 @@ void check_folder_flags(const TrainOptions& o, const std::string& dataset) {
                 "class for testing with --val-split F (e.g. --val-split 0.2), or split the images into ",
                 o.data_dir, "/train/<class>/ and ", o.data_dir, "/test/<class>/");
   }
+  if (layout == FolderLayout::Split)
+    image_folder_test_root(o.data_dir);  // before the training images are read
   if (layout == FolderLayout::Split && o.val_split > 0) {
     throw_usage(o.data_dir,
                 " has train/ and test/ folders, so the test images are given; --val-split is for ",
@@ -308,7 +310,11 @@ void check_resume_flags(const TrainOptions& o, const RunInfo& info, const std::s
   refuse("--seed", text(info.seed), text(o.seed));
   refuse("--dataset", info.dataset, o.dataset);
   refuse("--val-split", text(info.val_split), text(o.val_split));
-  refuse("--skip-bad-images", text(info.skip_bad_images), text(o.skip_bad_images));
+  if (o.given.count("--skip-bad-images") && !info.skip_bad_images) {
+    throw_usage(o.resume_path,
+                " was trained without --skip-bad-images; a resumed run reads the images as it did (",
+                "start a new run to skip bad images)");
+  }
   if (o.given.count("--image-size") &&
       (o.image_rows != info.input.at(1) || o.image_cols != info.input.at(2))) {
     refuse("--image-size", text(info.input.at(1)) + "x" + text(info.input.at(2)),
@@ -385,16 +391,18 @@ int train(TrainOptions o) {
 
   // A resumed folder run converts its images as the first run did (size, channels, classes); a new one finds
   // them from the images unless --image-size / --channels say.
-  DataRequest request{.dataset = info.dataset,
-                      .dir = info.data_dir,
-                      .options = {.rows = o.image_rows,
-                                  .cols = o.image_cols,
-                                  .channels = o.image_channels,
-                                  .val_split = info.val_split,
-                                  .seed = info.seed,
-                                  .skip_bad_images = info.skip_bad_images,
-                                  .mean = info.mean,
-                                  .std = info.std}};
+  DataRequest request{
+      .dataset = info.dataset,
+      .dir = info.data_dir,
+      .options = {.rows = o.image_rows,
+                  .cols = o.image_cols,
+                  .channels = o.image_channels,
+                  .val_split = info.val_split,
+                  .seed = info.seed,
+                  .skip_bad_images = info.skip_bad_images,
+                  .limit = info.limit,  // a folder decodes only those (others: keep_first below)
+                  .mean = info.mean,
+                  .std = info.std}};
   ImageFolderOptions& options = request.options;
   if (!o.resume_path.empty() && info.dataset == "folder") {
     options.channels = info.input[0];
@@ -403,7 +411,8 @@ int train(TrainOptions o) {
     options.classes = info.class_names;
   }
   std::unique_ptr<ImageDataset> train_set = open_dataset(request, Split::Train);
-  if (info.mean.empty()) {  // a new CIFAR-10 or folder run: the mean and std of its whole training set
+  if (info.mean
+          .empty()) {  // a new CIFAR-10 or folder run: its training images' (a folder's: the --limit ones)
     info.mean = train_set->channel_mean();
     info.std = train_set->channel_std();
   }
@@ -417,6 +426,7 @@ int train(TrainOptions o) {
   options.rows = train_set->rows();
   options.cols = train_set->cols();
   options.classes = info.class_names;
+  options.limit = 0;
   const std::unique_ptr<ImageDataset> test_set = open_dataset(request, Split::Test);
   if (info.limit > 0) train_set->keep_first(info.limit);
   const Shape input{train_set->channels(), train_set->rows(), train_set->cols()};

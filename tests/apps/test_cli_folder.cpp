@@ -46,7 +46,7 @@ TEST_CASE("tapegrad train and eval on DIR/train/<class>/ and DIR/test/<class>/ c
                                 "): found 24 images in 3 classes: bee 8, owl 8, red fox 8; 12x10 RGB"));
   CHECK(
       has(trained.output, "on folder (" + data.path.string() + "): 24 training / 9 test images, 3 classes"));
-  const tg::cli::Checkpoint ckpt = tg::cli::open_checkpoint(dir.file("run/model.safetensors"));
+  tg::cli::Checkpoint ckpt = tg::cli::open_checkpoint(dir.file("run/model.safetensors"));
   CHECK(ckpt.info.dataset == "folder");
   CHECK(ckpt.info.input == tg::Shape{3, 12, 10});
   CHECK(ckpt.info.class_names == std::vector<std::string>{"bee", "owl", "red fox"});
@@ -62,14 +62,20 @@ TEST_CASE("tapegrad train and eval on DIR/train/<class>/ and DIR/test/<class>/ c
   CHECK(has(evaluated.output, ": 9 images"));
   CHECK(has(evaluated.output, "red fox"));
 
-  // predict converts a gray image of another size to the checkpoint's RGB 12x10, and does not invert it.
+  // predict converts a gray image of another size to the checkpoint's RGB 12x10: the same answer as the model
+  // gives that image converted by load_image, to the printed digits.
   const std::string gray = dir.file("gray.png");
-  tg::write_png(gray, std::vector<std::uint8_t>(30 * 20, 200), 20, 30);
+  std::vector<std::uint8_t> pixels(30 * 20);
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<std::uint8_t>(60 + i % 150);
+  tg::write_png(gray, pixels, 20, 30);
+  ckpt.model.eval();
+  const tg::Array x = tg::load_image(
+      gray, 12, 10, {.channels = 3, .channel_mean = ckpt.info.mean, .channel_std = ckpt.info.std});
   const RunResult predicted =
       run(std::string(TG_TAPEGRAD_BIN) + " predict " + dir.file("run/model.safetensors") + " " + gray);
   INFO(predicted.output);
   CHECK(predicted.code == 0);
-  CHECK(has(predicted.output, gray + ": "));
+  CHECK(has(predicted.output, gray + predicted_text(ckpt.model, x, ckpt.info.class_names)));
 }
 
 TEST_CASE(
@@ -179,4 +185,32 @@ TEST_CASE(
     CHECK(predicted.code == 0);
     CHECK(has(predicted.output, expected));
   }
+}
+
+TEST_CASE("A folder run with --val-split and --augment resumed after epoch 1 ends as the uninterrupted run") {
+  TempDir dir, resumed_dir, data;
+  write_image_folder(data.path, {"a", "b", "c"}, 8, 8, 8, 3);
+  const std::string flags =
+      "--val-split 0.25 --augment flip,crop=2 --seed 3 --schedule constant";  // cosine depends on --epochs
+  const std::string model = dir.file("small.tg");
+  write_bytes(model, std::vector<std::uint8_t>(kSmallModel.begin(), kSmallModel.end()));
+  const std::string common = std::string(TG_TAPEGRAD_BIN) + " train --data " + data.path.string() +
+                             " --model " + model + " --batch-size 4 --threads 1 " + flags;
+  REQUIRE(run(common + " --epochs 2 --out " + dir.file("whole")).code == 0);
+  REQUIRE(run(common + " --epochs 1 --out " + resumed_dir.file("run")).code == 0);
+  const RunResult resumed = run(std::string(TG_TAPEGRAD_BIN) + " train --resume " +
+                                resumed_dir.file("run/model.safetensors") + " --epochs 2 --threads 1");
+  INFO(resumed.output);
+  REQUIRE(resumed.code == 0);
+  CHECK(same_tensors(dir.file("whole/model.safetensors"), resumed_dir.file("run/model.safetensors")));
+}
+
+TEST_CASE("tapegrad train on DIR/train/ without DIR/test/ stops before reading the training images") {
+  TempDir dir, data;
+  write_image_folder(data.path / "train", {"a", "b"}, 4, 8, 8);
+  const RunResult r = train_on(data.path, dir, "");
+  INFO(r.output);
+  CHECK(r.code == 1);
+  CHECK(has(r.output, "has a train/ folder but no test/ (nor val/ or validation/) beside it"));
+  CHECK_FALSE(has(r.output, "training images ("));
 }

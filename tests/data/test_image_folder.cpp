@@ -3,6 +3,8 @@
 // and a clear error naming the file or folder for every kind of bad input the issue lists.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <set>
@@ -63,6 +65,11 @@ TEST_CASE("ImageFolder reads train/<class>/ and test/<class>/ back byte for byte
   CHECK(wrong == 0);
   // Round-robin over the classes: the first three examples are one of each.
   CHECK(std::set<int>{train.label(0), train.label(1), train.label(2)} == std::set<int>{0, 1, 2});
+  // limit: only the first examples are decoded, one of each class first.
+  const tg::ImageFolder first(dir.path.string(), tg::Split::Train, {.limit = 4});
+  REQUIRE(first.size() == 4);
+  CHECK(first.class_counts() == std::vector<std::size_t>{2, 1, 1});
+  for (std::size_t i = 0; i < 4; ++i) CHECK(first.file(i) == train.file(i));
   const tg::ImageFolder test(dir.path.string(), tg::Split::Test);
   CHECK(test.size() == 6);
   for (std::size_t i = 0; i < test.size(); ++i) CHECK(folder_image_id(test.file(i)) >= 100);
@@ -166,10 +173,14 @@ TEST_CASE(
   CHECK(contains(data.not_images()[0], "README"));
   CHECK(contains(data.not_images()[1], "notes.txt"));
   CHECK(contains(data.summary(), "skipped 2 file(s) that are not images or not in a class folder"));
-  // The test split labels by the training classes, even when it has fewer.
+  // The test split labels by the training classes, even when it has fewer, and lists the ones it has.
   const tg::ImageFolder test(dir.path.string(), tg::Split::Test, {.classes = data.class_names()});
   CHECK(test.size() == 1);
   CHECK(test.label(0) == 0);
+  CHECK(contains(test.summary(), "found 1 images in 1 of the model's 2 classes: chat noir 1;"));
+  // A class name with '/' (Fashion-MNIST's "T-shirt/top") is the folder "T-shirt top" or "T-shirt_top".
+  const tg::ImageFolder named(dir.path.string(), tg::Split::Test, {.classes = {"x", "chat/noir"}});
+  CHECK(named.label(0) == 1);
 }
 
 TEST_CASE("ImageFolder ends at a symbolic-link loop and reports a file link loop as a bad image") {
@@ -178,8 +189,12 @@ TEST_CASE("ImageFolder ends at a symbolic-link loop and reports a file link loop
   write_image_folder(train, {"a", "b"}, 2, 4, 4);
   fs::create_directory_symlink(train / "a", train / "a" / "again");  // a -> a/again -> a ...
   fs::create_directory_symlink(train, train / "b" / "up");           // b/up/b/up/...
+  fs::create_directory_symlink(train / "a", train / "b" / "to a");   // class a's images, not b's
+  fs::create_directories(dir.path / "elsewhere");
+  write_folder_png((dir.path / "elsewhere" / "img_77.png").string(), 77, 4, 4, 1, 0);
+  fs::create_directory_symlink(dir.path / "elsewhere", train / "b" / "more");  // a folder outside: b's
   const tg::ImageFolder data(dir.path.string(), tg::Split::Train);
-  CHECK(data.class_counts() == std::vector<std::size_t>{2, 4});  // b/up reaches a's 2 images once, b's twice
+  CHECK(data.class_counts() == std::vector<std::size_t>{2, 3});  // no image in two classes, none twice
   fs::create_symlink(train / "a" / "x.png", train / "a" / "y.png");
   fs::create_symlink(train / "a" / "y.png", train / "a" / "x.png");
   const std::string error = folder_error(dir.path);
@@ -193,6 +208,28 @@ TEST_CASE("Bad image folders: a clear error naming the folder, the file and what
     fs::create_directories(dir.path / "empty");
     CHECK(contains(folder_error(dir.path / "empty"), "not a folder of images by class"));
     CHECK(contains(folder_error(dir.path / "missing"), "not a folder of images by class"));
+  }
+  SUBCASE("images directly in train/, no class folders") {
+    fs::create_directories(dir.path / "train");
+    write_folder_png((dir.path / "train" / "img_0.png").string(), 0, 4, 4, 1, 0);
+    write_image_folder(dir.path / "test", {"a", "b"}, 1, 4, 4);
+    CHECK(tg::image_folder_layout(dir.path.string()) == tg::FolderLayout::Split);
+    CHECK(contains(folder_error(dir.path), "train: found no class folders (1 file(s) directly in it)"));
+  }
+  SUBCASE("train/ without test/ (val/ and validation/ are test folders too)") {
+    write_image_folder(dir.path / "train", {"a", "b"}, 2, 4, 4);
+    CHECK(contains(folder_error(dir.path, {}, tg::Split::Test),
+                   "has a train/ folder but no test/ (nor val/ or validation/) beside it"));
+    write_image_folder(dir.path / "val", {"a", "b"}, 1, 4, 4, 1, 10);
+    CHECK(tg::ImageFolder(dir.path.string(), tg::Split::Test).size() == 2);
+  }
+  SUBCASE("a pipe named like an image is reported, not read (reading would block)") {
+    write_image_folder(dir.path / "train", {"a", "b"}, 2, 4, 4);
+    REQUIRE(::mkfifo((dir.path / "train" / "a" / "pipe.png").c_str(), 0600) == 0);
+    const tg::ImageFolder data(dir.path.string(), tg::Split::Train);
+    CHECK(data.size() == 4);
+    REQUIRE(data.not_images().size() == 1);
+    CHECK(contains(data.not_images()[0], "pipe.png"));
   }
   SUBCASE("one class") {
     write_image_folder(dir.path / "train", {"only"}, 3, 4, 4);
@@ -223,6 +260,7 @@ TEST_CASE("Bad image folders: a clear error naming the folder, the file and what
     CHECK(contains(error, "has 12 classes, 2 of them unknown to the model's 10"));
     CHECK(contains(error, "class10, class11"));
   }
+  // Unreadable: a dangling link (chmod 000 does not stop root, who runs CI).
   SUBCASE("an unreadable file, a truncated PNG, a 0-byte JPEG, a 20000x20000 PNG header") {
     write_image_folder(dir.path / "train", {"a", "b"}, 3, 4, 4);
     const std::string good = read_text((dir.path / "train" / "a" / "img_0.png").string());
