@@ -195,7 +195,112 @@ ImageFolderScan scan_image_folder(const std::string& root) {
   return scan;
 }
 
-ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions options) {
+namespace {
+
+// Each scanned class's label: its index among the given classes (a test split takes its training set's; a
+// class they do not have is an error), else among the folders found (at least two).
+std::vector<int> label_classes(const ImageFolderScan& scan, const std::vector<std::string>& given,
+                               const std::string& root) {
+  std::vector<int> labels(scan.class_names.size());
+  if (given.empty()) {
+    if (scan.class_names.size() < 2) {
+      fail(root, ": found one class folder ('", scan.class_names[0],
+           "'); a classifier needs at least two, one folder per class");
+    }
+    for (std::size_t c = 0; c < labels.size(); ++c) labels[c] = static_cast<int>(c);
+    return labels;
+  }
+  std::string unknown;
+  std::size_t unknown_count = 0;
+  for (std::size_t c = 0; c < labels.size(); ++c) {
+    const auto at = std::find_if(given.begin(), given.end(), [&](const std::string& name) {
+      return names_class(scan.class_names[c], name);
+    });
+    if (at == given.end()) unknown += (unknown_count++ ? ", " : "") + scan.class_names[c];
+    labels[c] = static_cast<int>(at - given.begin());
+  }
+  if (unknown_count > 0) {
+    std::string known;
+    for (const std::string& name : given) known += (known.empty() ? "" : ", ") + name;
+    fail(root, " has ", scan.class_names.size(), " classes, ", unknown_count,
+         " of them unknown to the model's ", given.size(), " (", known, "): ", unknown);
+  }
+  return labels;
+}
+
+// The scan's files this split takes (indices): all, or with val_split > 0 a seeded share of each class (Test)
+// or the rest (Train); round-robin over the classes, so that the first n keep the classes' proportions.
+std::vector<std::size_t> choose_files(const ImageFolderScan& scan, Split split, double val_split,
+                                      std::uint64_t seed) {
+  std::vector<std::vector<std::size_t>> by_class(scan.class_names.size());
+  for (std::size_t i = 0; i < scan.files.size(); ++i)
+    by_class[static_cast<std::size_t>(scan.labels[i])].push_back(i);
+  if (val_split > 0) {
+    for (std::size_t c = 0; c < by_class.size(); ++c) {
+      std::vector<std::size_t>& files = by_class[c];
+      const std::size_t n = files.size();
+      // At least one held out and one kept of a class with two or more images.
+      const std::size_t held =
+          n < 2 ? 0 : std::clamp<std::size_t>(static_cast<std::size_t>(std::lround(val_split * n)), 1, n - 1);
+      Generator gen(seed * 0x9E3779B97F4A7C15ull + 0x5EED + c);
+      for (std::size_t i = n; i > 1; --i) std::swap(files[i - 1], files[gen.below(i)]);
+      if (split == Split::Test)
+        files.resize(held);
+      else
+        files.erase(files.begin(), files.begin() + static_cast<std::ptrdiff_t>(held));
+      std::sort(files.begin(), files.end());
+    }
+  }
+  std::vector<std::size_t> chosen;
+  for (std::size_t k = 0; chosen.size() < scan.files.size(); ++k) {
+    const std::size_t before = chosen.size();
+    for (const auto& files : by_class)
+      if (k < files.size()) chosen.push_back(files[k]);
+    if (chosen.size() == before) break;
+  }
+  return chosen;
+}
+
+// The size and channels of the scanned images from their headers: the size they all have (else an error that
+// asks for --image-size), 3 channels when any file is colour. Only the ones not given (0) are set.
+void find_size_and_channels(const std::vector<std::string>& files, const std::string& root, std::size_t& rows,
+                            std::size_t& cols, std::size_t& channels) {
+  std::vector<ImageHeader> headers(files.size());
+  std::vector<std::string> errors;
+  for_each_file(files.size(), [&](std::size_t i) { headers[i] = header_of(files[i]); }, errors, {});
+  std::map<std::pair<std::size_t, std::size_t>, std::size_t> sizes;  // (rows, cols) -> images
+  std::size_t first = files.size(), colour = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (!errors[i].empty()) continue;  // decoding reports it
+    ++sizes[{headers[i].rows, headers[i].cols}];
+    colour += headers[i].channels >= 3;
+    first = std::min(first, i);
+  }
+  if (channels == 0) channels = colour > 0 ? 3 : 1;
+  if (rows != 0) return;
+  if (sizes.size() > 1) {
+    std::string listed;
+    std::size_t shown = 0;
+    for (const auto& [size, count] : sizes) {
+      if (shown++ == 4) {
+        listed += ", ...";
+        break;
+      }
+      listed += (listed.empty() ? "" : ", ") + std::to_string(size.first) + "x" +
+                std::to_string(size.second) + " (" + commas(count) + ")";
+    }
+    fail(root, ": the images have ", sizes.size(), " different sizes (", listed,
+         "); choose one with --image-size HxW (e.g. --image-size ", headers[first].rows, "x",
+         headers[first].cols, "), every image is resized to it");
+  }
+  // Every header unreadable: any size will do, decoding reports the files.
+  std::tie(rows, cols) = sizes.empty() ? std::pair<std::size_t, std::size_t>{1, 1} : sizes.begin()->first;
+}
+
+}  // namespace
+
+ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions options)
+    : rows_(options.rows), cols_(options.cols), channels_(options.channels) {
   const FolderLayout layout = image_folder_layout(dir);
   if (layout == FolderLayout::None) fail(dir, ": not a folder of images by class; ", image_folder_help(dir));
   if (options.val_split < 0 || options.val_split >= 1)
@@ -205,132 +310,50 @@ ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions
          " has train/ and test/ folders, so the test images are given; --val-split is for one folder of "
          "classes");
   }
-  const std::string root = layout == FolderLayout::Flat ? dir
-                           : split == Split::Train      ? (fs::path(dir) / "train").string()
-                                                        : image_folder_test_root(dir);
-  ImageFolderScan scan = scan_image_folder(root);
-  not_images_ = scan.not_images;
-
-  // Labels: the given classes (a test split takes its training set's), else the folders found.
-  std::vector<int> relabel(scan.class_names.size());
-  if (options.classes.empty()) {
-    if (scan.class_names.size() < 2) {
-      fail(root, ": found one class folder ('", scan.class_names[0],
-           "'); a classifier needs at least two, one folder per class");
-    }
-    class_names_ = scan.class_names;
-    for (std::size_t c = 0; c < relabel.size(); ++c) relabel[c] = static_cast<int>(c);
-  } else {
-    class_names_ = options.classes;
-    classes_given_ = true;
-    std::vector<std::string> unknown;
-    for (std::size_t c = 0; c < relabel.size(); ++c) {
-      const auto at = std::find_if(class_names_.begin(), class_names_.end(), [&](const std::string& name) {
-        return names_class(scan.class_names[c], name);
-      });
-      if (at == class_names_.end()) unknown.push_back(scan.class_names[c]);
-      relabel[c] = static_cast<int>(at - class_names_.begin());
-    }
-    if (!unknown.empty()) {
-      std::string known, extra;
-      for (const std::string& name : class_names_) known += (known.empty() ? "" : ", ") + name;
-      for (const std::string& name : unknown) extra += (extra.empty() ? "" : ", ") + name;
-      fail(root, " has ", scan.class_names.size(), " classes, ", unknown.size(),
-           " of them unknown to the model's ", class_names_.size(), " (", known, "): ", extra);
-    }
-  }
-
-  // Which files this split takes: all of the root's, or a seeded share of each class (flat layout).
-  std::vector<std::vector<std::size_t>> by_class(scan.class_names.size());
-  for (std::size_t i = 0; i < scan.files.size(); ++i)
-    by_class[static_cast<std::size_t>(scan.labels[i])].push_back(i);
-  if (layout == FolderLayout::Flat && options.val_split > 0) {
-    for (std::size_t c = 0; c < by_class.size(); ++c) {
-      std::vector<std::size_t>& files = by_class[c];
-      const std::size_t n = files.size();
-      // At least one held out and one kept of a class with two or more images.
-      const std::size_t held =
-          n < 2 ? 0
-                : std::clamp<std::size_t>(static_cast<std::size_t>(std::lround(options.val_split * n)), 1,
-                                          n - 1);
-      Generator gen(options.seed * 0x9E3779B97F4A7C15ull + 0x5EED + c);
-      for (std::size_t i = n; i > 1; --i) std::swap(files[i - 1], files[gen.below(i)]);
-      if (split == Split::Test)
-        files.resize(held);
-      else
-        files.erase(files.begin(), files.begin() + static_cast<std::ptrdiff_t>(held));
-      std::sort(files.begin(), files.end());
-    }
-  }
-  // Round-robin over the classes: the first n examples keep the classes' proportions (keep_first).
-  std::vector<std::size_t> chosen;
-  for (std::size_t k = 0;; ++k) {
-    bool any = false;
-    for (const auto& files : by_class) {
-      if (k < files.size()) {
-        chosen.push_back(files[k]);
-        any = true;
-      }
-    }
-    if (!any) break;
-  }
-  if (chosen.empty())
-    fail(root, ": no images in the ", split == Split::Train ? "training" : "test", " split");
-  if (options.limit > 0 && options.limit < chosen.size()) chosen.resize(options.limit);
-
-  // The size and channels: given, or read from the headers of every image of the folder (both splits of a
-  // flat one, so that they agree).
-  rows_ = options.rows;
-  cols_ = options.cols;
-  channels_ = options.channels;
   if (channels_ != 0 && channels_ != 1 && channels_ != 3)
     fail(dir, ": images can have 1 (gray) or 3 (RGB) channels, not ", channels_);
   if ((rows_ == 0) != (cols_ == 0)) fail(dir, ": image size ", rows_, "x", cols_, " is incomplete");
-  std::vector<std::string> errors;
-  if (rows_ == 0 || channels_ == 0) {
-    std::vector<ImageHeader> headers(scan.files.size());
-    for_each_file(scan.files.size(), [&](std::size_t i) { headers[i] = header_of(scan.files[i]); }, errors,
-                  {});
-    std::map<std::pair<std::size_t, std::size_t>, std::size_t> sizes;  // (rows, cols) -> images
-    std::size_t first = scan.files.size(), colour = 0;
-    for (std::size_t i = 0; i < scan.files.size(); ++i) {
-      if (!errors[i].empty()) continue;  // decoding below reports it
-      ++sizes[{headers[i].rows, headers[i].cols}];
-      colour += headers[i].channels >= 3;
-      first = std::min(first, i);
-    }
-    if (channels_ == 0) channels_ = colour > 0 ? 3 : 1;
-    if (rows_ == 0 && sizes.size() > 1) {
-      std::string listed;
-      std::size_t shown = 0;
-      for (const auto& [size, count] : sizes) {
-        if (shown++ == 4) {
-          listed += ", ...";
-          break;
-        }
-        listed += (listed.empty() ? "" : ", ") + std::to_string(size.first) + "x" +
-                  std::to_string(size.second) + " (" + commas(count) + ")";
-      }
-      fail(root, ": the images have ", sizes.size(), " different sizes (", listed,
-           "); choose one with --image-size HxW (e.g. --image-size ", headers[first].rows, "x",
-           headers[first].cols, "), every image is resized to it");
-    }
-    if (rows_ == 0 && !sizes.empty()) std::tie(rows_, cols_) = sizes.begin()->first;
-    if (rows_ == 0) {  // every header failed: decoding reports them
-      rows_ = cols_ = 1;
-    }
+  const std::string root = layout == FolderLayout::Flat ? dir
+                           : split == Split::Train      ? (fs::path(dir) / "train").string()
+                                                        : image_folder_test_root(dir);
+  const ImageFolderScan scan = scan_image_folder(root);
+  not_images_ = scan.not_images;
+  const std::vector<int> labels = label_classes(scan, options.classes, root);
+  class_names_ = options.classes.empty() ? scan.class_names : options.classes;
+  classes_given_ = !options.classes.empty();
+  std::vector<std::size_t> chosen = choose_files(scan, split, options.val_split, options.seed);
+  if (chosen.empty())
+    fail(root, ": no images in the ", split == Split::Train ? "training" : "test", " split");
+  if (options.limit > 0 && options.limit < chosen.size()) chosen.resize(options.limit);
+  // Both splits of a flat folder have the size and channels of all its images, so that they agree.
+  if (rows_ == 0 || channels_ == 0) find_size_and_channels(scan.files, root, rows_, cols_, channels_);
+  decode(root, scan, chosen, labels, options);
+  if (options.mean.empty() && options.std.empty()) {
+    channel_statistics(*this, mean_, std_);
+    for (float& s : std_) s = std::max(s, 1e-3f);  // a constant channel: no division by zero
+  } else {
+    if (options.mean.size() != channels_ || options.std.size() != channels_)
+      fail(dir, ": ", channels_, "-channel images need ", channels_, " means and stds, got ",
+           options.mean.size(), " and ", options.std.size());
+    for (float s : options.std)
+      if (!(s > 0)) fail(dir, ": a normalization std must be > 0, got ", s);
+    mean_ = std::move(options.mean);
+    std_ = std::move(options.std);
   }
+}
 
-  // Decoding, once, into [N, C, H, W] bytes.
+void ImageFolder::decode(const std::string& root, const ImageFolderScan& scan,
+                         const std::vector<std::size_t>& chosen, const std::vector<int>& labels,
+                         const ImageFolderOptions& options) {
   const std::size_t n = chosen.size(), example = channels_ * rows_ * cols_;
   try {
     images_.assign(n * example, 0);
   } catch (const std::bad_alloc&) {
     fail(root, ": ", n, " images of ", channels_, "x", rows_, "x", cols_, " need ",
          static_cast<double>(n * example) / (1 << 30),
-         " GiB of memory, more than there is; choose a smaller "
-         "--image-size (or --limit N)");
+         " GiB of memory, more than there is; choose a smaller --image-size (or --limit N)");
   }
+  std::vector<std::string> errors;
   for_each_file(
       n,
       [&](std::size_t i) {
@@ -340,6 +363,7 @@ ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions
         std::copy(pixels.begin(), pixels.end(), images_.begin() + static_cast<std::ptrdiff_t>(i * example));
       },
       errors, options.progress);
+  // The good ones, moved together; the bad ones an error, or with skip_bad_images counted.
   std::size_t kept = 0;
   for (std::size_t i = 0; i < n; ++i) {
     if (!errors[i].empty()) {
@@ -356,25 +380,12 @@ ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions
                   images_.begin() + static_cast<std::ptrdiff_t>(kept * example));
     }
     files_.push_back(scan.files[chosen[i]]);
-    labels_.push_back(relabel[static_cast<std::size_t>(scan.labels[chosen[i]])]);
+    labels_.push_back(labels[static_cast<std::size_t>(scan.labels[chosen[i]])]);
     ++kept;
   }
   images_.resize(kept * example);
   images_.shrink_to_fit();
   if (kept == 0) fail(root, ": none of its ", n, " images could be read (first: ", bad_images_.front(), ")");
-
-  if (options.mean.empty() && options.std.empty()) {
-    channel_statistics(*this, mean_, std_);
-    for (float& s : std_) s = std::max(s, 1e-3f);  // a constant channel: no division by zero
-  } else {
-    if (options.mean.size() != channels_ || options.std.size() != channels_)
-      fail(dir, ": ", channels_, "-channel images need ", channels_, " means and stds, got ",
-           options.mean.size(), " and ", options.std.size());
-    for (float s : options.std)
-      if (!(s > 0)) fail(dir, ": a normalization std must be > 0, got ", s);
-    mean_ = std::move(options.mean);
-    std_ = std::move(options.std);
-  }
 }
 
 void ImageFolder::normalized(std::size_t i, float* out) const {

@@ -86,6 +86,10 @@ class ImageFolder final : public ImageDataset {
   std::string summary() const;
 
  private:
+  // Decodes scan.files[chosen[i]] into example i (labelled labels[its class]) on the pool.
+  void decode(const std::string& root, const ImageFolderScan& scan, const std::vector<std::size_t>& chosen,
+              const std::vector<int>& labels, const ImageFolderOptions& options);
+
   std::vector<std::uint8_t> images_;  // [N, channels, rows, cols]
   std::vector<int> labels_;
   std::vector<std::string> files_, class_names_, not_images_, bad_images_;

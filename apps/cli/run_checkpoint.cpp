@@ -91,7 +91,10 @@ json optimizer_json(const RunInfo& info) {
 
 std::string RunInfo::input_text() const {
   std::string s;
-  for (std::size_t d : input) s += (s.empty() ? "" : "x") + std::to_string(d);
+  for (std::size_t i = 0; i < input.size(); ++i) {
+    if (i > 0) s += 'x';
+    s += std::to_string(input[i]);
+  }
   return s;
 }
 
