@@ -133,13 +133,7 @@ void CIFAR10::read(const std::string& dir, Split split) {
 }
 
 void CIFAR10::normalized(std::size_t i, float* out) const {
-  const std::size_t plane = kCifarSide * kCifarSide;
-  const std::uint8_t* p = pixels(i);
-  for (std::size_t c = 0; c < 3; ++c) {
-    const float scale = 1.f / (255.f * std_[c]), shift = mean_[c] / std_[c];
-    for (std::size_t k = 0; k < plane; ++k)
-      out[c * plane + k] = static_cast<float>(p[c * plane + k]) * scale - shift;
-  }
+  normalize_planes(pixels(i), 3, kCifarSide * kCifarSide, mean_.data(), std_.data(), out);
 }
 
 void CIFAR10::keep_first(std::size_t n) {

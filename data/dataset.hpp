@@ -37,4 +37,15 @@ class ImageDataset {
   ImageDataset& operator=(const ImageDataset&) = default;
 };
 
+// The arithmetic of normalized(): out[c, k] = pixels[c, k] / 255 normalized by mean[c] and std[c], for
+// `channels` planes of `plane` bytes, as pixel * (1 / (255 std)) - mean / std.
+inline void normalize_planes(const std::uint8_t* pixels, std::size_t channels, std::size_t plane,
+                             const float* mean, const float* std, float* out) {
+  for (std::size_t c = 0; c < channels; ++c) {
+    const float scale = 1.f / (255.f * std[c]), shift = mean[c] / std[c];
+    for (std::size_t k = 0; k < plane; ++k)
+      out[c * plane + k] = static_cast<float>(pixels[c * plane + k]) * scale - shift;
+  }
+}
+
 }  // namespace tg

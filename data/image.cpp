@@ -148,8 +148,6 @@ Array load_image(const std::string& path, std::size_t h, std::size_t w, const Im
 
 Array load_image_from_memory(const std::vector<std::uint8_t>& bytes, std::size_t h, std::size_t w,
                              const ImageOptions& options, const std::string& name) {
-  if (h == 0 || w == 0 || h > kMaxSide || w > kMaxSide)
-    fail("load_image: target size ", h, "x", w, " is invalid");
   if (options.channels != 1 && options.channels != 3)
     fail("load_image: ", options.channels, " channels requested; expected 1 or 3");
   if (options.channels == 3 && options.normalize &&

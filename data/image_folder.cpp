@@ -389,12 +389,7 @@ void ImageFolder::decode(const std::string& root, const ImageFolderScan& scan,
 }
 
 void ImageFolder::normalized(std::size_t i, float* out) const {
-  const std::uint8_t* px = pixels(i);
-  const std::size_t plane = rows_ * cols_;
-  for (std::size_t c = 0; c < channels_; ++c) {
-    const float scale = 1.f / (255.f * std_[c]), shift = mean_[c] / std_[c];
-    for (std::size_t k = 0; k < plane; ++k) out[c * plane + k] = px[c * plane + k] * scale - shift;
-  }
+  normalize_planes(pixels(i), channels_, rows_ * cols_, mean_.data(), std_.data(), out);
 }
 
 void ImageFolder::keep_first(std::size_t n) {

@@ -53,11 +53,7 @@ MNIST::MNIST(const std::string& dir, Split split, MNISTOptions options) : option
 }
 
 void MNIST::normalized(std::size_t i, float* out) const {
-  const std::size_t n = rows_ * cols_;
-  const std::uint8_t* p = pixels(i);
-  const float scale = 1.f / (255.f * options_.std);
-  const float shift = options_.mean / options_.std;
-  for (std::size_t k = 0; k < n; ++k) out[k] = static_cast<float>(p[k]) * scale - shift;
+  normalize_planes(pixels(i), 1, rows_ * cols_, &options_.mean, &options_.std, out);
 }
 
 void MNIST::keep_first(std::size_t n) {

@@ -118,12 +118,7 @@ class RandomImages final : public tg::ImageDataset {
   int label(std::size_t i) const override { return labels_[i]; }
   const std::uint8_t* pixels(std::size_t i) const override { return bytes_.data() + i * kPixels; }
   void normalized(std::size_t i, float* out) const override {
-    const std::uint8_t* p = pixels(i);
-    for (std::size_t c = 0; c < 3; ++c) {
-      const float scale = 1.f / (255.f * kStd[c]), shift = kMean[c] / kStd[c];
-      for (std::size_t k = 0; k < 1024; ++k)
-        out[c * 1024 + k] = static_cast<float>(p[c * 1024 + k]) * scale - shift;
-    }
+    tg::normalize_planes(pixels(i), 3, 1024, kMean, kStd, out);
   }
   std::vector<float> channel_mean() const override { return {kMean, kMean + 3}; }
   std::vector<float> channel_std() const override { return {kStd, kStd + 3}; }
