@@ -2,6 +2,10 @@
 // ties, NaN propagates), and the plain reference they are tested against.
 #include "core/kernels/max_pool2d.hpp"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -52,12 +56,87 @@ void max_pool2d_forward_unpadded(const float* x, const Pool2dGeometry& g, float*
   }
 }
 
+// 2x2 windows at stride 2 (every model's pooling): one output row from two input rows. Each row's pair is
+// reduced first, then the bottom pair against the top: the first maximum in scan order (0,0) (0,1) (1,0)
+// (1,1) still wins ties, since the top row comes first, and the last NaN still wins. With AVX-512, 16 windows
+// per step: two loads per input row split into even and odd columns by a permute (the compiler would use
+// gathers for the stride-2 loads, ten times slower on this CPU); the scalar loop does the rest of the row.
+struct Window2x2 {
+  float value;
+  std::int32_t index;
+};
+
+inline Window2x2 pool_2x2(const float* r0, const float* r1, std::int32_t index0, std::int32_t w) {
+  const float v00 = r0[0], v01 = r0[1], v10 = r1[0], v11 = r1[1];
+  const bool right0 = (v01 > v00) | (v01 != v01), right1 = (v11 > v10) | (v11 != v11);
+  const float top = right0 ? v01 : v00, bottom = right1 ? v11 : v10;
+  const bool take_bottom = (bottom > top) | (bottom != bottom);
+  return take_bottom ? Window2x2{bottom, index0 + w + right1} : Window2x2{top, index0 + right0};
+}
+
+void max_pool2d_forward_2x2s2(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax,
+                              std::size_t p0, std::size_t p1) {
+  const std::size_t w = g.w, wo = g.w_out;
+  const auto w32 = static_cast<std::int32_t>(w);
+  for (std::size_t p = p0; p < p1; ++p) {
+    for (std::size_t oh = 0; oh < g.h_out; ++oh) {
+      const float* r0 = x + p * g.h * w + 2 * oh * w;  // the windows' top row [w]
+      const float* r1 = r0 + w;                        // and bottom row [w]
+      float* o = out + (p * g.h_out + oh) * wo;        // [w_out]
+      std::int32_t* a = argmax + (p * g.h_out + oh) * wo;
+      const auto row0 = static_cast<std::int32_t>(2 * oh * w);
+      std::size_t ow = 0;
+#if defined(__AVX512F__)
+      const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+      const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+      const __m512i one = _mm512_set1_epi32(1), row_step = _mm512_set1_epi32(w32);
+      for (; ow < wo; ow += 16) {  // the last step masked: rows of 12 windows (convnet) take one step
+        const std::size_t n = std::min<std::size_t>(16, wo - ow);  // windows in this step
+        const __mmask16 lo = n >= 8 ? 0xFFFF : static_cast<__mmask16>((1u << (2 * n)) - 1);  // cells 0-15
+        const __mmask16 hi = n <= 8 ? 0 : static_cast<__mmask16>((1u << (2 * n - 16)) - 1);  // cells 16-31
+        const __mmask16 out_mask = static_cast<__mmask16>((1u << n) - 1);
+        const __m512 t0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ow),
+                     t1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ow + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ow),
+                     b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ow + 16);
+        const __m512 v00 = _mm512_permutex2var_ps(t0, even, t1), v01 = _mm512_permutex2var_ps(t0, odd, t1);
+        const __m512 v10 = _mm512_permutex2var_ps(b0, even, b1), v11 = _mm512_permutex2var_ps(b0, odd, b1);
+        const __mmask16 right0 =
+            _mm512_cmp_ps_mask(v01, v00, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v01, v01, _CMP_UNORD_Q);
+        const __mmask16 right1 =
+            _mm512_cmp_ps_mask(v11, v10, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v11, v11, _CMP_UNORD_Q);
+        const __m512 top = _mm512_mask_blend_ps(right0, v00, v01),
+                     bottom = _mm512_mask_blend_ps(right1, v10, v11);
+        const __mmask16 take_bottom =
+            _mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ) | _mm512_cmp_ps_mask(bottom, bottom, _CMP_UNORD_Q);
+        // the windows' top-left cells: row0 + 2 * (ow + lane)
+        const __m512i corner =
+            _mm512_add_epi32(_mm512_set1_epi32(row0 + static_cast<std::int32_t>(2 * ow)), even);
+        const __m512i top_index = _mm512_mask_add_epi32(corner, right0, corner, one);
+        const __m512i bottom_corner = _mm512_add_epi32(corner, row_step);
+        const __m512i bottom_index = _mm512_mask_add_epi32(bottom_corner, right1, bottom_corner, one);
+        _mm512_mask_storeu_ps(o + ow, out_mask, _mm512_mask_blend_ps(take_bottom, top, bottom));
+        _mm512_mask_storeu_epi32(a + ow, out_mask,
+                                 _mm512_mask_blend_epi32(take_bottom, top_index, bottom_index));
+      }
+#endif
+      for (; ow < wo; ++ow) {  // without AVX-512
+        const Window2x2 best =
+            pool_2x2(r0 + 2 * ow, r1 + 2 * ow, row0 + static_cast<std::int32_t>(2 * ow), w32);
+        o[ow] = best.value;
+        a[ow] = best.index;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void max_pool2d_argmax_forward(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax) {
   if (g.pad_h == 0 && g.pad_w == 0) {
     auto kernel = max_pool2d_forward_unpadded<0, 0>;
     if (g.kh == 2 && g.kw == 2) kernel = max_pool2d_forward_unpadded<2, 2>;
+    if (g.kh == 2 && g.kw == 2 && g.stride_h == 2 && g.stride_w == 2) kernel = max_pool2d_forward_2x2s2;
     if (g.kh == 3 && g.kw == 3) kernel = max_pool2d_forward_unpadded<3, 3>;
     if (g.kh == 4 && g.kw == 4) kernel = max_pool2d_forward_unpadded<4, 4>;
     parallel_for(
@@ -98,6 +177,68 @@ void max_pool2d_argmax_forward(const float* x, const Pool2dGeometry& g, float* o
 void max_pool2d_argmax_backward(const float* dout, const std::int32_t* argmax, const Pool2dGeometry& g,
                                 float* dx) {
   const std::size_t out_plane = g.h_out * g.w_out, in_plane = g.h * g.w;
+  if (g.kh == 2 && g.kw == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0) {
+    // Windows that tile the plane: each cell gets its window's dout or 0, written once (no fill, then
+    // scatter).
+    parallel_for(
+        g.planes,
+        [&](std::size_t p0, std::size_t p1) {
+          for (std::size_t p = p0; p < p1; ++p) {
+            float* d = dx + p * in_plane;
+            for (std::size_t oh = 0; oh < g.h_out; ++oh) {
+              const std::size_t k0 = p * out_plane + oh * g.w_out;
+              float* d0 = d + 2 * oh * g.w;
+              float* d1 = d0 + g.w;
+              const auto row0 = static_cast<std::int32_t>(2 * oh * g.w);
+              const auto row1 = static_cast<std::int32_t>(row0 + g.w);
+              std::size_t ow = 0;
+#if defined(__AVX512F__)
+              // 16 windows per step, as in the forward: 4 masks "is this cell the argmax", then the even and
+              // odd columns interleaved back into each row by a permute.
+              const __m512i even =
+                  _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+              const __m512i one = _mm512_set1_epi32(1),
+                            row_step = _mm512_set1_epi32(static_cast<std::int32_t>(g.w));
+              const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+              const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+              for (; ow < g.w_out; ow += 16) {
+                const std::size_t n = std::min<std::size_t>(16, g.w_out - ow);
+                const __mmask16 in_mask = static_cast<__mmask16>((1u << n) - 1);
+                const __mmask16 lo = n >= 8 ? 0xFFFF : static_cast<__mmask16>((1u << (2 * n)) - 1);
+                const __mmask16 hi = n <= 8 ? 0 : static_cast<__mmask16>((1u << (2 * n - 16)) - 1);
+                const __m512 v = _mm512_maskz_loadu_ps(in_mask, dout + k0 + ow);
+                const __m512i at = _mm512_maskz_loadu_epi32(in_mask, argmax + k0 + ow);
+                const __m512i c00 =
+                    _mm512_add_epi32(_mm512_set1_epi32(row0 + static_cast<std::int32_t>(2 * ow)), even);
+                const __m512i c10 = _mm512_add_epi32(c00, row_step);
+                const __m512 d00 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, c00), v);
+                const __m512 d01 =
+                    _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_add_epi32(c00, one)), v);
+                const __m512 d10 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, c10), v);
+                const __m512 d11 =
+                    _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, _mm512_add_epi32(c10, one)), v);
+                _mm512_mask_storeu_ps(d0 + 2 * ow, lo, _mm512_permutex2var_ps(d00, first, d01));
+                _mm512_mask_storeu_ps(d0 + 2 * ow + 16, hi, _mm512_permutex2var_ps(d00, second, d01));
+                _mm512_mask_storeu_ps(d1 + 2 * ow, lo, _mm512_permutex2var_ps(d10, first, d11));
+                _mm512_mask_storeu_ps(d1 + 2 * ow + 16, hi, _mm512_permutex2var_ps(d10, second, d11));
+              }
+#endif
+              for (; ow < g.w_out; ++ow) {  // without AVX-512
+                const std::int32_t at = argmax[k0 + ow], column = static_cast<std::int32_t>(2 * ow);
+                const float v = dout[k0 + ow];
+                d0[2 * ow] = at == row0 + column ? v : 0.f;
+                d0[2 * ow + 1] = at == row0 + column + 1 ? v : 0.f;
+                d1[2 * ow] = at == row1 + column ? v : 0.f;
+                d1[2 * ow + 1] = at == row1 + column + 1 ? v : 0.f;
+              }
+              if (g.w % 2) d0[g.w - 1] = d1[g.w - 1] = 0.f;  // the column no window covers
+            }
+            if (g.h % 2) std::fill(d + (g.h - 1) * g.w, d + in_plane, 0.f);  // and the row
+          }
+        },
+        kPlaneGrain);
+    return;
+  }
   parallel_for(
       g.planes,
       [&](std::size_t p0, std::size_t p1) {  // planes are disjoint

@@ -34,6 +34,7 @@ const std::vector<Case>& cases() {
   static const std::vector<Case> all = {
       {"2x2 stride 2", 40, 8, 10, 2, 2, 2, 2, 0, 0},
       {"2x2 stride 2, odd input (last row and column dropped)", 6, 7, 9, 2, 2, 2, 2, 0, 0},
+      {"2x2 stride 2, rows of 25 windows (vector steps and a remainder)", 20, 5, 51, 2, 2, 2, 2, 0, 0},
       {"3x3 stride 2 (overlapping)", 40, 9, 11, 3, 3, 2, 2, 0, 0},
       {"3x3 stride 3", 5, 9, 9, 3, 3, 3, 3, 0, 0},
       {"4x4 stride 4", 3, 12, 8, 4, 4, 4, 4, 0, 0},
