@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/autograd/error.hpp"
+#include "core/runtime/memory.hpp"
 
 namespace tg {
 namespace {
@@ -173,6 +174,7 @@ int num_threads() { return thread_count(); }
 void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& body,
                   std::size_t grain) {
   if (n == 0) return;
+  advise_huge_pages();  // the output this loop is about to write may sit in newly grown heap
   const auto threads = static_cast<std::size_t>(num_threads());
   const std::size_t chunks = std::min(threads, std::max<std::size_t>(1, n / std::max<std::size_t>(grain, 1)));
   if (chunks <= 1 || t_inside_parallel) {
