@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <limits>
 #include <vector>
 
 #include "core/kernels/blas.hpp"
@@ -39,13 +40,15 @@ std::vector<float> reference_gemm(bool trans_a, bool trans_b, std::size_t m, std
 using Gemm = void (*)(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, const float*,
                       float, float*);
 
-void check_gemm(Gemm gemm, std::size_t m, std::size_t n, std::size_t k) {
+void check_gemm(Gemm gemm, std::size_t m, std::size_t n, std::size_t k, float initial_c = 0.f) {
   for (const bool trans_a : {false, true})
     for (const bool trans_b : {false, true})
       for (const float beta : {0.f, 1.f}) {
         INFO("m ", m, " n ", n, " k ", k, " trans_a ", trans_a, " trans_b ", trans_b, " beta ", beta);
         const std::vector<float> a = random_matrix(m * k, 1), b = random_matrix(k * n, 2);
-        const std::vector<float> c0 = random_matrix(m * n, 3);
+        std::vector<float> c0 = random_matrix(m * n, 3);
+        if (beta == 0.f && initial_c != 0.f)
+          c0.assign(m * n, initial_c);  // garbage that beta 0 must not read
         const std::vector<float> expected = reference_gemm(trans_a, trans_b, m, n, k, 0.5f, a, b, beta, c0);
         std::vector<float> c = c0;
         gemm(trans_a, trans_b, m, n, k, 0.5f, a.data(), b.data(), beta, c.data());
@@ -70,4 +73,17 @@ TEST_CASE("parallel_sgemm agrees with a triple loop, split by rows and by column
   check_gemm(tg::parallel_sgemm, 160, 96, 130);  // more rows than columns: blocks of rows (above 2 MFLOP)
   check_gemm(tg::parallel_sgemm, 40, 300, 128);  // more columns: blocks of columns
   check_gemm(tg::parallel_sgemm, 7, 5, 3);       // small: on the calling thread
+}
+
+TEST_CASE("sgemm and parallel_sgemm with one row or one column (SGEMV) agree; beta 0 overwrites NaN") {
+  constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+  for (const float initial : {0.f, kNaN}) {
+    CAPTURE(initial);
+    check_gemm(tg::sgemm, 1, 128, 300, initial);  // batch-1 linear layer
+    check_gemm(tg::sgemm, 37, 1, 50, initial);    // one output column
+    check_gemm(tg::sgemm, 1, 1, 5, initial);
+    check_gemm(tg::sgemm, 1, 9, 0, initial);                // no inner dimension: C = beta C
+    check_gemm(tg::parallel_sgemm, 1, 4000, 600, initial);  // split into blocks of columns, each a GEMV
+    check_gemm(tg::parallel_sgemm, 3000, 1, 700, initial);  // blocks of rows
+  }
 }
