@@ -168,54 +168,95 @@ bool use_lanes(const Conv2dGeometry& g, std::size_t wp) {
   return g.c_out % V == 0 && kWideWasteLimit * (wp - g.w_out) > wp;
 }
 
-// Narrow images: one block of V channels at a time, pixel-major results, then transposed into the output.
+// Fewer images than threads (batch-1 inference, predict): each image's output channels are split over the
+// threads instead, in blocks of `unit` channels; otherwise the images are.
+bool split_channels(const Conv2dGeometry& g, std::size_t unit) {
+  return g.batch < static_cast<std::size_t>(num_threads()) && g.c_out >= 2 * unit;
+}
+
+// Narrow images: output channels [o0, o1) of one image (o0, o1 multiples of V) from its padded input xp, one
+// block of V channels at a time: pixel-major results, then transposed into the output.
+void lanes_image(const float* xp, const Conv2dGeometry& g, const Plan& plan, const float* wt,
+                 const float* bias, std::size_t o0, std::size_t o1, float* out) {
+  const std::size_t hw = g.pixels_out(), rows16 = round_up(hw, kTransposeRows);
+  float* pm = conv_scratch(kWide, rows16 * V);
+  zero_row(pm + hw * V, (rows16 - hw) * V);
+  for (std::size_t ob = o0; ob < o1; ob += V) {
+    for (std::size_t oh = 0; oh < g.h_out; oh += kLanesRows) {
+      const std::size_t rows = std::min<std::size_t>(kLanesRows, g.h_out - oh);
+      for (std::size_t ow = 0; ow < g.w_out; ow += kLanesPT) {
+        const std::size_t pt = std::min<std::size_t>(kLanesPT, g.w_out - ow);
+        lanes_kernel(rows, pt)(xp + oh * plan.in.wp + ow, plan.in.wp, plan.off.data(), g.patch(), wt + ob,
+                               g.c_out, pm + (oh * g.w_out + ow) * V, g.w_out);
+      }
+    }
+    store_transposed(pm, hw, bias ? bias + ob : nullptr, out + ob * hw, hw);
+  }
+}
+
 void forward_lanes(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
                    const Plan& plan, float* out) {
   const std::size_t k_count = g.patch(), in_size = g.c_in * g.h * g.w, out_size = g.c_out * g.pixels_out();
   std::vector<float> wt(k_count * g.c_out);  // [K][Cout]
   transpose_weights(weight, g.c_out, k_count, wt.data());
+  if (split_channels(g, V)) {
+    float* xp = conv_scratch(kPadded, plan.in.size);
+    for (std::size_t n = 0; n < g.batch; ++n) {
+      plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
+      parallel_for(g.c_out / V, [&](std::size_t b0, std::size_t b1) {
+        lanes_image(xp, g, plan, wt.data(), bias, b0 * V, b1 * V, out + n * out_size);
+      });
+    }
+    return;
+  }
   parallel_for(g.batch, [&](std::size_t n0, std::size_t n1) {
     float* xp = conv_scratch(kPadded, plan.in.size);
-    const std::size_t hw = g.pixels_out(), rows16 = round_up(hw, kTransposeRows);
-    float* pm = conv_scratch(kWide, rows16 * V);
-    zero_row(pm + hw * V, (rows16 - hw) * V);
     for (std::size_t n = n0; n < n1; ++n) {
       plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
-      for (std::size_t o0 = 0; o0 < g.c_out; o0 += V) {
-        for (std::size_t oh = 0; oh < g.h_out; oh += kLanesRows) {
-          const std::size_t rows = std::min<std::size_t>(kLanesRows, g.h_out - oh);
-          for (std::size_t ow = 0; ow < g.w_out; ow += kLanesPT) {
-            const std::size_t pt = std::min<std::size_t>(kLanesPT, g.w_out - ow);
-            lanes_kernel(rows, pt)(xp + oh * plan.in.wp + ow, plan.in.wp, plan.off.data(), k_count,
-                                   wt.data() + o0, g.c_out, pm + (oh * g.w_out + ow) * V, g.w_out);
-          }
-        }
-        store_transposed(pm, hw, bias ? bias + o0 : nullptr, out + n * out_size + o0 * hw, hw);
-      }
+      lanes_image(xp, g, plan, wt.data(), bias, 0, g.c_out, out + n * out_size);
     }
   });
 }
 
-// The wide grid: per image, wide [Cout][width] = W xp, then the valid columns copied out with the bias.
+// The wide grid: output channels [o0, o1) of one image (o0 a multiple of kMaxOB): wide [o1 - o0][width] =
+// W[o0:o1] xp, then the valid columns copied out with the bias.
+void wide_image(const float* xp, const Conv2dGeometry& g, const Plan& plan, const float* packed,
+                const float* bias, std::size_t o0, std::size_t o1, float* out) {
+  const std::size_t k_count = g.patch();
+  float* wide = conv_scratch(kWide, (o1 - o0) * plan.width);
+  wide_conv(xp, plan.off.data(), k_count, packed + o0 * k_count, o1 - o0, plan.width, wide);
+  for (std::size_t o = o0; o < o1; ++o) {
+    const float b = bias ? bias[o] : 0.f;
+    float* dst = out + o * g.pixels_out();
+    for (std::size_t oh = 0; oh < g.h_out; ++oh) {
+      const float* src = wide + (o - o0) * plan.width + oh * plan.in.wp;
+      for (std::size_t ow = 0; ow < g.w_out; ++ow) dst[oh * g.w_out + ow] = src[ow] + b;
+    }
+  }
+}
+
 void forward_wide(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
                   const Plan& plan, float* out) {
   const std::size_t k_count = g.patch(), in_size = g.c_in * g.h * g.w, out_size = g.c_out * g.pixels_out();
   std::vector<float> packed(g.c_out * k_count);
   pack_weights(weight, g.c_out, k_count, packed.data());
+  if (split_channels(g, kMaxOB)) {
+    constexpr auto unit = static_cast<std::size_t>(kMaxOB);
+    float* xp = conv_scratch(kPadded, plan.in.size);
+    for (std::size_t n = 0; n < g.batch; ++n) {
+      plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
+      parallel_for((g.c_out + unit - 1) / unit, [&](std::size_t b0, std::size_t b1) {
+        wide_image(xp, g, plan, packed.data(), bias, b0 * unit, std::min(b1 * unit, g.c_out),
+                   out + n * out_size);
+      });
+    }
+    return;
+  }
   parallel_for(g.batch, [&](std::size_t n0, std::size_t n1) {
     float* xp = conv_scratch(kPadded, plan.in.size);
-    float* wide = conv_scratch(kWide, g.c_out * plan.width);
     for (std::size_t n = n0; n < n1; ++n) {
       plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
-      wide_conv(xp, plan.off.data(), k_count, packed.data(), g.c_out, plan.width, wide);
-      for (std::size_t o = 0; o < g.c_out; ++o) {
-        const float b = bias ? bias[o] : 0.f;
-        float* dst = out + n * out_size + o * g.pixels_out();
-        for (std::size_t oh = 0; oh < g.h_out; ++oh) {
-          const float* src = wide + o * plan.width + oh * plan.in.wp;
-          for (std::size_t ow = 0; ow < g.w_out; ++ow) dst[oh * g.w_out + ow] = src[ow] + b;
-        }
-      }
+      wide_image(xp, g, plan, packed.data(), bias, 0, g.c_out, out + n * out_size);
     }
   });
 }
