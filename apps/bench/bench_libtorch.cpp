@@ -245,7 +245,9 @@ torch::Tensor read_idx(const std::string& dir, const std::string& stem) {
       uint8_t buf[1 << 16];
       for (int n = 0; (n = ::gzread(f, buf, sizeof buf)) > 0;) raw.insert(raw.end(), buf, buf + n);
       ::gzclose(f);
-      std::vector<int64_t> dims(raw.size() > 3 ? raw[3] : 0);
+      // magic: 0, 0, 0x08 (unsigned bytes), the number of dimensions; then each dimension, big-endian
+      const bool bytes = raw.size() >= 4 && raw[0] == 0 && raw[1] == 0 && raw[2] == 0x08;
+      std::vector<int64_t> dims(bytes ? raw[3] : 0);
       std::size_t count = 1, offset = 4 + 4 * dims.size();
       for (std::size_t i = 0; i < dims.size() && 8 + 4 * i <= raw.size(); ++i) {
         const uint8_t* d = raw.data() + 4 + 4 * i;
@@ -253,7 +255,7 @@ torch::Tensor read_idx(const std::string& dir, const std::string& stem) {
         count *= static_cast<std::size_t>(dims[i]);
       }
       if (dims.empty() || raw.size() != offset + count) {
-        std::fprintf(stderr, "bench_libtorch: %s is not an IDX file of uint8\n", path.c_str());
+        std::fprintf(stderr, "bench_libtorch: %s is not an IDX file of unsigned bytes\n", path.c_str());
         std::exit(1);
       }
       return torch::from_blob(raw.data() + offset, dims, torch::kUInt8).clone();
@@ -274,7 +276,10 @@ Data mnist(const std::string& dir, int64_t limit) {
     return ((raw.to(torch::kFloat32) / 255.0 - 0.1307) / 0.3081).reshape({-1, 1, 28, 28}).contiguous();
   };
   torch::Tensor x = read_idx(dir, "train-images-idx3"), y = read_idx(dir, "train-labels-idx1");
-  if (limit > 0) x = x.slice(0, 0, limit), y = y.slice(0, 0, limit);
+  if (limit > 0) {
+    x = x.slice(0, 0, limit);
+    y = y.slice(0, 0, limit);
+  }
   return {images(x), y.to(torch::kInt64), images(read_idx(dir, "t10k-images-idx3")),
           read_idx(dir, "t10k-labels-idx1").to(torch::kInt64), 64};
 }
