@@ -354,6 +354,7 @@ int cmd_train(const TrainOptions& o) {
     opt = std::make_unique<torch::optim::SGD>(model->parameters(),
                                               torch::optim::SGDOptions(0.05).momentum(0.9));
   }
+  const std::vector<torch::Tensor> params = model->parameters();
   torch::Generator gen = at::detail::createCPUGenerator(1);
   const int64_t n = d.x_train.size(0);
   std::vector<torch::Tensor> step_losses;  // the first 20, read after training
@@ -371,7 +372,7 @@ int cmd_train(const TrainOptions& o) {
       torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(xb), yb);
       // Gradients set to none as Python's zero_grad(set_to_none=True) (libtorch 1.13's zero_grad() zeroes
       // them): backward then stores each gradient instead of adding it to zeros.
-      for (torch::Tensor& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+      for (const torch::Tensor& p : params) p.mutable_grad() = torch::Tensor();
       loss.backward();
       opt->step();
       loss_sum += loss.detach();
@@ -397,10 +398,9 @@ int cmd_train(const TrainOptions& o) {
   }
   std::printf(
       "{\"model\": \"%s\", \"threads\": %d, \"optimizer\": \"%s\", \"torch\": \"libtorch %s\", "
-      "\"train_images_per_s\": %.1f, \"epoch_seconds\": %.3f, \"train_loss\": %.9g, \"infer_images_per_s\": "
-      "%.1f, \"test_accuracy\": %.4f, \"peak_rss_mib\": %.1f, \"latency_us\": {\"median\": %.2f, \"p99\": "
-      "%.2f}, "
-      "\"step_losses\": [%s], \"per_epoch\": [%s]}\n",
+      "\"train_images_per_s\": %.1f, \"epoch_seconds\": %.3f, \"train_loss\": %.9g, "
+      "\"infer_images_per_s\": %.1f, \"test_accuracy\": %.4f, \"peak_rss_mib\": %.1f, "
+      "\"latency_us\": {\"median\": %.2f, \"p99\": %.2f}, \"step_losses\": [%s], \"per_epoch\": [%s]}\n",
       o.model.c_str(), o.threads, o.optimizer.c_str(), TORCH_VERSION,
       static_cast<double>(n) * o.epochs / train_seconds, train_seconds / o.epochs, train_loss, infer_rate,
       accuracy, peak_rss_mib(), median_us, p99_us, losses.c_str(), per_epoch.c_str());
