@@ -3,21 +3,31 @@
 in one run on this machine (BENCHMARKS.md).
 
   scripts/bench.py [--threads 1,2] [--models lenet,convnet,cifarnet,mobilenet,cifarnet:adamw]
-                   [--layers-only | --train-only] [--layers REGEX] [--epochs 1] [--images 10000]
-                   [--repeats 15] [--openblas-own-kernels] [--json FILE]
+                   [--layers-only | --train-only] [--layers REGEX] [--epochs 1] [--limit N] [--images 10000]
+                   [--repeats 15] [--peak-gflops 225] [--openblas-own-kernels | --openblas-both] [--json FILE]
 
 For each thread count T it runs the layer micro-benchmarks (bench_layers, bench_libtorch layers,
-bench_torch.py layers), then for each model one training epoch plus inference (bench_train, bench_libtorch
-train, bench_torch.py train), the three one right after the other, and prints one table: workload, tapegrad,
-libtorch, PyTorch and the ratios (> 1 means tapegrad is faster), plus each conv's GFLOP/s as a fraction of
-OpenBLAS SGEMM on its im2col GEMM shape. The MNIST models read --data; the 3x32x32 models (cifarnet,
+bench_torch.py layers), then for each model one training epoch plus inference and batch-1 latency
+(bench_train, bench_libtorch train, bench_torch.py train), the three one right after the other, and prints one
+table: workload, tapegrad, libtorch, PyTorch and the ratios (> 1 means tapegrad is faster), plus each conv's
+GFLOP/s as a fraction of OpenBLAS SGEMM on its im2col GEMM shape. The MNIST models (lenet, convnet) read
+--data (--limit N: the first N training images only, for a quick check); the 3x32x32 models (cifarnet,
 mobilenet; MODEL:adamw trains with AdamW) train on --images random images. With the models it also times the
 data pipeline alone (DataLoader's batching, normalization and augmentation flip,crop=4 of --images random
-3x32x32 images, batch 64; tapegrad only) beside cifarnet's training rate. libtorch has no MNIST twin yet
-(issue 16): its column is "-" there. PyTorch and libtorch run at their best: GLIBC_TUNABLES keeping freed
-memory, OPENBLAS_NUM_THREADS=1 under their own threads. tapegrad runs with the environment as it is.
---openblas-own-kernels drops OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for every command (OpenBLAS then picks
-its AVX-512 kernels).
+3x32x32 images, batch 64; tapegrad only) beside cifarnet's training rate, and the decoding of a folder of
+PNGs. PyTorch and libtorch run at their best: GLIBC_TUNABLES keeping freed memory, OPENBLAS_NUM_THREADS=1
+under their own threads. tapegrad runs with the environment as it is. --openblas-own-kernels drops
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for every command (OpenBLAS then picks its AVX-512 kernels);
+--openblas-both runs everything once as is and once that way and prints both tables.
+
+The libtorch twin runs bench_torch.py's training loop step for step (same data, seed, init order and shuffle),
+so the first 20 step losses of the two must agree: a line per model says by how much (max relative
+difference; above 1e-3 it is a MISMATCH warning, and the libtorch figures are then not the same workload).
+
+GFLOP/s of the training and inference rows count the convolutions and linear layers only (conv:
+2*Cout*(Cin/groups)*Kh*Kw*Ho*Wo, linear: 2*in*out per image; elementwise ops, pooling and batch norm are
+not counted), a training image as 3x its forward FLOPs (forward, input gradient, weight gradient). % of
+peak = GFLOP/s / (--peak-gflops * T), the FMA peak of one core (about 225 GFLOP/s here with AVX-512).
 """
 import argparse
 import ctypes
@@ -84,13 +94,13 @@ RANDOM_DATA_MODELS = ("cifarnet", "mobilenet")
 
 
 def train(which, model, threads, a, env):
-    """One run of MODEL[:OPTIMIZER]; None when that side has no twin of it."""
+    """One run of MODEL[:OPTIMIZER]; None for libtorch when bench_libtorch is not built."""
     name, _, optimizer = model.partition(":")
     optimizer = optimizer or "sgd"
     if which == "tapegrad":
         cmd = [os.path.join(BUILD, "apps", "bench_train")]
     elif which == "libtorch":
-        if not os.path.exists(LIBTORCH) or name not in RANDOM_DATA_MODELS:
+        if not os.path.exists(LIBTORCH):
             return None
         cmd = [LIBTORCH, "train"]
     else:
@@ -100,7 +110,94 @@ def train(which, model, threads, a, env):
         cmd += ["--images", str(a.images)]
     else:
         cmd += ["--data", a.data, "--epochs", str(a.epochs)]
+        if a.limit:
+            cmd += ["--limit", str(a.limit)]
     return run_json(cmd, env)
+
+
+def forward_flop(model):
+    """Forward FLOPs per image of a BENCHMARKS.md model (the module docstring's convention)."""
+    name = model.split(":")[0]
+    c, h, w = (3, 32, 32) if name in RANDOM_DATA_MODELS else (1, 28, 28)
+    flop = 0
+
+    def conv(cout, k, stride=1, padding=0, groups=1):
+        nonlocal c, h, w, flop
+        h, w = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+        flop += 2 * cout * (c // groups) * k * k * h * w
+        c = cout
+
+    def pool(k):  # max pooling k x k, stride k; global average pooling when k is None
+        nonlocal h, w
+        h, w = (1, 1) if k is None else (h // k, w // k)
+
+    def linear(out):
+        nonlocal c, h, w, flop
+        flop += 2 * c * h * w * out
+        c, h, w = out, 1, 1
+
+    if name == "lenet":
+        conv(6, 5, padding=2)
+        pool(2)
+        conv(16, 5)
+        pool(2)
+        for out in (120, 84, 10):
+            linear(out)
+    elif name == "convnet":
+        conv(32, 3)
+        conv(64, 3)
+        pool(2)
+        linear(128)
+        linear(10)
+    elif name == "cifarnet":
+        for cout in (32, 32, "pool", 64, 64, "pool", 128):
+            if cout == "pool":
+                pool(2)
+            else:
+                conv(cout, 3, padding=1)
+        pool(None)
+        linear(10)
+    elif name == "mobilenet":
+        conv(32, 3, padding=1)
+        for block in range(4):  # depthwise 3x3 (stride 2 in the 2nd and 4th), pointwise 1x1 to 2C
+            conv(c, 3, stride=2 if block % 2 else 1, padding=1, groups=c)
+            conv(2 * c, 1)
+        pool(None)
+        linear(10)
+    else:
+        return None  # a model file of the user's: no count
+    return flop
+
+
+def field(result, *keys):
+    """result[key][key]...; None when that side did not run (no twin) or lacks the key."""
+    for key in keys:
+        if not result:
+            return None
+        result = result.get(key)
+    return result
+
+
+def work_note(flop, factor, rate, ours, lib, peak):
+    """GFLOP/s and % of FMA peak of tapegrad's images/s under `rate`, libtorch's % beside it."""
+    if not flop:
+        return ""
+    gflops = lambda result: flop * factor * result[rate] / 1e9
+    note = f"{gflops(ours):.1f} GFLOP/s = {100 * gflops(ours) / peak:.0f}% of FMA peak"
+    if field(lib, rate):
+        note += f" (libtorch {100 * gflops(lib) / peak:.0f}%)"
+    return note
+
+
+def step_loss_difference(lib, py):
+    """(max relative difference, count) of the twins' first step losses; None when either has none."""
+    a, b = (lib or {}).get("step_losses"), (py or {}).get("step_losses")
+    if not a or not b or len(a) != len(b):
+        return None
+    return max(abs(x - y) / abs(y) for x, y in zip(a, b)), len(a)
+
+
+LOSS_MISMATCH = 1e-3
 
 
 PIPELINE_AUGMENT = "flip,crop=4"
@@ -139,25 +236,14 @@ def cpu_model():
     return platform.processor()
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--threads", default="1,2")
-    p.add_argument("--models", default="lenet,convnet,cifarnet,mobilenet,cifarnet:adamw")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--images", type=int, default=10000)
-    p.add_argument("--layers", default="", help="only the layer rows whose name matches this regex")
-    p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--data", default=os.path.join(ROOT, ".cache", "mnist"))
-    p.add_argument("--layers-only", action="store_true")
-    p.add_argument("--train-only", action="store_true")
-    p.add_argument("--openblas-own-kernels", action="store_true")
-    p.add_argument("--json", help="also write all raw results here")
-    a = p.parse_args()
-
-    tg_env, torch_env = env_for(False, a.openblas_own_kernels), env_for(True, a.openblas_own_kernels)
+def run(a, own_kernels):
+    """Everything once in one OpenBLAS setting: prints the header and the table, returns the raw results."""
+    tg_env, torch_env = env_for(False, own_kernels), env_for(True, own_kernels)
     rows, raw = [], {"layers": {}, "train": {}}
+    loss_checks = {}  # model -> [(T, difference or None)]
     torch_version = "?"
     for threads in [int(t) for t in a.threads.split(",")]:
+        peak = a.peak_gflops * threads
         if not a.train_only:
             tg, context = tapegrad_layers(threads, a.repeats, tg_env)
             lt = libtorch_layers(threads, a.repeats, torch_env)
@@ -184,15 +270,23 @@ def main():
                 t = train("tapegrad", model, threads, a, tg_env)
                 l = train("libtorch", model, threads, a, torch_env)
                 r = train("torch", model, threads, a, torch_env)
+                torch_version = r.get("torch", torch_version)
                 raw["train"][f"{model}/{threads}"] = {"tapegrad": t, "libtorch": l, "torch": r}
-                rate = lambda x, key: x[key] if x else None
-                acc = f"test acc {t['test_accuracy']:.4f} vs {r['test_accuracy']:.4f}" \
-                    if model.split(":")[0] not in RANDOM_DATA_MODELS else "random data"
+                loss_checks.setdefault(model, []).append((threads, step_loss_difference(l, r)))
+                flop = forward_flop(model)
+                acc = "random data" if model.split(":")[0] in RANDOM_DATA_MODELS else \
+                    "test acc " + " / ".join(f"{x['test_accuracy']:.4f}" if x else "-" for x in (t, l, r))
                 rows.append((f"{model} train (img/s)", threads, t["train_images_per_s"],
-                             rate(l, "train_images_per_s"), r["train_images_per_s"], acc, False))
+                             field(l, "train_images_per_s"), r["train_images_per_s"],
+                             f"{acc}; {work_note(flop, 3, 'train_images_per_s', t, l, peak)}", False))
                 rows.append((f"{model} inference b1000 (img/s)", threads, t["infer_images_per_s"],
-                             rate(l, "infer_images_per_s"), r["infer_images_per_s"], "", False))
-                rows.append((f"{model} peak RSS (MiB)", threads, t["peak_rss_mib"], rate(l, "peak_rss_mib"),
+                             field(l, "infer_images_per_s"), r["infer_images_per_s"],
+                             work_note(flop, 1, "infer_images_per_s", t, l, peak), False))
+                for stat in ("median", "p99"):
+                    rows.append((f"{model} latency b1 {stat} (us)", threads, t["latency_us"][stat],
+                                 field(l, "latency_us", stat), r["latency_us"][stat],
+                                 "1,000 calls, eval, no grad" if stat == "median" else "", True))
+                rows.append((f"{model} peak RSS (MiB)", threads, t["peak_rss_mib"], field(l, "peak_rss_mib"),
                              r["peak_rss_mib"], "ratio: other / tapegrad", True))
             p = pipeline(threads, a, tg_env)
             raw["train"][f"pipeline/{threads}"] = p
@@ -214,6 +308,23 @@ def main():
     git = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True, text=True)
     print(f"tapegrad {git.stdout.strip()} (Release, -march=native); PyTorch {torch_version} with {TORCH_ENV}")
     print(f"libtorch: {'build/apps/bench_libtorch' if os.path.exists(LIBTORCH) else 'not built (apt-get install libtorch-dev)'}")
+    for model, checks in loss_checks.items():
+        ts = ",".join(str(t) for t, _ in checks)
+        if any(d is None for _, d in checks):
+            print(f"libtorch twin of {model}: no step losses to compare (T={ts})")
+            continue
+        worst, n = max(d for _, d in checks)
+        if worst > LOSS_MISMATCH:
+            print(f"WARNING: MISMATCH: libtorch twin of {model} differs from PyTorch by up to {worst:.1e} relative "
+                  f"over {n} step losses (T={ts}): not the same workload")
+        else:
+            within = "bit-identical" if worst == 0 else f"within {worst:.0e} relative"
+            print(f"libtorch twin of {model} matches PyTorch: {n} step losses {within} (T={ts})")
+    if not a.layers_only:
+        counts = {m.split(":")[0]: forward_flop(m) for m in a.models.split(",")}
+        print("FLOPs: conv and linear layers only, forward per image: " +
+              ", ".join(f"{m} {f / 1e6:.2f} MFLOP" for m, f in counts.items() if f) +
+              f"; a training image counts 3x; % of FMA peak = GFLOP/s / ({a.peak_gflops:g} x T)")
     print("ratio > 1: tapegrad is faster (times: other / tapegrad; rates: tapegrad / other)\n")
     w = max(len(r[0]) for r in rows) if rows else 20
     print(f"| {'workload':<{w}} | T | {'tapegrad':>10} | {'libtorch':>10} | {'PyTorch':>10} "
@@ -224,6 +335,35 @@ def main():
         ratio = lambda ref: (ref / ours if lower_is_better else ours / ref) if ref else None
         rs = [f"{x:11.2f}" if x is not None else f"{'-':>11}" for x in (ratio(lib), ratio(py))]
         print(f"| {name:<{w}} | {t} | {num(ours)} | {num(lib)} | {num(py)} | {rs[0]} | {rs[1][1:]} | {note} |")
+    return raw
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--models", default="lenet,convnet,cifarnet,mobilenet,cifarnet:adamw")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--limit", type=int, default=0, help="MNIST models: only the first N training images")
+    p.add_argument("--images", type=int, default=10000)
+    p.add_argument("--layers", default="", help="only the layer rows whose name matches this regex")
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--peak-gflops", type=float, default=225.0, help="FMA peak of one core, GFLOP/s")
+    p.add_argument("--data", default=os.path.join(ROOT, ".cache", "mnist"))
+    p.add_argument("--layers-only", action="store_true")
+    p.add_argument("--train-only", action="store_true")
+    blas = p.add_mutually_exclusive_group()
+    blas.add_argument("--openblas-own-kernels", action="store_true")
+    blas.add_argument("--openblas-both", action="store_true", help="the whole run as is, then with own kernels")
+    p.add_argument("--json", help="also write all raw results here")
+    a = p.parse_args()
+
+    if a.openblas_both:
+        print("== OpenBLAS as set in the environment ==")
+        raw = {"as_is": run(a, False)}
+        print("\n== OpenBLAS's own kernels (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset) ==")
+        raw["own_kernels"] = run(a, True)
+    else:
+        raw = run(a, a.openblas_own_kernels)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(raw, f, indent=1, default=str)

@@ -2,19 +2,30 @@
 // the twin of bench_torch.py without Python in the loop. Built only when libtorch-dev is installed
 // (make bench builds it); prints one JSON object with the same keys as bench_torch.py.
 //   bench_libtorch layers --threads T [--repeats R] [--min-time S]
+//   bench_libtorch train --model lenet|convnet --threads T --data DIR [--epochs E] [--limit N]
 //   bench_libtorch train --model cifarnet|mobilenet --threads T [--optimizer sgd|adamw] [--images N]
 // layers: the same cases, names and timing scheme as bench_torch.py (warm-up, then R rounds of >= S seconds,
-//   the median time per call). train: a 3x32x32 model on random data (the speed does not depend on it):
-//   batch 128, SGD lr 0.05 momentum 0.9 or AdamW lr 1e-3, cross-entropy, a fixed-seed shuffle; the timed loop
-//   covers batching, forward, backward and step; then inference on 2,000 images, batch 1000.
+//   the median time per call).
+// train: bench_torch.py's training step for step: MNIST from DIR's IDX files (plain or .gz; batch 64) or
+//   3x32x32 random data (the speed does not depend on it; batch 128, 2,000 test images), SGD lr 0.05 momentum
+//   0.9 or AdamW lr 1e-3, cross-entropy, torch::manual_seed(1) before the model, a randperm shuffle seeded 1
+//   each epoch; the timed loop covers batching, forward, backward and step. After each epoch, inference on
+//   the test set (batch 1000, one untimed warm-up batch) and its accuracy; at the end, batch-1 latency
+//   (median and p99 of 1,000 calls on one test image). "step_losses" lists the first 20 losses for the
+//   step-for-step check against bench_torch.py.
 #include <sys/resource.h>
 #include <torch/torch.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <memory>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -150,11 +161,38 @@ int cmd_layers(int threads, int repeats, double min_time) {
   return 0;
 }
 
-// BENCHMARKS.md's 3x32x32 models, built in the order PyTorch's Python twin builds them (push_back one by
-// one: nn::Sequential(a, b, ...) would evaluate its arguments right to left in g++ and change the init).
+// BENCHMARKS.md's models, built in the order bench_torch.py builds them (push_back one by one:
+// nn::Sequential(a, b, ...) would evaluate its arguments right to left in g++ and change the init).
 torch::nn::Sequential make_model(const std::string& name) {
   namespace nn = torch::nn;
   nn::Sequential m;
+  if (name == "lenet") {
+    m->push_back(nn::Conv2d(nn::Conv2dOptions(1, 6, 5).padding(2)));
+    m->push_back(nn::ReLU());
+    m->push_back(nn::MaxPool2d(2));
+    m->push_back(nn::Conv2d(nn::Conv2dOptions(6, 16, 5)));
+    m->push_back(nn::ReLU());
+    m->push_back(nn::MaxPool2d(2));
+    m->push_back(nn::Flatten());
+    m->push_back(nn::Linear(400, 120));
+    m->push_back(nn::ReLU());
+    m->push_back(nn::Linear(120, 84));
+    m->push_back(nn::ReLU());
+    m->push_back(nn::Linear(84, 10));
+    return m;
+  }
+  if (name == "convnet") {
+    m->push_back(nn::Conv2d(nn::Conv2dOptions(1, 32, 3)));
+    m->push_back(nn::ReLU());
+    m->push_back(nn::Conv2d(nn::Conv2dOptions(32, 64, 3)));
+    m->push_back(nn::ReLU());
+    m->push_back(nn::MaxPool2d(2));
+    m->push_back(nn::Flatten());
+    m->push_back(nn::Linear(9216, 128));
+    m->push_back(nn::ReLU());
+    m->push_back(nn::Linear(128, 10));
+    return m;
+  }
   auto conv_bn_relu = [&m](int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups) {
     m->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).groups(groups)));
     m->push_back(nn::BatchNorm2d(out));
@@ -192,53 +230,180 @@ double peak_rss_mib() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
-int cmd_train(const std::string& model_name, int threads, const std::string& optimizer, int64_t images) {
+// An IDX file (MNIST's format) as a uint8 tensor of its dimensions; gzread reads plain and gzipped files
+// alike. The names tried are bench_torch.py's: DIR/STEM-ubyte and DIR/STEM with ".idx" for "-idx", each
+// plain or .gz.
+torch::Tensor read_idx(const std::string& dir, const std::string& stem) {
+  std::string dotted = stem;
+  dotted.replace(dotted.find("-idx"), 4, ".idx");
+  for (const std::string& name : {stem + "-ubyte", dotted + "-ubyte"}) {
+    for (const char* ext : {"", ".gz"}) {
+      const std::string path = dir + "/" + name + ext;
+      gzFile f = ::gzopen(path.c_str(), "rb");
+      if (!f) continue;
+      std::vector<uint8_t> raw;
+      uint8_t buf[1 << 16];
+      for (int n = 0; (n = ::gzread(f, buf, sizeof buf)) > 0;) raw.insert(raw.end(), buf, buf + n);
+      ::gzclose(f);
+      // magic: 0, 0, 0x08 (unsigned bytes), the number of dimensions; then each dimension, big-endian
+      const bool bytes = raw.size() >= 4 && raw[0] == 0 && raw[1] == 0 && raw[2] == 0x08;
+      std::vector<int64_t> dims(bytes ? raw[3] : 0);
+      std::size_t count = 1, offset = 4 + 4 * dims.size();
+      for (std::size_t i = 0; i < dims.size() && 8 + 4 * i <= raw.size(); ++i) {
+        const uint8_t* d = raw.data() + 4 + 4 * i;
+        dims[i] = int64_t{d[0]} << 24 | int64_t{d[1]} << 16 | int64_t{d[2]} << 8 | d[3];
+        count *= static_cast<std::size_t>(dims[i]);
+      }
+      if (dims.empty() || raw.size() != offset + count) {
+        std::fprintf(stderr, "bench_libtorch: %s is not an IDX file of unsigned bytes\n", path.c_str());
+        std::exit(1);
+      }
+      return torch::from_blob(raw.data() + offset, dims, torch::kUInt8).clone();
+    }
+  }
+  std::fprintf(stderr, "bench_libtorch: no %s-ubyte[.gz] in %s\n", stem.c_str(), dir.c_str());
+  std::exit(1);
+}
+
+struct Data {
+  torch::Tensor x_train, y_train, x_test, y_test;
+  int64_t batch = 0;
+};
+
+// MNIST normalized as bench_torch.py does it: (x / 255 - 0.1307) / 0.3081 in float32, N x 1 x 28 x 28.
+Data mnist(const std::string& dir, int64_t limit) {
+  const auto images = [](torch::Tensor raw) {
+    return ((raw.to(torch::kFloat32) / 255.0 - 0.1307) / 0.3081).reshape({-1, 1, 28, 28}).contiguous();
+  };
+  torch::Tensor x = read_idx(dir, "train-images-idx3"), y = read_idx(dir, "train-labels-idx1");
+  if (limit > 0) {
+    x = x.slice(0, 0, limit);
+    y = y.slice(0, 0, limit);
+  }
+  return {images(x), y.to(torch::kInt64), images(read_idx(dir, "t10k-images-idx3")),
+          read_idx(dir, "t10k-labels-idx1").to(torch::kInt64), 64};
+}
+
+// 3x32x32 random images: the speed does not depend on the pixels. Drawn in bench_torch.py's order.
+Data random_images(int64_t images) {
   torch::manual_seed(1);
-  const torch::Tensor x_train = torch::randn({images, 3, 32, 32}), y_train = torch::randint(10, {images});
-  const torch::Tensor x_test = torch::randn({2000, 3, 32, 32}), y_test = torch::randint(10, {2000});
-  torch::nn::Sequential model = make_model(model_name);
+  Data d;
+  d.x_train = torch::randn({images, 3, 32, 32});
+  d.y_train = torch::randint(10, {images});
+  d.x_test = torch::randn({2000, 3, 32, 32});
+  d.y_test = torch::randint(10, {2000});
+  d.batch = 128;
+  return d;
+}
+
+// Inference on the test set, batch 1000, eval mode without autograd, after one untimed warm-up batch:
+// images/s and accuracy.
+std::pair<double, double> evaluate(torch::nn::Sequential& model, const torch::Tensor& x,
+                                   const torch::Tensor& y) {
+  const int64_t n = x.size(0), batch = 1000;
+  model->eval();
+  int64_t correct = 0;
+  double seconds = 0;
+  {
+    torch::NoGradGuard no_grad;
+    model->forward(x.slice(0, 0, batch));
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < n; i += batch) {
+      const torch::Tensor pred = model->forward(x.slice(0, i, i + batch)).argmax(1);
+      correct += pred.eq(y.slice(0, i, i + batch)).sum().item<int64_t>();
+    }
+    seconds = seconds_since(t0);
+  }
+  model->train();
+  return {static_cast<double>(n) / seconds, static_cast<double>(correct) / static_cast<double>(n)};
+}
+
+// Batch-1 inference as predict and embedded users see it: one image, eval mode without autograd, 20 warm-up
+// calls, then 1,000 timed one by one. Median and p99 (the 990th of 1,000) in microseconds.
+std::pair<double, double> latency_us(torch::nn::Sequential& model, const torch::Tensor& image) {
+  model->eval();
+  torch::NoGradGuard no_grad;
+  for (int i = 0; i < 20; ++i) model->forward(image);
+  std::vector<double> us(1000);
+  for (double& t : us) {
+    const auto t0 = Clock::now();
+    model->forward(image);
+    t = seconds_since(t0) * 1e6;
+  }
+  std::sort(us.begin(), us.end());
+  return {(us[499] + us[500]) / 2, us[989]};
+}
+
+struct TrainOptions {
+  std::string model, optimizer, data;
+  int threads = 1, epochs = 1;
+  int64_t images = 10000, limit = 0;
+};
+
+// bench_torch.py's cmd_train step for step: the same data, seed, init order, shuffle and loss, so that the
+// first step losses agree (scripts/bench.py compares them).
+int cmd_train(const TrainOptions& o) {
+  const bool random_data = o.model == "cifarnet" || o.model == "mobilenet";
+  const Data d = random_data ? random_images(o.images) : mnist(o.data, o.limit);
+  torch::manual_seed(1);
+  torch::nn::Sequential model = make_model(o.model);
   std::unique_ptr<torch::optim::Optimizer> opt;
-  if (optimizer == "adamw") {
+  if (o.optimizer == "adamw") {
     opt = std::make_unique<torch::optim::AdamW>(model->parameters(), torch::optim::AdamWOptions(1e-3));
   } else {
     opt = std::make_unique<torch::optim::SGD>(model->parameters(),
                                               torch::optim::SGDOptions(0.05).momentum(0.9));
   }
-  const int64_t batch = 128;
+  const std::vector<torch::Tensor> params = model->parameters();
   torch::Generator gen = at::detail::createCPUGenerator(1);
+  const int64_t n = d.x_train.size(0);
+  std::vector<torch::Tensor> step_losses;  // the first 20, read after training
+  std::string per_epoch;
+  double train_seconds = 0, train_loss = 0, infer_rate = 0, accuracy = 0;
   model->train();
-  const auto t0 = Clock::now();
-  const torch::Tensor perm = torch::randperm(images, gen);
-  double loss_sum = 0;
-  int64_t steps = 0;
-  torch::Tensor loss_acc = torch::zeros({});
-  for (int64_t i = 0; i < images; i += batch) {
-    const torch::Tensor idx = perm.slice(0, i, std::min(i + batch, images));
-    const torch::Tensor xb = x_train.index_select(0, idx), yb = y_train.index_select(0, idx);
-    torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(xb), yb);
-    opt->zero_grad();
-    loss.backward();
-    opt->step();
-    loss_acc += loss.detach();
-    ++steps;
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    torch::Tensor loss_sum = torch::zeros({});
+    int64_t steps = 0;
+    const auto t0 = Clock::now();
+    const torch::Tensor perm = torch::randperm(n, gen);
+    for (int64_t i = 0; i < n; i += d.batch) {
+      const torch::Tensor idx = perm.slice(0, i, std::min(i + d.batch, n));
+      const torch::Tensor xb = d.x_train.index_select(0, idx), yb = d.y_train.index_select(0, idx);
+      torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(xb), yb);
+      // Gradients set to none as Python's zero_grad(set_to_none=True) (libtorch 1.13's zero_grad() zeroes
+      // them): backward then stores each gradient instead of adding it to zeros.
+      for (const torch::Tensor& p : params) p.mutable_grad() = torch::Tensor();
+      loss.backward();
+      opt->step();
+      loss_sum += loss.detach();
+      if (step_losses.size() < 20) step_losses.push_back(loss.detach());
+      ++steps;
+    }
+    const double seconds = seconds_since(t0);
+    train_seconds += seconds;
+    train_loss = loss_sum.item<double>() / static_cast<double>(steps);
+    std::tie(infer_rate, accuracy) = evaluate(model, d.x_test, d.y_test);  // the last epoch's is reported
+    char buf[160];
+    std::snprintf(buf, sizeof buf,
+                  "%s{\"epoch\": %d, \"seconds\": %.3f, \"train_loss\": %.9g, \"test_accuracy\": %.4f}",
+                  epoch ? ", " : "", epoch + 1, seconds, train_loss, accuracy);
+    per_epoch += buf;
   }
-  const double train_seconds = seconds_since(t0);
-  loss_sum = loss_acc.item<double>();
-  model->eval();
-  double infer_rate = 0;
-  {
-    torch::NoGradGuard no_grad;
-    model->forward(x_test.slice(0, 0, 1000));  // untimed warm-up batch
-    const auto t1 = Clock::now();
-    for (int64_t i = 0; i < 2000; i += 1000) model->forward(x_test.slice(0, i, i + 1000)).argmax(1);
-    infer_rate = 2000 / seconds_since(t1);
+  const auto [median_us, p99_us] = latency_us(model, d.x_test.slice(0, 0, 1));
+  std::string losses;
+  for (const torch::Tensor& l : step_losses) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%s%.17g", losses.empty() ? "" : ", ", l.item<double>());
+    losses += buf;
   }
   std::printf(
       "{\"model\": \"%s\", \"threads\": %d, \"optimizer\": \"%s\", \"torch\": \"libtorch %s\", "
-      "\"train_images_per_s\": %.1f, \"epoch_seconds\": %.3f, \"train_loss\": %.5f, \"infer_images_per_s\": "
-      "%.1f, \"test_accuracy\": 0, \"peak_rss_mib\": %.1f}\n",
-      model_name.c_str(), threads, optimizer.c_str(), TORCH_VERSION, images / train_seconds, train_seconds,
-      loss_sum / static_cast<double>(steps), infer_rate, peak_rss_mib());
+      "\"train_images_per_s\": %.1f, \"epoch_seconds\": %.3f, \"train_loss\": %.9g, "
+      "\"infer_images_per_s\": %.1f, \"test_accuracy\": %.4f, \"peak_rss_mib\": %.1f, "
+      "\"latency_us\": {\"median\": %.2f, \"p99\": %.2f}, \"step_losses\": [%s], \"per_epoch\": [%s]}\n",
+      o.model.c_str(), o.threads, o.optimizer.c_str(), TORCH_VERSION,
+      static_cast<double>(n) * o.epochs / train_seconds, train_seconds / o.epochs, train_loss, infer_rate,
+      accuracy, peak_rss_mib(), median_us, p99_us, losses.c_str(), per_epoch.c_str());
   return 0;
 }
 
@@ -250,35 +415,44 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string cmd = argv[1];
-  int threads = 1, repeats = 15;
+  int repeats = 15;
   double min_time = 0.05;
-  int64_t images = 10000;
-  std::string model = "cifarnet", optimizer = "sgd";
+  TrainOptions o{.model = "cifarnet", .optimizer = "sgd", .data = ".cache/mnist"};
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--threads")
-      threads = std::stoi(value);
+      o.threads = std::stoi(value);
     else if (flag == "--repeats")
       repeats = std::stoi(value);
     else if (flag == "--min-time")
       min_time = std::stod(value);
     else if (flag == "--model")
-      model = value;
+      o.model = value;
     else if (flag == "--optimizer")
-      optimizer = value;
+      o.optimizer = value;
     else if (flag == "--images")
-      images = std::stoll(value);
+      o.images = std::stoll(value);
+    else if (flag == "--data")
+      o.data = value;
+    else if (flag == "--epochs")
+      o.epochs = std::stoi(value);
+    else if (flag == "--limit")
+      o.limit = std::stoll(value);
     else {
       std::fprintf(stderr, "bench_libtorch: unknown flag %s\n", flag.c_str());
       return 2;
     }
   }
   at::set_num_interop_threads(1);
-  at::set_num_threads(threads);
-  if (cmd == "layers") return cmd_layers(threads, repeats, min_time);
-  if (cmd == "train" && (model == "cifarnet" || model == "mobilenet")) {
-    return cmd_train(model, threads, optimizer, images);
+  at::set_num_threads(o.threads);
+  if (cmd == "layers") return cmd_layers(o.threads, repeats, min_time);
+  const std::vector<std::string> models = {"lenet", "convnet", "cifarnet", "mobilenet"};
+  if (cmd == "train" && std::find(models.begin(), models.end(), o.model) != models.end() && o.epochs >= 1 &&
+      (o.optimizer == "sgd" || o.optimizer == "adamw")) {
+    return cmd_train(o);
   }
-  std::fprintf(stderr, "bench_libtorch: expected 'layers' or 'train --model cifarnet|mobilenet'\n");
+  std::fprintf(stderr,
+               "bench_libtorch: expected 'layers' or 'train --model lenet|convnet|cifarnet|mobilenet "
+               "[--optimizer sgd|adamw] [--epochs E >= 1]'\n");
   return 2;
 }

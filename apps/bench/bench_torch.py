@@ -24,7 +24,10 @@ train: one model as in BENCHMARKS.md, batch 64 (128 for the 3x32x32 models, on r
   loop covers batching, forward, backward and step. Then inference on the 10k test
   images (batch 1000, eval, no_grad; one untimed warm-up batch), timed, and test accuracy, after every epoch
   (outside the training timing); the top-level figures are from the last epoch and
-  "per_epoch" lists seconds, mean train loss and test accuracy per epoch.
+  "per_epoch" lists seconds, mean train loss and test accuracy per epoch. Then batch-1
+  latency: "latency_us" {"median", "p99"} of 1,000 calls on one test image (eval, no_grad,
+  after 20 warm-up calls). "step_losses" lists the first 20 training losses, which
+  bench_libtorch (the same loop in C++) must reproduce.
 """
 import argparse
 import gzip
@@ -203,6 +206,22 @@ def evaluate(model, x, y, batch=1000):
     return x.shape[0] / dt, correct / x.shape[0]
 
 
+def latency_us(model, image):
+    """Batch-1 inference as predict and embedded users see it: eval mode, no_grad, 20 warm-up calls, then
+    1,000 timed one by one; median and p99 (the 990th of 1,000) in microseconds."""
+    model.eval()
+    times = []
+    with torch.no_grad():
+        for _ in range(20):
+            model(image)
+        for _ in range(1000):
+            t0 = time.perf_counter()
+            model(image)
+            times.append((time.perf_counter() - t0) * 1e6)
+    times.sort()
+    return {"median": round(statistics.median(times), 2), "p99": round(times[989], 2)}
+
+
 def cmd_train(args):
     if args.model in ("cifarnet", "mobilenet"):  # 3x32x32 random data: the speed does not depend on it
         torch.manual_seed(1)
@@ -222,6 +241,7 @@ def cmd_train(args):
     shuffle_gen = torch.Generator().manual_seed(1)
     n = x_train.shape[0]
     per_epoch, train_time = [], 0.0
+    step_losses = []  # the first 20, for scripts/bench.py's step-for-step check against bench_libtorch
     model.train()
     for epoch in range(args.epochs):
         loss_sum, steps = torch.zeros(()), 0
@@ -235,12 +255,15 @@ def cmd_train(args):
             loss.backward()
             opt.step()
             loss_sum += loss.detach()
+            if len(step_losses) < 20:
+                step_losses.append(loss.detach())
             steps += 1
         dt = time.perf_counter() - t0
         train_time += dt
         infer_ips, acc = evaluate(model, x_test, y_test)  # last epoch's is reported
         per_epoch.append({"epoch": epoch + 1, "seconds": round(dt, 3),
                           "train_loss": float(loss_sum) / steps, "test_accuracy": acc})
+    latency = latency_us(model, x_test[:1])
     print(json.dumps({
         "model": args.model, "threads": args.threads, "optimizer": args.optimizer, "torch": torch.__version__,
         "train_images_per_s": round(n * args.epochs / train_time, 1),
@@ -249,6 +272,8 @@ def cmd_train(args):
         "infer_images_per_s": round(infer_ips, 1),
         "test_accuracy": acc,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "latency_us": latency,
+        "step_losses": [float(l) for l in step_losses],
         "per_epoch": per_epoch,
     }, indent=1))
 

@@ -4,9 +4,10 @@
 //   bench_train --pipeline [--augment flip,crop=4] --threads 2 [--images 10000]
 //   bench_train --decode DIR --threads 2 [--images 10000] [--data .cache/mnist]
 // Trains (batch 64, SGD lr 0.05 momentum 0.9, cross-entropy, shuffled with a fixed seed; the timed loop
-// includes batching, forward, backward and step), then runs inference on the test set with batch 1000,
-// and prints one JSON object with the same keys as bench_torch.py's train subcommand. The 3x32x32 models
-// train on random data (batch 128, --images images, 2,000 test images), as bench_torch.py and
+// includes batching, forward, backward and step), runs inference on the test set with batch 1000, times
+// batch-1 inference as `tapegrad predict` runs it ("latency_us": median and p99 of 1,000 calls on one test
+// image), and prints one JSON object with the same keys as bench_torch.py's train subcommand. The 3x32x32
+// models train on random data (batch 128, --images images, 2,000 test images), as bench_torch.py and
 // bench_libtorch do: the speed does not depend on the pixels.
 // --pipeline times the data pipeline alone (BENCHMARKS.md item 6): DataLoader's batching, normalization and
 // augmentation of --images random 3x32x32 byte images, batch 64, one epoch after an untimed one.
@@ -45,6 +46,27 @@ std::unique_ptr<tg::Optimizer> make_optimizer(const std::string& kind,
                                               const std::vector<tg::Tensor>& params) {
   if (kind == "adamw") return std::make_unique<tg::AdamW>(params, tg::AdamWOptions{.lr = 1e-3f});
   return std::make_unique<tg::SGD>(params, tg::SGDOptions{.lr = 0.05f, .momentum = 0.9f});
+}
+
+// Batch-1 inference as `tapegrad predict` runs it (eval mode, NoGradGuard, model(x) on one [1, C, H, W]
+// image): 20 warm-up calls, then 1,000 timed one by one. The JSON member "latency_us": median and p99 (the
+// 990th of 1,000) in microseconds, as the twins report it.
+std::string latency_json(tg::Sequential& model, const tg::Array& image) {
+  model.eval();
+  tg::NoGradGuard no_grad;
+  const tg::Tensor x(image);
+  for (int i = 0; i < 20; ++i) model(x);
+  std::vector<double> us(1000);
+  for (double& t : us) {
+    const double start = now();
+    model(x);
+    t = (now() - start) * 1e6;
+  }
+  std::sort(us.begin(), us.end());
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "\"latency_us\": {\"median\": %.2f, \"p99\": %.2f}", (us[499] + us[500]) / 2,
+                us[989]);
+  return buf;
 }
 
 // One epoch of a 3x32x32 model on random images (normal pixels, uniform labels), batch 128, then inference on
@@ -94,12 +116,15 @@ int train_random(const std::string& model_name, int threads, const std::string& 
   const double infer_start = now();
   for (std::size_t i = 0; i < kTest; i += 1000) model(batch_of(i));
   const double infer_rate = static_cast<double>(kTest) / (now() - infer_start);
+  tg::Array image = tg::Array::from_shape({1, 3, 32, 32});
+  std::memcpy(image.data(), x_test.data(), kPixels * sizeof(float));
+  const std::string latency = latency_json(model, image);
   std::printf(
       "{\"model\": \"%s\", \"threads\": %d, \"optimizer\": \"%s\", \"train_images_per_s\": %.1f, "
       "\"epoch_seconds\": %.3f, \"train_loss\": %.5f, \"infer_images_per_s\": %.1f, \"test_accuracy\": 0, "
-      "\"peak_rss_mib\": %.1f}\n",
+      "\"peak_rss_mib\": %.1f, %s}\n",
       model_name.c_str(), threads, optimizer.c_str(), static_cast<double>(images) / train_seconds,
-      train_seconds, loss_sum / static_cast<double>(steps), infer_rate, peak_rss_mib());
+      train_seconds, loss_sum / static_cast<double>(steps), infer_rate, peak_rss_mib(), latency.c_str());
   return 0;
 }
 
@@ -255,14 +280,16 @@ int main(int argc, char** argv) {
                     epoch ? ", " : "", seconds, loss_sum / static_cast<double>(train.size()), test_accuracy);
       per_epoch += buf;
     }
+    tg::Array image = tg::Array::from_shape({1, 1, test.rows(), test.cols()});
+    test.normalized(0, image.data());
+    const std::string latency = latency_json(model, image);
     std::printf(
         "{\"model\": \"%s\", \"threads\": %d, \"train_images_per_s\": %.1f, \"epoch_seconds\": %.3f, "
         "\"train_loss\": %.5f, \"infer_images_per_s\": %.1f, \"test_accuracy\": %.4f, \"peak_rss_mib\": "
-        "%.1f, "
-        "\"per_epoch\": [%s]}\n",
+        "%.1f, %s, \"per_epoch\": [%s]}\n",
         model_name.c_str(), threads, static_cast<double>(train.size()) * epochs / train_seconds,
         train_seconds / epochs, loss_sum / static_cast<double>(train.size()), infer_rate, test_accuracy,
-        peak_rss_mib(), per_epoch.c_str());
+        peak_rss_mib(), latency.c_str(), per_epoch.c_str());
   } catch (const tg::Error& e) {
     std::fprintf(stderr, "bench_train: error: %s\n", e.what());
     return 1;
