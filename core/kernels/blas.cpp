@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include "core/kernels/gemm.hpp"
 #include "core/runtime/threads.hpp"
 
 namespace tg {
@@ -12,6 +13,9 @@ const bool g_single_threaded_blas = [] {
   openblas_set_num_threads(1);
   return true;
 }();
+
+// Matrix products (m, n > 1) run in tapegrad's AVX-512 kernel where the build has one (core/kernels/gemm.hpp).
+bool g_own_gemm = gemm_avx512_available();
 
 // C = alpha op(A) op(B) + beta C when m or n is 1, as SGEMV: SGEMM would first copy all of the other matrix
 // into its packed panels (at batch 1, a 9216x128 linear layer spent more time in that copy than in the
@@ -53,6 +57,10 @@ void sgemm_ld(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::siz
   if (m == 0 || n == 0) return;
   if (m == 1 || n == 1) {  // a matrix-vector product (batch-1 inference of a linear layer)
     sgemv_ld(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  if (g_own_gemm) {
+    gemm_avx512(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
@@ -98,5 +106,8 @@ void parallel_sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, st
 }
 
 void blas_set_num_threads(int n) { openblas_set_num_threads(n); }
+
+void set_own_gemm(bool on) { g_own_gemm = on && gemm_avx512_available(); }
+bool own_gemm() { return g_own_gemm; }
 
 }  // namespace tg

@@ -87,3 +87,18 @@ TEST_CASE("sgemm and parallel_sgemm with one row or one column (SGEMV) agree; be
     check_gemm(tg::parallel_sgemm, 3000, 1, 700, initial);  // blocks of rows
   }
 }
+
+TEST_CASE(
+    "tapegrad's AVX-512 GEMM and OpenBLAS both agree with a triple loop across the GEMM's cache blocks") {
+  // 131 rows: a block of 128 and a partial one (with a partial 8-row panel); 2050 columns: past the 2048 of a
+  // packed block of op(B); 300 inner: a full block of 256 and a partial one, with a tail of the 16-wide
+  // packing.
+  for (const bool own : {true, false}) {
+    CAPTURE(own);
+    const bool before = tg::own_gemm();
+    tg::set_own_gemm(own);
+    check_gemm(tg::sgemm, 131, 2050, 300);
+    check_gemm(tg::sgemm, 16, 64, 9);  // whole 16-row and 32-column packs, an inner dimension below 16
+    tg::set_own_gemm(before);
+  }
+}
