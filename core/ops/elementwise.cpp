@@ -148,7 +148,7 @@ Tensor operator-(float s, const Tensor& a) {
 
 // d(s-x)/dx = -1
 std::vector<Array> rsub_scalar_backward(const Array& dout) {
-  return {map(dout, [](float g) { return -g; })};
+  return gradients(map(dout, [](float g) { return -g; }));
 }
 
 Tensor operator*(const Tensor& a, float s) {
@@ -159,7 +159,7 @@ Tensor operator*(float s, const Tensor& a) { return a * s; }
 
 // d(xs)/dx = s
 std::vector<Array> mul_scalar_backward(const Array& dout, float s) {
-  return {map(dout, [s](float g) { return g * s; })};
+  return gradients(map(dout, [s](float g) { return g * s; }));
 }
 
 Tensor operator/(const Tensor& a, float s) {
@@ -169,7 +169,7 @@ Tensor operator/(const Tensor& a, float s) {
 
 // d(x/s)/dx = 1/s
 std::vector<Array> div_scalar_backward(const Array& dout, float s) {
-  return {map(dout, [s](float g) { return g / s; })};
+  return gradients(map(dout, [s](float g) { return g / s; }));
 }
 
 Tensor operator/(float s, const Tensor& a) {
@@ -179,7 +179,7 @@ Tensor operator/(float s, const Tensor& a) {
 
 // d(s/x)/dx = -s/x^2
 std::vector<Array> rdiv_scalar_backward(const Array& dout, const Array& a, float s) {
-  return {zip(dout, a, [s](float g, float x) { return -g * s / (x * x); })};
+  return gradients(zip(dout, a, [s](float g, float x) { return -g * s / (x * x); }));
 }
 
 Tensor operator-(const Tensor& a) {
@@ -189,7 +189,7 @@ Tensor operator-(const Tensor& a) {
 
 // d(-x)/dx = -1
 std::vector<Array> neg_backward(const Array& dout) {
-  return {map(dout, [](float g) { return -g; })};
+  return gradients(map(dout, [](float g) { return -g; }));
 }
 
 // ---- pointwise nonlinearities ----
@@ -200,7 +200,7 @@ Tensor relu(const Tensor& x) {
 
 // d relu/dx = 1 where y > 0, else 0
 std::vector<Array> relu_backward(const Array& dout, const Array& y) {
-  return {zip(dout, y, [](float g, float v) { return v > 0.f ? g : 0.f; })};
+  return gradients(zip(dout, y, [](float g, float v) { return v > 0.f ? g : 0.f; }));
 }
 
 // sigmoid(x) = 1 / (1 + e^-x), written to stay finite for large |x|
@@ -216,7 +216,7 @@ Tensor sigmoid(const Tensor& x) {
 
 // d sigmoid/dx = y (1 - y)
 std::vector<Array> sigmoid_backward(const Array& dout, const Array& y) {
-  return {zip(dout, y, [](float g, float v) { return g * v * (1.f - v); })};
+  return gradients(zip(dout, y, [](float g, float v) { return g * v * (1.f - v); }));
 }
 
 Tensor tanh(const Tensor& x) {
@@ -226,7 +226,7 @@ Tensor tanh(const Tensor& x) {
 
 // d tanh/dx = 1 - y^2
 std::vector<Array> tanh_backward(const Array& dout, const Array& y) {
-  return {zip(dout, y, [](float g, float v) { return g * (1.f - v * v); })};
+  return gradients(zip(dout, y, [](float g, float v) { return g * (1.f - v * v); }));
 }
 
 Tensor exp(const Tensor& x) {
@@ -236,7 +236,7 @@ Tensor exp(const Tensor& x) {
 
 // d exp/dx = y
 std::vector<Array> exp_backward(const Array& dout, const Array& y) {
-  return {zip(dout, y, std::multiplies<>())};
+  return gradients(zip(dout, y, std::multiplies<>()));
 }
 
 // Natural log; like PyTorch, log(0) = -inf and log(<0) = nan (no throw: values are not shapes).
@@ -247,7 +247,7 @@ Tensor log(const Tensor& x) {
 
 // d log/dx = 1/x
 std::vector<Array> log_backward(const Array& dout, const Array& x) {
-  return {zip(dout, x, std::divides<>())};
+  return gradients(zip(dout, x, std::divides<>()));
 }
 
 Tensor leaky_relu(const Tensor& x, float slope) {
@@ -257,7 +257,7 @@ Tensor leaky_relu(const Tensor& x, float slope) {
 
 // d leaky_relu/dx = 1 where x > 0, else slope
 std::vector<Array> leaky_relu_backward(const Array& dout, const Array& x, float slope) {
-  return {zip(dout, x, [slope](float g, float v) { return v > 0.f ? g : slope * g; })};
+  return gradients(zip(dout, x, [slope](float g, float v) { return v > 0.f ? g : slope * g; }));
 }
 
 Tensor dropout(const Tensor& x, float p, Generator& gen) {
@@ -273,7 +273,7 @@ Tensor dropout(const Tensor& x, float p, Generator& gen) {
 
 // d dropout/dx = mask (0 or 1/(1-p))
 std::vector<Array> dropout_backward(const Array& dout, const Array& mask) {
-  return {zip(dout, mask, std::multiplies<>())};
+  return gradients(zip(dout, mask, std::multiplies<>()));
 }
 
 // ---- broadcasting helpers ----

@@ -45,7 +45,7 @@ Tensor sum(const Tensor& x) {
 
 // d(sum x)/dx = 1 everywhere, times the incoming scalar gradient
 std::vector<Array> sum_backward(const Array& dout, const Shape& x_shape) {
-  return {filled(x_shape, dout.data()[0])};
+  return gradients(filled(x_shape, dout.data()[0]));
 }
 
 Tensor mean(const Tensor& x) {
@@ -59,7 +59,7 @@ Tensor mean(const Tensor& x) {
 // d(mean x)/dx = 1/n everywhere, times the incoming scalar gradient
 std::vector<Array> mean_backward(const Array& dout, const Shape& x_shape) {
   const std::size_t n = std::accumulate(x_shape.begin(), x_shape.end(), std::size_t{1}, std::multiplies<>());
-  return {filled(x_shape, dout.data()[0] * (1.f / static_cast<float>(n)))};
+  return gradients(filled(x_shape, dout.data()[0] * (1.f / static_cast<float>(n))));
 }
 
 Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
@@ -93,7 +93,7 @@ Tensor reshape(const Tensor& x, const std::vector<std::int64_t>& shape) {
 
 // The gradient is dout with the input's shape: a reshape moves no element.
 std::vector<Array> reshape_backward(const Array& dout, const Shape& x_shape) {
-  return {reshaped(dout, x_shape)};
+  return gradients(reshaped(dout, x_shape));
 }
 
 Tensor flatten(const Tensor& x) {
@@ -107,7 +107,7 @@ Tensor flatten(const Tensor& x) {
 
 // As reshape: dout [N, prod(...)] back to x's shape.
 std::vector<Array> flatten_backward(const Array& dout, const Shape& x_shape) {
-  return {reshaped(dout, x_shape)};
+  return gradients(reshaped(dout, x_shape));
 }
 
 }  // namespace tg
