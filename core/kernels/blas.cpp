@@ -14,7 +14,8 @@ const bool g_single_threaded_blas = [] {
   return true;
 }();
 
-// Matrix products (m, n > 1) run in tapegrad's AVX-512 kernel where the build has one (core/kernels/gemm.hpp).
+// Matrix products (m, n > 1) run in tapegrad's AVX-512 kernel where the build has one
+// (core/kernels/gemm.hpp).
 bool g_own_gemm = gemm_avx512_available();
 
 // C = alpha op(A) op(B) + beta C when m or n is 1, as SGEMV: SGEMM would first copy all of the other matrix

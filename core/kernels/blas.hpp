@@ -17,7 +17,8 @@ void parallel_sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, st
                     const float* a, const float* b, float beta, float* c);
 
 // Whether sgemm runs matrix products (m, n > 1) in tapegrad's AVX-512 kernel (core/kernels/gemm.hpp; the
-// default where the build has AVX-512) or in OpenBLAS (off; always without AVX-512). For tests and benchmarks.
+// default where the build has AVX-512) or in OpenBLAS (off; always without AVX-512). For tests and
+// benchmarks.
 void set_own_gemm(bool on);
 bool own_gemm();
 

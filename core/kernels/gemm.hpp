@@ -1,10 +1,10 @@
 // tapegrad's own SGEMM for CPUs with AVX-512: C[m, n] = alpha op(A) op(B) + beta C, row-major, with leading
-// dimensions. OpenBLAS is pinned to its AVX2 (Haswell) kernels in some environments (OPENBLAS_CORETYPE), where
-// the linear layers ran at 40% of the FMA peak; this one keeps its zmm registers whatever the environment.
-// BLIS's loop order: blocks of kNC columns of C, kKC of the inner dimension and kMC rows; op(B)'s block packed
-// into panels of kNR columns, op(A)'s (times alpha) into panels of kMR rows; an 8 x 32 register tile
-// (gemm_tile) does the products. tg::sgemm (blas.hpp) calls it; OpenBLAS's sgemm is the reference it is
-// tested against (tests/core/test_blas_kernel.cpp), and the kernel without AVX-512.
+// dimensions. OpenBLAS is pinned to its AVX2 (Haswell) kernels in some environments (OPENBLAS_CORETYPE),
+// where the linear layers ran at 40% of the FMA peak; this one keeps its zmm registers whatever the
+// environment. BLIS's loop order: blocks of kNC columns of C, kKC of the inner dimension and kMC rows;
+// op(B)'s block packed into panels of kNR columns, op(A)'s (times alpha) into panels of kMR rows; an 8 x 32
+// register tile (gemm_tile) does the products. tg::sgemm (blas.hpp) calls it; OpenBLAS's sgemm is the
+// reference it is tested against (tests/core/test_blas_kernel.cpp), and the kernel without AVX-512.
 #pragma once
 
 #include <cstddef>
