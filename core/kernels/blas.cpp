@@ -26,16 +26,8 @@ void sgemv_ld(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::siz
               const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
               std::size_t ldc) {
   const auto i = [](std::size_t v) { return static_cast<blasint>(v > 0 ? v : 1); };
-  if (beta == 0.f) {
-    for (std::size_t r = 0; r < m; ++r)
-      for (std::size_t j = 0; j < n; ++j) c[r * ldc + j] = 0.f;
-  }
-  if (k == 0) {
-    if (beta != 0.f)
-      for (std::size_t r = 0; r < m; ++r)
-        for (std::size_t j = 0; j < n; ++j) c[r * ldc + j] *= beta;
-    return;
-  }
+  if (beta == 0.f || k == 0) scale_matrix(m, n, beta, c, ldc);
+  if (k == 0) return;
   if (m == 1) {  // c[0, :] (n values, stride 1) = op(B)^T a, where a is op(A)'s one row
     const std::size_t incx = trans_a ? lda : 1;
     if (trans_b)  // B stored [n, k]

@@ -152,9 +152,8 @@ void gemm_avx512(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
                  const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
                  std::size_t ldc) {
   if (m == 0 || n == 0) return;
-  if (k == 0) {  // C = beta C
-    for (std::size_t i = 0; i < m; ++i)
-      for (std::size_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.f ? 0.f : beta * c[i * ldc + j];
+  if (k == 0) {
+    scale_matrix(m, n, beta, c, ldc);
     return;
   }
   std::vector<float>& ap = packed(0);

@@ -11,6 +11,13 @@
 
 namespace tg {
 
+// C[m, n] (row stride ldc) = beta C; beta = 0 writes zeros without reading C (a fresh buffer's garbage may be
+// NaN). What a product with an empty inner dimension leaves, and SGEMV's start when beta = 0.
+inline void scale_matrix(std::size_t m, std::size_t n, float beta, float* c, std::size_t ldc) {
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.f ? 0.f : beta * c[i * ldc + j];
+}
+
 // Whether gemm_avx512 was compiled in (an AVX-512 target, i.e. -march=native on such a CPU).
 bool gemm_avx512_available();
 

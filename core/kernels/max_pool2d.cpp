@@ -74,6 +74,23 @@ inline Window2x2 pool_2x2(const float* r0, const float* r1, std::int32_t index0,
   return take_bottom ? Window2x2{bottom, index0 + w + right1} : Window2x2{top, index0 + right0};
 }
 
+#if defined(__AVX512F__)
+// One AVX-512 step over n <= 16 windows of a 2x2 stride-2 row: the lanes of the n windows, and of their 2n
+// cells in each input row, split into cells 0-15 and 16-31 (two vectors, split into even and odd columns by
+// a permute with even_cells()).
+struct Step2x2 {
+  __mmask16 windows, lo, hi;
+};
+inline Step2x2 step_2x2(std::size_t n) {
+  return {static_cast<__mmask16>((1u << n) - 1),
+          n >= 8 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (2 * n)) - 1),
+          n <= 8 ? __mmask16{0} : static_cast<__mmask16>((1u << (2 * n - 16)) - 1)};
+}
+inline __m512i even_cells() {
+  return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
+#endif
+
 void max_pool2d_forward_2x2s2(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax,
                               std::size_t p0, std::size_t p1) {
   const std::size_t w = g.w, wo = g.w_out;
@@ -87,14 +104,11 @@ void max_pool2d_forward_2x2s2(const float* x, const Pool2dGeometry& g, float* ou
       const auto row0 = static_cast<std::int32_t>(2 * oh * w);
       std::size_t ow = 0;
 #if defined(__AVX512F__)
-      const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+      const __m512i even = even_cells();
       const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
       const __m512i one = _mm512_set1_epi32(1), row_step = _mm512_set1_epi32(w32);
       for (; ow < wo; ow += 16) {  // the last step masked: rows of 12 windows (convnet) take one step
-        const std::size_t n = std::min<std::size_t>(16, wo - ow);  // windows in this step
-        const __mmask16 lo = n >= 8 ? 0xFFFF : static_cast<__mmask16>((1u << (2 * n)) - 1);  // cells 0-15
-        const __mmask16 hi = n <= 8 ? 0 : static_cast<__mmask16>((1u << (2 * n - 16)) - 1);  // cells 16-31
-        const __mmask16 out_mask = static_cast<__mmask16>((1u << n) - 1);
+        const auto [out_mask, lo, hi] = step_2x2(std::min<std::size_t>(16, wo - ow));
         const __m512 t0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ow),
                      t1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ow + 16);
         const __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ow),
@@ -195,17 +209,13 @@ void max_pool2d_argmax_backward(const float* dout, const std::int32_t* argmax, c
 #if defined(__AVX512F__)
               // 16 windows per step, as in the forward: 4 masks "is this cell the argmax", then the even and
               // odd columns interleaved back into each row by a permute.
-              const __m512i even =
-                  _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+              const __m512i even = even_cells();
               const __m512i one = _mm512_set1_epi32(1),
                             row_step = _mm512_set1_epi32(static_cast<std::int32_t>(g.w));
               const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
               const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
               for (; ow < g.w_out; ow += 16) {
-                const std::size_t n = std::min<std::size_t>(16, g.w_out - ow);
-                const __mmask16 in_mask = static_cast<__mmask16>((1u << n) - 1);
-                const __mmask16 lo = n >= 8 ? 0xFFFF : static_cast<__mmask16>((1u << (2 * n)) - 1);
-                const __mmask16 hi = n <= 8 ? 0 : static_cast<__mmask16>((1u << (2 * n - 16)) - 1);
+                const auto [in_mask, lo, hi] = step_2x2(std::min<std::size_t>(16, g.w_out - ow));
                 const __m512 v = _mm512_maskz_loadu_ps(in_mask, dout + k0 + ow);
                 const __m512i at = _mm512_maskz_loadu_epi32(in_mask, argmax + k0 + ow);
                 const __m512i c00 =
