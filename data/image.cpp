@@ -71,6 +71,57 @@ void check_png_data(const std::vector<std::uint8_t>& bytes, int width, int heigh
   if (rc != Z_STREAM_END) fail(name, ": corrupt PNG: its image data is not a complete zlib stream");
 }
 
+// stb_image's JPEG decoder decodes a scan with whatever Huffman table its ids name, defined or not: a table
+// no DHT segment defined is uninitialized memory, and reading with it goes out of bounds (fuzzer finding,
+// under AddressSanitizer). So the marker segments up to the first scan (SOS) are walked, the tables DHT
+// defines are noted, and a first scan that names an undefined table is refused (DC tables for a progressive
+// scan of DC coefficients, AC tables for one of AC coefficients, both otherwise).
+void check_jpeg_tables(const std::vector<std::uint8_t>& bytes, const std::string& name) {
+  if (bytes.size() < 2 || bytes[0] != 0xFF || bytes[1] != 0xD8) return;  // not a JPEG
+  bool defined[2][4] = {};                                               // [DC, AC][table id]
+  bool progressive = false;
+  for (std::size_t i = 2; i + 3 < bytes.size();) {
+    if (bytes[i] != 0xFF) return;  // not at a marker: stb reports the corruption itself
+    const std::uint8_t marker = bytes[i + 1];
+    if (marker == 0xFF) {  // fill byte before a marker
+      ++i;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD9)) {  // markers without a length
+      i += 2;
+      continue;
+    }
+    const std::size_t length = static_cast<std::size_t>(bytes[i + 2]) << 8 | bytes[i + 3];  // counts itself
+    const std::size_t begin = i + 4, end = std::min(bytes.size(), i + 2 + length);
+    if (marker == 0xC2 || marker == 0xC6 || marker == 0xCA || marker == 0xCE) progressive = true;
+    if (marker == 0xC4) {  // DHT: tables of [class and id, 16 code counts, the symbols]
+      for (std::size_t t = begin; t + 17 <= end;) {
+        const std::uint8_t cls = bytes[t] >> 4, id = bytes[t] & 15;
+        if (cls < 2 && id < 4) defined[cls][id] = true;
+        std::size_t symbols = 0;
+        for (std::size_t k = 1; k <= 16; ++k) symbols += bytes[t + k];
+        t += 17 + symbols;
+      }
+    }
+    if (marker ==
+        0xDA) {  // SOS: components, each with its DC and AC table ids, then Ss (the first coefficient)
+      if (begin >= end) return;
+      const std::size_t components = bytes[begin];
+      if (begin + 1 + 2 * components >= end) return;
+      const bool dc_scan = bytes[begin + 1 + 2 * components] == 0;
+      for (std::size_t c = 0; c < components; ++c) {
+        const std::uint8_t tables = bytes[begin + 2 + 2 * c];
+        const bool dc_ok = (progressive && !dc_scan) || ((tables >> 4) < 4 && defined[0][tables >> 4]);
+        const bool ac_ok = (progressive && dc_scan) || ((tables & 15) < 4 && defined[1][tables & 15]);
+        if (!dc_ok || !ac_ok)
+          fail(name, ": corrupt JPEG: its scan uses a Huffman table that no DHT segment defines");
+      }
+      return;
+    }
+    i += 2 + length;
+  }
+}
+
 // Alpha over white paper: transparent backgrounds look like the page.
 std::uint8_t over_white(float v, float alpha) {
   return static_cast<std::uint8_t>(v * alpha + 255.f * (1.f - alpha) + 0.5f);
@@ -105,6 +156,7 @@ std::vector<std::uint8_t> decode_image(const std::vector<std::uint8_t>& bytes, s
     fail("decode_image: ", channels, " channels requested; expected 1 or 3");
   const ImageHeader header = read_image_header(bytes, name);
   check_png_data(bytes, static_cast<int>(header.cols), static_cast<int>(header.rows), name);
+  check_jpeg_tables(bytes, name);
   // Decoded with an alpha channel (gray + alpha, or RGBA), composited over white, interleaved.
   const int decoded_channels = static_cast<int>(channels) + 1;
   int width = 0, height = 0, file_channels = 0;
