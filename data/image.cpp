@@ -81,9 +81,8 @@ void check_jpeg_tables(const std::vector<std::uint8_t>& bytes, const std::string
   bool defined[2][4] = {};                                               // [DC, AC][table id]
   bool progressive = false;
   for (std::size_t i = 2; i + 3 < bytes.size();) {
-    if (bytes[i] != 0xFF) return;  // not at a marker: stb reports the corruption itself
     const std::uint8_t marker = bytes[i + 1];
-    if (marker == 0xFF) {  // fill byte before a marker
+    if (bytes[i] != 0xFF || marker == 0xFF) {  // stb skips bytes between segments, and fill bytes
       ++i;
       continue;
     }
