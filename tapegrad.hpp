@@ -2,7 +2,7 @@
 #pragma once
 
 // core/autograd: tensors, the tape, make_op, grad mode, gradcheck, errors, the profile
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/autograd/gradcheck.hpp"
 #include "core/autograd/observer.hpp"
 #include "core/autograd/profile.hpp"

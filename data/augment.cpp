@@ -4,7 +4,7 @@
 #include <charconv>
 #include <cstddef>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 
 namespace tg {
 

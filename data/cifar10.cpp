@@ -4,7 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "data/idx.hpp"
 
 namespace tg {

@@ -2,7 +2,7 @@
 
 #include <numeric>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/runtime/random.hpp"
 #include "core/runtime/threads.hpp"
 

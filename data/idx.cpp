@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <limits>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 
 namespace tg {
 namespace {

@@ -11,7 +11,7 @@
 #include <memory>
 #include <utility>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/io/atomic_file.hpp"
 #include "data/idx.hpp"
 

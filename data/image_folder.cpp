@@ -9,7 +9,7 @@
 #include <sstream>
 #include <utility>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/runtime/random.hpp"
 #include "core/runtime/threads.hpp"
 #include "data/cifar10.hpp"

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "data/idx.hpp"
 
 namespace tg {

@@ -2,7 +2,7 @@
 
 #include <sstream>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/ops/ops.hpp"
 #include "layers/registry.hpp"
 

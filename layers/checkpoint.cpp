@@ -2,12 +2,14 @@
 
 #include <unordered_map>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 
 namespace tg {
 namespace {
 const std::string kOptimizerPrefix = "optimizer.";
 }  // namespace
+
+void dump_npy(const Tensor& t, const std::string& path) { dump_npy(t.value(), path); }
 
 void save(const Module& model, const std::string& path, const TrainingState& state) {
   const auto named = model.named_state();  // parameters and buffers, in PyTorch's state_dict order

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/io/npy.hpp"
 #include "core/io/safetensors.hpp"
 #include "layers/module.hpp"
 
@@ -21,6 +22,10 @@ struct TrainingState {
   std::vector<std::pair<std::string, Array>> optimizer;  // e.g. Optimizer::state()
   std::map<std::string, std::string> metadata;           // e.g. {"epoch": "2"}
 };
+
+// Writes the tensor's value as a numpy .npy file (core/io/npy.hpp); from gdb: `call tg::dump_npy(x,
+// "/tmp/x.npy")`. It lives beside the checkpoints because autograd includes no file format.
+void dump_npy(const Tensor& tensor, const std::string& path);
 
 // Atomic (temp file + rename): a failed save leaves the previous file intact.
 void save(const Module& model, const std::string& path, const TrainingState& state = {});

@@ -1,6 +1,6 @@
 #include "layers/conv2d.hpp"
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "layers/init.hpp"
 #include "layers/registry.hpp"
 

@@ -1,6 +1,6 @@
 #include "layers/linear.hpp"
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/ops/ops.hpp"
 #include "layers/init.hpp"
 #include "layers/registry.hpp"

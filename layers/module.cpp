@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <typeinfo>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/autograd/tape.hpp"
 #include "core/distributed/distributed.hpp"
 

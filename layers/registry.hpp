@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "layers/module.hpp"
 
 namespace tg {

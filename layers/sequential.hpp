@@ -6,7 +6,7 @@
 #include <string>
 #include <type_traits>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "layers/module.hpp"
 
 namespace tg {

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <string>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/runtime/threads.hpp"
 
 namespace tg {

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/runtime/threads.hpp"
 
 namespace tg {

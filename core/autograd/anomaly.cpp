@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <string>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/autograd/observer.hpp"
 #include "core/autograd/tape.hpp"
 

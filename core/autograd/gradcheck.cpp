@@ -3,7 +3,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/autograd/tape.hpp"
 #include "core/runtime/random.hpp"
 

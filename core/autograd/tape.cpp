@@ -6,7 +6,7 @@
 #include <iostream>
 #include <mutex>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/autograd/observer.hpp"
 #include "core/runtime/threads.hpp"
 

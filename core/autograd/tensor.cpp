@@ -1,7 +1,6 @@
 #include "core/autograd/tensor.hpp"
 
-#include "core/autograd/error.hpp"
-#include "core/io/npy.hpp"
+#include "core/base/error.hpp"
 #include "core/runtime/memory.hpp"
 
 #ifdef TAPEGRAD_GDB_SCRIPT
@@ -66,8 +65,6 @@ float Tensor::item() const {
   if (v.size() != 1) fail("item: expected a tensor with 1 element, got shape ", shape_str(v.shape()));
   return v.data()[0];
 }
-
-void dump_npy(const Tensor& t, const std::string& path) { dump_npy(t.value(), path); }
 
 Tensor Tensor::detach() const {
   Tensor out(value(), false);

@@ -75,8 +75,4 @@ class Tensor {
   std::shared_ptr<Node> node_;
 };
 
-// Writes the tensor's value as a numpy .npy file (core/io/npy.hpp); from gdb: `call tg::dump_npy(x,
-// "/tmp/x.npy")`.
-void dump_npy(const Tensor& tensor, const std::string& path);
-
 }  // namespace tg

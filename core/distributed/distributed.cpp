@@ -5,7 +5,7 @@
 #include <exception>
 #include <string>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 
 #ifdef TAPEGRAD_HAS_MPI
 #include <mpi.h>

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 
 namespace tg {
 

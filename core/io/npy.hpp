@@ -8,7 +8,7 @@
 namespace tg {
 
 // One float32 array in C order; atomic (temp file + rename). From a debugger too:
-// `call tg::dump_npy(x, "/tmp/x.npy")` (the Tensor overload is in core/autograd/tensor.hpp).
+// `call tg::dump_npy(x, "/tmp/x.npy")` (the Tensor overload is in layers/checkpoint.hpp).
 void dump_npy(const Array& value, const std::string& path);
 
 }  // namespace tg

@@ -10,7 +10,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/io/atomic_file.hpp"
 
 static_assert(std::endian::native == std::endian::little,

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/kernels/transpose16.hpp"
 
 namespace tg {

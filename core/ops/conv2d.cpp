@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <atomic>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 
 namespace tg {
 namespace {

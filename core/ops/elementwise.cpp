@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/runtime/random.hpp"
 #include "core/runtime/threads.hpp"
 

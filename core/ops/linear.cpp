@@ -1,7 +1,7 @@
 // Matrix products through OpenBLAS SGEMM: matmul and linear (fully connected).
 #include "core/ops/linear.hpp"
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/kernels/blas.hpp"
 
 namespace tg {

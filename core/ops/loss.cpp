@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 
 namespace tg {
 namespace {

@@ -6,7 +6,7 @@
 #include <memory>
 #include <utility>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 
 namespace tg {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 
 namespace tg {
 

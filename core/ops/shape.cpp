@@ -4,7 +4,7 @@
 #include <functional>
 #include <numeric>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 
 namespace tg {
 namespace {

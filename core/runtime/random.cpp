@@ -4,7 +4,7 @@
 #include <numbers>
 #include <sstream>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 
 namespace tg {
 

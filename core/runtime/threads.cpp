@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/runtime/memory.hpp"
 
 namespace tg {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "core/kernels/conv2d.hpp"
 #include "core/ops/conv2d.hpp"
 #include "core/runtime/random.hpp"

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/autograd/error.hpp"
+#include "core/base/error.hpp"
 #include "data/cifar10.hpp"
 
 namespace {

@@ -1,4 +1,5 @@
-// tg::Error: the one exception type tapegrad throws for bad input (shapes, files, arguments).
+// tg::Error: the one exception type tapegrad throws for bad input (shapes, files, arguments), and the helpers
+// that build its messages. The base room: every other room may include it; it includes the standard library only.
 #pragma once
 
 #include <cstddef>
@@ -7,8 +8,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include "core/xt.hpp"
 
 namespace tg {
 
