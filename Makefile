@@ -4,7 +4,7 @@ JOBS    ?= $(shell nproc)
 DATA    ?= .cache/mnist
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build test test-sanitize fuzz train bench debug format format-check clean
+.PHONY: all setup build test test-fast test-sanitize fuzz train bench debug format format-check clean
 
 all: build
 
@@ -15,14 +15,23 @@ build: setup
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# Every test: the unit suites, the command line's (label cli), gdb, mpi and the slow ones (docs/contributing.md).
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The unit suites only (CTest label unit): builds the library and tapegrad_tests, not the binaries; seconds to run.
+test-fast: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target tapegrad_tests
+	@cd $(BUILD) && ctest -L unit --output-on-failure -j $(JOBS)
 
 # The whole suite with AddressSanitizer + UndefinedBehaviorSanitizer, built without MPI (TAPEGRAD_MPI=OFF):
 # Open MPI keeps start-up allocations it never frees, which LeakSanitizer would report as leaks in every MPI
 # test, and the reports would be Open MPI's, not ours. The sharding and one-process tg::distributed tests run.
+# The gdb tests are left out (TAPEGRAD_GDB_TESTS=OFF): they check what gdb prints, which the sanitizers do not change.
 test-sanitize: setup
 	@cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_NATIVE=OFF -DTAPEGRAD_MPI=OFF \
+	  -DTAPEGRAD_GDB_TESTS=OFF \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
 	@cmake --build build-sanitize -j $(JOBS)

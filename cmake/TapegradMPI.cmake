@@ -11,12 +11,8 @@ if(TAPEGRAD_MPI AND NOT MPI_CXX_FOUND)
                       "(scripts/setup.sh does) or configure with -DTAPEGRAD_MPI=OFF")
 endif()
 
-target_sources(tapegrad PRIVATE core/distributed/distributed.cpp)
+list(APPEND TAPEGRAD_SOURCES ${PROJECT_SOURCE_DIR}/core/distributed/distributed.cpp)
 if(TAPEGRAD_MPI)
-  # PRIVATE, and mpi.h is included by distributed.cpp only: the public headers do not need MPI. (A static
-  # library still passes MPI::MPI_CXX on to its consumers' link; tapegradConfig.cmake finds it for them.)
-  target_link_libraries(tapegrad PRIVATE MPI::MPI_CXX)
-  set_property(SOURCE core/distributed/distributed.cpp APPEND PROPERTY COMPILE_DEFINITIONS TAPEGRAD_HAS_MPI)
   message(STATUS "tapegrad: MPI data-parallel training ON (MPI ${MPI_CXX_VERSION}, ${MPIEXEC_EXECUTABLE})")
 else()
   message(STATUS "tapegrad: MPI data-parallel training OFF (tg::distributed is a one-process stub)")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make bench: tapegrad against PyTorch 1.13's C++ frontend (libtorch) and PyTorch from Python, interleaved
-in one run on this machine (BENCHMARKS.md).
+in one run on this machine (docs/benchmarks.md).
 
   scripts/bench.py [--threads 1,2] [--models lenet,convnet,cifarnet,mobilenet,cifarnet:adamw]
                    [--layers-only | --train-only] [--layers REGEX] [--epochs 1] [--limit N] [--images 10000]
@@ -116,7 +116,7 @@ def train(which, model, threads, a, env):
 
 
 def forward_flop(model):
-    """Forward FLOPs per image of a BENCHMARKS.md model (the module docstring's convention)."""
+    """Forward FLOPs per image of a benchmark model (the module docstring's convention)."""
     name = model.split(":")[0]
     c, h, w = (3, 32, 32) if name in RANDOM_DATA_MODELS else (1, 28, 28)
     flop = 0
@@ -204,13 +204,13 @@ PIPELINE_AUGMENT = "flip,crop=4"
 
 
 def pipeline(threads, a, env):
-    """images/s of tapegrad's batching + normalization + augmentation alone (BENCHMARKS.md item 6)."""
+    """images/s of tapegrad's batching + normalization + augmentation alone (docs/benchmarks.md, "data pipeline")."""
     return run_json([os.path.join(BUILD, "apps", "bench_train"), "--pipeline", "--augment", PIPELINE_AUGMENT,
                      "--threads", str(threads), "--images", str(a.images)], env)
 
 
 def decode(threads, a, env):
-    """images/s of reading a folder of 28x28 PNGs (MNIST digits) into memory (BENCHMARKS.md item 6)."""
+    """images/s of reading a folder of 28x28 PNGs (MNIST digits) into memory (docs/benchmarks.md, "data pipeline")."""
     folder = os.path.join(ROOT, ".cache", "bench_png")
     return run_json([os.path.join(BUILD, "apps", "bench_train"), "--decode", folder, "--data", a.data,
                      "--threads", str(threads), "--images", "10000"], env)

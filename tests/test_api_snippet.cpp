@@ -1,4 +1,4 @@
-// The core snippet of ../shared/API.md, verbatim where it can be, with its results checked.
+// The core snippet of the public API (README.md, docs/extending.md), with its results checked.
 #include <doctest/doctest.h>
 
 #include "tapegrad.hpp"
@@ -6,14 +6,14 @@
 using tg::Array;  // = xt::xarray<float>
 
 namespace {
-// ---- core: extending with a new primitive op (as in API.md) ----
+// ---- core: extending with a new primitive op (as in docs/extending.md) ----
 tg::Tensor square(const tg::Tensor& t) {
   return tg::make_op("square", t.value() * t.value(), {t},
                      [t](const Array& dout) { return std::vector<Array>{2.f * t.value() * dout}; });
 }
 }  // namespace
 
-TEST_CASE("API.md core snippet: tensors, tape, grad mode") {
+TEST_CASE("API core snippet: tensors, tape, grad mode") {
   // The snippet seeds the generator and sets the thread count: both come back at the end of the test.
   const test_util::ScopedSeed restore_generator(42);
   const test_util::ScopedNumThreads restore_threads(tg::num_threads());
@@ -44,7 +44,7 @@ TEST_CASE("API.md core snippet: tensors, tape, grad mode") {
   CHECK(n == 2);
 }
 
-TEST_CASE("API.md core snippet: ops") {
+TEST_CASE("API core snippet: ops") {
   tg::Tensor a(Array{{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}}, true);
   tg::Tensor b(Array{{1.f, 0.f}, {0.f, 1.f}, {1.f, 1.f}}, true);
   CHECK(tg::matmul(a, b).value() == Array{{4.f, 5.f}, {10.f, 11.f}});
@@ -79,7 +79,7 @@ TEST_CASE("API.md core snippet: ops") {
   tg::clear_tape();
 }
 
-TEST_CASE("API.md core snippet: a new primitive op verified by gradcheck") {
+TEST_CASE("API core snippet: a new primitive op verified by gradcheck") {
   tg::Tensor x(Array{{1.f, 2.f}, {3.f, 4.f}}, true);
   tg::GradcheckResult r =
       tg::gradcheck([](const std::vector<tg::Tensor>& in) { return tg::sum(square(in[0])); }, {x});

@@ -1,4 +1,4 @@
-// bench_layers: layer micro-benchmarks of BENCHMARKS.md (figure 5) and, for each conv, OpenBLAS SGEMM on the
+// bench_layers: layer micro-benchmarks of docs/benchmarks.md and, for each conv, OpenBLAS SGEMM on the
 // GEMM shape its im2col produces (figure 6). Google Benchmark; names match bench_torch.py's.
 //   bench_layers --threads 1 [--conv-algorithm auto|im2col|direct] [--benchmark_repetitions=15 ...]
 #include <benchmark/benchmark.h>

@@ -1,4 +1,4 @@
-// bench_libtorch: PyTorch's C++ frontend (Debian's libtorch-dev, 1.13) on the workloads of BENCHMARKS.md,
+// bench_libtorch: PyTorch's C++ frontend (Debian's libtorch-dev, 1.13) on the workloads of docs/benchmarks.md,
 // the twin of bench_torch.py without Python in the loop. Built only when libtorch-dev is installed
 // (make bench builds it); prints one JSON object with the same keys as bench_torch.py.
 //   bench_libtorch layers --threads T [--repeats R] [--min-time S]
@@ -161,7 +161,7 @@ int cmd_layers(int threads, int repeats, double min_time) {
   return 0;
 }
 
-// BENCHMARKS.md's models, built in the order bench_torch.py builds them (push_back one by one:
+// The benchmark models, built in the order bench_torch.py builds them (push_back one by one:
 // nn::Sequential(a, b, ...) would evaluate its arguments right to left in g++ and change the init).
 torch::nn::Sequential make_model(const std::string& name) {
   namespace nn = torch::nn;

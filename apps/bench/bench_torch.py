@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference side of the tapegrad benchmarks (see BENCHMARKS.md).
+"""PyTorch reference side of the tapegrad benchmarks (see docs/benchmarks.md).
 
 Run with Debian's python3 (torch 1.13 CPU); the caller sets the environment:
 
@@ -18,7 +18,7 @@ layers: per case and pass ("fwd" under no_grad, "fwd+bwd" with input and weights
   iterations until >= S seconds have elapsed and records time per call. "us" is the
   median over rounds, "gflop" the nominal work per call (fwd+bwd = 3x fwd for
   conv/linear, 2x for maxpool).
-train: one model as in BENCHMARKS.md, batch 64 (128 for the 3x32x32 models, on random
+train: one model as in docs/benchmarks.md, batch 64 (128 for the 3x32x32 models, on random
   data: --images training images, 2,000 test images), SGD lr 0.05 momentum 0.9 (or AdamW
   lr 1e-3), cross entropy, torch.manual_seed(1), a fixed-seed randperm shuffle each epoch. The timed
   loop covers batching, forward, backward and step. Then inference on the 10k test

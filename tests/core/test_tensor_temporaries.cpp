@@ -1,5 +1,5 @@
 // value(), grad(), shape() and name() of a temporary Tensor return copies, never references into a node that
-// dies at the end of the statement (API.md: "values of temporaries").
+// dies at the end of the statement (the API contract: "values of temporaries").
 #include <doctest/doctest.h>
 
 #include <cstddef>

@@ -1,23 +1,12 @@
-# Builds tests/gdb in Debug, then runs gdb in batch mode on debug_example and checks what it prints:
+# Runs gdb in batch mode on debug_example (an -O0 build) and checks what it prints:
 #   conv:  break in tg::Conv2D::forward, print the input tensor and the weight (pretty-printers), step into
 #          tg::conv2d and print its output shape after finishing
 #   tape:  break in tg::conv2d_backward, list the tape with the `tape` command
 #   backward: break in tg::relu_backward (every op's backward is a named function), print its d(output)
 #   model_file: the model built from "net.tg" (debug_example model_file): print a layer (the Module printer
 #          shows its model-file line), then the `tape` in tg::conv2d_backward names each entry's line
-# Arguments: -DSRC=tests/gdb -DROOT=<repo> -DWORK=<dir> -DSCENARIO=conv|tape|backward|model_file
-# Configured once, rebuilt incrementally every run (a stale binary would test old code).
-if(NOT EXISTS ${WORK}/build/CMakeCache.txt)
-  execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC} -B ${WORK}/build -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_ROOT=${ROOT}
-                  RESULT_VARIABLE rc OUTPUT_QUIET)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "configuring the debug build failed")
-  endif()
-endif()
-execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/build -j 2 --target debug_example RESULT_VARIABLE rc OUTPUT_QUIET)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "building the debug example failed")
-endif()
+# Arguments: -DEXAMPLE=<debug_example binary> -DROOT=<repo> -DSCENARIO=conv|tape|backward|model_file
+# debug_example and the library copy it links (tapegrad_debug, -O0 -g) are built with the rest (tests/gdb).
 
 set(common -batch -nx -iex "add-auto-load-safe-path ${ROOT}" -ex "set pagination off" -ex "set confirm off")
 if(SCENARIO STREQUAL "conv")
@@ -46,7 +35,7 @@ else()
                "#0 \\[0\\.Conv2D\\] conv2d\\(\\[2, 1, 6, 6\\] images, \\[2, 1, 3, 3\\] weight, \\[2\\] bias\\) -> \\[2, 2, 4, 4\\]\n"
                "\\[4\\.Linear\\] linear\\(\\[2, 8\\] 3\\.Flatten, \\[3, 8\\] weight, \\[3\\] bias\\) -> \\[2, 3\\] \\(backward done\\)")
 endif()
-execute_process(COMMAND gdb ${common} ${commands} --args ${WORK}/build/debug_example ${program_args}
+execute_process(COMMAND gdb ${common} ${commands} --args ${EXAMPLE} ${program_args}
                 OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
 set(all "${out}\n${err}")
 foreach(pattern IN LISTS expected)
