@@ -16,12 +16,6 @@ using namespace test_util;
 
 namespace {
 
-std::array<int, 2> pair_of(const Json& options, const char* key) {
-  const std::vector<int> v = options.at(key).get<std::vector<int>>();
-  REQUIRE_MESSAGE(v.size() == 2, "option \"", std::string(key), "\" must have 2 values");
-  return {v[0], v[1]};
-}
-
 // {"kernel": [kh, kw], "stride": [sh, sw], "padding": [ph, pw]}
 tg::AvgPool2dOptions pool_options(const Json& o) {
   return {.kernel = pair_of(o, "kernel"), .stride = pair_of(o, "stride"), .padding = pair_of(o, "padding")};

@@ -21,12 +21,6 @@ struct ConvCase {
   tg::Conv2dOptions options;
 };
 
-std::array<int, 2> pair_of(const Json& options, const char* key) {
-  const std::vector<int> v = options.at(key).get<std::vector<int>>();
-  REQUIRE_MESSAGE(v.size() == 2, "option \"", std::string(key), "\" must have 2 values");
-  return {v[0], v[1]};
-}
-
 bool is_same_padding(const Json& c) {
   const Json& padding = c.at("options").at("padding");
   return padding.is_string() && padding.get<std::string>() == "same";
@@ -43,10 +37,7 @@ Tensor run_conv2d(const Inputs& t, const Json& c) {
     REQUIRE(pair_of(o, "dilation") == std::array<int, 2>{1, 1});
     return tg::conv2d(t[0], t[1], bias, {.padding = tg::kSame});
   }
-  const auto [sh, sw] = pair_of(o, "stride");
-  const auto [ph, pw] = pair_of(o, "padding");
-  const auto [dh, dw] = pair_of(o, "dilation");
-  return tg::conv2d(t[0], t[1], bias, {.stride = {sh, sw}, .padding = {ph, pw}, .dilation = {dh, dw}});
+  return tg::conv2d(t[0], t[1], bias, conv2d_options(o));
 }
 
 }  // namespace
