@@ -171,6 +171,10 @@ struct ScopedConvAlgorithm : ScopedSetting<tg::ConvAlgorithm> {
 struct ScopedNumThreads : ScopedSetting<int> {
   explicit ScopedNumThreads(int n) : ScopedSetting(tg::num_threads, tg::set_num_threads, n) {}
 };
+// tg::set_own_gemm(false): products in OpenBLAS even where the build has tapegrad's AVX-512 kernel.
+struct ScopedOwnGemm : ScopedSetting<bool> {
+  explicit ScopedOwnGemm(bool on) : ScopedSetting(tg::own_gemm, tg::set_own_gemm, on) {}
+};
 struct ScopedDetectAnomaly : ScopedSetting<bool> {
   explicit ScopedDetectAnomaly(bool on) : ScopedSetting(tg::detect_anomaly, tg::set_detect_anomaly, on) {}
 };
