@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "core/kernels/conv2d_scratch.hpp"  // sum_row
+#include "core/kernels/simd.hpp"
 #include "core/runtime/threads.hpp"
 
 namespace tg {
@@ -171,8 +171,8 @@ void global_avg_pool2d_fast_forward(const float* x, std::size_t planes, std::siz
       planes,
       [&](std::size_t p0, std::size_t p1) {
         for (std::size_t p = p0; p < p1; ++p)
-          out[p] =
-              static_cast<float>(sum_row(x + p * plane_size, plane_size) / static_cast<double>(plane_size));
+          out[p] = static_cast<float>(simd::sum_row(x + p * plane_size, plane_size) /
+                                      static_cast<double>(plane_size));
       },
       plane_grain(plane_size));
 }

@@ -29,18 +29,20 @@
 #include <vector>
 
 #include "core/kernels/conv2d.hpp"
-#include "core/kernels/conv2d_direct_common.hpp"
 #include "core/kernels/conv2d_scratch.hpp"
+#include "core/kernels/simd.hpp"
 #include "core/runtime/threads.hpp"
 
 namespace tg {
 namespace {
 
-using direct::Batch;
-using direct::copy_row;
-using direct::round_up;
-using direct::V;
-using direct::zero_row;
+using simd::Batch;
+using simd::copy_row;
+using simd::in_register;
+using simd::round_up;
+using simd::sum_row;
+using simd::V;
+using simd::zero_row;
 
 // Output rows per register block: kRows independent accumulator chains hide the FMA latency (a 16-wide
 // plane is one vector per row on AVX-512).
@@ -213,7 +215,7 @@ void correlate3x3_rows(const float* in, std::size_t row_len, const std::size_t* 
     for (std::size_t y = 0; y < kInRows; ++y, row += row_len) {
 #pragma GCC unroll 3
       for (std::size_t j = 0; j < 3; ++j) {
-        const Batch v = direct::in_register(Batch::load_unaligned(row + col[j]));
+        const Batch v = in_register(Batch::load_unaligned(row + col[j]));
 #pragma GCC unroll 3
         for (std::size_t i = 0; i < 3; ++i) {
           if (y >= i && (y - i) % SH == 0 && (y - i) / SH < R) {  // output row (y - i) / SH, tap (i, j)
@@ -288,14 +290,13 @@ void dweight3x3_rows(const float* in, std::size_t row_len, const std::size_t* co
   for (std::size_t ow0 = 0; ow0 < grid_w; ow0 += V) {
     Batch dv[R];
 #pragma GCC unroll 8
-    for (std::size_t r = 0; r < R; ++r)
-      dv[r] = direct::in_register(Batch::load_unaligned(d + r * d_stride + ow0));
+    for (std::size_t r = 0; r < R; ++r) dv[r] = in_register(Batch::load_unaligned(d + r * d_stride + ow0));
     const float* row = in + ow0;
 #pragma GCC unroll 32
     for (std::size_t y = 0; y < kInRows; ++y, row += row_len) {
 #pragma GCC unroll 3
       for (std::size_t j = 0; j < 3; ++j) {
-        const Batch v = direct::in_register(Batch::load_unaligned(row + col[j]));
+        const Batch v = in_register(Batch::load_unaligned(row + col[j]));
 #pragma GCC unroll 3
         for (std::size_t i = 0; i < 3; ++i) {
           if (y >= i && (y - i) % SH == 0 && (y - i) / SH < R) {  // output row (y - i) / SH, tap (i, j)
