@@ -1,5 +1,5 @@
 // Internals shared by the conv kernel families (conv2d_im2col.cpp, conv2d_direct_*.cpp,
-// conv2d_depthwise.cpp): per-thread scratch buffers, and the sum of the per-thread parts of the bias
+// conv2d_depthwise_*.cpp): per-thread scratch buffers, and the sum of the per-thread parts of the bias
 // gradients (conv2d_scratch.cpp).
 #pragma once
 

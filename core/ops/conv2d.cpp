@@ -94,7 +94,7 @@ void grouped_backward(BackwardKernel kernel, const float* dout, const float* x, 
 }  // namespace
 
 // The one place that chooses a conv kernel. Depthwise convs (groups = Cin = Cout) run their own kernel
-// (conv2d_depthwise.cpp): one 2-D filter per plane, where the others would do a tiny GEMM per channel.
+// (conv2d_depthwise_*.cpp): one 2-D filter per plane, where the others would do a tiny GEMM per channel.
 // Otherwise a conv runs group by group (one group when groups = 1) with the kernel chosen for one group:
 // stride-1 convs run the direct kernels (conv2d_direct_*.cpp): they read the input in place and run at ~80%
 // of the FMA peak, about twice the im2col + SGEMM path on these nets' shapes. Strided convs run im2col +

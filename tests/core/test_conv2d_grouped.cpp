@@ -1,5 +1,5 @@
 // Grouped and depthwise conv2d (Conv2dOptions::groups): PyTorch fixtures, gradchecks, the depthwise kernel
-// (core/kernels/conv2d_depthwise.cpp) and the group-by-group path of the other kernels against the plain
+// (core/kernels/conv2d_depthwise_*.cpp) and the group-by-group path of the other kernels against the plain
 // reference kernel, the choice of kernel, and the errors.
 #include <doctest/doctest.h>
 
