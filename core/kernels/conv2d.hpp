@@ -4,6 +4,13 @@
 //   conv2d_depthwise_*.cpp  depthwise convs (groups = Cin = Cout): one filter per channel plane
 //   conv2d_reference.cpp    the plain seven-loop definition, forward and backward, to test the others against
 // Kernels know nothing of tensors or the tape; core/ops/conv2d.cpp validates shapes and picks one.
+//
+// Kernel names (all of core/kernels/): <op>_<variant>_<pass>. <op> is the op of core/ops/ the kernel
+// computes; <variant> its algorithm: reference (the plain definition the others are tested against), im2col,
+// direct, depthwise, argmax, rows, simd, lanes; <pass> is forward or backward, or stats for a reduction a
+// forward runs first (batch_norm2d_lanes_stats). <op>_<variant>_applies says whether a variant takes a
+// geometry. A variant's internal cases add a suffix (avg_pool2d_rows_forward_2x2). Helpers that compute no op
+// keep their own names (sgemm, gemm_avx512, im2col, col2im, tg::simd).
 #pragma once
 
 #include <cstddef>
