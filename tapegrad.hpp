@@ -1,4 +1,4 @@
-// tapegrad: the umbrella header. Everything in ../shared/API.md is reachable from here.
+// tapegrad: the umbrella header. The whole public API is reachable from here.
 #pragma once
 
 // core/base: tg::Error and its message helpers, text helpers
