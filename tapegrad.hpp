@@ -1,8 +1,10 @@
 // tapegrad: the umbrella header. Everything public (docs/, README.md) is reachable from here.
 #pragma once
 
-// core/autograd: tensors, the tape, make_op, grad mode, gradcheck, errors, the profile
+// core/base: tg::Error and its message helpers, text helpers
 #include "core/base/error.hpp"
+#include "core/base/text.hpp"
+// core/autograd: tensors, the tape, make_op, grad mode, gradcheck, the profile
 #include "core/autograd/gradcheck.hpp"
 #include "core/autograd/observer.hpp"
 #include "core/autograd/profile.hpp"

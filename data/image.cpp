@@ -1,3 +1,5 @@
+// Images on stb_image: the checks made before it decodes untrusted bytes (size bounds, the PNG data inflated
+// first, JPEG Huffman tables defined before a scan names them), decoding and resizing, load_image, write_png.
 #include "data/image.hpp"
 
 #include <stb/stb_image.h>

@@ -1,5 +1,6 @@
-// Images in and out: load a PNG/JPEG/BMP (stb_image) as a model input, write grayscale PNGs
-// (stb_image_write).
+// Images in and out (stb_image, stb_image_write): a PNG/JPEG/BMP file's header, its pixels decoded and
+// resized to planar uint8 (the image-folder data sets), or loaded as a normalized model input [1, C, H, W]
+// (gray or RGB); 8-bit PNGs written atomically, gray or RGB.
 #pragma once
 
 #include <cstddef>

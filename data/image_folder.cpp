@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/base/error.hpp"
+#include "core/base/text.hpp"
 #include "core/runtime/random.hpp"
 #include "core/runtime/threads.hpp"
 #include "data/cifar10.hpp"
@@ -34,16 +35,6 @@ bool image_extension(const fs::path& p) {
 bool is_folder(const fs::path& p) {
   std::error_code ec;
   return fs::is_directory(p, ec);  // follows symbolic links; false on a loop or a dangling link
-}
-
-std::string commas(std::size_t n) {
-  const std::string digits = std::to_string(n);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
 }
 
 // The image files under a class folder, sorted; other files go to not_images. `seen` holds the real paths of
@@ -287,7 +278,7 @@ void find_size_and_channels(const std::vector<std::string>& files, const std::st
         break;
       }
       listed += (listed.empty() ? "" : ", ") + std::to_string(size.first) + "x" +
-                std::to_string(size.second) + " (" + commas(count) + ")";
+                std::to_string(size.second) + " (" + with_commas(count) + ")";
     }
     fail(root, ": the images have ", sizes.size(), " different sizes (", listed,
          "); choose one with --image-size HxW (e.g. --image-size ", headers[first].rows, "x",
@@ -412,7 +403,7 @@ std::string ImageFolder::summary() const {
   std::vector<std::size_t> listed;
   for (std::size_t c = 0; c < counts.size(); ++c)
     if (counts[c] > 0 || !classes_given_) listed.push_back(c);
-  out << "found " << commas(size()) << " images in " << listed.size();
+  out << "found " << with_commas(size()) << " images in " << listed.size();
   if (listed.size() < class_names_.size()) out << " of the model's " << class_names_.size();
   out << " classes: ";
   for (std::size_t i = 0; i < listed.size(); ++i) {
@@ -420,7 +411,7 @@ std::string ImageFolder::summary() const {
       out << ", ... (" << listed.size() - 12 << " more)";
       break;
     }
-    out << (i ? ", " : "") << class_names_[listed[i]] << ' ' << commas(counts[listed[i]]);
+    out << (i ? ", " : "") << class_names_[listed[i]] << ' ' << with_commas(counts[listed[i]]);
   }
   out << "; " << rows_ << "x" << cols_ << (channels_ == 3 ? " RGB" : " gray");
   if (!not_images_.empty()) {

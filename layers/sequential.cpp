@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/autograd/tape.hpp"
+#include "core/base/text.hpp"
 
 namespace tg {
 namespace {
@@ -21,15 +22,6 @@ Error layer_error(const std::string& name, const Module& layer, const Error& e) 
 }
 
 }  // namespace
-
-std::string with_commas(std::size_t n) {
-  std::string digits = std::to_string(n), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
 
 Module& Sequential::add(std::unique_ptr<Module> layer) {
   if (!layer) fail("Sequential::add: null layer");

@@ -11,9 +11,6 @@
 
 namespace tg {
 
-// 61706 -> "61,706" (parameter and image counts in summaries and reports).
-std::string with_commas(std::size_t n);
-
 class Sequential : public Module {
  public:
   Sequential() = default;

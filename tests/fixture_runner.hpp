@@ -21,6 +21,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <exception>
@@ -93,6 +94,21 @@ inline tg::Array array_of(const Json& t) {
   REQUIRE_MESSAGE(a.size() == data.size(), "fixture tensor has ", data.size(), " values for its shape");
   std::copy(data.begin(), data.end(), a.begin());
   return a;
+}
+
+// Option `key` of a fixture case, a pair such as "stride": [sh, sw].
+inline std::array<int, 2> pair_of(const Json& options, const char* key) {
+  const std::vector<int> v = options.at(key).get<std::vector<int>>();
+  REQUIRE_MESSAGE(v.size() == 2, "option \"", std::string(key), "\" must have 2 values");
+  return {v[0], v[1]};
+}
+
+// Conv options {"stride", "padding", "dilation"} as pairs, and "groups" when present (else 1).
+inline tg::Conv2dOptions conv2d_options(const Json& o) {
+  const auto [sh, sw] = pair_of(o, "stride");
+  const auto [ph, pw] = pair_of(o, "padding");
+  const auto [dh, dw] = pair_of(o, "dilation");
+  return {.stride = {sh, sw}, .padding = {ph, pw}, .dilation = {dh, dw}, .groups = o.value("groups", 1)};
 }
 
 struct Tolerance {

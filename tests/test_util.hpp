@@ -171,6 +171,10 @@ struct ScopedConvAlgorithm : ScopedSetting<tg::ConvAlgorithm> {
 struct ScopedNumThreads : ScopedSetting<int> {
   explicit ScopedNumThreads(int n) : ScopedSetting(tg::num_threads, tg::set_num_threads, n) {}
 };
+// tg::set_own_gemm(false): products in OpenBLAS even where the build has tapegrad's AVX-512 kernel.
+struct ScopedOwnGemm : ScopedSetting<bool> {
+  explicit ScopedOwnGemm(bool on) : ScopedSetting(tg::own_gemm, tg::set_own_gemm, on) {}
+};
 struct ScopedDetectAnomaly : ScopedSetting<bool> {
   explicit ScopedDetectAnomaly(bool on) : ScopedSetting(tg::detect_anomaly, tg::set_detect_anomaly, on) {}
 };
@@ -219,7 +223,7 @@ inline bool same_tensors(const std::string& a, const std::string& b) {
   return true;
 }
 
-// The two models of ../shared/BENCHMARKS.md written in C++, to compare with what the model files
+// The lenet and convnet benchmark models written in C++, to compare with what the model files
 // apps/models/lenet.tg and convnet.tg build (61,706 and 1,199,882 parameters).
 inline tg::Sequential cpp_model(const std::string& name) {
   if (name == "lenet") {

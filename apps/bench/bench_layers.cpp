@@ -80,7 +80,7 @@ void conv_forward_backward(benchmark::State& state, const ConvCase* c) {
 }
 
 // The ceiling: one SGEMM of the im2col shape per image, [Cout, K] x [K, Hout*Wout], the images split over
-// tapegrad's threads as conv2d_forward splits them (each thread its own output).
+// tapegrad's threads as conv2d_im2col_forward splits its chunks of images (each thread its own output).
 void conv_sgemm(benchmark::State& state, const ConvCase* c) {
   const tg::Conv2dGeometry g = tg::conv2d_geometry(c->x, c->w, c->options);
   const std::size_t k = g.patch(), hw = g.pixels_out();

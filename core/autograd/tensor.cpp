@@ -1,3 +1,6 @@
+// Tensor: its constructor (which links the memory-reuse setting in) and the handle's accessors (value, grad,
+// flags, name, each checking the handle is defined), and the .debug_gdb_scripts entry that points gdb at
+// tapegrad's pretty-printers.
 #include "core/autograd/tensor.hpp"
 
 #include "core/base/error.hpp"

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "core/kernels/conv2d_scratch.hpp"  // sum_row
+#include "core/kernels/simd.hpp"
 #include "core/runtime/threads.hpp"
 
 namespace tg {
@@ -30,8 +30,8 @@ Span window_span(std::size_t o, std::size_t stride, std::size_t pad, std::size_t
 }
 
 // 2x2 windows, stride 2, no padding (the usual downsampling): each output reads two input rows.
-void avg_pool2d_forward_2x2(const float* x, const Pool2dGeometry& g, float* out, std::size_t p0,
-                            std::size_t p1) {
+void avg_pool2d_rows_forward_2x2(const float* x, const Pool2dGeometry& g, float* out, std::size_t p0,
+                                 std::size_t p1) {
   for (std::size_t p = p0; p < p1; ++p) {
     for (std::size_t oh = 0; oh < g.h_out; ++oh) {
       const float* top = x + (p * g.h + 2 * oh) * g.w;
@@ -46,8 +46,8 @@ void avg_pool2d_forward_2x2(const float* x, const Pool2dGeometry& g, float* out,
 
 // Any window: the sum over the window's rows of whole image rows first (contiguous, vectorized), then each
 // output adds its kw columns of that row sum.
-void avg_pool2d_forward_general(const float* x, const Pool2dGeometry& g, float* out, std::size_t p0,
-                                std::size_t p1) {
+void avg_pool2d_rows_forward_general(const float* x, const Pool2dGeometry& g, float* out, std::size_t p0,
+                                     std::size_t p1) {
   const auto divisor = static_cast<float>(g.kh * g.kw);
   std::vector<float> row_sum(g.w);
   for (std::size_t p = p0; p < p1; ++p) {
@@ -72,8 +72,8 @@ void avg_pool2d_forward_general(const float* x, const Pool2dGeometry& g, float* 
 
 // 2x2 stride 2 without padding: each dout / 4 goes to its four cells; the row and column that floor sizes
 // drop (odd H or W) get zeros.
-void avg_pool2d_backward_2x2(const float* dout, const Pool2dGeometry& g, float* dx, std::size_t p0,
-                             std::size_t p1) {
+void avg_pool2d_rows_backward_2x2(const float* dout, const Pool2dGeometry& g, float* dx, std::size_t p0,
+                                  std::size_t p1) {
   for (std::size_t p = p0; p < p1; ++p) {
     float* plane = dx + p * g.h * g.w;
     for (std::size_t oh = 0; oh < g.h_out; ++oh) {
@@ -92,8 +92,8 @@ void avg_pool2d_backward_2x2(const float* dout, const Pool2dGeometry& g, float* 
 
 // Any window: each output row spreads its gradients over one image-wide row (dout / divisor on the kw
 // columns of each window), which is then added to the window's kh image rows (contiguous, vectorized).
-void avg_pool2d_backward_general(const float* dout, const Pool2dGeometry& g, float* dx, std::size_t p0,
-                                 std::size_t p1) {
+void avg_pool2d_rows_backward_general(const float* dout, const Pool2dGeometry& g, float* dx, std::size_t p0,
+                                      std::size_t p1) {
   const auto divisor = static_cast<float>(g.kh * g.kw);
   std::vector<float> row_grad(g.w);
   std::fill(dx + p0 * g.h * g.w, dx + p1 * g.h * g.w, 0.f);
@@ -122,14 +122,14 @@ bool is_2x2_stride_2(const Pool2dGeometry& g) {
 
 }  // namespace
 
-void avg_pool2d_fast_forward(const float* x, const Pool2dGeometry& g, float* out) {
-  const auto kernel = is_2x2_stride_2(g) ? avg_pool2d_forward_2x2 : avg_pool2d_forward_general;
+void avg_pool2d_rows_forward(const float* x, const Pool2dGeometry& g, float* out) {
+  const auto kernel = is_2x2_stride_2(g) ? avg_pool2d_rows_forward_2x2 : avg_pool2d_rows_forward_general;
   parallel_for(
       g.planes, [&](std::size_t p0, std::size_t p1) { kernel(x, g, out, p0, p1); }, plane_grain(g.h * g.w));
 }
 
-void avg_pool2d_fast_backward(const float* dout, const Pool2dGeometry& g, float* dx) {
-  const auto kernel = is_2x2_stride_2(g) ? avg_pool2d_backward_2x2 : avg_pool2d_backward_general;
+void avg_pool2d_rows_backward(const float* dout, const Pool2dGeometry& g, float* dx) {
+  const auto kernel = is_2x2_stride_2(g) ? avg_pool2d_rows_backward_2x2 : avg_pool2d_rows_backward_general;
   parallel_for(
       g.planes, [&](std::size_t p0, std::size_t p1) { kernel(dout, g, dx, p0, p1); }, plane_grain(g.h * g.w));
 }
@@ -166,18 +166,18 @@ void avg_pool2d_reference_backward(const float* dout, const Pool2dGeometry& g, f
       }
 }
 
-void global_avg_pool2d_fast_forward(const float* x, std::size_t planes, std::size_t plane_size, float* out) {
+void global_avg_pool2d_simd_forward(const float* x, std::size_t planes, std::size_t plane_size, float* out) {
   parallel_for(
       planes,
       [&](std::size_t p0, std::size_t p1) {
         for (std::size_t p = p0; p < p1; ++p)
-          out[p] =
-              static_cast<float>(sum_row(x + p * plane_size, plane_size) / static_cast<double>(plane_size));
+          out[p] = static_cast<float>(simd::sum_row(x + p * plane_size, plane_size) /
+                                      static_cast<double>(plane_size));
       },
       plane_grain(plane_size));
 }
 
-void global_avg_pool2d_fast_backward(const float* dout, std::size_t planes, std::size_t plane_size,
+void global_avg_pool2d_simd_backward(const float* dout, std::size_t planes, std::size_t plane_size,
                                      float* dx) {
   parallel_for(
       planes,

@@ -81,7 +81,7 @@ void add_backward_sums(SumN& sum_dy, SumN& sum_dy_xmu, const float* d, const flo
 // C * H*W floats between blocks of 1 KiB and wait for each). A channel's sums still run over the images in
 // order, so results do not depend on the thread count.
 
-void batch_norm2d_stats(const float* x, const BatchNorm2dGeometry& g, float* mean, float* var) {
+void batch_norm2d_lanes_stats(const float* x, const BatchNorm2dGeometry& g, float* mean, float* var) {
   parallel_for(
       g.c,
       [&](std::size_t c0, std::size_t c1) {
@@ -105,8 +105,8 @@ void batch_norm2d_stats(const float* x, const BatchNorm2dGeometry& g, float* mea
       channel_grain(g));
 }
 
-void batch_norm2d_apply(const float* x, const BatchNorm2dGeometry& g, const float* mean, const float* invstd,
-                        const float* weight, const float* bias, float* y) {
+void batch_norm2d_lanes_forward(const float* x, const BatchNorm2dGeometry& g, const float* mean,
+                                const float* invstd, const float* weight, const float* bias, float* y) {
   parallel_for(
       g.c,
       [&](std::size_t c0, std::size_t c1) {
@@ -122,9 +122,9 @@ void batch_norm2d_apply(const float* x, const BatchNorm2dGeometry& g, const floa
       channel_grain(g));
 }
 
-void batch_norm2d_backward_kernel(const float* dy, const float* x, const BatchNorm2dGeometry& g,
-                                  const float* mean, const float* invstd, const float* weight, bool training,
-                                  float* dx, float* dweight, float* dbias) {
+void batch_norm2d_lanes_backward(const float* dy, const float* x, const BatchNorm2dGeometry& g,
+                                 const float* mean, const float* invstd, const float* weight, bool training,
+                                 float* dx, float* dweight, float* dbias) {
   parallel_for(
       g.c,
       [&](std::size_t c0, std::size_t c1) {
@@ -183,8 +183,8 @@ void batch_norm2d_reference_stats(const float* x, const BatchNorm2dGeometry& g, 
   }
 }
 
-void batch_norm2d_reference_apply(const float* x, const BatchNorm2dGeometry& g, const float* mean,
-                                  const float* invstd, const float* weight, const float* bias, float* y) {
+void batch_norm2d_reference_forward(const float* x, const BatchNorm2dGeometry& g, const float* mean,
+                                    const float* invstd, const float* weight, const float* bias, float* y) {
   for (std::size_t i = 0; i < g.n; ++i)
     for (std::size_t c = 0; c < g.c; ++c)
       for (std::size_t k = 0; k < g.hw; ++k) {

@@ -98,8 +98,6 @@ void parallel_sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, st
   }
 }
 
-void blas_set_num_threads(int n) { openblas_set_num_threads(n); }
-
 void set_own_gemm(bool on) { g_own_gemm = on && gemm_avx512_available(); }
 bool own_gemm() { return g_own_gemm; }
 

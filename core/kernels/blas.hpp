@@ -22,7 +22,4 @@ void parallel_sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, st
 void set_own_gemm(bool on);
 bool own_gemm();
 
-// Sets OpenBLAS's own thread count (tapegrad keeps it at 1).
-void blas_set_num_threads(int n);
-
 }  // namespace tg

@@ -1,9 +1,16 @@
 // Convolution kernels on raw buffers (contiguous, row-major, NCHW / OIHW), one family per file:
-//   conv2d_im2col.cpp     im2col + SGEMM, any stride (the general path)
-//   conv2d_direct_*.cpp   register-blocked direct kernels for stride 1 (no im2col matrix)
-//   conv2d_depthwise.cpp  depthwise convs (groups = Cin = Cout): one filter per channel plane
-//   conv2d_reference.cpp  the plain seven-loop definition, forward and backward, to test the others against
+//   conv2d_im2col.cpp       im2col + SGEMM, any stride (the general path)
+//   conv2d_direct_*.cpp     register-blocked direct kernels for stride 1 (no im2col matrix)
+//   conv2d_depthwise_*.cpp  depthwise convs (groups = Cin = Cout): one filter per channel plane
+//   conv2d_reference.cpp    the plain seven-loop definition, forward and backward, to test the others against
 // Kernels know nothing of tensors or the tape; core/ops/conv2d.cpp validates shapes and picks one.
+//
+// Kernel names (all of core/kernels/): <op>_<variant>_<pass>. <op> is the op of core/ops/ the kernel
+// computes; <variant> its algorithm: reference (the plain definition the others are tested against), im2col,
+// direct, depthwise, argmax, rows, simd, lanes; <pass> is forward or backward, or stats for a reduction a
+// forward runs first (batch_norm2d_lanes_stats). <op>_<variant>_applies says whether a variant takes a
+// geometry. A variant's internal cases add a suffix (avg_pool2d_rows_forward_2x2). Helpers that compute no op
+// keep their own names (sgemm, gemm_avx512, im2col, col2im, tg::simd).
 #pragma once
 
 #include <cstddef>
@@ -50,7 +57,7 @@ void conv2d_direct_forward(const float* x, const float* weight, const float* bia
 void conv2d_direct_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
                             float* dx, float* dweight, float* dbias);
 
-// ---- depthwise, groups = Cin = Cout, any stride, padding and dilation (conv2d_depthwise.cpp) ----
+// ---- depthwise, groups = Cin = Cout, any stride, padding and dilation (conv2d_depthwise_*.cpp) ----
 bool conv2d_depthwise_applies(const Conv2dGeometry& g);  // groups = Cin = Cout > 1
 void conv2d_depthwise_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
                               float* out);

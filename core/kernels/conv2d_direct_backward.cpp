@@ -21,6 +21,9 @@ namespace tg {
 namespace direct {
 namespace {
 
+using simd::in_register;
+using simd::sum_row;
+
 // ---- the wide-grid kernels, scattered (the dx pass): wide_block<OB, NB, true> for every block size ----
 template <int OB, int... NB>
 constexpr std::array<WideFn, kMaxNB> scatter_row(std::integer_sequence<int, NB...>) {

@@ -20,16 +20,20 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <cstring>
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
 #include "core/kernels/conv2d.hpp"
+#include "core/kernels/simd.hpp"
 
 namespace tg::direct {
 
-using Batch = xsimd::batch<float>;
-inline constexpr std::size_t V = Batch::size;
+using simd::Batch;
+using simd::copy_row;
+using simd::round_up;
+using simd::V;
+using simd::zero_row;
+
 // Accumulator registers a kernel may use: 24 of AVX-512's 32, 12 of AVX2's (or SSE's) 16; the rest hold the
 // loaded inputs and the broadcast weights.
 inline constexpr int kMaxAccumulators = V >= 16 ? 24 : 12;
@@ -37,20 +41,6 @@ inline constexpr int kMaxAccumulators = V >= 16 ? 24 : 12;
 inline constexpr int kMaxOB = 8, kMaxNB = 4;
 // Vectors of positions per block for OB rows: as many as the accumulators allow, at most kMaxNB.
 constexpr int max_nb(int ob) { return std::min(kMaxNB, std::max(1, kMaxAccumulators / ob)); }
-
-// Keeps a loaded vector in a register: otherwise GCC folds the load into each FMA that uses it (a load per
-// FMA instead of one, which made the dweight kernel load-bound).
-inline Batch in_register(Batch b) {
-#if defined(__GNUC__) && defined(__x86_64__)
-  typename Batch::register_type r = b;
-  asm("" : "+v"(r));
-  return Batch(r);
-#else
-  return b;
-#endif
-}
-
-inline std::size_t round_up(std::size_t n, std::size_t m) { return (n + m - 1) / m * m; }
 
 // ---- the kernel: acc[o][p] = sum_k wk[k][o] * in[off[k] + p] for OB rows o, NB vectors of positions from p0
 // Store: out[o*out_stride + p] = acc. Scatter: out[out_off[o] + p] += acc (the dx pass, see the backward).
@@ -122,31 +112,6 @@ inline void wide_conv(const float* in, const std::size_t* off, std::size_t k_cou
              out_off ? out_off + o0 : nullptr, p0);
     }
   }
-}
-
-// Short rows (8-32 floats in these nets) copied inline: a memmove call per row costs more than the row.
-// Whole vectors, then the tail as one more vector ending at n (overlapping the last one: the same values
-// again); a row shorter than a vector as two overlapping copies of 8 or 4 floats (fixed-size memcpys: one
-// load and one store each).
-inline void copy_row(const float* src, std::size_t n, float* dst) {
-  if (n >= V) {
-    std::size_t i = 0;
-    for (; i + V <= n; i += V) Batch::load_unaligned(src + i).store_unaligned(dst + i);
-    if (i < n) Batch::load_unaligned(src + n - V).store_unaligned(dst + n - V);
-  } else if (n >= 8) {
-    std::memcpy(dst, src, 8 * sizeof(float));
-    std::memcpy(dst + n - 8, src + n - 8, 8 * sizeof(float));
-  } else if (n >= 4) {
-    std::memcpy(dst, src, 4 * sizeof(float));
-    std::memcpy(dst + n - 4, src + n - 4, 4 * sizeof(float));
-  } else {
-    for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
-  }
-}
-inline void zero_row(float* dst, std::size_t n) {
-  std::size_t i = 0;
-  for (; i + V <= n; i += V) Batch(0.f).store_unaligned(dst + i);
-  for (; i < n; ++i) dst[i] = 0.f;
 }
 
 // A plane layout: image [C][H][W] placed at (top, left) inside [C][Hp][Wp] zeros, plus zeros after the last

@@ -13,7 +13,6 @@
 #include "core/kernels/conv2d.hpp"
 #include "core/kernels/conv2d_direct_common.hpp"
 #include "core/kernels/conv2d_scratch.hpp"
-#include "core/kernels/transpose16.hpp"
 #include "core/runtime/threads.hpp"
 
 namespace tg {
@@ -90,7 +89,7 @@ void store_transposed(const float* pm, std::size_t pixels, const float* bias, fl
     for (std::size_t p0 = 0; p0 < pixels; p0 += 16) {
       __m512 r[16];
       for (std::size_t i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(pm + (p0 + i) * 16);
-      transpose16(r);
+      simd::transpose16(r);
       const auto mask = static_cast<__mmask16>((1u << std::min<std::size_t>(16, pixels - p0)) - 1u);
       for (std::size_t o = 0; o < 16; ++o) {
         const __m512 v = _mm512_add_ps(r[o], _mm512_set1_ps(bias ? bias[o] : 0.f));
@@ -117,7 +116,7 @@ void transpose_weights(const float* weight, std::size_t c_out, std::size_t k_cou
       for (std::size_t o0 = 0; o0 + 16 <= c_out; o0 += 16) {  // c_out is a multiple of V here (use_lanes)
         __m512 r[16];
         for (std::size_t i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(weight + (o0 + i) * k_count + k0);
-        transpose16(r);
+        simd::transpose16(r);
         for (std::size_t i = 0; i < 16; ++i) _mm512_storeu_ps(wt + (k0 + i) * c_out + o0, r[i]);
       }
     }

@@ -6,6 +6,7 @@
 #include "core/kernels/blas.hpp"
 #include "core/kernels/conv2d.hpp"
 #include "core/kernels/conv2d_scratch.hpp"
+#include "core/kernels/simd.hpp"
 #include "core/runtime/threads.hpp"
 
 namespace tg {
@@ -164,7 +165,7 @@ void conv2d_im2col_backward(const float* dout, const float* x, const float* weig
         }
         if (dbias) {
           for (std::size_t o = 0; o < g.c_out; ++o)
-            dbias_parts[part * g.c_out + o] += sum_row(dy + o * width, width);
+            dbias_parts[part * g.c_out + o] += simd::sum_row(dy + o * width, width);
         }
         float* cols = conv_scratch(kColumns, k * width);
         if (dw) {

@@ -1,5 +1,5 @@
-// The convolution by its definition, seven plain loops, accumulating in double: the kernels that the fast
-// ones (im2col + SGEMM, direct) are tested against, forward and backward.
+// The convolution by its definition, seven plain loops, accumulating in double, for any groups: the kernels
+// that the others (im2col + SGEMM, direct, depthwise) are tested against, forward and backward.
 //   out[n][o][oh][ow] = bias[o] + sum_{c,i,j} w[o][c][i][j] *
 //                       x[n][o/(Cout/G)*(Cin/G) + c][oh*sh + i*dh - pad_top][ow*sw + j*dw - pad_left]
 // with c over the Cin/G input channels of output channel o's group (G = groups).

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/base/error.hpp"
-#include "core/kernels/transpose16.hpp"
+#include "core/kernels/simd.hpp"
 
 namespace tg {
 
@@ -40,7 +40,7 @@ void pack_a(bool trans_a, const float* a, std::size_t lda, std::size_t i0, std::
       for (; p + 16 <= kc; p += 16) {
         __m512 r[16];
         for (std::size_t i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(a + (i0 + ir + i) * lda + p0 + p);
-        transpose16(r);  // r[q] = column p + q of the 16 rows
+        simd::transpose16(r);  // r[q] = column p + q of the 16 rows
         for (std::size_t q = 0; q < 16; ++q) {
           const __m512 v = _mm512_mul_ps(va, r[q]);
           _mm256_storeu_ps(panel0 + (p + q) * kMR, _mm512_castps512_ps256(v));
@@ -82,7 +82,7 @@ void pack_b(bool trans_b, const float* b, std::size_t ldb, std::size_t p0, std::
           __m512 r[16];
           for (std::size_t i = 0; i < 16; ++i)
             r[i] = _mm512_loadu_ps(b + (j0 + jr + half + i) * ldb + p0 + p);
-          transpose16(r);
+          simd::transpose16(r);
           for (std::size_t q = 0; q < 16; ++q) _mm512_storeu_ps(panel + (p + q) * kNR + half, r[q]);
         }
         for (; p < kc; ++p)

@@ -27,8 +27,8 @@ constexpr std::size_t kPlaneGrain = 16;
 // KH, KW > 0 fix the window size at compile time (the common 2x2, 3x3, 4x4), which lets the compiler keep the
 // loop free of branches; 0 means "read it from g".
 template <std::size_t KH, std::size_t KW>
-void max_pool2d_forward_unpadded(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax,
-                                 std::size_t p0, std::size_t p1) {
+void max_pool2d_argmax_forward_unpadded(const float* x, const Pool2dGeometry& g, float* out,
+                                        std::int32_t* argmax, std::size_t p0, std::size_t p1) {
   const std::size_t out_plane = g.h_out * g.w_out, w = g.w;
   const std::size_t kh = KH ? KH : g.kh, kw = KW ? KW : g.kw;
   for (std::size_t p = p0; p < p1; ++p) {
@@ -91,8 +91,8 @@ inline __m512i even_cells() {
 }
 #endif
 
-void max_pool2d_forward_2x2s2(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax,
-                              std::size_t p0, std::size_t p1) {
+void max_pool2d_argmax_forward_2x2s2(const float* x, const Pool2dGeometry& g, float* out,
+                                     std::int32_t* argmax, std::size_t p0, std::size_t p1) {
   const std::size_t w = g.w, wo = g.w_out;
   const auto w32 = static_cast<std::int32_t>(w);
   for (std::size_t p = p0; p < p1; ++p) {
@@ -148,11 +148,12 @@ void max_pool2d_forward_2x2s2(const float* x, const Pool2dGeometry& g, float* ou
 
 void max_pool2d_argmax_forward(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax) {
   if (g.pad_h == 0 && g.pad_w == 0) {
-    auto kernel = max_pool2d_forward_unpadded<0, 0>;
-    if (g.kh == 2 && g.kw == 2) kernel = max_pool2d_forward_unpadded<2, 2>;
-    if (g.kh == 2 && g.kw == 2 && g.stride_h == 2 && g.stride_w == 2) kernel = max_pool2d_forward_2x2s2;
-    if (g.kh == 3 && g.kw == 3) kernel = max_pool2d_forward_unpadded<3, 3>;
-    if (g.kh == 4 && g.kw == 4) kernel = max_pool2d_forward_unpadded<4, 4>;
+    auto kernel = max_pool2d_argmax_forward_unpadded<0, 0>;
+    if (g.kh == 2 && g.kw == 2) kernel = max_pool2d_argmax_forward_unpadded<2, 2>;
+    if (g.kh == 2 && g.kw == 2 && g.stride_h == 2 && g.stride_w == 2)
+      kernel = max_pool2d_argmax_forward_2x2s2;
+    if (g.kh == 3 && g.kw == 3) kernel = max_pool2d_argmax_forward_unpadded<3, 3>;
+    if (g.kh == 4 && g.kw == 4) kernel = max_pool2d_argmax_forward_unpadded<4, 4>;
     parallel_for(
         g.planes, [&](std::size_t p0, std::size_t p1) { kernel(x, g, out, argmax, p0, p1); }, kPlaneGrain);
     return;

@@ -1,4 +1,11 @@
 // Max pooling kernels on raw buffers: [planes, H, W] -> [planes, Hout, Wout], with each window's argmax.
+//
+// Kernel names (all of core/kernels/): <op>_<variant>_<pass>. <op> is the op of core/ops/ the kernel
+// computes; <variant> its algorithm: reference (the plain definition the others are tested against), im2col,
+// direct, depthwise, argmax, rows, simd, lanes; <pass> is forward or backward, or stats for a reduction a
+// forward runs first (batch_norm2d_lanes_stats). <op>_<variant>_applies says whether a variant takes a
+// geometry. A variant's internal cases add a suffix (avg_pool2d_rows_forward_2x2). Helpers that compute no op
+// keep their own names (sgemm, gemm_avx512, im2col, col2im, tg::simd).
 #pragma once
 
 #include <cstddef>
@@ -29,9 +36,9 @@ void max_pool2d_argmax_forward(const float* x, const Pool2dGeometry& g, float* o
 void max_pool2d_argmax_backward(const float* dout, const std::int32_t* argmax, const Pool2dGeometry& g,
                                 float* dx);
 
-// The definition, one window at a time, to test the fast kernels against: forward gives the max and its index
-// (the first maximum on ties; a NaN replaces the maximum, so the last NaN wins, as in PyTorch); backward
-// routes each dout to that index (dx overwritten).
+// The definition, one window at a time, to test the argmax kernels against: forward gives the max and its
+// index (the first maximum on ties; a NaN replaces the maximum, so the last NaN wins, as in PyTorch);
+// backward routes each dout to that index (dx overwritten).
 void max_pool2d_reference_forward(const float* x, const Pool2dGeometry& g, float* out, std::int32_t* argmax);
 void max_pool2d_reference_backward(const float* dout, const float* x, const Pool2dGeometry& g, float* dx);
 

@@ -94,7 +94,7 @@ void grouped_backward(BackwardKernel kernel, const float* dout, const float* x, 
 }  // namespace
 
 // The one place that chooses a conv kernel. Depthwise convs (groups = Cin = Cout) run their own kernel
-// (conv2d_depthwise.cpp): one 2-D filter per plane, where the others would do a tiny GEMM per channel.
+// (conv2d_depthwise_*.cpp): one 2-D filter per plane, where the others would do a tiny GEMM per channel.
 // Otherwise a conv runs group by group (one group when groups = 1) with the kernel chosen for one group:
 // stride-1 convs run the direct kernels (conv2d_direct_*.cpp): they read the input in place and run at ~80%
 // of the FMA peak, about twice the im2col + SGEMM path on these nets' shapes. Strided convs run im2col +
@@ -186,16 +186,16 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   }
   std::vector<Tensor> inputs =
       bias.defined() ? std::vector<Tensor>{x, weight, bias} : std::vector<Tensor>{x, weight};
-  return make_op("conv2d", std::move(out), inputs, [x, weight, bias, g](const Array& dout) {
-    return conv2d_backward(dout, x, weight, bias, g);
+  return make_op("conv2d", std::move(out), inputs, [x, weight, bias, g, kernel](const Array& dout) {
+    return conv2d_backward(dout, x, weight, bias, g, kernel);
   });
 }
 
 // dx = the conv's adjoint applied to dout, dweight[o][c][i][j] = sum of dout[n][o] * the shifted x[n][c]
-// (c in o's group), dbias[o] = sum of dout[n][o]; computed by the same kernel family the forward used
-// (conv2d_kernel), group by group as the forward.
+// (c in o's group), dbias[o] = sum of dout[n][o]; computed by the kernel family the forward ran (its
+// conv2d_kernel(), recorded in the tape entry), group by group as the forward.
 std::vector<Array> conv2d_backward(const Array& dout, const Tensor& x, const Tensor& weight,
-                                   const Tensor& bias, const Conv2dGeometry& g) {
+                                   const Tensor& bias, const Conv2dGeometry& g, Conv2dKernel kernel) {
   Array dx = no_gradient(), dweight = no_gradient(), dbias = no_gradient();
   if (x.requires_grad()) dx = Array::from_shape(x.shape());
   if (weight.requires_grad()) dweight = Array::from_shape(weight.shape());
@@ -204,7 +204,6 @@ std::vector<Array> conv2d_backward(const Array& dout, const Tensor& x, const Ten
   float* pdx = x.requires_grad() ? dx.data() : nullptr;
   float* pdw = weight.requires_grad() ? dweight.data() : nullptr;
   float* pdb = want_bias ? dbias.data() : nullptr;
-  const Conv2dKernel kernel = conv2d_kernel(g);
   const float *px = x.value().data(), *pw = weight.value().data();
   if (kernel == Conv2dKernel::Depthwise || g.groups == 1) {
     backward_kernel(kernel)(dout.data(), px, pw, g, pdx, pdw, pdb);

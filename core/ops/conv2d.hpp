@@ -34,19 +34,20 @@ struct Conv2dOptions {
 // Validates shapes and options (throws tg::Error naming conv2d and the shapes) and computes the sizes.
 Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2dOptions& options);
 
-// x NCHW, weight [Cout, Cin/groups, Kh, Kw], bias [Cout] or Tensor{} -> [N, Cout, Hout, Wout]
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options = {});
-// d(out) -> {dx, dweight[, dbias]} (no_gradient() for an input that needs none), with the kernel conv2d used.
-std::vector<Array> conv2d_backward(const Array& dout, const Tensor& x, const Tensor& weight,
-                                   const Tensor& bias, const Conv2dGeometry& g);
-
 // Which kernel family runs a conv. Auto: conv2d_kernel() decides per shape; the others force one (tests and
 // benchmarks compare them; Direct falls back to im2col where it does not apply, stride > 1; both run a
-// grouped conv group by group, depthwise ones too). Process-wide.
+// grouped conv group by group, depthwise ones too). Process-wide; read by the forward only.
 enum class ConvAlgorithm { Auto, Im2col, Direct };
 void set_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm conv_algorithm();
 enum class Conv2dKernel { Im2col, Direct, Depthwise };
 Conv2dKernel conv2d_kernel(const Conv2dGeometry& g);
+
+// x NCHW, weight [Cout, Cin/groups, Kh, Kw], bias [Cout] or Tensor{} -> [N, Cout, Hout, Wout]
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options = {});
+// d(out) -> {dx, dweight[, dbias]} (no_gradient() for an input that needs none), computed by `kernel`: the
+// family the forward ran (conv2d records its choice on the tape), whatever set_conv_algorithm says by now.
+std::vector<Array> conv2d_backward(const Array& dout, const Tensor& x, const Tensor& weight,
+                                   const Tensor& bias, const Conv2dGeometry& g, Conv2dKernel kernel);
 
 }  // namespace tg

@@ -48,7 +48,7 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, c
   std::vector<float> mean(channels), var(channels), invstd(channels);
   const float* x_data = x.value().data();
   if (o.training) {
-    batch_norm2d_stats(x_data, g, mean.data(), var.data());
+    batch_norm2d_lanes_stats(x_data, g, mean.data(), var.data());
     if (running_mean.defined()) {  // in place on the buffers' arrays: never on the tape
       const float unbiased = static_cast<float>(g.count()) / static_cast<float>(g.count() - 1);
       float* rm = running_mean.value().data();
@@ -65,8 +65,8 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, c
   for (std::size_t c = 0; c < channels; ++c) invstd[c] = 1.f / std::sqrt(var[c] + o.eps);
 
   Array out = Array::from_shape(s);
-  batch_norm2d_apply(x_data, g, mean.data(), invstd.data(), weight.value().data(), bias.value().data(),
-                     out.data());
+  batch_norm2d_lanes_forward(x_data, g, mean.data(), invstd.data(), weight.value().data(),
+                             bias.value().data(), out.data());
   // the statistics live as long as the tape entry (in the backward lambda); x and weight are its inputs
   auto saved = std::make_shared<const std::pair<std::vector<float>, std::vector<float>>>(std::move(mean),
                                                                                          std::move(invstd));
@@ -83,8 +83,8 @@ std::vector<Array> batch_norm2d_backward(const Array& dout, const Array& x, cons
   const BatchNorm2dGeometry g = geometry(x.shape());
   Array dx = Array::from_shape(x.shape());
   Array dweight = Array::from_shape({g.c}), dbias = Array::from_shape({g.c});
-  batch_norm2d_backward_kernel(dout.data(), x.data(), g, mean.data(), invstd.data(), weight.data(), training,
-                               dx.data(), dweight.data(), dbias.data());
+  batch_norm2d_lanes_backward(dout.data(), x.data(), g, mean.data(), invstd.data(), weight.data(), training,
+                              dx.data(), dweight.data(), dbias.data());
   return gradients(std::move(dx), std::move(dweight), std::move(dbias));
 }
 

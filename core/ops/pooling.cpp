@@ -72,7 +72,7 @@ Tensor avg_pool2d(const Tensor& x, const AvgPool2dOptions& options) {
   const Pool2dGeometry g = avg_pool2d_geometry(x.shape(), options);
   const Shape& s = x.shape();
   Array out = Array::from_shape({s[0], s[1], g.h_out, g.w_out});
-  avg_pool2d_fast_forward(x.value().data(), g, out.data());
+  avg_pool2d_rows_forward(x.value().data(), g, out.data());
   const Shape in_shape = s;
   return make_op("avg_pool2d", std::move(out), {x},
                  [g, in_shape](const Array& dout) { return avg_pool2d_backward(dout, g, in_shape); });
@@ -81,7 +81,7 @@ Tensor avg_pool2d(const Tensor& x, const AvgPool2dOptions& options) {
 // d mean/dx = 1 / (kh * kw) on every cell of the window (padded cells have no gradient to receive)
 std::vector<Array> avg_pool2d_backward(const Array& dout, const Pool2dGeometry& g, const Shape& x_shape) {
   Array dx = Array::from_shape(x_shape);
-  avg_pool2d_fast_backward(dout.data(), g, dx.data());
+  avg_pool2d_rows_backward(dout.data(), g, dx.data());
   return gradients(std::move(dx));
 }
 
@@ -90,7 +90,7 @@ Tensor global_avg_pool2d(const Tensor& x) {
   if (s.size() != 4) fail("global_avg_pool2d: expected input [N, C, H, W], got ", shape_str(s));
   if (s[2] == 0 || s[3] == 0) fail("global_avg_pool2d: the input has no pixels: ", shape_str(s));
   Array out = Array::from_shape({s[0], s[1]});
-  global_avg_pool2d_fast_forward(x.value().data(), s[0] * s[1], s[2] * s[3], out.data());
+  global_avg_pool2d_simd_forward(x.value().data(), s[0] * s[1], s[2] * s[3], out.data());
   const Shape in_shape = s;
   return make_op("global_avg_pool2d", std::move(out), {x},
                  [in_shape](const Array& dout) { return global_avg_pool2d_backward(dout, in_shape); });
@@ -99,7 +99,7 @@ Tensor global_avg_pool2d(const Tensor& x) {
 // d mean/dx = 1 / (H * W) on every cell of the channel
 std::vector<Array> global_avg_pool2d_backward(const Array& dout, const Shape& x_shape) {
   Array dx = Array::from_shape(x_shape);
-  global_avg_pool2d_fast_backward(dout.data(), x_shape[0] * x_shape[1], x_shape[2] * x_shape[3], dx.data());
+  global_avg_pool2d_simd_backward(dout.data(), x_shape[0] * x_shape[1], x_shape[2] * x_shape[3], dx.data());
   return gradients(std::move(dx));
 }
 

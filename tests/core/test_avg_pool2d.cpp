@@ -1,5 +1,6 @@
 // avg_pool2d and global_avg_pool2d (core/ops/pooling.hpp, kernels in core/kernels/avg_pool2d.hpp):
-// gradchecks, PyTorch fixtures, the fast kernels against the reference, zero padding in the divisor, errors.
+// gradchecks, PyTorch fixtures, the rows and simd kernels against the reference, zero padding in the divisor,
+// errors.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -16,21 +17,15 @@ using namespace test_util;
 
 namespace {
 
-std::array<int, 2> pair_of(const Json& options, const char* key) {
-  const std::vector<int> v = options.at(key).get<std::vector<int>>();
-  REQUIRE_MESSAGE(v.size() == 2, "option \"", std::string(key), "\" must have 2 values");
-  return {v[0], v[1]};
-}
-
 // {"kernel": [kh, kw], "stride": [sh, sw], "padding": [ph, pw]}
 tg::AvgPool2dOptions pool_options(const Json& o) {
   return {.kernel = pair_of(o, "kernel"), .stride = pair_of(o, "stride"), .padding = pair_of(o, "padding")};
 }
 
-// Fast and reference kernels on the same random input and gradient: outputs and input gradients agree to
+// The rows and reference kernels on the same random input and gradient: outputs and input gradients agree to
 // rounding (they add in different orders).
-void check_fast_matches_reference(const tg::Shape& x_shape, const tg::AvgPool2dOptions& options,
-                                  std::uint64_t seed) {
+void check_rows_match_reference(const tg::Shape& x_shape, const tg::AvgPool2dOptions& options,
+                                std::uint64_t seed) {
   const tg::Pool2dGeometry g = tg::avg_pool2d_geometry(x_shape, options);
   INFO("input ", tg::shape_str(x_shape), ", kernel ", g.kh, "x", g.kw, ", stride ", g.stride_h, "x",
        g.stride_w, ", padding ", g.pad_h, "x", g.pad_w);
@@ -40,9 +35,9 @@ void check_fast_matches_reference(const tg::Shape& x_shape, const tg::AvgPool2dO
   std::vector<float> fast_out(dout.size(), -1.f), ref_out(dout.size(), -2.f);
   // garbage in dx, since both backwards overwrite it
   std::vector<float> fast_dx(x.size(), 7.f), ref_dx(x.size(), -7.f);
-  tg::avg_pool2d_fast_forward(x.data(), g, fast_out.data());
+  tg::avg_pool2d_rows_forward(x.data(), g, fast_out.data());
   tg::avg_pool2d_reference_forward(x.data(), g, ref_out.data());
-  tg::avg_pool2d_fast_backward(dout.data(), g, fast_dx.data());
+  tg::avg_pool2d_rows_backward(dout.data(), g, fast_dx.data());
   tg::avg_pool2d_reference_backward(dout.data(), g, ref_dx.data());
   int mismatches = 0;
   for (std::size_t i = 0; i < ref_out.size(); ++i) mismatches += !close(fast_out[i], ref_out[i]);
@@ -91,11 +86,11 @@ PYTORCH_TEST_CASE("global_avg_pool2d", "as nn.AdaptiveAvgPool2d(1) then flatten"
 
 // ---- kernels ---------------------------------------------------------------------------------------------
 
-TEST_CASE("avg_pool2d fast kernels equal the reference kernels") {
+TEST_CASE("avg_pool2d rows kernels equal the reference kernels") {
   std::uint64_t seed = 10;
   // the 2x2 stride 2 special case, with odd sizes that drop a row and a column
   for (const tg::Shape& s : std::vector<tg::Shape>{{2, 3, 8, 8}, {1, 2, 7, 9}, {3, 1, 2, 2}, {1, 1, 3, 33}}) {
-    check_fast_matches_reference(s, {.kernel = {2, 2}}, seed++);
+    check_rows_match_reference(s, {.kernel = {2, 2}}, seed++);
   }
   const std::vector<tg::AvgPool2dOptions> options = {
       {.kernel = {2, 2}, .stride = {1, 1}},                     // overlap
@@ -111,11 +106,11 @@ TEST_CASE("avg_pool2d fast kernels equal the reference kernels") {
   };
   for (const tg::Shape& s :
        std::vector<tg::Shape>{{2, 3, 9, 9}, {1, 2, 6, 11}, {2, 1, 13, 5}, {1, 40, 7, 7}}) {
-    for (const tg::AvgPool2dOptions& o : options) check_fast_matches_reference(s, o, seed++);
+    for (const tg::AvgPool2dOptions& o : options) check_rows_match_reference(s, o, seed++);
   }
 }
 
-TEST_CASE("global_avg_pool2d fast kernels equal the reference over a window of the whole plane") {
+TEST_CASE("global_avg_pool2d simd kernels equal the reference over a window of the whole plane") {
   std::uint64_t seed = 100;
   for (const tg::Shape& s :
        std::vector<tg::Shape>{{2, 3, 4, 4}, {1, 5, 1, 1}, {2, 2, 7, 3}, {1, 1, 33, 31}, {64, 16, 8, 8}}) {
@@ -127,9 +122,9 @@ TEST_CASE("global_avg_pool2d fast kernels equal the reference over a window of t
     const Array x = tg::rand_uniform(s, -2.f, 2.f, gen);
     const Array dout = tg::rand_uniform({planes}, -2.f, 2.f, gen);
     std::vector<float> fast_out(planes), ref_out(planes), fast_dx(x.size(), 3.f), ref_dx(x.size(), -3.f);
-    tg::global_avg_pool2d_fast_forward(x.data(), planes, plane, fast_out.data());
+    tg::global_avg_pool2d_simd_forward(x.data(), planes, plane, fast_out.data());
     tg::avg_pool2d_reference_forward(x.data(), whole, ref_out.data());
-    tg::global_avg_pool2d_fast_backward(dout.data(), planes, plane, fast_dx.data());
+    tg::global_avg_pool2d_simd_backward(dout.data(), planes, plane, fast_dx.data());
     tg::avg_pool2d_reference_backward(dout.data(), whole, ref_dx.data());
     int mismatches = 0;
     for (std::size_t i = 0; i < planes; ++i) mismatches += !close(fast_out[i], ref_out[i]);

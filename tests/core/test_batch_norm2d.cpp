@@ -1,5 +1,5 @@
 // batch_norm2d (core/ops/normalization.hpp, kernels in core/kernels/batch_norm2d.hpp): PyTorch fixtures in
-// train and eval mode with the running statistics, gradchecks, the fast kernels against the reference, a
+// train and eval mode with the running statistics, gradchecks, the lanes kernels against the reference, a
 // constant channel, the tape, errors.
 #include <doctest/doctest.h>
 
@@ -47,7 +47,7 @@ void check_kernels_agree(const tg::Shape& shape, std::uint64_t seed) {
   const Array x = tg::rand_uniform(shape, -2.f, 3.f, gen), dy = tg::rand_uniform(shape, -1.f, 1.f, gen);
   const Array w = tg::rand_uniform({g.c}, 0.5f, 1.5f, gen), b = tg::rand_uniform({g.c}, -1.f, 1.f, gen);
   std::vector<float> mean(g.c), var(g.c), ref_mean(g.c), ref_var(g.c), invstd(g.c);
-  tg::batch_norm2d_stats(x.data(), g, mean.data(), var.data());
+  tg::batch_norm2d_lanes_stats(x.data(), g, mean.data(), var.data());
   tg::batch_norm2d_reference_stats(x.data(), g, ref_mean.data(), ref_var.data());
   for (std::size_t c = 0; c < g.c; ++c) {
     CHECK(mean[c] == doctest::Approx(ref_mean[c]).epsilon(1e-6));
@@ -55,15 +55,16 @@ void check_kernels_agree(const tg::Shape& shape, std::uint64_t seed) {
     invstd[c] = 1.f / std::sqrt(var[c] + 1e-5f);
   }
   Array y = Array::from_shape(shape), ref_y = Array::from_shape(shape);
-  tg::batch_norm2d_apply(x.data(), g, mean.data(), invstd.data(), w.data(), b.data(), y.data());
-  tg::batch_norm2d_reference_apply(x.data(), g, mean.data(), invstd.data(), w.data(), b.data(), ref_y.data());
+  tg::batch_norm2d_lanes_forward(x.data(), g, mean.data(), invstd.data(), w.data(), b.data(), y.data());
+  tg::batch_norm2d_reference_forward(x.data(), g, mean.data(), invstd.data(), w.data(), b.data(),
+                                     ref_y.data());
   CHECK(xt::allclose(y, ref_y, 1e-5, 1e-5));
   for (const bool training : {true, false}) {
     INFO("training ", training);
     Array dx = Array::from_shape(shape), ref_dx = Array::from_shape(shape);
     std::vector<float> dw(g.c), db(g.c), ref_dw(g.c), ref_db(g.c);
-    tg::batch_norm2d_backward_kernel(dy.data(), x.data(), g, mean.data(), invstd.data(), w.data(), training,
-                                     dx.data(), dw.data(), db.data());
+    tg::batch_norm2d_lanes_backward(dy.data(), x.data(), g, mean.data(), invstd.data(), w.data(), training,
+                                    dx.data(), dw.data(), db.data());
     tg::batch_norm2d_reference_backward(dy.data(), x.data(), g, mean.data(), invstd.data(), w.data(),
                                         training, ref_dx.data(), ref_dw.data(), ref_db.data());
     CHECK(xt::allclose(dx, ref_dx, 1e-5, 1e-4));
@@ -112,7 +113,7 @@ GRADCHECK_TEST_CASE("batch_norm2d", "in eval mode, with fixed running statistics
 
 // ---- kernels ----------------------------------------------------------------------------------------------
 
-TEST_CASE("batch_norm2d kernels: the fast ones agree with the reference") {
+TEST_CASE("batch_norm2d kernels: the lanes ones agree with the reference") {
   check_kernels_agree({2, 3, 4, 5}, 1);
   check_kernels_agree({1, 2, 1, 3}, 2);  // blocks shorter than the 4-way unrolled loop
   check_kernels_agree({3, 5, 7, 7}, 3);
@@ -129,7 +130,7 @@ TEST_CASE("batch_norm2d: a channel of one repeated value has variance 0 and give
   x = tg::rand_uniform({3, 2, 5, 3}, -1.f, 1.f, gen);
   xt::view(x, xt::all(), 1) = 0.1f;  // a value with no exact binary form
   std::vector<float> mean(2), var(2);
-  tg::batch_norm2d_stats(x.data(), {3, 2, 15}, mean.data(), var.data());
+  tg::batch_norm2d_lanes_stats(x.data(), {3, 2, 15}, mean.data(), var.data());
   CHECK(mean[1] == 0.1f);
   CHECK(var[1] == 0.f);
   const Tensor y = tg::batch_norm2d(Tensor(x), Tensor(Array{1.5f, 2.f}), Tensor(Array{0.25f, -0.75f}), {});

@@ -9,6 +9,7 @@
 
 #include "core/kernels/blas.hpp"
 #include "core/runtime/random.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -95,10 +96,8 @@ TEST_CASE(
   // packing.
   for (const bool own : {true, false}) {
     CAPTURE(own);
-    const bool before = tg::own_gemm();
-    tg::set_own_gemm(own);
+    const test_util::ScopedOwnGemm setting(own);  // restored also when a REQUIRE fails
     check_gemm(tg::sgemm, 131, 2050, 300);
     check_gemm(tg::sgemm, 16, 64, 9);  // whole 16-row and 32-column packs, an inner dimension below 16
-    tg::set_own_gemm(before);
   }
 }

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -21,12 +22,6 @@ struct ConvCase {
   tg::Conv2dOptions options;
 };
 
-std::array<int, 2> pair_of(const Json& options, const char* key) {
-  const std::vector<int> v = options.at(key).get<std::vector<int>>();
-  REQUIRE_MESSAGE(v.size() == 2, "option \"", std::string(key), "\" must have 2 values");
-  return {v[0], v[1]};
-}
-
 bool is_same_padding(const Json& c) {
   const Json& padding = c.at("options").at("padding");
   return padding.is_string() && padding.get<std::string>() == "same";
@@ -43,10 +38,7 @@ Tensor run_conv2d(const Inputs& t, const Json& c) {
     REQUIRE(pair_of(o, "dilation") == std::array<int, 2>{1, 1});
     return tg::conv2d(t[0], t[1], bias, {.padding = tg::kSame});
   }
-  const auto [sh, sw] = pair_of(o, "stride");
-  const auto [ph, pw] = pair_of(o, "padding");
-  const auto [dh, dw] = pair_of(o, "dilation");
-  return tg::conv2d(t[0], t[1], bias, {.stride = {sh, sw}, .padding = {ph, pw}, .dilation = {dh, dw}});
+  return tg::conv2d(t[0], t[1], bias, conv2d_options(o));
 }
 
 }  // namespace
@@ -137,6 +129,44 @@ TEST_CASE(
       CHECK(xt::amax(xt::abs(a - grads[1][i]))() < 1e-4f * (1.f + xt::amax(xt::abs(a))()));
     }
   }
+}
+
+// The backward runs the kernel family its forward ran, read from the tape entry, not the process-wide setting
+// at backward time. Observable because the families add in different orders: their gradients differ in the
+// last bits (required below, so the check can fail), and a backward of the wrong family gives the other's.
+TEST_CASE("conv2d's backward runs its forward's kernel when set_conv_algorithm changes in between") {
+  const ClearTapeOnExit clear_tape;
+  // {dx, dweight, dbias} of sum(conv2d(x, w, b) * upstream), the forward under `forward`, the backward under
+  // `backward`
+  const auto gradients = [](const ConvCase& c, tg::ConvAlgorithm forward, tg::ConvAlgorithm backward) {
+    const Tensor x = param(c.x, 1), w = param(c.w, 2), b = param({c.w[0]}, 3);
+    const ScopedConvAlgorithm during_forward(forward);
+    Tensor y = tg::conv2d(x, w, b, c.options);
+    const Array upstream = param(y.shape(), 4).value();
+    const ScopedConvAlgorithm during_backward(backward);
+    y.backward(upstream);
+    return std::vector<Array>{x.grad(), w.grad(), b.grad()};
+  };
+  const auto same_bits = [](const std::vector<Array>& a, const std::vector<Array>& b) {
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i].shape() != b[i].shape() || std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(float)))
+        return false;
+    return true;
+  };
+  using tg::ConvAlgorithm;
+  const ConvCase stride1{{4, 16, 12, 12}, {32, 16, 3, 3}, {.padding = {1, 1}}};  // Auto: the direct kernels
+  const std::vector<Array> direct = gradients(stride1, ConvAlgorithm::Direct, ConvAlgorithm::Direct);
+  const std::vector<Array> im2col = gradients(stride1, ConvAlgorithm::Im2col, ConvAlgorithm::Im2col);
+  REQUIRE_FALSE(same_bits(direct, im2col));
+  CHECK(same_bits(gradients(stride1, ConvAlgorithm::Direct, ConvAlgorithm::Im2col), direct));
+  CHECK(same_bits(gradients(stride1, ConvAlgorithm::Im2col, ConvAlgorithm::Direct), im2col));
+  CHECK(same_bits(gradients(stride1, ConvAlgorithm::Auto, ConvAlgorithm::Im2col), direct));
+
+  // A depthwise conv: Auto runs the depthwise kernel; forced, it runs group by group.
+  const ConvCase depthwise{{4, 16, 12, 12}, {16, 1, 3, 3}, {.padding = {1, 1}, .groups = 16}};
+  const std::vector<Array> own = gradients(depthwise, ConvAlgorithm::Auto, ConvAlgorithm::Auto);
+  REQUIRE_FALSE(same_bits(own, gradients(depthwise, ConvAlgorithm::Im2col, ConvAlgorithm::Im2col)));
+  CHECK(same_bits(gradients(depthwise, ConvAlgorithm::Auto, ConvAlgorithm::Im2col), own));
 }
 
 // ---- shapes and errors -----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // Grouped and depthwise conv2d (Conv2dOptions::groups): PyTorch fixtures, gradchecks, the depthwise kernel
-// (core/kernels/conv2d_depthwise.cpp) and the group-by-group path of the other kernels against the plain
+// (core/kernels/conv2d_depthwise_*.cpp) and the group-by-group path of the other kernels against the plain
 // reference kernel, the choice of kernel, and the errors.
 #include <doctest/doctest.h>
 
@@ -21,22 +21,12 @@ using namespace test_util;
 
 namespace {
 
-std::array<int, 2> pair_of(const Json& options, const char* key) {
-  const std::vector<int> v = options.at(key).get<std::vector<int>>();
-  REQUIRE(v.size() == 2);
-  return {v[0], v[1]};
-}
-
 // A grouped_conv.json case: inputs x, weight [Cout, Cin/groups, Kh, Kw] and (unless options.bias is false)
 // bias; options {"stride", "padding", "dilation", "groups"}.
 Tensor run_grouped(const Inputs& t, const Json& c) {
   const Json& o = c.at("options");
-  const auto [sh, sw] = pair_of(o, "stride");
-  const auto [ph, pw] = pair_of(o, "padding");
-  const auto [dh, dw] = pair_of(o, "dilation");
-  return tg::conv2d(
-      t[0], t[1], t.size() == 3 ? t[2] : Tensor{},
-      {.stride = {sh, sw}, .padding = {ph, pw}, .dilation = {dh, dw}, .groups = o.at("groups").get<int>()});
+  REQUIRE(o.contains("groups"));
+  return tg::conv2d(t[0], t[1], t.size() == 3 ? t[2] : Tensor{}, conv2d_options(o));
 }
 
 using Buffer = std::vector<float>;

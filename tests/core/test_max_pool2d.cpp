@@ -18,26 +18,12 @@ using namespace test_util;
 
 namespace {
 
-std::array<int, 2> pair_of(const Json& options, const char* key) {
-  const std::vector<int> v = options.at(key).get<std::vector<int>>();
-  REQUIRE_MESSAGE(v.size() == 2, "option \"", std::string(key), "\" must have 2 values");
-  return {v[0], v[1]};
-}
-
 // {"kernel": [kh, kw], "stride": [sh, sw], "padding": [ph, pw]}
 tg::MaxPool2dOptions pool_options(const Json& o) {
   const auto [kh, kw] = pair_of(o, "kernel");
   const auto [sh, sw] = pair_of(o, "stride");
   const auto [ph, pw] = pair_of(o, "padding");
   return {.kernel = {kh, kw}, .stride = {sh, sw}, .padding = {ph, pw}};
-}
-
-// {"stride", "padding", "dilation"} as lists (conv_pool.json's conv2d_then_pool case has explicit padding).
-tg::Conv2dOptions conv_options(const Json& o) {
-  const auto [sh, sw] = pair_of(o, "stride");
-  const auto [ph, pw] = pair_of(o, "padding");
-  const auto [dh, dw] = pair_of(o, "dilation");
-  return {.stride = {sh, sw}, .padding = {ph, pw}, .dilation = {dh, dw}};
 }
 
 bool has_ties(const Json& c) { return c.value("ties", false); }
@@ -93,7 +79,7 @@ PYTORCH_TEST_CASE("conv2d_then_pool", "conv2d then max_pool2d, gradients for x, 
   check_pytorch_cases(kConvPool, op,
                       [](const Inputs& t, const Json& c) {
                         const Json& o = c.at("options");
-                        return tg::max_pool2d(tg::conv2d(t[0], t[1], t[2], conv_options(o.at("conv"))),
+                        return tg::max_pool2d(tg::conv2d(t[0], t[1], t[2], conv2d_options(o.at("conv"))),
                                               pool_options(o.at("pool")));
                       },
                       {}, {"x", "weight", "bias"});

@@ -2,14 +2,19 @@
 // advised to use transparent huge pages before a kernel writes it.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/runtime/memory.hpp"
 #include "tapegrad.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -35,7 +40,10 @@ bool transparent_huge_pages() {
 
 }  // namespace
 
-TEST_CASE("a buffer that grows the heap is advised to use huge pages before parallel_for writes it") {
+// The advice must come before the first write: a page written before it is faulted in as 4 KiB. So the
+// buffer is fresh heap that nothing has written (new float[], not a zero-filled vector), it is written only
+// inside parallel_for, and each chunk reads the mapping's flags before its first write.
+TEST_CASE("a fresh buffer that grows the heap is advised to use huge pages before parallel_for writes it") {
   if (!transparent_huge_pages()) {
     MESSAGE("this kernel has no transparent huge pages; nothing to check");
     return;
@@ -45,11 +53,41 @@ TEST_CASE("a buffer that grows the heap is advised to use huge pages before para
   return;
 #endif
   REQUIRE(tg::memory_reuse());
-  std::vector<float> big(96u << 20 >> 2);  // 96 MiB: more than the heap's 64 MiB padding, so the heap grows
-  tg::parallel_for(big.size(), [&](std::size_t i0, std::size_t i1) {
+  const test_util::ScopedNumThreads threads(3);
+  // A buffer whose last part lies in memory the heap grows by when it is allocated (pages nothing has
+  // written). Free heap blocks (earlier tests' buffers, never trimmed) are served first: those are taken and
+  // kept aside, untouched, until an allocation grows the heap.
+  const std::size_t n = 96u << 20 >> 2;  // 96 MiB, more than the heap's 64 MiB padding
+  std::vector<std::unique_ptr<float[]>> taken;
+  std::unique_ptr<float[]> big;
+  const float* probe = nullptr;  // 4 MiB before the end, in the grown part
+  for (int attempt = 0; attempt < 8 && !big; ++attempt) {
+    const auto old_break = reinterpret_cast<std::uintptr_t>(sbrk(0));
+    std::unique_ptr<float[]> p(new float[n]);  // default-initialized: nothing written
+    const float* at = p.get() + n - (4u << 20) / sizeof(float);
+    if (reinterpret_cast<std::uintptr_t>(at) >= old_break) {
+      big = std::move(p);
+      probe = at;
+    } else {
+      taken.push_back(std::move(p));
+    }
+  }
+  REQUIRE(big);
+
+  std::mutex mutex;
+  std::vector<std::string> flags_before_writes;
+  tg::parallel_for(n, [&](std::size_t i0, std::size_t i1) {
+    const std::string flags = vm_flags_of(probe);
+    {
+      const std::lock_guard<std::mutex> lock(mutex);
+      flags_before_writes.push_back(flags);
+    }
     for (std::size_t i = i0; i < i1; ++i) big[i] = 1.f;
   });
-  const std::string flags = vm_flags_of(big.data() + big.size() / 2);
-  INFO(flags);
-  CHECK(flags.find(" hg") != std::string::npos);  // MADV_HUGEPAGE
+  CHECK(big[n / 2] == 1.f);
+  REQUIRE(flags_before_writes.size() == 3);
+  for (const std::string& flags : flags_before_writes) {
+    INFO(flags);
+    CHECK(flags.find(" hg") != std::string::npos);  // MADV_HUGEPAGE
+  }
 }
