@@ -82,6 +82,28 @@ TEST_CASE("docs: every page of docs/ and README.md is extracted") {
   CHECK(extracted == expected);  // a new page needs a CMake re-run (the glob has CONFIGURE_DEPENDS)
 }
 
+TEST_CASE("README 'Write your own layer': Swish trains its beta, named as PyTorch would") {
+  using docs::readme::write_your_own_layer::Swish;
+  const test_util::ScopedSeed seed(0);
+  tg::Sequential model(tg::Linear(2, 16), Swish(1.f), tg::Linear(16, 2));
+  REQUIRE(model.named_parameters().size() == 5);
+  CHECK(model.named_parameters()[2].first == "1.beta");
+  tg::Tensor x(tg::randn({32, 2}));
+  std::vector<int> labels(32);
+  for (std::size_t i = 0; i < 32; ++i) labels[i] = x.value()(i, 0) > 0.f;
+  tg::SGD opt(model.parameters(), {.lr = 0.1f, .momentum = 0.9f});
+  float first = 0.f, last = 0.f;
+  for (int step = 0; step < 50; ++step) {
+    tg::Tensor loss = tg::cross_entropy(model(x), labels);
+    (step == 0 ? first : last) = loss.item();
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  }
+  CHECK(last < 0.5f * first);
+  CHECK(model.at<Swish>(1).beta.value()(0) != 1.f);  // beta learned
+}
+
 TEST_CASE("docs/extending.md: softplus passes gradcheck, ScaleShift's gradient reaches its weight") {
   using namespace docs::extending::custom_layers_and_ops;
   const test_util::ScopedSeed seed(0);
