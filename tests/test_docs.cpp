@@ -88,6 +88,7 @@ TEST_CASE("README 'Write your own layer': Swish trains its beta, named as PyTorc
   tg::Sequential model(tg::Linear(2, 16), Swish(1.f), tg::Linear(16, 2));
   REQUIRE(model.named_parameters().size() == 5);
   CHECK(model.named_parameters()[2].first == "1.beta");
+  CHECK(model.at<Swish>(1).beta.shape() == tg::Shape{1});  // as nn.Parameter(torch.ones(1))
   tg::Tensor x(tg::randn({32, 2}));
   std::vector<int> labels(32);
   for (std::size_t i = 0; i < 32; ++i) labels[i] = x.value()(i, 0) > 0.f;
