@@ -1,4 +1,4 @@
-// tapegrad: the umbrella header. Everything in ../shared/API.md is reachable from here.
+// tapegrad: the umbrella header. Everything README.md and docs/ show is reachable from here.
 #pragma once
 
 // core/autograd: tensors, the tape, make_op, grad mode, gradcheck, errors, the profile

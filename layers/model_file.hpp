@@ -1,6 +1,6 @@
 // Model files: a Sequential written one layer per line ("conv2d 6 5 padding=2"), each layer built by the
-// factory registered under its name (layers/registry.hpp) for the shape that reaches it. The grammar and the
-// built-in lines are in ../shared/API.md ("Model files").
+// factory registered under its name (layers/registry.hpp) for the shape that reaches it. The grammar and
+// every built-in line: docs/model-files.md.
 #pragma once
 
 #include <cstddef>

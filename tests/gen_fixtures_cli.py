@@ -113,7 +113,7 @@ def out_size(n, kernel, stride, padding, dilation=1):
 def build_sequential(text, input_shape, classes, source="model"):
     """The torch.nn.Sequential a tapegrad model file describes, for a per-example input [C, H, W] or [F].
 
-    Covers the built-in layers of the model-file table in ../shared/API.md; each module is built for the
+    Covers the built-in layers of the model-file table in docs/model-files.md; each module is built for the
     shape that reaches it, as tapegrad's model_from_text does.
     """
     shape = list(input_shape)

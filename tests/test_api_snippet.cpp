@@ -1,4 +1,4 @@
-// The core snippet of ../shared/API.md, verbatim where it can be, with its results checked.
+// The core of the public API (tensors, the tape, ops, make_op, gradcheck) as user code, results checked.
 #include <doctest/doctest.h>
 
 #include "tapegrad.hpp"
