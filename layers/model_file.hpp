@@ -1,7 +1,6 @@
 // Model files: a Sequential written one layer per line ("conv2d 6 5 padding=2"), each layer built by the
-// factory registered under its name (layers/registry.hpp) for the shape that reaches it: a name, positional
-// arguments, then key=value options; `#` starts a comment. The built-in lines are registered beside their
-// layers (layers/*.cpp); the README lists them.
+// factory registered under its name (layers/registry.hpp) for the shape that reaches it. The grammar and
+// every built-in line: docs/model-files.md.
 #pragma once
 
 #include <cstddef>

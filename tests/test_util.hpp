@@ -223,7 +223,7 @@ inline bool same_tensors(const std::string& a, const std::string& b) {
   return true;
 }
 
-// The lenet and convnet benchmark models written in C++, to compare with what the model files
+// The two MNIST models of docs/benchmarks.md written in C++, to compare with what the model files
 // apps/models/lenet.tg and convnet.tg build (61,706 and 1,199,882 parameters).
 inline tg::Sequential cpp_model(const std::string& name) {
   if (name == "lenet") {

@@ -12,10 +12,21 @@ be trusted: `add-auto-load-safe-path /path/to/tapegrad` in ~/.gdbinit), or by ha
     (gdb) tape             the tape of the current thread: index, layer (and its model-file line, e.g.
                            [3.Conv2D lenet.tg:5 conv2d 16 5]), op, input shapes and names (read from the
                            input nodes as it prints), output shape
+    (gdb) npy dout /tmp/dout.npy   writes a Tensor's value or an Array as a .npy file for numpy, read from
+                           the program's memory (nothing runs in the program)
     (gdb) set print elements 20 / tg-values N   how many values the printers show (default 6)
+    (gdb) bt               without the C++ standard library's frames (std::function, std::__invoke_impl,
+                           ... between a backward and the tape): a frame filter hides them, except the
+                           innermost; `bt -no-filters` shows every frame. `step` does not enter std:: or
+                           __gnu_cxx:: functions either (`info skip`, `skip delete` to undo); to stop in an
+                           op's backward, which the tape calls through std::function, break on its named
+                           function (`break tg::relu_backward`).
 """
+import re
+
 import gdb
 import gdb.printing
+from gdb.FrameDecorator import FrameDecorator
 
 MAX_VALUES = [6]
 
@@ -201,6 +212,49 @@ class TapeCommand(gdb.Command):
         gdb.execute("call (void)tg::print_tape()", to_string=False)
 
 
+def _array_of(val):
+    """The xt::xarray<float> of a tg::Tensor (its node's value) or of a tg::Array, references followed."""
+    if val.type.strip_typedefs().code in (gdb.TYPE_CODE_REF, gdb.TYPE_CODE_RVALUE_REF):
+        val = val.referenced_value()
+    tag = val.type.strip_typedefs().tag or ""
+    if tag == "tg::Tensor":
+        node = val["node_"]["_M_ptr"]
+        if int(node) == 0:
+            raise gdb.GdbError("the Tensor is undefined")
+        return node.dereference()["value"]
+    if tag.startswith("xt::xarray_container<xt::uvector<float"):
+        return val
+    raise gdb.GdbError("npy: %s is neither a tg::Tensor nor a tg::Array" % (tag or val.type))
+
+
+class NpyCommand(gdb.Command):
+    """npy EXPR FILE: write a tg::Tensor's value or a tg::Array as a numpy .npy file (float32, row-major).
+
+    Reads the program's memory from gdb: nothing runs in the program, so it works in any frame, in a core
+    file, and for a temporary. numpy.load(FILE) reads it back.
+    """
+
+    def __init__(self):
+        super().__init__("npy", gdb.COMMAND_DATA, gdb.COMPLETE_EXPRESSION)
+
+    def invoke(self, arg, from_tty):
+        argv = gdb.string_to_argv(arg)
+        if len(argv) != 2:
+            raise gdb.GdbError("usage: npy EXPR FILE (e.g. npy dout /tmp/dout.npy)")
+        array = _array_of(gdb.parse_and_eval(argv[0]))
+        shape = _svector(array["m_shape"])
+        storage = array["m_storage"]
+        size = int(storage["p_end"] - storage["p_begin"])
+        data = gdb.selected_inferior().read_memory(int(storage["p_begin"]), 4 * size) if size else b""
+        dims = "".join("%d, " % d for d in shape) if len(shape) == 1 else ", ".join(str(d) for d in shape)
+        header = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % dims
+        header += " " * (63 - (10 + len(header)) % 64) + "\n"  # magic, version, length: 10 bytes
+        with open(argv[1], "wb") as out:
+            out.write(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1"))
+            out.write(bytes(data))
+        print("wrote %s: float32 %s" % (argv[1], _shape_text(shape)))
+
+
 class ValuesCommand(gdb.Command):
     """tg-values N: how many values the tapegrad printers show."""
 
@@ -211,9 +265,95 @@ class ValuesCommand(gdb.Command):
         MAX_VALUES[0] = max(1, int(arg))
 
 
+STD_FUNCTION = re.compile(r"^(std|__gnu_cxx)::")
+STD_FILE = re.compile(r"/include/c\+\+/")
+
+
+class HideStdFrames:
+    """A frame filter: backtraces without the standard library's frames (functions in std:: or __gnu_cxx::,
+    or defined in the C++ headers), so that `bt` from tg::relu_backward reads backward -> tape -> backward()
+    -> the caller. The innermost frame always stays (a stop inside the standard library shows where).
+    `bt -no-filters` shows everything; `disable frame-filter global tapegrad-hide-std` turns it off."""
+
+    def __init__(self):
+        self.name = "tapegrad-hide-std"
+        self.priority = 100
+        self.enabled = True
+        gdb.frame_filters[self.name] = self
+
+    @staticmethod
+    def _is_std(decorator):
+        try:
+            if decorator.inferior_frame().level() == 0:
+                return False
+            function = decorator.function()
+            if isinstance(function, str) and STD_FUNCTION.match(function):
+                return True
+            filename = decorator.filename()
+            return isinstance(filename, str) and STD_FILE.search(filename) is not None
+        except (gdb.error, RuntimeError, AttributeError):
+            return False
+
+    def filter(self, frames):
+        return (ShortName(frame) for frame in frames if not self._is_std(frame))
+
+
+def short_name(name):
+    """A function name without its parameter list, template arguments as <...>: "tg::make_op(std::string,
+    xt::xarray_container<...>, ...)" -> "tg::make_op", "tg::fail<char [31], ...>" -> "tg::fail<...>"."""
+    if "operator" in name.replace("operator()", ""):
+        return name  # operator<, operator<<, ...: leave as gdb has it
+    out, depth, i = [], 0, 0
+    while i < len(name):
+        for keep in ("(anonymous namespace)", "operator()"):
+            if depth == 0 and name.startswith(keep, i):
+                out.append(keep)
+                i += len(keep)
+                break
+        else:
+            c = name[i]
+            if c == "<":
+                if depth == 0:
+                    out.append("<...>")
+                depth += 1
+            elif c == ">" and depth > 0:
+                depth -= 1
+            elif c == "(" and depth == 0:
+                break
+            elif depth == 0:
+                out.append(c)
+            i += 1
+    return "".join(out) or name
+
+
+class ShortName(FrameDecorator):
+    """A frame named as plain `bt` names a simple function ("tg::relu_backward"), without the parameter types
+    and template arguments gdb spells out for some (tg::make_op, tg::fail<...>)."""
+
+    def function(self):
+        try:
+            name = self.inferior_frame().name()
+        except gdb.error:
+            name = None
+        return short_name(name) if name else super().function()
+
+
+def skip_std_when_stepping():
+    """`step` steps over the standard library (shared_ptr copies of Tensors, std::function calls)."""
+    for command in ("skip -rfunction ^(std|__gnu_cxx)::", "skip -gfile /usr/include/c++/*/*",
+                    "skip -gfile /usr/include/c++/*/*/*"):
+        try:
+            gdb.execute(command, to_string=True)
+        except gdb.error:
+            pass
+
+
 if not getattr(gdb, "_tapegrad_printers_loaded", False):
     gdb.printing.register_pretty_printer(None, build_printer(), replace=True)
     gdb.printing.register_pretty_printer(None, ModuleLookup(), replace=True)
     TapeCommand()
+    NpyCommand()
     ValuesCommand()
+    HideStdFrames()
+    skip_std_when_stepping()
     gdb._tapegrad_printers_loaded = True

@@ -12,7 +12,7 @@
 
 namespace {
 
-// The lenet.tg of the model-file contract, line for line (the same layers as apps/models/lenet.tg).
+// LeNet as a model file (docs/model-files.md), line for line.
 const std::string kLenetText = R"(# lenet.tg
 conv2d 6 5 padding=2      # tg::Conv2D(in, 6, 5, {.padding = {2, 2}})
 relu
