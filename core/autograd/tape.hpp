@@ -16,7 +16,7 @@ namespace tg {
 // rule: a gradient with 0 elements is no gradient, and is skipped.
 inline Array no_gradient() { return Array::from_shape({0}); }
 
-// The rule above, plus API.md's "an empty Array for an input that needs none": a default-constructed Array{}
+// The rule above, plus the API's "an empty Array for an input that needs none": a default-constructed Array{}
 // (0-d, one element) returned for an input that is not 0-d is also read as no gradient. (For a 0-d input a
 // 0-d Array is its gradient.) New code returns no_gradient().
 inline bool is_no_gradient(const Array& grad, const Array& input_value) {
