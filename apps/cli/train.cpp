@@ -18,6 +18,7 @@
 
 #include "charts.hpp"
 #include "commands.hpp"
+#include "evaluation.hpp"
 #include "models.hpp"
 #include "run_checkpoint.hpp"
 
@@ -76,35 +77,6 @@ class StopSignals {
 
 // ---- evaluation and the files beside the checkpoint
 
-// Test loss and accuracy in eval mode without recording; also the indices and predictions of mistakes.
-struct Evaluation {
-  double loss = 0, accuracy = 0;
-  std::vector<std::pair<std::size_t, int>> mistakes;  // (test index, predicted class)
-};
-Evaluation evaluate_on(Sequential& model, const ImageDataset& test) {
-  NoGradGuard no_grad;
-  model.eval();
-  DataLoader loader(test, {.batch_size = 1000, .shuffle = false});
-  Evaluation e;
-  std::size_t index = 0, correct = 0;
-  for (const Batch& batch : loader) {
-    const Tensor logits = model(batch.images);
-    e.loss += cross_entropy(logits, batch.labels).item() * static_cast<double>(batch.labels.size());
-    const std::size_t classes = logits.shape()[1];
-    for (std::size_t i = 0; i < batch.labels.size(); ++i, ++index) {
-      const auto predicted = static_cast<int>(argmax(logits.value().data() + i * classes, classes));
-      if (predicted == batch.labels[i])
-        ++correct;
-      else
-        e.mistakes.emplace_back(index, predicted);
-    }
-  }
-  model.train();
-  e.loss /= static_cast<double>(test.size());
-  e.accuracy = static_cast<double>(correct) / static_cast<double>(test.size());
-  return e;
-}
-
 // The first conv layer's filters (input channel 0), each scaled to 0..255 and enlarged 8x, in rows of 8.
 // Returns false when the model has no Conv2D.
 bool write_filters_png(Sequential& model, const std::string& path) {
@@ -133,7 +105,7 @@ bool write_filters_png(Sequential& model, const std::string& path) {
 
 // Up to 100 misclassified test images in a 10-wide grid (row-major, in test order), in their own channels
 // (grayscale or RGB).
-void write_mistakes_png(const ImageDataset& test, const std::vector<std::pair<std::size_t, int>>& mistakes,
+void write_mistakes_png(const ImageDataset& test, const std::vector<Mistake>& mistakes,
                         const std::string& path) {
   const std::size_t shown = std::min<std::size_t>(mistakes.size(), 100), per_row = 10;
   if (shown == 0) return;
@@ -142,7 +114,7 @@ void write_mistakes_png(const ImageDataset& test, const std::vector<std::pair<st
   const std::size_t width = per_row * (c + gap) + gap, height = rows * (r + gap) + gap;
   std::vector<std::uint8_t> img(width * height * channels, 96);  // interleaved, as write_png takes it
   for (std::size_t m = 0; m < shown; ++m) {
-    const std::uint8_t* px = test.pixels(mistakes[m].first);  // planar [channels, r, c]
+    const std::uint8_t* px = test.pixels(mistakes[m].index);  // planar [channels, r, c]
     const std::size_t x0 = gap + (m % per_row) * (c + gap), y0 = gap + (m / per_row) * (r + gap);
     for (std::size_t ch = 0; ch < channels; ++ch)
       for (std::size_t y = 0; y < r; ++y)
@@ -624,7 +596,7 @@ int train(TrainOptions o) {
     m.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
     m.images_per_second = static_cast<double>(seen) / m.seconds;
     m.lr_end = opt.lr();
-    last = evaluate_on(model, *test_set);
+    last = evaluate_model(model, *test_set, classes);
     evaluated = true;
     m.test_loss = last.loss;
     m.test_accuracy = last.accuracy;
@@ -648,7 +620,7 @@ int train(TrainOptions o) {
     set_profiling(false);
     std::printf("\nprofile (training and evaluation):\n%s", profile_report().c_str());
   }
-  if (!evaluated) last = evaluate_on(model, *test_set);
+  if (!evaluated) last = evaluate_model(model, *test_set, classes);
   const bool filters = write_filters_png(model, o.out_dir + "/filters.png");
   write_mistakes_png(*test_set, last.mistakes, o.out_dir + "/mistakes.png");
   std::printf("test accuracy %.2f%%\nsaved %s; metrics.csv, chart.png, %smistakes.png in %s\n",
