@@ -20,6 +20,7 @@
 #include "commands.hpp"
 #include "evaluation.hpp"
 #include "models.hpp"
+#include "pictures.hpp"
 #include "run_checkpoint.hpp"
 
 namespace tg::cli {
@@ -76,53 +77,6 @@ class StopSignals {
 };
 
 // ---- evaluation and the files beside the checkpoint
-
-// The first conv layer's filters (input channel 0), each scaled to 0..255 and enlarged 8x, in rows of 8.
-// Returns false when the model has no Conv2D.
-bool write_filters_png(Sequential& model, const std::string& path) {
-  const Conv2D* conv = nullptr;
-  for (std::size_t i = 0; i < model.size() && !conv; ++i) conv = dynamic_cast<const Conv2D*>(&model[i]);
-  if (!conv) return false;
-  const Array& w = conv->weight.value();  // [Cout, Cin, Kh, Kw]
-  const std::size_t count = w.shape()[0], kh = w.shape()[2], kw = w.shape()[3], zoom = 8, gap = 2;
-  const std::size_t per_row = std::min<std::size_t>(count, 8), rows = (count + per_row - 1) / per_row;
-  const std::size_t width = per_row * (kw * zoom + gap) + gap, height = rows * (kh * zoom + gap) + gap;
-  std::vector<std::uint8_t> img(width * height, 128);
-  for (std::size_t f = 0; f < count; ++f) {
-    const float* k = w.data() + f * w.shape()[1] * kh * kw;
-    const auto [lo, hi] = std::minmax_element(k, k + kh * kw);
-    const float range = std::max(*hi - *lo, 1e-12f);
-    const std::size_t x0 = gap + (f % per_row) * (kw * zoom + gap),
-                      y0 = gap + (f / per_row) * (kh * zoom + gap);
-    for (std::size_t y = 0; y < kh * zoom; ++y)
-      for (std::size_t x = 0; x < kw * zoom; ++x)
-        img[(y0 + y) * width + x0 + x] =
-            static_cast<std::uint8_t>(255.f * (k[(y / zoom) * kw + x / zoom] - *lo) / range);
-  }
-  write_png(path, img, width, height);
-  return true;
-}
-
-// Up to 100 misclassified test images in a 10-wide grid (row-major, in test order), in their own channels
-// (grayscale or RGB).
-void write_mistakes_png(const ImageDataset& test, const std::vector<Mistake>& mistakes,
-                        const std::string& path) {
-  const std::size_t shown = std::min<std::size_t>(mistakes.size(), 100), per_row = 10;
-  if (shown == 0) return;
-  const std::size_t r = test.rows(), c = test.cols(), channels = test.channels(), gap = 2;
-  const std::size_t rows = (shown + per_row - 1) / per_row;
-  const std::size_t width = per_row * (c + gap) + gap, height = rows * (r + gap) + gap;
-  std::vector<std::uint8_t> img(width * height * channels, 96);  // interleaved, as write_png takes it
-  for (std::size_t m = 0; m < shown; ++m) {
-    const std::uint8_t* px = test.pixels(mistakes[m].index);  // planar [channels, r, c]
-    const std::size_t x0 = gap + (m % per_row) * (c + gap), y0 = gap + (m / per_row) * (r + gap);
-    for (std::size_t ch = 0; ch < channels; ++ch)
-      for (std::size_t y = 0; y < r; ++y)
-        for (std::size_t x = 0; x < c; ++x)
-          img[((y0 + y) * width + x0 + x) * channels + ch] = px[(ch * r + y) * c + x];
-  }
-  write_png(path, img, width, height, channels);
-}
 
 void write_metrics_csv(const std::vector<EpochRecord>& rows, const std::string& path) {
   std::ostringstream csv;
@@ -621,10 +575,12 @@ int train(TrainOptions o) {
     std::printf("\nprofile (training and evaluation):\n%s", profile_report().c_str());
   }
   if (!evaluated) last = evaluate_model(model, *test_set, classes);
-  const bool filters = write_filters_png(model, o.out_dir + "/filters.png");
-  write_mistakes_png(*test_set, last.mistakes, o.out_dir + "/mistakes.png");
-  std::printf("test accuracy %.2f%%\nsaved %s; metrics.csv, chart.png, %smistakes.png in %s\n",
-              100 * last.accuracy, o.save_path.c_str(), filters ? "filters.png, " : "", o.out_dir.c_str());
+  std::string files = "metrics.csv, chart.png";
+  if (write_filters_png(model, o.out_dir + "/filters.png")) files += ", filters.png";
+  if (write_mistakes_png(*test_set, last.mistakes, info.class_names, o.out_dir + "/mistakes.png"))
+    files += ", mistakes.png";
+  std::printf("test accuracy %.2f%%\nsaved %s; %s in %s\n", 100 * last.accuracy, o.save_path.c_str(),
+              files.c_str(), o.out_dir.c_str());
   std::printf("next: %s eval %s   |   %s predict %s IMAGE...\n", program_name().c_str(), o.save_path.c_str(),
               program_name().c_str(), o.save_path.c_str());
   return 0;
