@@ -5,9 +5,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
-#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tapegrad.hpp"
@@ -18,6 +19,23 @@ namespace tg::cli {
 class UsageError : public Error {
  public:
   using Error::Error;
+};
+
+// tg::fail()'s message, thrown as a UsageError: fail_usage("--lr ", lr, " differs from ...").
+template <class... Parts>
+[[noreturn]] void fail_usage(const Parts&... parts) {
+  try {
+    fail(parts...);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
+// One flag of `train` as a command line gave it: its value as text (a list joined by ','; a switch "true" or
+// "false"), the text of its default, and whether it was given.
+struct FlagValue {
+  std::string value, default_value;
+  bool given = false, is_switch = false;
 };
 
 struct TrainOptions {
@@ -39,9 +57,18 @@ struct TrainOptions {
   std::size_t image_rows = 0, image_cols = 0, image_channels = 0;
   double val_split = 0;
   bool skip_bad_images = false;
-  std::set<std::string> given;  // the flags on the command line ("--lr", ...), for --resume's checks
+  // Every flag of the train command ("--lr" -> its value), given or not: what a checkpoint records, and what
+  // --resume checks against that record (resume_flags.hpp).
+  std::map<std::string, FlagValue> flags;
+  bool given(const std::string& flag) const {
+    const auto it = flags.find(flag);
+    return it != flags.end() && it->second.given;
+  }
 };
 int train(TrainOptions options);
+
+// --image-size: "HxW" or "N" (square), each side 1 to 4096; UsageError otherwise.
+std::pair<std::size_t, std::size_t> parse_image_size(const std::string& text);
 
 struct EvalOptions {
   std::string checkpoint, data_dir, out_dir;
