@@ -61,6 +61,12 @@ std::unique_ptr<ImageDataset> open_image_folder(const DataRequest& r, Split spli
       shown = true;
     };
   }
+  if (r.before_reading) {
+    options.before_decoding = [&](std::size_t channels, std::size_t rows, std::size_t cols,
+                                  const std::vector<std::string>& class_names) {
+      r.before_reading(Shape{channels, rows, cols}, class_names);
+    };
+  }
   auto data = std::make_unique<ImageFolder>(r.dir, split, std::move(options));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   say("%s%s images (%s): %s; read in %.1f s (%.0f images/s)\n", shown ? "\r" : "", which, r.dir.c_str(),
@@ -93,6 +99,16 @@ DataSpec data_spec(const std::string& dataset, const std::string& data_dir) {
 std::unique_ptr<ImageDataset> open_dataset(const DataRequest& r, Split split) {
   if (r.dataset == "folder") return open_image_folder(r, split);
   const std::vector<float>&mean = r.options.mean, &std = r.options.std;
+  // The shape from the format (CIFAR-10) or the images file's IDX header; a header that does not read is
+  // left for the reading to report.
+  if (r.before_reading) {
+    const std::vector<std::string> names = data_spec(r.dataset, r.dir).class_names;
+    if (r.dataset == "cifar10") {
+      r.before_reading(Shape{3, kCifarSide, kCifarSide}, names);
+    } else if (const auto shape = mnist_image_shape(r.dir, split)) {
+      r.before_reading(Shape{(*shape)[0], (*shape)[1], (*shape)[2]}, names);
+    }
+  }
   if (r.dataset == "cifar10") {
     if (mean.empty() && std.empty()) return std::make_unique<CIFAR10>(r.dir, split);
     return std::make_unique<CIFAR10>(r.dir, split, mean, std);

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -108,6 +109,10 @@ DataSpec data_spec(const std::string& dataset, const std::string& data_dir);
 struct DataRequest {
   std::string dataset, dir;
   ImageFolderOptions options{};
+  // Called with the examples' shape [C, H, W] and the class names once they are known from the files'
+  // headers, before the images are read or decoded (train builds the model there, so that a model-file
+  // error comes before minutes of decoding). May throw; nothing is read then.
+  std::function<void(const Shape& input, const std::vector<std::string>& class_names)> before_reading{};
 };
 // Opens a split; for a folder, prints what it found (and a progress line while decoding a large one).
 std::unique_ptr<ImageDataset> open_dataset(const DataRequest& request, Split split);

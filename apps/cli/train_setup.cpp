@@ -186,21 +186,29 @@ TrainData open_training_data(const TrainOptions& o, Run& run) {
     options.cols = info.input[2];
     options.classes = info.class_names;
   }
-  TrainData data;
-  data.train = open_dataset(request, Split::Train);
-  const Shape input{data.train->channels(), data.train->rows(), data.train->cols()};
-  if (!run.resuming) {
-    if (const auto* folder = dynamic_cast<const ImageFolder*>(data.train.get());
-        folder && info.class_names.empty())
-      info.class_names = folder->class_names();
+  bool shape_checked = false;
+  request.before_reading = [&](const Shape& input, const std::vector<std::string>& class_names) {
+    shape_checked = true;
+    if (run.resuming) {
+      if (input != info.input) {
+        fail(info.data_dir, " has ", input[0], "x", input[1], "x", input[2], " images; ", o.resume_path,
+             " was trained on ", info.input_text());
+      }
+      return;
+    }
+    if (info.class_names.empty()) info.class_names = class_names;  // a folder's
     info.input = input;
     manual_seed(info.seed);
     // The model file's errors name its lines ("net.tg:9: linear 120: input is [16, 5, 5]; add 'flatten'").
     run.model =
         model_from_text(info.model_text, info.input, static_cast<int>(info.classes()), info.model_source);
-  } else if (input != info.input) {
-    fail(info.data_dir, " has ", input[0], "x", input[1], "x", input[2], " images; ", o.resume_path,
-         " was trained on ", info.input_text());
+  };
+  TrainData data;
+  data.train = open_dataset(request, Split::Train);
+  if (!shape_checked) {  // a header that did not read, yet the files did: the shape the images came in
+    const ImageDataset& train = *data.train;
+    const std::vector<std::string> names = info.class_names;
+    request.before_reading(Shape{train.channels(), train.rows(), train.cols()}, names);
   }
   // A new CIFAR-10 or folder run's normalization: its training images' (a folder's: the --limit ones).
   if (info.mean.empty()) {
@@ -208,6 +216,7 @@ TrainData open_training_data(const TrainOptions& o, Run& run) {
     info.std = data.train->channel_std();
   }
   // The test split as the training split came out: its size, channels, classes and normalization.
+  request.before_reading = {};
   options.mean = info.mean;
   options.std = info.std;
   options.channels = data.train->channels();

@@ -41,8 +41,9 @@ struct TrainData {
   std::unique_ptr<ImageDataset> train, test;
 };
 // The training split, then the test split read as the training split came out (size, channels, classes,
-// normalization). A new run's model is built for the training images' shape; a resumed run's shape is
-// checked against the checkpoint's.
+// normalization). A new run's model is built as soon as the data's shape is known from the headers, before
+// any image is read or decoded, so that a model-file error comes first; a resumed run's shape is checked
+// there against the checkpoint's.
 TrainData open_training_data(const TrainOptions& o, Run& run);
 
 // ---- optimizer and schedule (train_setup.cpp)
