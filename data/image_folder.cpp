@@ -318,6 +318,7 @@ ImageFolder::ImageFolder(const std::string& dir, Split split, ImageFolderOptions
   if (options.limit > 0 && options.limit < chosen.size()) chosen.resize(options.limit);
   // Both splits of a flat folder have the size and channels of all its images, so that they agree.
   if (rows_ == 0 || channels_ == 0) find_size_and_channels(scan.files, root, rows_, cols_, channels_);
+  if (options.before_decoding) options.before_decoding(channels_, rows_, cols_, class_names_);
   decode(root, scan, chosen, labels, options);
   if (options.mean.empty() && options.std.empty()) {
     channel_statistics(*this, mean_, std_);

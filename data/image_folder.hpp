@@ -54,6 +54,13 @@ struct ImageFolderOptions {
   std::vector<float> mean{}, std{};  // one per channel, of pixels / 255; empty: this set's own statistics
   // Called while decoding with (images done, images in all), from the calling thread, every few hundred.
   std::function<void(std::size_t, std::size_t)> progress{};
+  // Called once the split's class names, image size and channels are known (the size and channels from the
+  // files' headers), before any image is decoded: a caller checks what it builds for them first (the command
+  // line builds the model, so that a model-file error comes before minutes of decoding). If it throws, no
+  // image is decoded.
+  std::function<void(std::size_t channels, std::size_t rows, std::size_t cols,
+                     const std::vector<std::string>& class_names)>
+      before_decoding{};
 };
 
 class ImageFolder final : public ImageDataset {

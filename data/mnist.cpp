@@ -1,6 +1,9 @@
 #include "data/mnist.hpp"
 
+#include <zlib.h>
+
 #include <filesystem>
+#include <system_error>
 
 #include "core/base/error.hpp"
 #include "data/idx.hpp"
@@ -17,7 +20,32 @@ std::string find_file(const std::string& dir, const std::string& stem) {
   fail("MNIST: cannot find ", (base / stem).string(), " (or .gz). ", mnist_help(dir));
 }
 
+std::uint32_t read_be32(const unsigned char* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+}
+
 }  // namespace
+
+std::optional<std::array<std::size_t, 3>> mnist_image_shape(const std::string& dir, Split split) {
+  const std::string stem = std::string(split == Split::Train ? "train" : "t10k") + "-images-idx3-ubyte";
+  for (const std::string& name : {stem, stem + ".gz"}) {  // the constructor's order (find_file)
+    const std::filesystem::path path = std::filesystem::path(dir) / name;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) continue;
+    gzFile f = gzopen(path.c_str(), "rb");  // reads a file that is not gzipped as it is
+    if (!f) return std::nullopt;
+    unsigned char header[16];  // magic 0, 0, 0x08 (unsigned bytes), 3 dimensions; then N, rows, cols
+    const int n = gzread(f, header, sizeof header);
+    gzclose(f);
+    if (n != static_cast<int>(sizeof header) || header[0] != 0 || header[1] != 0 || header[2] != 0x08 ||
+        header[3] != 3)
+      return std::nullopt;
+    const std::size_t rows = read_be32(header + 8), cols = read_be32(header + 12);
+    if (rows == 0 || cols == 0) return std::nullopt;
+    return std::array<std::size_t, 3>{1, rows, cols};
+  }
+  return std::nullopt;
+}
 
 std::string mnist_help(const std::string& dir) {
   return "Get MNIST with `scripts/fetch_mnist.sh " + dir +

@@ -1,7 +1,10 @@
 // MNIST and Fashion-MNIST (same IDX format): images kept as bytes, normalized when batched.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +52,12 @@ class MNIST : public ImageDataset {
   std::size_t rows_ = 0, cols_ = 0;
   MNISTOptions options_;
 };
+
+// [1, rows, cols] of the images of `split` in `dir` from the images file's IDX header alone (16 bytes; of a
+// .gz file, only those are decompressed), so that a caller can check a model against the data before the
+// images are read. Empty when the file is missing or its header is not that of MNIST images (the constructor
+// then says why).
+std::optional<std::array<std::size_t, 3>> mnist_image_shape(const std::string& dir, Split split);
 
 // Where the data set's files are expected, for messages: which names were tried and how to get them.
 std::string mnist_help(const std::string& dir);

@@ -5,16 +5,14 @@
 
 #include <unistd.h>
 
-#include <charconv>
 #include <chrono>
-#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
-#include <tuple>
 
 #include "commands.hpp"
 #include "models.hpp"
+#include "train_command.hpp"
 
 namespace tg::cli {
 namespace {
@@ -63,35 +61,18 @@ std::unique_ptr<ImageDataset> open_image_folder(const DataRequest& r, Split spli
       shown = true;
     };
   }
+  if (r.before_reading) {
+    options.before_decoding = [&](std::size_t channels, std::size_t rows, std::size_t cols,
+                                  const std::vector<std::string>& class_names) {
+      r.before_reading(Shape{channels, rows, cols}, class_names);
+    };
+  }
   auto data = std::make_unique<ImageFolder>(r.dir, split, std::move(options));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   say("%s%s images (%s): %s; read in %.1f s (%.0f images/s)\n", shown ? "\r" : "", which, r.dir.c_str(),
       data->summary().c_str(), seconds, static_cast<double>(data->size()) / std::max(seconds, 1e-9));
   return data;
 }
-// The flags given on the command line, e.g. {"--lr", "--epochs"}.
-std::set<std::string> given_flags(const CLI::App& app) {
-  std::set<std::string> given;
-  for (const CLI::Option* option : app.get_options())
-    if (option->count() > 0 && !option->get_lnames().empty()) given.insert("--" + option->get_lnames()[0]);
-  return given;
-}
-
-// --image-size: "HxW" or "N" (square), each side 1 to 4096.
-std::pair<std::size_t, std::size_t> parse_image_size(const std::string& text) {
-  const std::size_t x = text.find('x');
-  auto side = [&](const std::string& part) {
-    std::size_t value = 0;
-    const auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), value);
-    if (ec != std::errc() || ptr != part.data() + part.size() || value < 1 || value > 4096)
-      throw UsageError("--image-size " + text +
-                       ": expected HxW or N, e.g. 32x32 or 64 (each side 1 to 4096)");
-    return value;
-  };
-  if (x == std::string::npos) return {side(text), side(text)};
-  return {side(text.substr(0, x)), side(text.substr(x + 1))};
-}
-
 }  // namespace
 
 void set_quiet(bool quiet) { g_quiet = quiet; }
@@ -118,6 +99,16 @@ DataSpec data_spec(const std::string& dataset, const std::string& data_dir) {
 std::unique_ptr<ImageDataset> open_dataset(const DataRequest& r, Split split) {
   if (r.dataset == "folder") return open_image_folder(r, split);
   const std::vector<float>&mean = r.options.mean, &std = r.options.std;
+  // The shape from the format (CIFAR-10) or the images file's IDX header; a header that does not read is
+  // left for the reading to report.
+  if (r.before_reading) {
+    const std::vector<std::string> names = data_spec(r.dataset, r.dir).class_names;
+    if (r.dataset == "cifar10") {
+      r.before_reading(Shape{3, kCifarSide, kCifarSide}, names);
+    } else if (const auto shape = mnist_image_shape(r.dir, split)) {
+      r.before_reading(Shape{(*shape)[0], (*shape)[1], (*shape)[2]}, names);
+    }
+  }
   if (r.dataset == "cifar10") {
     if (mean.empty() && std.empty()) return std::make_unique<CIFAR10>(r.dir, split);
     return std::make_unique<CIFAR10>(r.dir, split, mean, std);
@@ -136,112 +127,10 @@ int main(int argc, char** argv) {
                "tapegrad"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "tapegrad 0.1.0");
-  auto finite_positive = CLI::Validator(
-      [](std::string& s) {
-        const float v = std::strtof(s.c_str(), nullptr);
-        return std::isfinite(v) && v > 0 ? std::string() : "must be a finite number > 0, got " + s;
-      },
-      "FLOAT > 0");
   std::string models;
   for (const std::string& name : builtin_model_names()) models += (models.empty() ? "" : ", ") + name;
 
-  // ---- train
-  TrainOptions t;
-  CLI::App* train_cmd = app.add_subcommand(
-      "train", "train a model on MNIST-format, CIFAR-10 or image-folder data; writes a checkpoint");
-  train_cmd->add_option("--model", t.model,
-                        "a built-in model (" + models + ") or a model file (default lenet)");
-  train_cmd->add_option("--data", t.data_dir,
-                        "folder with the IDX files, raw or .gz, CIFAR-10's binary batches, or images by "
-                        "class (DIR/train/<class>/ "
-                        "and DIR/test/<class>/, or DIR/<class>/ with --val-split) (default "
-                        ".cache/mnist, /usr/share/datasets/fashion-mnist for --dataset fashion, "
-                        ".cache/cifar-10-batches-bin for --dataset cifar10)");
-  train_cmd
-      ->add_option("--dataset", t.dataset,
-                   "mnist, fashion, cifar10, folder (images by class), or auto (from the folder's files; "
-                   "fashion if its path says so)")
-      ->check(CLI::IsMember({"auto", "mnist", "fashion", "cifar10", "folder"}));
-  std::string image_size;
-  train_cmd->add_option(
-      "--image-size", image_size,
-      "image folders: resize every image to HxW, e.g. 32x32 or 64 (default: the images' own "
-      "size, when they all have the same)");
-  train_cmd
-      ->add_option("--channels", t.image_channels,
-                   "image folders: 1 (gray) or 3 (RGB) (default: 3 when any file is a colour image, RGB or "
-                   "palette, by its header)")
-      ->check(CLI::IsMember({1, 3}));
-  train_cmd
-      ->add_option("--val-split", t.val_split,
-                   "image folders without train/ and test/: hold out this fraction of each class for testing "
-                   "(chosen by --seed)")
-      ->check(CLI::Range(0.001, 0.999));
-  train_cmd->add_flag("--skip-bad-images", t.skip_bad_images,
-                      "image folders: skip (and count) images that cannot be read instead of stopping");
-  train_cmd->add_option("--epochs", t.epochs, "passes over the training set")->check(CLI::Range(1, 1000));
-  train_cmd
-      ->add_option(
-          "--batch-size", t.batch_size,
-          "examples per step; under mpirun, per rank (a step then takes ranks x batch-size examples)")
-      ->check(CLI::Range(1, 65536));
-  train_cmd
-      ->add_option("--optimizer", t.optimizer,
-                   "sgd (with momentum), adam or adamw (PyTorch's Adam and AdamW); default sgd")
-      ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
-  train_cmd->add_option("--lr", t.lr, "learning rate at the start (default: sgd 0.05, adam and adamw 1e-3)")
-      ->check(finite_positive);
-  train_cmd->add_option("--momentum", t.momentum, "SGD momentum (default 0.9; sgd only)")
-      ->check(CLI::Range(0.0, 0.999));
-  train_cmd
-      ->add_option("--weight-decay", t.weight_decay,
-                   "sgd and adam: L2 penalty added to the gradients (default sgd 5e-4, adam 0); adamw: "
-                   "decoupled weight decay (default 1e-2)")
-      ->check(CLI::Range(0.0, 1.0));
-  std::vector<float> betas;
-  auto below_one = CLI::Validator(
-      [](std::string& s) {
-        const float v = std::strtof(s.c_str(), nullptr);
-        return v >= 0 && v < 1 ? std::string() : "must be a number in [0, 1), got " + s;
-      },
-      "FLOAT in [0, 1)");
-  train_cmd->add_option("--betas", betas, "adam and adamw: B1,B2 (default 0.9,0.999)")
-      ->delimiter(',')
-      ->expected(2)
-      ->check(below_one);
-  train_cmd->add_option("--eps", t.eps, "adam and adamw: added to the denominator (default 1e-8)")
-      ->check(finite_positive);
-  train_cmd
-      ->add_option("--schedule", t.schedule,
-                   "learning-rate schedule: cosine (to 0 over the run), step (x0.1 per epoch) or constant")
-      ->check(CLI::IsMember({"cosine", "step", "constant"}));
-  train_cmd->add_option("--warmup", t.warmup_epochs, "epochs of linear warm-up before the cosine schedule")
-      ->check(CLI::Range(0.0, 100.0));
-  train_cmd->add_option("--seed", t.seed, "seed of initialization, shuffling and augmentation");
-  train_cmd->add_option("--augment", t.augment,
-                        "per-step augmentation of the training images: none (default; flips are wrong for "
-                        "digits) or a comma-separated list of flip (random horizontal flip) and crop=N "
-                        "(random crop after zero-padding by N), e.g. flip,crop=4");
-  train_cmd
-      ->add_option("--threads", t.threads,
-                   "threads of tapegrad's pool; OpenBLAS stays single-threaded (default: the cores; under "
-                   "mpirun, the cores / the ranks on this machine)")
-      ->check(CLI::Range(1, 256));
-  train_cmd->add_option(
-      "--out", t.out_dir,
-      "folder for metrics.csv, chart.png, filters.png, mistakes.png (default runs/MODEL; on --resume, the "
-      "checkpoint's folder)");
-  train_cmd->add_option("--save", t.save_path,
-                        "checkpoint written after every epoch (default OUT/model.safetensors)");
-  train_cmd->add_option(
-      "--resume", t.resume_path,
-      "continue a run from its checkpoint: the model, optimizer, schedule and position come from it");
-  train_cmd->add_option("--limit", t.limit, "train on the first N images only (0: all)");
-  train_cmd->add_flag(
-      "--detect-anomaly", t.detect_anomaly,
-      "check every op's output and gradients for NaN/Inf and stop at the first, naming the op");
-  train_cmd->add_flag("--profile", t.profile,
-                      "print time per op type and per layer, forward and backward, at the end");
+  TrainCommand train_command(app);
 
   // ---- eval
   EvalOptions e;
@@ -285,30 +174,7 @@ int main(int argc, char** argv) {
   const CLI::App* chosen = app.get_subcommands().front();
   const std::string command = g_program + " " + chosen->get_name();
   try {
-    if (chosen == train_cmd) {
-      t.given = given_flags(*train_cmd);
-      if (!image_size.empty()) std::tie(t.image_rows, t.image_cols) = parse_image_size(image_size);
-      if (betas.size() == 2) {
-        t.beta1 = betas[0];
-        t.beta2 = betas[1];
-      }
-      const bool resuming = !t.resume_path.empty();
-      if (t.data_dir.empty() && !resuming) {
-        t.data_dir = t.dataset == "fashion"   ? "/usr/share/datasets/fashion-mnist"
-                     : t.dataset == "cifar10" ? ".cache/cifar-10-batches-bin"
-                                              : ".cache/mnist";
-      }
-      if (t.out_dir.empty()) {
-        if (resuming) {
-          const auto parent = std::filesystem::path(t.resume_path).parent_path();
-          t.out_dir = parent.empty() ? "." : parent.string();
-        } else {
-          t.out_dir = "runs/" + find_model(t.model).name;
-        }
-      }
-      if (t.save_path.empty()) t.save_path = t.out_dir + "/model.safetensors";
-      return train(t);
-    }
+    if (chosen == train_command.app()) return train(train_command.options());
     if (chosen == eval_cmd) return evaluate(e);
     if (chosen == predict_cmd) return predict(p);
     return summary(s);

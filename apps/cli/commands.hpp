@@ -5,9 +5,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
-#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tapegrad.hpp"
@@ -18,6 +20,23 @@ namespace tg::cli {
 class UsageError : public Error {
  public:
   using Error::Error;
+};
+
+// tg::fail()'s message, thrown as a UsageError: fail_usage("--lr ", lr, " differs from ...").
+template <class... Parts>
+[[noreturn]] void fail_usage(const Parts&... parts) {
+  try {
+    fail(parts...);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
+// One flag of `train` as a command line gave it: its value as text (a list joined by ','; a switch "true" or
+// "false"), the text of its default, and whether it was given.
+struct FlagValue {
+  std::string value, default_value;
+  bool given = false, is_switch = false;
 };
 
 struct TrainOptions {
@@ -39,9 +58,18 @@ struct TrainOptions {
   std::size_t image_rows = 0, image_cols = 0, image_channels = 0;
   double val_split = 0;
   bool skip_bad_images = false;
-  std::set<std::string> given;  // the flags on the command line ("--lr", ...), for --resume's checks
+  // Every flag of the train command ("--lr" -> its value), given or not: what a checkpoint records, and what
+  // --resume checks against that record (resume_flags.hpp).
+  std::map<std::string, FlagValue> flags;
+  bool given(const std::string& flag) const {
+    const auto it = flags.find(flag);
+    return it != flags.end() && it->second.given;
+  }
 };
 int train(TrainOptions options);
+
+// --image-size: "HxW" or "N" (square), each side 1 to 4096; UsageError otherwise.
+std::pair<std::size_t, std::size_t> parse_image_size(const std::string& text);
 
 struct EvalOptions {
   std::string checkpoint, data_dir, out_dir;
@@ -81,6 +109,10 @@ DataSpec data_spec(const std::string& dataset, const std::string& data_dir);
 struct DataRequest {
   std::string dataset, dir;
   ImageFolderOptions options{};
+  // Called with the examples' shape [C, H, W] and the class names once they are known from the files'
+  // headers, before the images are read or decoded (train builds the model there, so that a model-file
+  // error comes before minutes of decoding). May throw; nothing is read then.
+  std::function<void(const Shape& input, const std::vector<std::string>& class_names)> before_reading{};
 };
 // Opens a split; for a folder, prints what it found (and a progress line while decoding a large one).
 std::unique_ptr<ImageDataset> open_dataset(const DataRequest& request, Split split);

@@ -7,6 +7,7 @@
 
 #include "charts.hpp"
 #include "commands.hpp"
+#include "evaluation.hpp"
 #include "run_checkpoint.hpp"
 
 namespace tg::cli {
@@ -54,37 +55,19 @@ int evaluate(const EvalOptions& o) {
          " takes ", info.input_text());
   }
   const std::size_t k = info.classes();
-  Sequential& model = ckpt.model;
-  model.eval();
-  NoGradGuard no_grad;
-
-  // confusion[t][p]: test images of class t predicted as p.
-  std::vector<std::vector<std::size_t>> confusion(k, std::vector<std::size_t>(k, 0));
-  double loss_sum = 0;
-  DataLoader loader(test, {.batch_size = o.batch_size, .shuffle = false});
-  for (const Batch& batch : loader) {
-    for (int label : batch.labels) {
-      if (label < 0 || static_cast<std::size_t>(label) >= k)
-        fail(data_dir, ": a test label is ", label, " but ", o.checkpoint, " knows ", k, " classes");
-    }
-    const Tensor logits = model(batch.images);
-    loss_sum += cross_entropy(logits, batch.labels).item() * static_cast<double>(batch.labels.size());
-    const float* v = logits.value().data();
-    for (std::size_t i = 0; i < batch.labels.size(); ++i) {
-      const std::size_t p =
-          static_cast<std::size_t>(std::max_element(v + i * k, v + (i + 1) * k) - (v + i * k));
-      ++confusion[static_cast<std::size_t>(batch.labels[i])][p];
-    }
+  for (std::size_t i = 0; i < test.size(); ++i) {
+    if (test.label(i) < 0 || static_cast<std::size_t>(test.label(i)) >= k)
+      fail(data_dir, ": a test label is ", test.label(i), " but ", o.checkpoint, " knows ", k, " classes");
   }
-  std::size_t correct = 0;
-  for (std::size_t c = 0; c < k; ++c) correct += confusion[c][c];
+  const Evaluation result = evaluate_model(ckpt.model, test, k, o.batch_size);
+  const std::vector<std::vector<std::size_t>>& confusion = result.confusion;  // [true][predicted]
   const double n = static_cast<double>(test.size());
 
   std::printf("%s: %s (%s), input %s, %zu classes, trained %d epoch(s) on %s\n", o.checkpoint.c_str(),
               info.model_name.c_str(), info.model_source.c_str(), info.input_text().c_str(), k, info.epoch,
               info.dataset.c_str());
   std::printf("test set %s: %s images\n\naccuracy %.2f%%   loss %.4f\n\n", data_dir.c_str(),
-              with_commas(test.size()).c_str(), 100.0 * static_cast<double>(correct) / n, loss_sum / n);
+              with_commas(test.size()).c_str(), 100.0 * static_cast<double>(result.correct) / n, result.loss);
 
   // Per class: precision = right / predicted as c, recall = right / truly c.
   std::size_t name_width = 5;

@@ -145,6 +145,7 @@ std::map<std::string, std::string> to_metadata(const RunInfo& info) {
         {"correct", info.partial_correct}}},
       {"generator", info.generator},
       {"history", history},
+      {"flags", info.flags},
   };
   std::map<std::string, std::string> meta{{"format", kFormat},
                                           {"model", info.model_name},
@@ -217,6 +218,8 @@ RunInfo from_metadata(const std::map<std::string, std::string>& metadata, const 
     info.partial_correct = number_at<std::size_t>(partial, "correct");
     info.generator = run.at("generator").get<std::string>();
     for (const json& e : run.at("history")) info.history.push_back(epoch_from_json(e));
+    // Absent from checkpoints written before flags were recorded: resume_flags.cpp reads the run instead.
+    if (run.contains("flags")) info.flags = run.at("flags").get<std::map<std::string, std::string>>();
   } catch (const std::exception& e) {  // a missing key (std::out_of_range) or nlohmann::json errors
     fail(path, ": its training metadata is damaged (", e.what(), ")");
   }

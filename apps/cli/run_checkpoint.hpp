@@ -4,8 +4,9 @@
 // the random generator's state), so that eval, predict and --resume need nothing else.
 //
 // In the safetensors metadata: "format" (kFormat), "model" (its name), "model_text" (the file as written,
-// comments included) and "run" (the rest, as JSON). The tensors stay the state_dict of the same
-// torch.nn.Sequential ("0.weight", ...), plus "optimizer.*" for the optimizer's state.
+// comments included) and "run" (the rest, as JSON; its "flags", the run's flag values, may be absent). The
+// tensors stay the state_dict of the same torch.nn.Sequential ("0.weight", ...), plus "optimizer.*" for the
+// optimizer's state.
 #pragma once
 
 #include <cstddef>
@@ -55,6 +56,9 @@ struct RunInfo {
   std::size_t partial_seen = 0, partial_correct = 0;
   std::string generator;  // tg::default_generator().state() at the save
   std::vector<EpochRecord> history;
+  // Every flag of the run's command line that a resumed run must keep, at the value the run used ("--lr" ->
+  // "0.05"; resume_flags.hpp). Empty in checkpoints written before flags were recorded.
+  std::map<std::string, std::string> flags;
 
   std::size_t classes() const { return class_names.size(); }
   std::string input_text() const;  // "1x28x28"

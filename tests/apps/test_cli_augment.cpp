@@ -31,7 +31,7 @@ TEST_CASE("tapegrad train --augment flip,crop=2 trains, says so, records it, and
   const RunResult other = run(resume + " --augment flip");
   INFO(other.output);
   CHECK(other.code == 2);
-  CHECK(other.output.find("was trained with --augment flip,crop=2, not flip") != std::string::npos);
+  CHECK(other.output.find("--augment flip differs from the checkpoint's flip,crop=2") != std::string::npos);
   CHECK(run(resume + " --augment none").code == 2);
 
   const RunResult same = run(resume + " --augment flip,crop=2");  // the same augmentation, in any spelling

@@ -127,3 +127,28 @@ TEST_CASE("tapegrad train on a folder with neither MNIST's nor CIFAR-10's files 
   CHECK(wrong.output.find("CIFAR-10: cannot find " TG_FIXTURE_DIR "/mnist_small/data_batch_1.bin") !=
         std::string::npos);
 }
+
+TEST_CASE("tapegrad train on CIFAR-10 reports a model-file error before reading the batches") {
+  TempDir dir, data;
+  write_small_cifar(data, kNames);
+  std::vector<std::uint8_t> truncated = cifar_batch(0, 30);
+  truncated.resize(truncated.size() - 100);  // not a whole number of records: reading it fails
+  write_bytes(data.file("data_batch_1.bin"), truncated);
+  const std::string bad_model = dir.file("bad.tg");
+  const std::string text = "conv2d 4 3\nlinear classes\n";  // no flatten before linear
+  write_bytes(bad_model, std::vector<std::uint8_t>(text.begin(), text.end()));
+  const std::string train = std::string(TG_TAPEGRAD_BIN) + " train --data " + data.path.string() +
+                            " --epochs 1 --threads 1 --out " + dir.file("run") + " --model ";
+
+  const RunResult r = run(train + bad_model);
+  INFO(r.output);
+  CHECK(r.code == 2);
+  CHECK(r.output.find("bad.tg:2: linear") != std::string::npos);
+  CHECK(r.output.find("input is [4, 30, 30]") != std::string::npos);
+  CHECK(r.output.find("data_batch_1.bin") == std::string::npos);
+
+  const RunResult read = run(train + "lenet");  // a model that builds: the batch is read and refused
+  INFO(read.output);
+  CHECK(read.code != 0);
+  CHECK(read.output.find("data_batch_1.bin") != std::string::npos);
+}

@@ -143,7 +143,7 @@ TEST_CASE(
   const RunResult resized_resume = run(std::string(TG_TAPEGRAD_BIN) + " train --resume " +
                                        dir.file("run/model.safetensors") + " --epochs 2 --image-size 8x8");
   CHECK(resized_resume.code == 2);
-  CHECK(has(resized_resume.output, "was trained with --image-size 7x9, not 8x8"));
+  CHECK(has(resized_resume.output, "--image-size 8x8 differs from the checkpoint's 7x9"));
 }
 
 TEST_CASE("tapegrad train on a folder with a bad image names it; --skip-bad-images trains without it") {
@@ -213,4 +213,29 @@ TEST_CASE("tapegrad train on DIR/train/ without DIR/test/ stops before reading t
   CHECK(r.code == 1);
   CHECK(has(r.output, "has a train/ folder but no test/ (nor val/ or validation/) beside it"));
   CHECK_FALSE(has(r.output, "training images ("));
+}
+
+TEST_CASE("tapegrad train on an image folder reports a model-file error before decoding any image") {
+  TempDir dir, data;
+  write_image_folder(data.path / "train", {"a", "b"}, 6, 8, 8);
+  write_image_folder(data.path / "test", {"a", "b"}, 2, 8, 8, 1, 20);
+  write_bytes((data.path / "train" / "b" / "broken.png").string(), {1, 2, 3});  // decoding it fails
+  const std::string bad_model = dir.file("bad.tg");
+  const std::string text = "conv2d 4 3\nrelu\nlinear classes\n";  // no flatten before linear
+  write_bytes(bad_model, std::vector<std::uint8_t>(text.begin(), text.end()));
+  const std::string train = std::string(TG_TAPEGRAD_BIN) + " train --data " + data.path.string() +
+                            " --epochs 1 --threads 1 --out " + dir.file("run");
+
+  const RunResult r = run(train + " --model " + bad_model);
+  INFO(r.output);
+  CHECK(r.code == 2);
+  CHECK(has(r.output, "bad.tg:3: linear"));
+  CHECK(has(r.output, "input is [4, 6, 6]"));  // the shape of 8x8 images, known from the PNG headers
+  CHECK_FALSE(has(r.output, "broken.png"));    // never decoded
+  CHECK_FALSE(has(r.output, "training images ("));
+
+  // The same folder with a model that fits: the broken image is decoded and reported.
+  const RunResult decoded = train_on(data.path, dir, "");
+  CHECK(decoded.code == 1);
+  CHECK(has(decoded.output, "broken.png"));
 }

@@ -1,7 +1,10 @@
 // `tapegrad train --resume` and Ctrl-C (apps/cli/train.cpp): SIGINT or SIGTERM mid-epoch writes a checkpoint
 // that resumes exactly where it stopped (the same batches, dropout masks and metrics as an uninterrupted run,
-// bit for bit) and exits 130; a second Ctrl-C quits at once; --resume refuses what cannot continue the run.
+// bit for bit) and exits 130; a second Ctrl-C quits at once; --resume refuses every flag whose value differs
+// from the checkpoint's record except those of its allow-list (apps/cli/resume_flags.hpp), a flag added to
+// the train command included.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +16,8 @@
 #include <regex>
 #include <string>
 
+#include "cli/resume_flags.hpp"
+#include "cli/train_command.hpp"
 #include "tapegrad.hpp"
 #include "test_util.hpp"
 
@@ -183,24 +188,170 @@ TEST_CASE("--resume refuses what cannot continue the run (exit 2) and says what 
 
   const RunResult other_model = run(resume + " --epochs 2 --model convnet");
   CHECK(other_model.code == 2);
-  CHECK(other_model.output.find("--model lenet, not convnet") != std::string::npos);
+  CHECK(other_model.output.find("--model convnet differs from the checkpoint's lenet") != std::string::npos);
 
   const RunResult other_lr = run(resume + " --epochs 2 --lr 0.2");
   CHECK(other_lr.code == 2);
-  CHECK(other_lr.output.find("--lr 0.05, not 0.2") != std::string::npos);
+  CHECK(other_lr.output.find("--resume " + dir.file("model.safetensors") +
+                             ": --lr 0.2 differs from the checkpoint's 0.05; only --epochs, --data, --out, "
+                             "--save, --threads, --profile and --detect-anomaly may change on resume") !=
+        std::string::npos);
 
   const RunResult other_limit = run(resume + " --epochs 2 --limit 512");
   CHECK(other_limit.code == 2);
-  CHECK(other_limit.output.find("--limit") != std::string::npos);
+  CHECK(other_limit.output.find("--limit 512 differs from the checkpoint's 256") != std::string::npos);
 
-  // The same values, or none: it continues, and says what it restored.
-  const RunResult more = run(resume + " --epochs 2 --limit 256 --lr 0.05");
+  const RunResult skip = run(resume + " --epochs 2 --skip-bad-images");  // a switch
+  CHECK(skip.code == 2);
+  CHECK(skip.output.find("--skip-bad-images on differs from the checkpoint's off") != std::string::npos);
+
+  // The same values, in any spelling, or none: it continues, and says what it restored.
+  const RunResult more = run(resume + " --epochs 2 --limit 256 --lr 5e-2 --model lenet --dataset auto");
   INFO(more.output);
   CHECK(more.code == 0);
   CHECK(more.output.find("after epoch 1 of 2") != std::string::npos);
   CHECK(more.output.find("restored the weights, the sgd state") != std::string::npos);
+  CHECK(more.output.find("--epochs, --data, --out, --save, --threads, --profile and --detect-anomaly may "
+                         "change on resume") != std::string::npos);
   CHECK(more.output.find("epoch 2/2: train loss") != std::string::npos);
   CHECK(more.output.find("epoch 1/2: train loss") == std::string::npos);
+}
+
+TEST_CASE("every flag on the --resume allow-list may change on resume") {
+  TempDir dir;
+  const std::string train = std::string(TG_TAPEGRAD_BIN) + " train";
+  REQUIRE(run(train + " --data " + kSmallMnist + " --limit 128 --epochs 1 --threads 1 --out " + dir.file("a"))
+              .code == 0);
+  // Each of kResumeMayChange, with a value other than the first run's (--data: the same folder, written
+  // otherwise).
+  REQUIRE(tg::cli::kResumeMayChange.size() == 7);
+  const RunResult r = run(train + " --resume " + dir.file("a/model.safetensors") + " --data " + kSmallMnist +
+                          "/. --epochs 2 --threads 2 --out " + dir.file("b") + " --save " +
+                          dir.file("c/next.safetensors") + " --profile --detect-anomaly");
+  INFO(r.output);
+  CHECK(r.code == 0);
+  CHECK(r.output.find("epoch 2/2: train loss") != std::string::npos);
+  CHECK(fs::exists(dir.file("c/next.safetensors")));
+  CHECK(fs::exists(dir.file("b/metrics.csv")));
+}
+
+TEST_CASE("the --resume help and the resume message name the allow-list's flags, from one constant") {
+  CLI::App app;
+  const tg::cli::TrainCommand command(app);
+  const std::string help = command.app()->get_option("--resume")->get_description();
+  const std::string listed = tg::cli::resume_may_change_text();
+  CHECK(listed == "--epochs, --data, --out, --save, --threads, --profile and --detect-anomaly");
+  for (const std::string& flag : tg::cli::kResumeMayChange) CHECK(listed.find(flag) != std::string::npos);
+  CHECK(help.find("only " + listed + " may change") != std::string::npos);
+  for (const std::string& flag : tg::cli::kResumeMayChange) CHECK(command.app()->get_option_no_throw(flag));
+}
+
+namespace {
+
+// Sends stdout to /dev/null for a scope (train() run in this process prints its progress).
+class QuietStdout {
+ public:
+  QuietStdout() : saved_(::dup(STDOUT_FILENO)) {
+    std::fflush(stdout);
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, STDOUT_FILENO);
+    ::close(null);
+  }
+  ~QuietStdout() {
+    std::fflush(stdout);
+    ::dup2(saved_, STDOUT_FILENO);
+    ::close(saved_);
+  }
+  QuietStdout(const QuietStdout&) = delete;
+  QuietStdout& operator=(const QuietStdout&) = delete;
+
+ private:
+  int saved_;
+};
+
+// The train command of tg::cli::main, optionally with one more flag, --fake (default 1), standing for a flag
+// added to tapegrad after a checkpoint was written; run() parses a command line and trains in this process.
+struct TrainWithFakeFlag {
+  CLI::App app;
+  tg::cli::TrainCommand command{app};
+  std::string fake = "1";
+
+  explicit TrainWithFakeFlag(bool with_fake) {
+    app.require_subcommand(1);
+    if (with_fake) command.app()->add_option("--fake", fake, "a flag newer than the checkpoint");
+  }
+  // "" when training succeeded, else "usage: <message>" for a UsageError (exit code 2) or the message.
+  std::string run(const std::string& args) {
+    app.parse("train " + args);
+    const tg::cli::TrainOptions options = command.options();
+    const ScopedNumThreads threads(tg::num_threads());  // train() sets its own
+    const ScopedSeed seed(1);
+    const QuietStdout quiet;
+    try {
+      tg::cli::train(options);
+      return "";
+    } catch (const tg::cli::UsageError& e) {
+      return std::string("usage: ") + e.what();
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("--resume refuses a flag added to the train command when it differs from the checkpoint's record") {
+  TempDir dir;
+  const std::string first = "--data " + kSmallMnist +
+                            " --limit 64 --batch-size 32 --epochs 1 --threads 1 --out " + dir.path.string();
+  const std::string resume = "--resume " + dir.file("model.safetensors") + " --epochs 2";
+  REQUIRE(TrainWithFakeFlag(true).run(first + " --fake 3") == "");
+  CHECK(tg::cli::open_checkpoint(dir.file("model.safetensors")).info.flags.at("--fake") == "3");
+
+  const std::string refused = TrainWithFakeFlag(true).run(resume + " --fake 4");
+  CHECK(refused == "usage: --resume " + dir.file("model.safetensors") +
+                       ": --fake 4 differs from the checkpoint's 3; only --epochs, --data, --out, --save, "
+                       "--threads, --profile and --detect-anomaly may change on resume (start a new run to "
+                       "change --fake)");
+  CHECK(TrainWithFakeFlag(true).run(resume + " --fake 3.0") == "");  // the same value
+  CHECK(tg::cli::open_checkpoint(dir.file("model.safetensors")).info.epoch == 2);
+}
+
+TEST_CASE("--resume compares a flag the checkpoint does not record (it predates the flag) with its default") {
+  TempDir dir;
+  REQUIRE(TrainWithFakeFlag(false).run("--data " + kSmallMnist + " --limit 64 --batch-size 32 --epochs 1 " +
+                                       "--threads 1 --out " + dir.path.string()) == "");
+  CHECK(tg::cli::open_checkpoint(dir.file("model.safetensors")).info.flags.count("--fake") == 0);
+  const std::string resume = "--resume " + dir.file("model.safetensors") + " --epochs 2";
+  const std::string refused = TrainWithFakeFlag(true).run(resume + " --fake 2");
+  CHECK(
+      refused.find("usage: --resume " + dir.file("model.safetensors") +
+                   ": --fake 2 differs from the checkpoint's run, which predates --fake and so ran with its "
+                   "default 1") == 0);
+  CHECK(TrainWithFakeFlag(true).run(resume + " --fake 1") == "");
+}
+
+TEST_CASE("--resume of a checkpoint written before flags were recorded checks the flags its run describes") {
+  const std::string checkpoint = TG_FIXTURE_DIR "/cli/small.safetensors";  // no "flags" in its run
+  REQUIRE(tg::cli::open_checkpoint(checkpoint).info.flags.empty());
+  TempDir dir;
+  const std::string resume = std::string(TG_TAPEGRAD_BIN) + " train --resume " + checkpoint +
+                             " --epochs 2 --threads 1 --data " + kSmallMnist + " --out " + dir.path.string();
+  const RunResult lr = run(resume + " --lr 0.3");
+  CHECK(lr.code == 2);
+  CHECK(lr.output.find("--lr 0.3 differs from the checkpoint's 0.05") != std::string::npos);
+  const RunResult batch = run(resume + " --batch-size 32");
+  CHECK(batch.code == 2);
+  CHECK(batch.output.find("--batch-size 32 differs from the checkpoint's 64") != std::string::npos);
+
+  const RunResult same = run(resume + " --lr 0.05 --batch-size 64 --limit 256 --seed 1 --momentum 0.9");
+  INFO(same.output);
+  REQUIRE(same.code == 0);
+  // The continued run's checkpoint records them.
+  const tg::cli::RunInfo info = tg::cli::open_checkpoint(dir.file("model.safetensors")).info;
+  CHECK(info.flags.at("--lr") == "0.05");
+  CHECK(info.flags.at("--limit") == "256");
+  CHECK(info.flags.at("--image-size") == "28x28");
 }
 
 TEST_CASE("an adamw run stopped by Ctrl-C mid-epoch resumes Adam's moments and step counts bit for bit") {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "data/idx_files.hpp"
 #include "tapegrad.hpp"
 #include "test_util.hpp"
 
@@ -122,4 +123,30 @@ TEST_CASE("same seed and thread count: two training runs write bit-identical che
     INFO("threads ", threads);
     CHECK(same_tensors(dir.file("a/model.safetensors"), dir.file("b/model.safetensors")));
   }
+}
+
+TEST_CASE("tapegrad train on MNIST files reports a model-file error from the IDX header, before the images") {
+  TempDir dir, data;
+  // A gzipped training images file whose header says 100 images of 28x28 but that holds 10: reading it fails.
+  write_gz(data.file("train-images-idx3-ubyte.gz"),
+           idx_bytes({100, 28, 28}, std::vector<std::uint8_t>(10 * 28 * 28, 7)));
+  write_gz(data.file("train-labels-idx1-ubyte.gz"), idx_bytes({100}, std::vector<std::uint8_t>(100, 1)));
+  write_tiny_mnist(data, "t10k", 10, false);
+  const std::string bad_model = dir.file("bad.tg");
+  const std::string text = "conv2d 4 5\nrelu\nlinear classes\n";  // no flatten before linear
+  write_bytes(bad_model, std::vector<std::uint8_t>(text.begin(), text.end()));
+  const std::string train = std::string(TG_TAPEGRAD_BIN) + " train --data " + data.path.string() +
+                            " --epochs 1 --threads 1 --out " + dir.file("run") + " --model ";
+
+  const RunResult r = run(train + bad_model);
+  INFO(r.output);
+  CHECK(r.code == 2);
+  CHECK(r.output.find("bad.tg:3: linear") != std::string::npos);
+  CHECK(r.output.find("input is [4, 24, 24]") != std::string::npos);  // 28x28, from the header
+  CHECK(r.output.find("truncated") == std::string::npos);
+
+  const RunResult read = run(train + "lenet");  // a model that builds: the images are read and refused
+  INFO(read.output);
+  CHECK(read.code == 1);
+  CHECK(read.output.find("truncated") != std::string::npos);
 }
