@@ -13,6 +13,9 @@
 //   the test set (batch 1000, one untimed warm-up batch) and its accuracy; at the end, batch-1 latency
 //   (median and p99 of 1,000 calls on one test image). "step_losses" lists the first 20 losses for the
 //   step-for-step check against bench_torch.py.
+// Why one file (over 400 lines): it is the whole libtorch twin, compiled alone against libtorch's headers
+// (a minute per file) and read side by side with bench_torch.py, whose structure it follows function for
+// function; split, it would compile slower and read apart from its twin.
 #include <sys/resource.h>
 #include <torch/torch.h>
 #include <zlib.h>

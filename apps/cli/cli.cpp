@@ -1,4 +1,4 @@
-// tg::cli::main: the `tapegrad` command line on CLI11 subcommands (../shared/API.md, "The command line").
+// tg::cli::main: the `tapegrad` command line on CLI11 subcommands (docs/cli.md has every command and flag).
 #include "tapegrad/cli.hpp"
 
 #include <CLI/CLI.hpp>

@@ -1,4 +1,4 @@
-// The `tapegrad` command line (train, eval, predict, summary; ../shared/API.md) as one library call, so that
+// The `tapegrad` command line (train, eval, predict, summary; docs/cli.md) as one library call, so that
 // a program can register its own layers first and then offer the whole command line with them:
 //
 //   int main(int argc, char** argv) {
