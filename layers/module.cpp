@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <typeinfo>
 
-#include "core/base/error.hpp"
 #include "core/autograd/tape.hpp"
+#include "core/base/error.hpp"
 #include "core/distributed/distributed.hpp"
 
 namespace tg {

@@ -17,7 +17,8 @@ const fs::path kRoot = TAPEGRAD_SOURCE_DIR;
 
 // Every text file of the tree that a user or contributor reads: sources, scripts, build files, docs.
 std::vector<fs::path> tree_files() {
-  const std::vector<std::string> extensions = {".cpp", ".hpp", ".py", ".cmake", ".sh", ".md", ".tg", ".txt", ".in"};
+  const std::vector<std::string> extensions = {".cpp", ".hpp", ".py",  ".cmake", ".sh",
+                                               ".md",  ".tg",  ".txt", ".in"};
   std::vector<fs::path> files;
   for (auto it = fs::recursive_directory_iterator(kRoot); it != fs::recursive_directory_iterator(); ++it) {
     const std::string name = it->path().filename().string();
@@ -48,8 +49,8 @@ std::vector<std::string> lines_of(const fs::path& path) {
 
 TEST_CASE("repository: no file points at notes outside the repository (../shared, API.md, DESIGN.md, ...)") {
   // The team's notes are not shipped: a reference to them is a dangling link for every user.
-  const std::vector<std::string> outside = {"../shared", "shared/API", "API.md", "DESIGN.md", "BENCHMARKS.md",
-                                            "STYLE.md"};
+  const std::vector<std::string> outside = {"../shared", "shared/API",    "API.md",
+                                            "DESIGN.md", "BENCHMARKS.md", "STYLE.md"};
   std::ostringstream found;
   const std::vector<fs::path> files = tree_files();
   REQUIRE(files.size() > 100);  // the walk saw the tree
@@ -75,7 +76,8 @@ TEST_CASE("repository: a source file over 400 lines says at its top why it is on
     const std::vector<std::string> lines = lines_of(file);
     if (lines.size() <= 400) continue;
     bool says_why = false;
-    for (std::size_t i = 0; i < lines.size() && i < 20; ++i) says_why |= lines[i].find("one file") != std::string::npos;
+    for (std::size_t i = 0; i < lines.size() && i < 20; ++i)
+      says_why |= lines[i].find("one file") != std::string::npos;
     if (!says_why) found << fs::relative(file, kRoot).string() << ": " << lines.size() << " lines\n";
   }
   CHECK_MESSAGE(found.str().empty(), "files over 400 lines without a reason at the top:\n" << found.str());

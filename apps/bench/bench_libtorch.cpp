@@ -1,6 +1,6 @@
-// bench_libtorch: PyTorch's C++ frontend (Debian's libtorch-dev, 1.13) on the workloads of docs/benchmarks.md,
-// the twin of bench_torch.py without Python in the loop. Built only when libtorch-dev is installed
-// (make bench builds it); prints one JSON object with the same keys as bench_torch.py.
+// bench_libtorch: PyTorch's C++ frontend (Debian's libtorch-dev, 1.13) on the workloads of
+// docs/benchmarks.md, the twin of bench_torch.py without Python in the loop. Built only when libtorch-dev is
+// installed (make bench builds it); prints one JSON object with the same keys as bench_torch.py.
 //   bench_libtorch layers --threads T [--repeats R] [--min-time S]
 //   bench_libtorch train --model lenet|convnet --threads T --data DIR [--epochs E] [--limit N]
 //   bench_libtorch train --model cifarnet|mobilenet --threads T [--optimizer sgd|adamw] [--images N]

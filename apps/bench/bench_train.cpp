@@ -1,4 +1,5 @@
-// bench_train: end-to-end throughput of one model, the tapegrad side of the training rows of docs/benchmarks.md.
+// bench_train: end-to-end throughput of one model, the tapegrad side of the training rows of
+// docs/benchmarks.md.
 //   bench_train --model lenet --threads 2 --data .cache/mnist [--epochs 1] [--limit N]
 //   bench_train --model cifarnet|mobilenet --threads 2 [--optimizer sgd|adamw] [--images 10000]
 //   bench_train --pipeline [--augment flip,crop=4] --threads 2 [--images 10000]
@@ -9,8 +10,9 @@
 // image), and prints one JSON object with the same keys as bench_torch.py's train subcommand. The 3x32x32
 // models train on random data (batch 128, --images images, 2,000 test images), as bench_torch.py and
 // bench_libtorch do: the speed does not depend on the pixels.
-// --pipeline times the data pipeline alone (docs/benchmarks.md, "data pipeline"): DataLoader's batching, normalization and
-// augmentation of --images random 3x32x32 byte images, batch 64, one epoch after an untimed one.
+// --pipeline times the data pipeline alone (docs/benchmarks.md, "data pipeline"): DataLoader's batching,
+// normalization and augmentation of --images random 3x32x32 byte images, batch 64, one epoch after an untimed
+// one.
 // --decode times reading a folder of PNGs into memory (docs/benchmarks.md, "data pipeline"): ImageFolder on
 // DIR/train/<digit>/, first written there from the MNIST training images (28x28 gray) when DIR does not hold
 // --images of them yet; one untimed read first (the files in the page cache, as in training after the first

@@ -5,9 +5,9 @@
 #include <cstddef>
 #include <string>
 
-#include "core/base/error.hpp"
 #include "core/autograd/observer.hpp"
 #include "core/autograd/tape.hpp"
+#include "core/base/error.hpp"
 
 namespace tg {
 namespace {

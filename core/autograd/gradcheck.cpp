@@ -3,8 +3,8 @@
 #include <cmath>
 #include <sstream>
 
-#include "core/base/error.hpp"
 #include "core/autograd/tape.hpp"
+#include "core/base/error.hpp"
 #include "core/runtime/random.hpp"
 
 namespace tg {

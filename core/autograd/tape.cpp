@@ -6,8 +6,8 @@
 #include <iostream>
 #include <mutex>
 
-#include "core/base/error.hpp"
 #include "core/autograd/observer.hpp"
+#include "core/base/error.hpp"
 #include "core/runtime/threads.hpp"
 
 namespace tg {

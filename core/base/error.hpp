@@ -1,5 +1,6 @@
 // tg::Error: the one exception type tapegrad throws for bad input (shapes, files, arguments), and the helpers
-// that build its messages. The base room: every other room may include it; it includes the standard library only.
+// that build its messages. The base room: every other room may include it; it includes the standard library
+// only.
 #pragma once
 
 #include <cstddef>

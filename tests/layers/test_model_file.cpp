@@ -52,7 +52,8 @@ std::string replace(std::string text, const std::string& from, const std::string
 
 }  // namespace
 
-TEST_CASE("model file: the documented lenet.tg builds LeNet with 61,706 parameters and the C++ model's keys") {
+TEST_CASE(
+    "model file: the documented lenet.tg builds LeNet with 61,706 parameters and the C++ model's keys") {
   tg::Sequential m = tg::model_from_text(kLenetText, {1, 28, 28}, 10, "lenet.tg");
   CHECK(m.size() == 12);
   CHECK(m.num_parameters() == 61706);
