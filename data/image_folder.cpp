@@ -1,3 +1,6 @@
+// ImageFolder: a folder of images by class, scanned, split, checked against the model (before_decoding) and
+// decoded once into bytes. Why one file (429 lines): its steps (scan, label, choose, size, decode) share the
+// scan record and the file-order rules, and read top to bottom as the constructor runs them.
 #include "data/image_folder.hpp"
 
 #include <algorithm>
