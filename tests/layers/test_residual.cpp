@@ -254,3 +254,19 @@ TEST_CASE("a block's output keeps the name of its innermost layer; the add is na
   CHECK(tape.str().find("add([1, 4, 6, 6] 2.body.4.BatchNorm2d, [1, 4, 6, 6] 1.ReLU)") != std::string::npos);
   CHECK(tape.str().find("[3.ReLU6] relu6([1, 4, 6, 6] 2.Residual)") != std::string::npos);
 }
+
+TEST_CASE("the profiler's layer table names a layer inside a residual block by its whole path") {
+  ClearTapeOnExit clear;
+  tg::Sequential model = small_net();
+  tg::reset_profile();
+  {
+    const ScopedProfiling profiling(true);
+    tg::sum(model(Tensor(xt::ones<float>({1, 3, 6, 6}), true))).backward();
+  }
+  const std::string report = tg::profile_report();
+  tg::reset_profile();
+  INFO(report);
+  CHECK(report.find("2.body.0.Conv2D") != std::string::npos);
+  CHECK(report.find("4.shortcut.0.Conv2D") != std::string::npos);
+  CHECK(report.find("4.Residual") != std::string::npos);
+}
