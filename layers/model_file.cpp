@@ -139,6 +139,14 @@ const char* block_name(const FileNode& n) {
   return n.kind == FileNode::Kind::kResidual ? "residual" : "repeat";
 }
 
+// "2,000,000" for a count of layers; a count past 10^18 (a repeat of 10^18 copies) in scientific notation.
+std::string layer_count_str(double layers) {
+  if (layers < 1e18) return with_commas(static_cast<std::size_t>(layers));
+  std::ostringstream out;
+  out << layers;
+  return out.str();
+}
+
 double count_layers(const std::vector<FileNode>& nodes) {
   double n = 0;
   for (const FileNode& node : nodes) n += node.layers;
@@ -251,13 +259,13 @@ std::vector<FileNode> parse_blocks(const std::string& text, const std::string& s
                                (block.has_shortcut ? count_layers(block.shortcut) + 1 : 0);
       if (block.kind == FileNode::Kind::kRepeat && block.count > kMaxRepeat) {
         file_fail(location(block.line), ": repeat ", block.count, ": at most ", kMaxRepeat,
-                  " copies (this one would make ", with_commas(static_cast<std::size_t>(block.layers)),
+                  " copies (this one would make ", layer_count_str(block.layers),
                   " layers; a model has at most ", with_commas(limits.max_layers), ")");
       }
       if (block.layers > static_cast<double>(limits.max_layers)) {
         file_fail(location(block.line), ": ", block.tokens[0],
                   block.tokens.size() > 1 ? " " + block.tokens[1] : "", ": the block would make ",
-                  with_commas(static_cast<std::size_t>(block.layers)), " layers; a model has at most ",
+                  layer_count_str(block.layers), " layers; a model has at most ",
                   with_commas(limits.max_layers));
       }
       push(std::move(block));

@@ -222,6 +222,10 @@ TEST_CASE(
         "most 10,000)");
   CHECK(error_of("repeat 99999999999999999999999\nrelu\nend\n") ==
         "net.tg:1: repeat 99999999999999999999999: at most 1000 copies");
+  CHECK(
+      error_of("repeat 9223372036854775807\nrelu\nrelu\nrelu\nend\n") ==
+      "net.tg:1: repeat 9223372036854775807: at most 1000 copies (this one would make 2.76701e+19 layers; a "
+      "model has at most 10,000)");
   // nested repeats within the count limit, over the layer limit
   CHECK(error_of("repeat 1000\nrepeat 1000\nrelu\nend\nend\n") ==
         "net.tg:1: repeat 1000: the block would make 1,000,000 layers; a model has at most 10,000");
