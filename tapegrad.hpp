@@ -39,6 +39,7 @@
 #include "layers/module.hpp"
 #include "layers/pooling.hpp"
 #include "layers/registry.hpp"
+#include "layers/residual.hpp"
 #include "layers/sequential.hpp"
 // optim
 #include "optim/adam.hpp"

@@ -9,6 +9,7 @@
 namespace tg {
 
 Tensor ReLU::forward(const Tensor& x) { return relu(x); }
+Tensor ReLU6::forward(const Tensor& x) { return relu6(x); }
 Tensor LeakyReLU::forward(const Tensor& x) { return leaky_relu(x, negative_slope); }
 Tensor Sigmoid::forward(const Tensor& x) { return sigmoid(x); }
 Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
@@ -50,6 +51,7 @@ Shape same_shape(const Shape& input) {
 }  // namespace
 
 Shape ReLU::output_shape(const Shape& input) const { return same_shape(input); }
+Shape ReLU6::output_shape(const Shape& input) const { return same_shape(input); }
 Shape LeakyReLU::output_shape(const Shape& input) const { return same_shape(input); }
 Shape Sigmoid::output_shape(const Shape& input) const { return same_shape(input); }
 Shape Tanh::output_shape(const Shape& input) const { return same_shape(input); }
@@ -65,6 +67,7 @@ Shape Flatten::output_shape(const Shape& input) const {
 }
 
 std::string ReLU::to_line() const { return "relu"; }
+std::string ReLU6::to_line() const { return "relu6"; }
 std::string LeakyReLU::to_line() const { return "leakyrelu slope=" + format_number(negative_slope); }
 std::string Sigmoid::to_line() const { return "sigmoid"; }
 std::string Tanh::to_line() const { return "tanh"; }
@@ -75,6 +78,7 @@ std::string Dropout::to_line() const { return "dropout p=" + format_number(p); }
 
 void register_activation_layers() {
   register_layer("relu", [](LayerArgs&) { return std::make_unique<ReLU>(); });
+  register_layer("relu6", [](LayerArgs&) { return std::make_unique<ReLU6>(); });
   register_layer("sigmoid", [](LayerArgs&) { return std::make_unique<Sigmoid>(); });
   register_layer("tanh", [](LayerArgs&) { return std::make_unique<Tanh>(); });
   register_layer("softmax", [](LayerArgs&) { return std::make_unique<Softmax>(); });

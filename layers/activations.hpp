@@ -1,5 +1,5 @@
 // Parameter-free layers: activations, Flatten, Dropout. Model-file lines: relu, sigmoid, tanh, softmax,
-// logsoftmax, leakyrelu [slope=0.01], flatten, dropout [p=0.5].
+// logsoftmax, leakyrelu [slope=0.01], relu6, flatten, dropout [p=0.5].
 #pragma once
 
 #include "core/runtime/random.hpp"
@@ -8,6 +8,14 @@
 namespace tg {
 
 class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  Shape output_shape(const Shape& input) const override;
+  std::string to_line() const override;
+};
+
+// min(max(x, 0), 6), as torch.nn.ReLU6.
+class ReLU6 : public Module {
  public:
   Tensor forward(const Tensor& x) override;
   Shape output_shape(const Shape& input) const override;

@@ -76,7 +76,7 @@ std::string Conv2D::to_line() const {
 
 void register_conv2d_layer() {
   register_layer("conv2d", [](LayerArgs& args) {
-    const int out = args.positional_int(0, "OUT");
+    const int out = args.positional_channels(0, "OUT");
     const std::array<int, 2> k = args.positional_size2(1, "KERNEL");
     Conv2dOptions options;
     options.stride = args.size2("stride", {1, 1});
@@ -88,7 +88,7 @@ void register_conv2d_layer() {
       options.padding = Padding2d{p[0], p[1], false};
     }
     options.dilation = args.size2("dilation", {1, 1});
-    options.groups = args.integer("groups", 1, 1);
+    options.groups = args.channels("groups", 1);
     const bool bias = args.boolean("bias", true);
     const Shape& in = args.input();
     if (in.size() != 3) args.fail("input is ", shape_str(in), "; conv2d needs [C, H, W] images");

@@ -42,7 +42,7 @@ std::string Linear::to_line() const {
 
 void register_linear_layer() {
   register_layer("linear", [](LayerArgs& args) {
-    const int out = args.positional_int(0, "OUT");
+    const int out = args.positional_channels(0, "OUT");
     const bool bias = args.boolean("bias", true);
     const Shape& in = args.input();
     if (in.size() != 1) args.fail("input is ", shape_str(in), "; add 'flatten' before it");

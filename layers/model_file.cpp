@@ -1,11 +1,14 @@
 #include "layers/model_file.hpp"
 
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 #include <utility>
 #include <vector>
+
+#include "core/base/text.hpp"
 
 namespace tg {
 namespace {
@@ -115,6 +118,273 @@ std::unique_ptr<Module> build_layer(const std::vector<std::string>& tokens, Shap
   return layer;
 }
 
+// ---- blocks: the syntax tree of a model file -------------------------------------------------------------
+
+// One line of the file, or a block with the lines inside it.
+struct FileNode {
+  enum class Kind { kLayer, kResidual, kRepeat };
+  Kind kind = Kind::kLayer;
+  std::size_t line = 0;             // the layer's line, or the line that opens the block
+  std::vector<std::string> tokens;  // a layer's tokens; a block's opening line
+  std::vector<FileNode> body;       // a block's lines (residual: the body)
+  std::vector<FileNode> shortcut;   // residual: the shortcut section's lines
+  bool has_shortcut = false;
+  std::size_t shortcut_line = 0;  // the 'shortcut' line
+  std::size_t end_line = 0;       // the 'end' line
+  long long count = 1;            // repeat: the number of copies (checked against kMaxRepeat at 'end')
+  double layers = 1;              // modules this node makes, blocks and their contents (repeats multiplied)
+};
+
+const char* block_name(const FileNode& n) {
+  return n.kind == FileNode::Kind::kResidual ? "residual" : "repeat";
+}
+
+// "2,000,000" for a count of layers; a count past 10^18 (a repeat of 10^18 copies) in scientific notation.
+std::string layer_count_str(double layers) {
+  if (layers < 1e18) return with_commas(static_cast<std::size_t>(layers));
+  std::ostringstream out;
+  out << layers;
+  return out.str();
+}
+
+double count_layers(const std::vector<FileNode>& nodes) {
+  double n = 0;
+  for (const FileNode& node : nodes) n += node.layers;
+  return n;
+}
+
+// The lines of `text` as a tree of blocks; tg::Error (file:line) for a fault of the block structure. A loop
+// with an explicit stack of open blocks: nesting deeper than kMaxModelNesting is an error, never a deep
+// recursion.
+std::vector<FileNode> parse_blocks(const std::string& text, const std::string& source_name,
+                                   const ModelFileLimits& limits) {
+  std::vector<FileNode> top;
+  std::vector<FileNode> open;  // the blocks opened and not yet closed, innermost last
+  const auto location = [&](std::size_t line) { return source_name + ":" + std::to_string(line); };
+  const auto current = [&]() -> std::vector<FileNode>& {
+    if (open.empty()) return top;
+    FileNode& block = open.back();
+    return block.has_shortcut ? block.shortcut : block.body;
+  };
+  double top_layers = 0;  // the modules of the closed lines of the top level
+  const auto push = [&](FileNode node) {
+    if (open.empty()) {
+      top_layers += node.layers;
+      if (top_layers > static_cast<double>(limits.max_layers)) {
+        file_fail(location(node.line), ": more than ", limits.max_layers, " layers");
+      }
+    }
+    current().push_back(std::move(node));
+  };
+  std::size_t line_number = 0, start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const std::string where = location(line_number);
+    if (line.size() > limits.max_line_chars) {
+      file_fail(where, ": the line is ", line.size(), " characters long; the limit is ",
+                limits.max_line_chars);
+    }
+    std::vector<std::string> tokens = tokenize(line, where);
+    if (tokens.empty()) continue;
+    const std::string& word = tokens[0];
+    if (word == "residual" || word == "repeat") {
+      if (open.size() >= kMaxModelNesting) {
+        file_fail(where, ": ", word, ": blocks nest more than ", kMaxModelNesting, " deep, the limit");
+      }
+      FileNode block;
+      block.kind = word == "residual" ? FileNode::Kind::kResidual : FileNode::Kind::kRepeat;
+      block.line = line_number;
+      if (word == "residual" && tokens.size() > 1) {
+        file_fail(where, ": residual takes no arguments, got '", tokens[1],
+                  "' (the body follows on its own lines)");
+      }
+      if (word == "repeat") {
+        if (tokens.size() != 2)
+          file_fail(where, ": repeat takes one count: 'repeat N' (1 <= N <= ", kMaxRepeat, ")");
+        const std::string& n = tokens[1];
+        const char* last = n.data() + n.size();
+        auto [ptr, ec] = std::from_chars(n.data(), last, block.count);
+        if (ec == std::errc::result_out_of_range)
+          file_fail(where, ": repeat ", n, ": at most ", kMaxRepeat, " copies");
+        if (ec != std::errc() || ptr != last || block.count < 1) {
+          file_fail(where, ": repeat ", n, ": the count must be a whole number from 1 to ", kMaxRepeat);
+        }
+      }
+      block.tokens = std::move(tokens);
+      open.push_back(std::move(block));
+      continue;
+    }
+    if (word == "shortcut") {
+      if (tokens.size() > 1) file_fail(where, ": shortcut takes no arguments, got '", tokens[1], "'");
+      if (open.empty() || open.back().kind != FileNode::Kind::kResidual) {
+        file_fail(where, ": 'shortcut' outside a residual block",
+                  open.empty()
+                      ? std::string()
+                      : " (the innermost open block is the repeat at " + location(open.back().line) + ")");
+      }
+      FileNode& block = open.back();
+      if (block.has_shortcut) {
+        file_fail(where, ": a second 'shortcut' in the residual block opened at ", location(block.line),
+                  " (its shortcut section began at ", location(block.shortcut_line), ")");
+      }
+      if (block.body.empty()) {
+        file_fail(where, ": the residual block opened at ", location(block.line), " has an empty body");
+      }
+      block.has_shortcut = true;
+      block.shortcut_line = line_number;
+      continue;
+    }
+    if (word == "end") {
+      if (tokens.size() > 1) file_fail(where, ": end takes no arguments, got '", tokens[1], "'");
+      if (open.empty()) file_fail(where, ": 'end' with no open block (residual or repeat)");
+      FileNode block = std::move(open.back());
+      open.pop_back();
+      block.end_line = line_number;
+      if (block.body.empty()) {
+        file_fail(where, ": the ", block_name(block), " block opened at ", location(block.line), " has ",
+                  block.kind == FileNode::Kind::kResidual ? "an empty body" : "no lines");
+      }
+      if (block.has_shortcut && block.shortcut.empty()) {
+        file_fail(where, ": the shortcut section of the residual block opened at ", location(block.line),
+                  " (at ", location(block.shortcut_line), ") is empty; remove 'shortcut' for the identity");
+      }
+      block.layers = block.kind == FileNode::Kind::kRepeat
+                         ? static_cast<double>(block.count) * count_layers(block.body)
+                         : 1 + count_layers(block.body) + 1 +
+                               (block.has_shortcut ? count_layers(block.shortcut) + 1 : 0);
+      if (block.kind == FileNode::Kind::kRepeat && block.count > kMaxRepeat) {
+        file_fail(location(block.line), ": repeat ", block.count, ": at most ", kMaxRepeat,
+                  " copies (this one would make ", layer_count_str(block.layers),
+                  " layers; a model has at most ", with_commas(limits.max_layers), ")");
+      }
+      if (block.layers > static_cast<double>(limits.max_layers)) {
+        file_fail(location(block.line), ": ", block.tokens[0],
+                  block.tokens.size() > 1 ? " " + block.tokens[1] : "", ": the block would make ",
+                  layer_count_str(block.layers), " layers; a model has at most ",
+                  with_commas(limits.max_layers));
+      }
+      push(std::move(block));
+      continue;
+    }
+    if (word == "in")
+      file_fail(where, ": 'in' stands for a channel count in a layer line; it is not a layer");
+    if (is_reserved_keyword(word)) {
+      file_fail(where, ": '", word,
+                "' is a keyword reserved for later (save, add, concat, from, branch), not a layer");
+    }
+    FileNode layer;
+    layer.line = line_number;
+    layer.tokens = std::move(tokens);
+    push(std::move(layer));
+  }
+  if (!open.empty()) {
+    const FileNode& block = open.back();
+    file_fail(location(line_number), ": end of file inside the ", block_name(block), " block opened at ",
+              location(block.line), "; close it with 'end'");
+  }
+  return top;
+}
+
+// ---- building the modules of the tree -------------------------------------------------------------------
+
+struct BuildState {
+  const std::string& source_name;
+  int classes;
+  const ModelFileLimits& limits;
+  double total_parameters = 0;
+  std::string copy = {};  // " (copy 2 of 3)" inside a repeat, "" outside
+};
+
+// A shortcut that would make `want` from `input`, for the error message: "conv2d 32 1 stride=2".
+std::string suggested_shortcut(const Shape& input, const Shape& want) {
+  if (input.size() == 3 && want.size() == 3) {
+    for (std::size_t stride = 1; stride <= input[1] && stride <= 64; ++stride) {
+      if ((input[1] - 1) / stride + 1 == want[1] && (input[2] - 1) / stride + 1 == want[2]) {
+        return "conv2d " + std::to_string(want[0]) + " 1" +
+               (stride > 1 ? " stride=" + std::to_string(stride) : "");
+      }
+    }
+    return "";
+  }
+  if (want.size() == 1 && input.size() == 1) return "linear " + std::to_string(want[0]);
+  return "";
+}
+
+void build_nodes(const std::vector<FileNode>& nodes, Sequential& into, Shape& shape, BuildState& state);
+
+std::unique_ptr<Module> build_residual(const FileNode& block, Shape& shape, BuildState& state) {
+  const auto location = [&](std::size_t line) { return state.source_name + ":" + std::to_string(line); };
+  Sequential body, shortcut;
+  Shape body_shape = shape, shortcut_shape = shape;
+  build_nodes(block.body, body, body_shape, state);
+  if (block.has_shortcut) build_nodes(block.shortcut, shortcut, shortcut_shape, state);
+  if (body_shape != shortcut_shape) {
+    std::string fix;
+    if (!block.has_shortcut) {
+      const std::string line = suggested_shortcut(shape, body_shape);
+      const bool same_size = shape.size() == 3 && body_shape.size() == 3 && shape[1] == body_shape[1] &&
+                             shape[2] == body_shape[2];
+      if (!line.empty()) {
+        fix = "; add a 'shortcut' section, e.g. '" + line + "'";
+      } else if (shape.size() == 3 && body_shape.size() == 3 && !same_size) {
+        fix =
+            "; the body changes the height and width: pad its convolutions (e.g. padding=1 for a 3x3 kernel) "
+            "or add a 'shortcut' section that does the same";
+      } else {
+        fix = "; add a 'shortcut' section";
+      }
+    } else {
+      fix = "; the shortcut must end with the body's shape";
+    }
+    file_fail(location(block.end_line), state.copy, ": end: the body gives ", shape_str(body_shape),
+              " but the shortcut gives ", shape_str(shortcut_shape), " (block opened at ",
+              location(block.line), ")", fix);
+  }
+  std::unique_ptr<Residual> residual = block.has_shortcut
+                                           ? std::make_unique<Residual>(std::move(body), std::move(shortcut))
+                                           : std::make_unique<Residual>(std::move(body));
+  residual->set_source(location(block.line) + state.copy, "residual");
+  shape = std::move(body_shape);
+  return residual;
+}
+
+void build_nodes(const std::vector<FileNode>& nodes, Sequential& into, Shape& shape, BuildState& state) {
+  for (const FileNode& node : nodes) {
+    switch (node.kind) {
+      case FileNode::Kind::kLayer: {
+        const std::string location = state.source_name + ":" + std::to_string(node.line) + state.copy;
+        std::unique_ptr<Module> layer = build_layer(node.tokens, shape, state.classes, location, state.limits,
+                                                    state.limits.max_parameters - state.total_parameters);
+        state.total_parameters += static_cast<double>(layer->num_parameters());
+        if (state.total_parameters >
+            state.limits.max_parameters) {  // a factory without check_parameter_count
+          file_fail(location, ": the model would have more than ",
+                    static_cast<long long>(state.limits.max_parameters), " parameters, the limit");
+        }
+        into.add(std::move(layer));
+        break;
+      }
+      case FileNode::Kind::kResidual:
+        into.add(build_residual(node, shape, state));
+        break;
+      case FileNode::Kind::kRepeat: {
+        const std::string outer = state.copy;
+        for (int i = 0; i < node.count; ++i) {
+          state.copy = outer + " (copy " + std::to_string(i + 1) + " of " + std::to_string(node.count) + ")";
+          build_nodes(node.body, into, shape, state);
+        }
+        state.copy = outer;
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Sequential model_from_text(const std::string& text, const Shape& input_chw, int classes,
@@ -135,34 +405,11 @@ Sequential model_from_text(const std::string& text, const Shape& input_chw, int 
   }
   if (classes < 1) file_fail(source_name, ": the number of classes must be >= 1, got ", classes);
 
+  const std::vector<FileNode> tree = parse_blocks(text, source_name, limits);
   Sequential model;
   Shape shape = input_chw;
-  double total_parameters = 0;
-  std::size_t line_number = 0, start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
-    start = end + 1;
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    const std::string location = source_name + ":" + std::to_string(line_number);
-    if (line.size() > limits.max_line_chars) {
-      file_fail(location, ": the line is ", line.size(), " characters long; the limit is ",
-                limits.max_line_chars);
-    }
-    const std::vector<std::string> tokens = tokenize(line, location);
-    if (tokens.empty()) continue;
-    if (model.size() >= limits.max_layers) file_fail(location, ": more than ", limits.max_layers, " layers");
-    std::unique_ptr<Module> layer =
-        build_layer(tokens, shape, classes, location, limits, limits.max_parameters - total_parameters);
-    total_parameters += static_cast<double>(layer->num_parameters());
-    if (total_parameters > limits.max_parameters) {  // a factory that did not call check_parameter_count
-      file_fail(location, ": the model would have more than ", static_cast<long long>(limits.max_parameters),
-                " parameters, the limit");
-    }
-    model.add(std::move(layer));
-  }
+  BuildState state{source_name, classes, limits};
+  build_nodes(tree, model, shape, state);
   if (model.size() == 0) file_fail(source_name, ": the model has no layers");
   if (shape.size() != 1 || shape[0] != static_cast<std::size_t>(classes)) {
     file_fail(source_name, ": the model's output is ", shape_str(shape), " but the data has ", classes,
@@ -185,17 +432,38 @@ Sequential model_from_file(const std::string& path, const Shape& input_chw, int 
   return model_from_text(text, input_chw, classes, path);
 }
 
-std::string model_to_text(const Sequential& model) {
-  std::string text;
+namespace {
+
+// The lines of `model`'s layers at `indent`, a Residual as its block.
+void write_lines(const Sequential& model, const std::string& indent, const std::string& path,
+                 std::string& text) {
   for (std::size_t i = 0; i < model.size(); ++i) {
     const Module& layer = model[i];
+    const std::string name = path.empty() ? std::to_string(i) : path + "." + std::to_string(i);
+    if (const auto* residual = dynamic_cast<const Residual*>(&layer)) {
+      text += indent + "residual\n";
+      write_lines(residual->body(), indent + "  ", name + ".body", text);
+      if (residual->has_shortcut()) {
+        text += indent + "shortcut\n";
+        write_lines(residual->shortcut(), indent + "  ", name + ".shortcut", text);
+      }
+      text += indent + "end\n";
+      continue;
+    }
     const std::string line = layer.to_line();
     if (line.empty() || line.find_first_of("\n#") != std::string::npos) {
-      fail("model_to_text: layer ", i, " ", layer.describe(),
+      fail("model_to_text: layer ", name, " ", layer.describe(),
            " has no model-file line (override Module::to_line(), or build it from a model file)");
     }
-    text += line + "\n";
+    text += indent + line + "\n";
   }
+}
+
+}  // namespace
+
+std::string model_to_text(const Sequential& model) {
+  std::string text;
+  write_lines(model, "", "", text);
   return text;
 }
 

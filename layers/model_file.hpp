@@ -7,6 +7,7 @@
 #include <string>
 
 #include "layers/registry.hpp"
+#include "layers/residual.hpp"
 #include "layers/sequential.hpp"
 
 namespace tg {
@@ -16,6 +17,9 @@ inline constexpr std::size_t kMaxModelFileBytes = 1 << 20;
 inline constexpr std::size_t kMaxModelLineChars = 1000;
 inline constexpr std::size_t kMaxModelLayers = 10000;
 inline constexpr std::size_t kMaxLayerOutputElements = std::size_t{1} << 26;
+// Blocks: open blocks at once (residual and repeat), and the copies of one repeat.
+inline constexpr std::size_t kMaxModelNesting = 100;
+inline constexpr int kMaxRepeat = 1000;
 
 // The same limits, adjustable (the fuzzer lowers them so that no input can allocate much).
 struct ModelFileLimits {

@@ -61,6 +61,72 @@ void Module::set_source(std::string location, std::string line) {
 
 namespace {
 
+// The state-key path of the module running now on this thread ("3.body"; "" outside any call_child).
+thread_local std::string t_module_path;
+
+// An error already named by call_child or child_output_shape: the enclosing levels pass it on unchanged.
+class NamedLayerError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Makes `path` the current module path for the scope's lifetime.
+class PathScope {
+ public:
+  explicit PathScope(const std::string& name)
+      : previous_(t_module_path), path_(previous_.empty() ? name : previous_ + "." + name) {
+    t_module_path = path_;
+  }
+  ~PathScope() { t_module_path = std::move(previous_); }
+  PathScope(const PathScope&) = delete;
+  PathScope& operator=(const PathScope&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string previous_;
+  std::string path_;
+};
+
+// "layer 3.body.0 Conv2D(6 -> 16, kernel 5x5) (net.tg:5 conv2d 16 5): <what>".
+NamedLayerError layer_error(const std::string& path, const Module& child, const char* what) {
+  const std::string source = child.source();
+  return NamedLayerError("layer " + path + " " + child.describe() +
+                         (source.empty() ? "" : " (" + source + ")") + ": " + what);
+}
+
+}  // namespace
+
+Tensor Module::call_child(const std::string& name, Module& child, const Tensor& x) {
+  PathScope path(name);
+  const std::string label = path.path() + "." + child.type_name();
+  Tensor out;
+  try {
+    LayerScope scope(label, child.shared_source());  // names the layer on the tape; the profiler times it
+    out = child.forward(x);
+  } catch (const NamedLayerError&) {
+    throw;
+  } catch (const Error& e) {
+    throw layer_error(path.path(), child, e.what());
+  }
+  // Identity layers keep their input's name, and the innermost layer names an output: a block's body returns
+  // its last layer's "3.body.4.BatchNorm2d" (a name under this path), not "3.body.Sequential".
+  if (out.node() != x.node() && out.name().rfind(path.path() + ".", 0) != 0) out.set_name(label);
+  return out;
+}
+
+Shape Module::child_output_shape(const std::string& name, const Module& child, const Shape& input) const {
+  PathScope path(name);
+  try {
+    return child.output_shape(input);
+  } catch (const NamedLayerError&) {
+    throw;
+  } catch (const Error& e) {
+    throw layer_error(path.path(), child, e.what());
+  }
+}
+
+namespace {
+
 std::vector<Tensor> tensors_of(const std::vector<std::pair<std::string, Tensor>>& named) {
   std::vector<Tensor> out;
   out.reserve(named.size());

@@ -84,6 +84,15 @@ class Module {
   // Takes ownership of a submodule, registered under `name`.
   Module& register_module(std::string name, std::unique_ptr<Module> module);
   std::vector<std::pair<std::string, std::unique_ptr<Module>>>& children() { return children_; }
+  // Runs `child` (registered under `name`) on x: the one way a module calls its children, so that names
+  // compose through the nesting. Inside, the tape, the profiler and errors name the child by its whole path,
+  // its state-key prefix and type: "3.body.0.Conv2D" (and the child's model-file line). An error inside is
+  // rethrown once, at the innermost layer, as "layer 3.body.0 Conv2D(...) (net.tg:16 conv2d 32 3): ...".
+  // The output is named by the path ("3.body.0.Conv2D") unless the child returned its input or a tensor
+  // already named (by a layer nested in it).
+  Tensor call_child(const std::string& name, Module& child, const Tensor& x);
+  // The child's output_shape for `input`, its errors named by the whole path as call_child's are.
+  Shape child_output_shape(const std::string& name, const Module& child, const Shape& input) const;
   const std::vector<std::pair<std::string, std::unique_ptr<Module>>>& children() const { return children_; }
 
  private:

@@ -55,6 +55,15 @@ bool valid_name(const std::string& name) {
 
 }  // namespace
 
+bool is_reserved_keyword(const std::string& name) {
+  return name == "save" || name == "add" || name == "concat" || name == "from" || name == "branch";
+}
+
+bool is_model_file_keyword(const std::string& name) {
+  return name == "residual" || name == "shortcut" || name == "repeat" || name == "end" || name == "in" ||
+         is_reserved_keyword(name);
+}
+
 // ---- the registry ---------------------------------------------------------------------------------------
 
 void register_layer(std::string name, LayerFactory factory) {
@@ -63,6 +72,10 @@ void register_layer(std::string name, LayerFactory factory) {
   if (!valid_name(name)) {
     fail("register_layer: '", name,
          "' is not a layer name (lowercase letters, digits and '_', starting with a letter, at most 64)");
+  }
+  if (is_model_file_keyword(name)) {
+    fail("register_layer: '", name, "' is a keyword of model files (residual, shortcut, repeat, end, in; ",
+         "reserved: save, add, concat, from, branch), not a layer name");
   }
   if (!factory) fail("register_layer: '", name, "': the factory is empty");
   if (factories().count(name)) fail("register_layer: a layer named '", name, "' is already registered");
@@ -175,6 +188,7 @@ const std::string& LayerArgs::positional(std::size_t index, const std::string& w
 
 int LayerArgs::parse_int(const std::string& value, const std::string& what, int min, bool classes_ok) const {
   if (classes_ok && value == "classes") return classes_;
+  refuse_in(value, what);
   int out = 0;
   const char* end = value.data() + value.size();
   auto [ptr, ec] = std::from_chars(value.data(), end, out);
@@ -185,6 +199,45 @@ int LayerArgs::parse_int(const std::string& value, const std::string& what, int 
   if (out < min) fail(what, " must be >= ", min, ", got ", out);
   if (out > kMaxInteger) fail(what, " '", value, "' is out of range (at most ", kMaxInteger, ")");
   return out;
+}
+
+void LayerArgs::refuse_in(const std::string& value, const std::string& what) const {
+  const bool is_in = value == "in" || (value.size() > 3 && value.compare(value.size() - 3, 3, "*in") == 0) ||
+                     value.rfind("in*", 0) == 0;
+  if (is_in) {
+    fail("'", value, "' for ", what, ": 'in' stands for a channel count, and ", what,
+         " is not one ('in' is allowed in OUT of conv2d and linear, groups= and K*in)");
+  }
+}
+
+int LayerArgs::parse_channels(const std::string& value, const std::string& what) const {
+  if (input_.empty()) return parse_int(value, what, 1, true);
+  const auto in = static_cast<long long>(input_[0]);
+  if (value == "in") {
+    if (in > kMaxInteger) fail(what, " 'in' is ", in, ", out of range (at most ", kMaxInteger, ")");
+    return static_cast<int>(in);
+  }
+  const std::size_t star = value.find('*');
+  if (star == std::string::npos) return parse_int(value, what, 1, true);
+  const std::string factor = value.substr(0, star), rest = value.substr(star + 1);
+  if (rest != "in") {
+    fail(what, " '", value, "': a product is K*in, one whole number K times 'in' (e.g. 6*in)");
+  }
+  const int k = parse_int(factor, what + " factor K of K*in", 1, false);
+  if (static_cast<long long>(k) * in > kMaxInteger) {
+    fail(what, " '", value, "' is ", static_cast<long long>(k) * in, ", out of range (at most ", kMaxInteger,
+         ")");
+  }
+  return static_cast<int>(k * in);
+}
+
+int LayerArgs::positional_channels(std::size_t index, const std::string& what) {
+  return parse_channels(positional(index, what), what);
+}
+
+int LayerArgs::channels(const std::string& key, int fallback) {
+  const std::string* value = find(key);
+  return value ? parse_channels(*value, key) : fallback;
 }
 
 int LayerArgs::positional_int(std::size_t index, const std::string& what) {
@@ -204,6 +257,7 @@ std::array<int, 2> LayerArgs::positional_size2(std::size_t index, const std::str
 float LayerArgs::number(const std::string& key, float fallback) {
   const std::string* value = find(key);
   if (!value) return fallback;
+  refuse_in(*value, key);
   float out = 0.f;
   const char* end = value->data() + value->size();
   auto [ptr, ec] = std::from_chars(value->data(), end, out);

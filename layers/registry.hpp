@@ -47,11 +47,15 @@ class LayerArgs {
   int positional_int(std::size_t index, const std::string& what);
   // A required positional size: 5 or 3x5 (height x width), each >= 1.
   std::array<int, 2> positional_size2(std::size_t index, const std::string& what);
+  // A required positional channel count: as positional_int, and also 'in' (the channels of the input
+  // reaching the line: input()[0]) or 'K*in' (K times them), e.g. OUT of conv2d and linear.
+  int positional_channels(std::size_t index, const std::string& what);
   std::size_t num_positional() const { return positional_.size(); }
 
   // Options; `fallback` when the key is absent.
   float number(const std::string& key, float fallback);            // finite
   int integer(const std::string& key, int fallback, int min = 0);  // whole, >= min; 'classes' accepted
+  int channels(const std::string& key, int fallback);              // as integer (>= 1), and 'in', 'K*in'
   bool boolean(const std::string& key, bool fallback);             // true|false
   std::array<int, 2> size2(const std::string& key, std::array<int, 2> fallback, int min = 1);  // 5 or 3x5
   std::string text(const std::string& key, const std::string& fallback);  // the raw value
@@ -92,12 +96,21 @@ class LayerArgs {
   const std::string* find(const std::string& key);
   const std::string& positional(std::size_t index, const std::string& what);
   int parse_int(const std::string& value, const std::string& what, int min, bool classes_ok) const;
+  int parse_channels(const std::string& value, const std::string& what) const;
+  // tg::Error when `value` uses 'in' where the line takes no channel count.
+  void refuse_in(const std::string& value, const std::string& what) const;
 };
 
 using LayerFactory = std::function<std::unique_ptr<Module>(LayerArgs&)>;
 
+// Words of the model-file grammar that are not layers: the blocks ("residual", "shortcut", "repeat", "end"),
+// the channel token "in", and the keywords reserved for later ("save", "add", "concat", "from", "branch").
+bool is_model_file_keyword(const std::string& name);
+bool is_reserved_keyword(const std::string& name);  // save, add, concat, from, branch
+
 // Makes `name` usable as a model-file line. A name is lowercase letters, digits and '_' starting with a
-// letter; tg::Error for another, for a null factory, or for a name already registered (built-ins included).
+// letter, and not a keyword of the grammar (is_model_file_keyword); tg::Error for another, for a null
+// factory, or for a name already registered (built-ins included).
 void register_layer(std::string name, LayerFactory factory);
 // Sorted names of every registered layer, built-ins included.
 std::vector<std::string> registered_layers();

@@ -6,22 +6,9 @@
 
 #include "core/autograd/tape.hpp"
 #include "core/base/text.hpp"
+#include "layers/residual.hpp"
 
 namespace tg {
-namespace {
-
-// " (lenet.tg:5 conv2d 16 5)" for a layer built from a model file, "" otherwise.
-std::string source_suffix(const Module& layer) {
-  const std::string source = layer.source();
-  return source.empty() ? "" : " (" + source + ")";
-}
-
-// `e` prefixed with the layer: "layer 3 Conv2D(6 -> 16, kernel 5x5) (lenet.tg:5 conv2d 16 5): ...".
-Error layer_error(const std::string& name, const Module& layer, const Error& e) {
-  return Error("layer " + name + " " + layer.describe() + source_suffix(layer) + ": " + e.what());
-}
-
-}  // namespace
 
 Module& Sequential::add(std::unique_ptr<Module> layer) {
   if (!layer) fail("Sequential::add: null layer");
@@ -42,36 +29,41 @@ const Module& Sequential::operator[](std::size_t i) const {
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor out = x;
-  for (auto& [name, layer] : children()) {
-    const std::string label = name + "." + layer->type_name();
-    Tensor next;
-    try {
-      LayerScope scope(label, layer->shared_source());  // names the layer on the tape; the profiler times it
-      next = layer->forward(out);
-    } catch (const Error& e) {
-      throw layer_error(name, *layer, e);
-    }
-    if (next.node() != out.node()) next.set_name(label);  // identity layers keep their input's name
-    out = next;
-  }
+  for (auto& [name, layer] : children()) out = call_child(name, *layer, out);
   return out;
 }
 
 Shape Sequential::output_shape(const Shape& input) const {
   Shape shape = input;
-  for (const auto& [name, layer] : children()) {
-    try {
-      shape = layer->output_shape(shape);
-    } catch (const Error& e) {
-      throw layer_error(name, *layer, e);
-    }
-  }
+  for (const auto& [name, layer] : children()) shape = child_output_shape(name, *layer, shape);
   return shape;
 }
 
 std::string Sequential::to_line() const { return ""; }
 
 std::string Sequential::describe() const { return "Sequential(" + std::to_string(size()) + " layers)"; }
+
+void Sequential::summary_rows(const std::string& prefix, std::size_t depth, Shape& shape,
+                              std::vector<SummaryRowData>& rows) const {
+  for (const auto& [name, layer] : children()) {
+    const std::string path = prefix.empty() ? name : prefix + "." + name;
+    const Shape input = shape;
+    shape = child_output_shape(name, *layer, shape);
+    rows.push_back(
+        {path, depth, layer->describe(), shape, layer->num_parameters(), layer->source_location()});
+    if (const auto* residual = dynamic_cast<const Residual*>(layer.get())) {
+      Shape inner = input;
+      residual->body().summary_rows(path + ".body", depth + 1, inner, rows);
+      if (residual->has_shortcut()) {
+        inner = input;
+        residual->shortcut().summary_rows(path + ".shortcut", depth + 1, inner, rows);
+      }
+    } else if (const auto* nested = dynamic_cast<const Sequential*>(layer.get())) {
+      Shape inner = input;
+      nested->summary_rows(path, depth + 1, inner, rows);
+    }
+  }
+}
 
 std::string Sequential::summary(const Shape& input_shape) const {
   if (input_shape.size() < 2) {
@@ -85,25 +77,31 @@ std::string Sequential::summary(const Shape& input_shape) const {
     std::copy(example.begin(), example.end(), out.begin() + 1);
     return out;
   };
+  Shape shape(input_shape.begin() + 1, input_shape.end());  // per example, as output_shape takes it
+  std::vector<SummaryRowData> rows;
+  summary_rows("", 0, shape, rows);
   bool any_source = false;
-  for (const auto& [name, layer] : children()) any_source = any_source || !layer->source_location().empty();
+  std::size_t path_width = 4, layer_width = 46;
+  for (const SummaryRowData& r : rows) {
+    any_source = any_source || !r.source.empty();
+    path_width = std::max(path_width, r.path.size() + 2);
+    layer_width = std::max(layer_width, 2 * r.depth + r.layer.size() + 2);
+  }
 
   std::ostringstream table;
-  table << std::left << std::setw(4) << "#" << std::setw(46) << "layer" << std::setw(20) << "output shape"
+  table << std::left << std::setw(static_cast<int>(path_width)) << "#"
+        << std::setw(static_cast<int>(layer_width)) << "layer" << std::setw(20) << "output shape"
         << std::right << std::setw(12) << "parameters";
   if (any_source) table << "  source";
   table << '\n';
-  table << std::left << std::setw(4) << "" << std::setw(46) << "input" << shape_str(input_shape) << '\n';
-  Shape shape(input_shape.begin() + 1, input_shape.end());  // per example, as output_shape takes it
-  for (const auto& [name, layer] : children()) {
-    try {
-      shape = layer->output_shape(shape);
-    } catch (const Error& e) {
-      throw layer_error(name, *layer, e);
-    }
-    table << std::left << std::setw(4) << name << std::setw(46) << layer->describe() << std::setw(20)
-          << shape_str(batched(shape)) << std::right << std::setw(12) << with_commas(layer->num_parameters());
-    if (!layer->source_location().empty()) table << "  " << layer->source_location();
+  table << std::left << std::setw(static_cast<int>(path_width)) << ""
+        << std::setw(static_cast<int>(layer_width)) << "input" << shape_str(input_shape) << '\n';
+  for (const SummaryRowData& r : rows) {
+    table << std::left << std::setw(static_cast<int>(path_width)) << r.path
+          << std::setw(static_cast<int>(layer_width)) << std::string(2 * r.depth, ' ') + r.layer
+          << std::setw(20) << shape_str(batched(r.shape)) << std::right << std::setw(12)
+          << with_commas(r.parameters);
+    if (!r.source.empty()) table << "  " << r.source;
     table << '\n';
   }
   table << "total parameters: " << with_commas(num_parameters()) << '\n';

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "core/base/error.hpp"
 #include "layers/module.hpp"
@@ -59,6 +60,21 @@ class Sequential : public Module {
   // output_shape() is run by Module's default on zeros of batch 1.) An error names the layer as forward()
   // does.
   std::string summary(const Shape& input_shape) const;
+
+  // One row of a summary: a layer at `depth` levels of nesting (a Residual's body and shortcut, a nested
+  // Sequential, indented under it).
+  struct SummaryRowData {
+    std::string path;  // "3.body.0"
+    std::size_t depth;
+    std::string layer;  // describe()
+    Shape shape;        // per example
+    std::size_t parameters;
+    std::string source;  // "net.tg:5", "net.tg:5 (copy 2 of 3)", or ""
+  };
+  // The rows of this Sequential's layers and of the layers nested in them, for a per-example input `shape`
+  // (advanced to this Sequential's output); paths start with `prefix`.
+  void summary_rows(const std::string& prefix, std::size_t depth, Shape& shape,
+                    std::vector<SummaryRowData>& rows) const;
 };
 
 }  // namespace tg

@@ -260,6 +260,17 @@ std::vector<Array> leaky_relu_backward(const Array& dout, const Array& x, float 
   return gradients(zip(dout, x, [slope](float g, float v) { return v > 0.f ? g : slope * g; }));
 }
 
+Tensor relu6(const Tensor& x) {
+  return make_op("relu6", map(x.value(), [](float v) { return v < 0.f ? 0.f : (v > 6.f ? 6.f : v); }), {x},
+                 [](const Array& dout, const Array& y) { return relu6_backward(dout, y); });
+}
+
+// d relu6/dx = 1 where 0 < x < 6, else 0: PyTorch's hardtanh backward, which passes no gradient at the
+// kinks (x == 0 and x == 6 give 0). 0 < y < 6 exactly when 0 < x < 6, so the output is enough.
+std::vector<Array> relu6_backward(const Array& dout, const Array& y) {
+  return gradients(zip(dout, y, [](float g, float v) { return v > 0.f && v < 6.f ? g : 0.f; }));
+}
+
 Tensor dropout(const Tensor& x, float p, Generator& gen) {
   if (!(p >= 0.f && p < 1.f)) fail("dropout: p must be in [0, 1), got ", p);
   // mask holds 0 or 1/(1-p); the same mask scales the gradient

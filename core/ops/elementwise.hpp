@@ -54,6 +54,9 @@ std::vector<Array> log_backward(const Array& dout, const Array& x);
 // x for x > 0, slope * x otherwise
 Tensor leaky_relu(const Tensor& x, float slope = 0.01f);
 std::vector<Array> leaky_relu_backward(const Array& dout, const Array& x, float slope);
+// min(max(x, 0), 6), as torch.nn.ReLU6 (NaN passes through, as in PyTorch)
+Tensor relu6(const Tensor& x);
+std::vector<Array> relu6_backward(const Array& dout, const Array& y);
 // Zeroes each element with probability p and scales the rest by 1 / (1 - p) (inverted dropout), with a mask
 // drawn from `gen`. p in [0, 1).
 Tensor dropout(const Tensor& x, float p, Generator& gen);

@@ -1,8 +1,9 @@
 // Elementwise ops (core/ops/elementwise.hpp): + - * / with numpy broadcasting, the float-scalar variants,
-// unary minus, relu, sigmoid, tanh, exp, log, leaky_relu, dropout. Gradchecks, PyTorch fixtures, errors,
-// behaviour.
+// unary minus, relu, sigmoid, tanh, exp, log, leaky_relu, relu6, dropout. Gradchecks, PyTorch fixtures,
+// errors, behaviour.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -180,6 +181,24 @@ GRADCHECK_TEST_CASE("leaky_relu", "with slope 0.1 on values of both signs") {
   Array v = tg::rand_uniform({3, 4}, 0.2f, 1.f, gen);
   for (std::size_t i = 0; i < v.size(); i += 2) v.data()[i] = -v.data()[i];
   check_gradients([](const Inputs& in) { return tg::leaky_relu(in[0], 0.1f); }, {Tensor(v, true)});
+}
+
+GRADCHECK_TEST_CASE("relu6", "on values below 0, between 0 and 6 and above 6, away from the kinks") {
+  const Array v = {{-1.5f, -0.3f, 0.4f, 2.f, 3.7f}, {5.5f, 6.4f, 8.f, -4.f, 1.1f}};
+  check_gradients([](const Inputs& in) { return tg::relu6(in[0]); }, {Tensor(v, true)});
+}
+
+TEST_CASE("relu6 clamps to [0, 6] and passes no gradient at or beyond the kinks (PyTorch's hardtanh rule)") {
+  Tensor x(Array{-1.f, 0.f, 3.f, 6.f, 7.f}, true);
+  const Tensor y = tg::relu6(x);
+  CHECK(y.value() == Array{0.f, 0.f, 3.f, 6.f, 6.f});
+  tg::sum(y * Tensor(Array{1.f, 2.f, 3.f, 4.f, 5.f})).backward();
+  CHECK(x.grad() == Array{0.f, 0.f, 3.f, 0.f, 0.f});  // x == 0 and x == 6 get 0, as torch.nn.ReLU6
+  CHECK(std::isnan(tg::relu6(Tensor(Array{NAN})).value()(0)));
+}
+
+PYTORCH_TEST_CASE("relu6", "F.relu6 on values of both signs and above 6, and exactly at the kinks") {
+  check_pytorch_cases(kExtraOps, op, [](const Inputs& t, const Json&) { return tg::relu6(t[0]); });
 }
 
 GRADCHECK_TEST_CASE("dropout", "with a fixed mask (the same generator seed on every evaluation)") {

@@ -2,7 +2,8 @@
 // lowered limits (4,096 bytes, 64 layers, 100,000 parameters, 100,000 elements per layer output) so that no
 // input allocates much. Checks: any byte string either builds a model or throws tg::Error, and a model
 // built is consistent: its output shape is [3] and model_to_text of it builds a model with the same text and
-// the same state keys and shapes.
+// the same state keys and shapes. The seed corpus covers blocks (residual / shortcut / end, repeat, 'in',
+// relu6): nesting past the depth limit, unclosed blocks and repeat counts past their limit must be errors.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

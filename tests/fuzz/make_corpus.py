@@ -135,6 +135,17 @@ def make_model_files():
           b"sigmoid\r\ntanh\r\nflatten\r\ndropout p=0.25\r\nlinear 8 bias=true\r\n\tlinear 3\r\n"
           b"softmax\r\nlogsoftmax\r\n")
     write("model_file", "errors.tg", b"\n# a comment only\n\nconv2 6 5 strid=2\n")
+    # blocks: residual / shortcut / end, repeat, nesting, 'in', relu6 (builds for [1, 12, 12], 3 classes)
+    write("model_file", "residual_blocks.tg",
+          b"conv2d 4 3 padding=1 bias=false\nbatchnorm2d\nrelu6\nrepeat 2\n  residual\n"
+          b"    conv2d in 3 padding=1 groups=in\n    relu\n    conv2d 2*in 1\n    conv2d 4 1 groups=2\n"
+          b"  end\nend\nresidual\n  conv2d 8 3 stride=2 padding=1\n  residual\n    relu\n  end\n"
+          b"shortcut\n  conv2d 8 1 stride=2\nend\nglobalavgpool2d\nlinear classes\n")
+    # block faults: a shape mismatch at 'end', then an unclosed repeat inside a block
+    write("model_file", "block_errors.tg",
+          b"residual\n  conv2d 8 3\nend\nrepeat 1000000\n  residual\n  shortcut\n  shortcut\nend\n"
+          b"repeat 3\n  residual\n    relu\n")
+    write("model_file", "deep_nesting.tg", b"residual\n" * 120 + b"relu\n" + b"end\n" * 120)
 
 
 # --- checkpoint metadata (apps/cli/run_checkpoint.hpp), fields separated by NUL: run, model_text, format, model --

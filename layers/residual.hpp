@@ -1,0 +1,44 @@
+// tg::Residual: a skip connection around a Sequential, body(x) + x, or body(x) + shortcut(x) with a shortcut
+// Sequential (e.g. a strided 1x1 conv and batch norm where the body changes the shape). The add never
+// broadcasts. State keys nest as in PyTorch: a Residual at index 3 of a Sequential holds "3.body.0.weight",
+// ..., "3.shortcut.0.weight" (the state_dict of API.md's Residual class: self.body, self.shortcut).
+// Model-file block: `residual` ... [`shortcut` ...] `end` (layers/model_file.hpp).
+#pragma once
+
+#include <string>
+
+#include "layers/sequential.hpp"
+
+namespace tg {
+
+class Residual : public Module {
+ public:
+  // forward: body(x) + x. tg::Error for an empty body.
+  explicit Residual(Sequential body);
+  // forward: body(x) + shortcut(x). tg::Error for an empty body or shortcut (the identity is Residual(body)).
+  Residual(Sequential body, Sequential shortcut);
+
+  // body(x) + x or body(x) + shortcut(x); tg::Error naming both shapes when they differ. The identity branch
+  // is x itself: the add reads the block's input, nothing copies it.
+  Tensor forward(const Tensor& x) override;
+  // The body's output shape; tg::Error naming both shapes when the shortcut's (or the input, for the
+  // identity) differs.
+  Shape output_shape(const Shape& input) const override;
+  // "Residual(body 5 layers, identity)" / "Residual(body 5 layers, shortcut 2 layers)"
+  std::string describe() const override;
+  // "": a block is several model-file lines; model_to_text writes it (residual ... shortcut ... end).
+  std::string to_line() const override;
+
+  Sequential& body() { return *body_; }
+  const Sequential& body() const { return *body_; }
+  bool has_shortcut() const { return shortcut_ != nullptr; }
+  // tg::Error when there is none.
+  Sequential& shortcut();
+  const Sequential& shortcut() const;
+
+ private:
+  Sequential* body_ = nullptr;      // owned by children(), registered as "body"
+  Sequential* shortcut_ = nullptr;  // owned by children(), registered as "shortcut"; null: the identity
+};
+
+}  // namespace tg
