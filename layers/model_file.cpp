@@ -1,3 +1,7 @@
+// Model files: text -> tokens -> a tree of blocks (residual, shortcut, repeat) -> a Sequential built for the
+// shape reaching each line, and back (model_to_text). Why one file (470 lines): the parser and the builder
+// share the block tree (FileNode) and its error locations; splitting them needs that tree in a header of its
+// own (the next change to the grammar should do it).
 #include "layers/model_file.hpp"
 
 #include <charconv>
