@@ -1,8 +1,8 @@
 // tg::Residual: a skip connection around a Sequential, body(x) + x, or body(x) + shortcut(x) with a shortcut
 // Sequential (e.g. a strided 1x1 conv and batch norm where the body changes the shape). The add never
 // broadcasts. State keys nest as in PyTorch: a Residual at index 3 of a Sequential holds "3.body.0.weight",
-// ..., "3.shortcut.0.weight" (the state_dict of API.md's Residual class: self.body, self.shortcut).
-// Model-file block: `residual` ... [`shortcut` ...] `end` (layers/model_file.hpp).
+// ..., "3.shortcut.0.weight" (the state_dict of the PyTorch Residual class in docs/model-files.md: self.body,
+// self.shortcut). Model-file block: `residual` ... [`shortcut` ...] `end` (layers/model_file.hpp).
 #pragma once
 
 #include <string>

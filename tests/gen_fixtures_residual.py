@@ -11,7 +11,7 @@ It writes, checked in (the C++ tests only read the JSON and never need torch):
     torch in train mode: the logits, the cross-entropy loss, the gradient of the loss with respect to every
     parameter and the input, and the buffers after the forward (batch norm running statistics); and for
     apps/models/resnet20.tg at [1, 28, 28] and [3, 32, 32] (10 classes), the parameter count and the
-    state_dict keys and shapes of its PyTorch twin, built with the Residual class of API.md;
+    state_dict keys and shapes of its PyTorch twin, built with the Residual class of docs/model-files.md;
   - the relu6 cases of tests/fixtures/extra_ops.json (the case format of gen_fixtures.py), replacing the
     file's relu6 cases and keeping every other case as it is.
 The twin of a model file is built by `build`, below, which reads the block grammar (residual / shortcut /
@@ -38,7 +38,7 @@ RESNET20_PATH = os.path.join(ROOT, "apps", "models", "resnet20.tg")
 
 
 class Residual(nn.Module):
-    """API.md's Residual: body(x) + (x if shortcut is None else shortcut(x))."""
+    """The documented Residual: body(x) + (x if shortcut is None else shortcut(x))."""
 
     def __init__(self, body, shortcut=None):
         super().__init__()

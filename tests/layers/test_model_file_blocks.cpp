@@ -18,7 +18,7 @@ using namespace test_util;
 
 namespace {
 
-// API.md's resnet-style stage, line for line.
+// The documented resnet-style stage, line for line.
 const std::string kStageText = R"(# resnet-style stage written with blocks
 conv2d 16 3 padding=1 bias=false
 batchnorm2d
@@ -65,7 +65,8 @@ std::vector<std::pair<std::string, tg::Shape>> state_shapes(const tg::Module& m)
 
 }  // namespace
 
-TEST_CASE("model file blocks: API.md's stage builds one module per block, keys I.body.J and I.shortcut.J") {
+TEST_CASE(
+    "model file blocks: the documented stage builds one module per block, keys I.body.J and I.shortcut.J") {
   tg::Sequential m = tg::model_from_text(kStageText, {3, 32, 32}, 10, "net.tg");
   // conv, bn, relu, 3 x (residual, relu), residual, relu6, pool, linear
   REQUIRE(m.size() == 13);
