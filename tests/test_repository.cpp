@@ -47,10 +47,12 @@ std::vector<std::string> lines_of(const fs::path& path) {
 
 }  // namespace
 
-TEST_CASE("repository: no file points at notes outside the repository (../shared, API.md, DESIGN.md, ...)") {
+TEST_CASE("repository: no file points at the team's notes outside the repository (docs/ explains it)") {
   // The team's notes are not shipped: a reference to them is a dangling link for every user.
-  const std::vector<std::string> outside = {"../shared", "shared/API",    "API.md",
-                                            "DESIGN.md", "BENCHMARKS.md", "STYLE.md"};
+  // The names are spelled in pieces so that this file does not itself hold what it looks for.
+  const std::string dir = std::string("..") + "/" + "shared", md = ".md";
+  const std::vector<std::string> outside = {dir,           dir.substr(3) + "/API", "API" + md,
+                                            "DESIGN" + md, "BENCHMARKS" + md,      "STYLE" + md};
   std::ostringstream found;
   const std::vector<fs::path> files = tree_files();
   REQUIRE(files.size() > 100);  // the walk saw the tree
@@ -58,7 +60,7 @@ TEST_CASE("repository: no file points at notes outside the repository (../shared
     const std::vector<std::string> lines = lines_of(file);
     for (std::size_t i = 0; i < lines.size(); ++i) {
       for (const std::string& word : outside) {
-        if (lines[i].find(word) != std::string::npos && file.filename() != "test_repository.cpp") {
+        if (lines[i].find(word) != std::string::npos) {
           found << fs::relative(file, kRoot).string() << ':' << i + 1 << ": " << word << '\n';
         }
       }
