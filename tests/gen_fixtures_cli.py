@@ -1,39 +1,46 @@
 #!/usr/bin/env python3
 """PyTorch loads a checkpoint written by `tapegrad train` with load_state_dict(strict=True).
 
-The fixtures, all checked in (tests/apps/test_cli_checkpoint.cpp reads them and never needs torch):
+The fixtures, all checked in (tests/apps/test_cli_checkpoint.cpp and test_cli_checkpoint_residual.cpp read
+them and never need torch), two per model file written by hand:
 
-  tests/fixtures/cli/small.tg           a small model file (conv2d, batchnorm2d, maxpool2d, linear), written
-                                        by hand
-  tests/fixtures/cli/small.safetensors  the checkpoint `tapegrad train` wrote for it: one epoch on the first
-                                        256 training images of tests/fixtures/mnist_small, one thread
-  tests/fixtures/cli/small_torch.json   what PyTorch makes of that checkpoint: the state_dict keys and shapes
+  tests/fixtures/cli/small.tg           a small model file (conv2d, maxpool2d, linear)
+  tests/fixtures/cli/small_residual.tg  a small residual model file: batchnorm2d, an identity block, a block
+                                        with a `shortcut` section, a `repeat 2` of blocks using `in`, relu6,
+                                        globalavgpool2d
+  tests/fixtures/cli/NAME.safetensors   the checkpoint `tapegrad train` wrote for NAME.tg: one epoch on the
+                                        first 256 training images of tests/fixtures/mnist_small, one thread
+  tests/fixtures/cli/NAME_torch.json    what PyTorch makes of that checkpoint: the state_dict keys and shapes
                                         it loaded (strict=True), and the logits of the twin nn.Sequential in
                                         eval() on the first 8 test images of mnist_small, normalized with the
                                         checkpoint's normalization (x = pixel * (1 / (255 std)) - mean / std,
                                         in float32, as tg::MNIST::normalized computes it)
 
-Regenerate the JSON from the committed checkpoint (from the repository root):
+Regenerate the JSON from the committed checkpoints (from the repository root):
 
     /usr/bin/python3 tests/gen_fixtures_cli.py
 
-or train the checkpoint again first (after a change to small.tg or to what `tapegrad train` writes):
+or train a checkpoint again first (after a change to NAME.tg or to what `tapegrad train` writes):
 
-    /usr/bin/python3 tests/gen_fixtures_cli.py --tapegrad build/apps/tapegrad
+    /usr/bin/python3 tests/gen_fixtures_cli.py --tapegrad build/apps/tapegrad [--model small_residual]
 
-which runs, from the repository root,
+which runs, from the repository root (for each model file, or the one --model names),
 
-    build/apps/tapegrad train --model tests/fixtures/cli/small.tg --data tests/fixtures/mnist_small \\
+    build/apps/tapegrad train --model tests/fixtures/cli/NAME.tg --data tests/fixtures/mnist_small \\
         --limit 256 --epochs 1 --threads 1 --out TMP
 
-and copies TMP/model.safetensors to tests/fixtures/cli/small.safetensors before writing the JSON.
+and copies TMP/model.safetensors to tests/fixtures/cli/NAME.safetensors before writing the JSON.
 
 How the checkpoint is read: its safetensors metadata holds "format" ("tapegrad-train-2"), "model_text" (the
 model file's text) and "run" (JSON: "input" [C, H, W], "class_names", "normalization" {"mean", "std"}, ...);
-its tensors are the state_dict of the same torch.nn.Sequential ("0.weight", ...) plus "optimizer.*" (the
-SGD momentum buffers), which are dropped before load_state_dict. The twin nn.Sequential is built from the
-model text here, line by line, with the same input-size inference as tapegrad's model files. The
-safetensors reader is tests/gen_fixtures_train.py's (there is no `safetensors` package here).
+its tensors are the state_dict of the same torch.nn.Sequential ("0.weight", ..., and "4.body.0.weight",
+"6.shortcut.0.weight" inside a residual block) plus "optimizer.*" (the SGD momentum buffers), which are
+dropped before load_state_dict. The twin nn.Sequential is built from the model text with the same input-size
+inference as tapegrad's model files: line by line here for a file without blocks, and by
+tests/gen_fixtures_residual.py's `build` for one with blocks (residual / shortcut / end, repeat N / end, the
+`in` token), each block one instance of its Residual class (self.body, self.shortcut or None; forward
+body(x) + (x if shortcut is None else shortcut(x)), as docs/model-files.md documents). The safetensors reader
+is tests/gen_fixtures_train.py's (there is no `safetensors` package here).
 
     /usr/bin/python3 tests/gen_fixtures_cli.py --check FILE
 
@@ -57,20 +64,22 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_fixtures_train import encode, read_safetensors, write_json  # noqa: E402
+import gen_fixtures_residual  # noqa: E402  the block grammar's twin builder (`build`, class Residual)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLI_DIR = os.path.join(HERE, "fixtures", "cli")
-MODEL_PATH = os.path.join(CLI_DIR, "small.tg")
-CHECKPOINT_PATH = os.path.join(CLI_DIR, "small.safetensors")
-JSON_PATH = os.path.join(CLI_DIR, "small_torch.json")
+MODELS = ("small", "small_residual")  # tests/fixtures/cli/NAME.tg, written by hand
 MNIST_DIR = os.path.join(HERE, "fixtures", "mnist_small")
 NUM_IMAGES = 8
 FORMAT = "tapegrad-train-2"
 
-# The training run, with paths relative to the repository root (they end up in the checkpoint's metadata).
-TRAIN_ARGS = ["train", "--model", "tests/fixtures/cli/small.tg", "--data", "tests/fixtures/mnist_small",
-              "--limit", "256", "--epochs", "1", "--threads", "1"]
+
+def train_args(name):
+    """The training run of NAME.tg; its paths are relative to the repository root (they end up in the
+    checkpoint's metadata)."""
+    return ["train", "--model", f"tests/fixtures/cli/{name}.tg", "--data", "tests/fixtures/mnist_small",
+            "--limit", "256", "--epochs", "1", "--threads", "1"]
 
 
 # ---- the checkpoint ----------------------------------------------------------------------------------------
@@ -110,12 +119,24 @@ def out_size(n, kernel, stride, padding, dilation=1):
     return (n + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def has_blocks(text):
+    """Whether a model text opens a block or takes a channel count from `in` (the block grammar)."""
+    for _, words in gen_fixtures_residual.parse_lines(text):
+        if words[0] in ("residual", "repeat") or any(w == "in" or w.endswith("*in") or w.endswith("=in")
+                                                     for w in words[1:]):
+            return True
+    return False
+
+
 def build_sequential(text, input_shape, classes, source="model"):
     """The torch.nn.Sequential a tapegrad model file describes, for a per-example input [C, H, W] or [F].
 
     Covers the built-in layers of the model-file table in docs/model-files.md; each module is built for the
-    shape that reaches it, as tapegrad's model_from_text does.
+    shape that reaches it, as tapegrad's model_from_text does. A file with blocks (residual, repeat) or the
+    `in` token is built by gen_fixtures_residual.build, each residual block a gen_fixtures_residual.Residual.
     """
+    if has_blocks(text):
+        return gen_fixtures_residual.build(text, input_shape, classes)
     shape = list(input_shape)
     modules = []
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -246,23 +267,28 @@ def input_images(run):
 # ---- modes -------------------------------------------------------------------------------------------------
 
 
-def retrain(tapegrad):
+def checkpoint_path(name):
+    return os.path.join(CLI_DIR, f"{name}.safetensors")
+
+
+def retrain(tapegrad, name):
     with tempfile.TemporaryDirectory() as out:
-        cmd = [tapegrad] + TRAIN_ARGS + ["--out", out]
+        cmd = [tapegrad] + train_args(name) + ["--out", out]
         print("running:", " ".join(cmd))
         subprocess.run(cmd, check=True, cwd=ROOT)
-        shutil.copyfile(os.path.join(out, "model.safetensors"), CHECKPOINT_PATH)
-    print(f"wrote {CHECKPOINT_PATH}: {os.path.getsize(CHECKPOINT_PATH)} bytes")
+        shutil.copyfile(os.path.join(out, "model.safetensors"), checkpoint_path(name))
+    print(f"wrote {checkpoint_path(name)}: {os.path.getsize(checkpoint_path(name))} bytes")
 
 
-def build_fixture():
-    model, run, state = load_model(CHECKPOINT_PATH)
+def build_fixture(name):
+    model, run, state = load_model(checkpoint_path(name))
     x, labels = input_images(run)
     with torch.no_grad():
         logits = model(x)
     keys = list(model.state_dict())
     return {"generator": "tests/gen_fixtures_cli.py", "torch_version": torch.__version__,
-            "checkpoint": "small.safetensors", "model_file": "small.tg", "model_source": run["model_source"],
+            "checkpoint": f"{name}.safetensors", "model_file": f"{name}.tg",
+            "model_source": run["model_source"],
             "input": run["input"], "normalization": run["normalization"],
             "images": f"the first {NUM_IMAGES} test images of tests/fixtures/mnist_small",
             "labels": labels,
@@ -287,15 +313,17 @@ def check(path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tapegrad", metavar="BIN", help="train small.safetensors again with this binary first")
+    parser.add_argument("--tapegrad", metavar="BIN", help="train NAME.safetensors again with this binary first")
+    parser.add_argument("--model", choices=MODELS, help="only this fixture (default: every one)")
     parser.add_argument("--check", metavar="FILE", help="load a `tapegrad train` checkpoint and print its logits")
     args = parser.parse_args()
     if args.check:
         check(args.check)
         return 0
-    if args.tapegrad:
-        retrain(os.path.abspath(args.tapegrad))
-    write_json(JSON_PATH, build_fixture())
+    for name in [args.model] if args.model else MODELS:
+        if args.tapegrad:
+            retrain(os.path.abspath(args.tapegrad), name)
+        write_json(os.path.join(CLI_DIR, f"{name}_torch.json"), build_fixture(name))
     return 0
 
 

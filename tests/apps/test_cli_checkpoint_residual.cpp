@@ -1,0 +1,145 @@
+// A residual model file written by hand (tests/fixtures/cli/small_residual.tg: batch norm, an identity block,
+// a block with a `shortcut` section, a `repeat 2` of blocks using `in`, relu6) trains on MNIST from the
+// binary, and its checkpoint loads strictly into PyTorch's twin, each block a Residual (self.body,
+// self.shortcut), giving the same logits (fixtures of tests/gen_fixtures_cli.py); eval and predict use it.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cli/run_checkpoint.hpp"
+#include "tapegrad.hpp"
+#include "test_util.hpp"
+#include "torch_twin.hpp"
+
+using namespace test_util;
+using nlohmann::json;
+
+namespace {
+
+const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
+const std::string kModelFile = TG_FIXTURE_DIR "/cli/small_residual.tg";
+const std::string kCheckpoint = TG_FIXTURE_DIR "/cli/small_residual.safetensors";
+const std::string kTorchJson = TG_FIXTURE_DIR "/cli/small_residual_torch.json";
+const std::string kTapegrad = TG_TAPEGRAD_BIN;
+
+json torch_fixture() { return json::parse(read_text(kTorchJson)); }
+
+// The batch norm layers of small_residual.tg, by state-key prefix: in the stem, in bodies and in a shortcut.
+const std::vector<std::string> kBatchNorms = {
+    "1.", "4.body.1.", "4.body.4.", "6.body.1.", "6.shortcut.1.", "7.body.1.", "9.body.1."};
+
+}  // namespace
+
+TEST_CASE("the committed checkpoint of small_residual.tg gives PyTorch's logits, blocks and all") {
+  const json doc = torch_fixture();
+  tg::cli::Checkpoint ckpt = tg::cli::open_checkpoint(kCheckpoint);
+  CHECK(ckpt.info.model_text == read_text(kModelFile));
+  CHECK(ckpt.info.input == tg::Shape{1, 28, 28});
+  REQUIRE(ckpt.info.classes() == 10);
+
+  // The blocks are tg::Residual where PyTorch has its Residual: 4 (identity), 6 (shortcut), 7 and 9 (repeat).
+  REQUIRE(ckpt.model.size() == 13);
+  for (const std::size_t i : {4, 6, 7, 9}) {
+    const auto* block = dynamic_cast<const tg::Residual*>(&ckpt.model[i]);
+    INFO("layer ", i, " is ", ckpt.model[i].describe());
+    REQUIRE(block != nullptr);
+    CHECK(block->has_shortcut() == (i == 6));
+  }
+
+  // Exactly the tensors PyTorch loaded strictly, in the same order: 4.body.0.weight, ..., 6.shortcut.1.bias.
+  std::vector<std::pair<std::string, tg::Shape>> ours;
+  for (const auto& [name, t] : ckpt.model.named_state()) ours.emplace_back(name, t.shape());
+  const auto theirs = torch_state(doc);
+  CHECK(ours == theirs);
+  CHECK(std::count_if(theirs.begin(), theirs.end(), [](const auto& e) {
+          return e.first.find(".shortcut.") != std::string::npos;
+        }) == 6);  // conv weight; batch norm weight, bias, running mean and var, batches tracked
+
+  REQUIRE(shape_of(doc.at("logits").at("shape")) == tg::Shape{8, 10});
+  MESSAGE("max |tapegrad - PyTorch| over 80 logits: ", check_torch_logits(ckpt, doc, kSmallMnist));
+}
+
+TEST_CASE(
+    "tapegrad train on small_residual.tg writes exactly the state_dict keys and shapes PyTorch loaded") {
+  TempDir dir;
+  const RunResult r = run(kTapegrad + " train --model " + kModelFile + " --data " + kSmallMnist +
+                          " --limit 256 --epochs 1 --threads 1 --out " + dir.path.string());
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const std::string written = dir.file("model.safetensors");
+  CHECK(file_state(written) == torch_state(torch_fixture()));
+  CHECK(file_state(written) == file_state(kCheckpoint));
+
+  const tg::SafetensorsFile file = tg::read_safetensors(written);
+  const std::map<std::string, tg::Array> tensors(file.tensors.begin(), file.tensors.end());
+  CHECK(file.metadata.at("format") == tg::cli::kFormat);
+  CHECK(file.metadata.at("model_text") == read_text(kModelFile));
+  const tg::cli::RunInfo info = tg::cli::from_metadata(file.metadata, written);
+  REQUIRE(info.history.size() == 1);
+  CHECK(std::isfinite(info.history[0].train_loss));
+  CHECK(info.history[0].train_loss > 0.5);  // 4 steps from random weights: not learned yet, not collapsed
+  CHECK(info.history[0].train_loss < 5.0);
+
+  // Every batch norm trained, the ones inside bodies and the shortcut too: 256 / 64 = 4 batches tracked,
+  // running statistics moved from their initial 0 and 1.
+  for (const std::string& bn : kBatchNorms) {
+    INFO(bn);
+    CHECK(tensors.at(bn + "num_batches_tracked").data()[0] == 4.f);
+    const tg::Array& mean = tensors.at(bn + "running_mean");
+    const tg::Array& var = tensors.at(bn + "running_var");
+    CHECK(std::any_of(mean.begin(), mean.end(), [](float m) { return std::abs(m) > 1e-4f; }));
+    CHECK(std::any_of(var.begin(), var.end(), [](float v) { return std::abs(v - 1.f) > 1e-4f; }));
+  }
+}
+
+TEST_CASE("tapegrad eval and predict use the committed checkpoint of small_residual.tg") {
+  TempDir dir;
+  const tg::cli::RunInfo info =
+      tg::cli::from_metadata(tg::read_safetensors(kCheckpoint).metadata, kCheckpoint);
+  REQUIRE_FALSE(info.history.empty());
+
+  SUBCASE("eval names the model file and the accuracy the training run measured") {
+    const RunResult r =
+        run(kTapegrad + " eval " + kCheckpoint + " --data " + kSmallMnist + " --out " + dir.path.string());
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    CHECK(r.output.find("small_residual (tests/fixtures/cli/small_residual.tg)") != std::string::npos);
+    char accuracy[32];
+    std::snprintf(accuracy, sizeof accuracy, "accuracy %.2f%%", 100.0 * info.history.back().test_accuracy);
+    CHECK(r.output.find(accuracy) != std::string::npos);
+    CHECK(std::filesystem::exists(dir.file("eval_per_class.csv")));
+  }
+
+  SUBCASE("predict names the class the checkpoint's model gives each of the first 8 test images") {
+    // As for small.tg: computed here from the PNGs predict reads, not PyTorch's argmax (an stb resize).
+    tg::cli::Checkpoint ckpt = tg::cli::open_checkpoint(kCheckpoint);
+    ckpt.model.eval();
+    tg::NoGradGuard no_grad;
+    const tg::MNIST test(kSmallMnist, tg::Split::Test);
+    std::string args;
+    std::vector<std::string> lines;
+    for (std::size_t i = 0; i < 8; ++i) {
+      const std::string png = dir.file("test" + std::to_string(i) + ".png");
+      tg::write_png(png, std::vector<std::uint8_t>(test.pixels(i), test.pixels(i) + 784), 28, 28);
+      args += " " + png;
+      const tg::Array x = tg::load_image(png, 28, 28, {.mean = info.mean[0], .std = info.std[0]});
+      const tg::Array logits = ckpt.model(tg::Tensor(x)).value();
+      const auto best =
+          static_cast<std::size_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      lines.push_back(png + ": " + info.class_names.at(best) + "  (");
+    }
+    const RunResult r = run(kTapegrad + " predict " + kCheckpoint + args);
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    for (const std::string& line : lines) CHECK_MESSAGE(r.output.find(line) != std::string::npos, line);
+  }
+}

@@ -1,0 +1,74 @@
+// What the checkpoint tests (tests/apps/test_cli_checkpoint.cpp, test_cli_checkpoint_residual.cpp) compare
+// with the PyTorch twin of a model file: the fixtures NAME_torch.json of tests/gen_fixtures_cli.py
+// (state_dict keys and shapes PyTorch loaded with strict=True, its eval logits on the first test images of
+// mnist_small).
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cli/run_checkpoint.hpp"
+#include "tapegrad.hpp"
+
+namespace test_util {
+
+// Through std::vector: GCC 12 warns (-Warray-bounds, falsely) inside json::get<tg::Shape>().
+inline tg::Shape shape_of(const nlohmann::json& j) {
+  const auto dims = j.get<std::vector<std::size_t>>();
+  return tg::Shape(dims.begin(), dims.end());
+}
+
+// The (name, shape) list PyTorch loaded with strict=True, in state_dict order.
+inline std::vector<std::pair<std::string, tg::Shape>> torch_state(const nlohmann::json& doc) {
+  std::vector<std::pair<std::string, tg::Shape>> out;
+  for (const nlohmann::json& e : doc.at("state_dict"))
+    out.emplace_back(e.at("name").get<std::string>(), shape_of(e.at("shape")));
+  return out;
+}
+
+// The model tensors of a checkpoint file (its "optimizer.*" tensors left out), in file order.
+inline std::vector<std::pair<std::string, tg::Shape>> file_state(const std::string& path) {
+  std::vector<std::pair<std::string, tg::Shape>> out;
+  for (const auto& [name, array] : tg::read_safetensors(path).tensors)
+    if (name.rfind("optimizer.", 0) != 0) out.emplace_back(name, array.shape());
+  return out;
+}
+
+// The first n test images of the MNIST folder `dir`, normalized as the checkpoint says: [n, 1, 28, 28].
+inline tg::Array first_test_images(const std::string& dir, const tg::cli::RunInfo& info, std::size_t n) {
+  const tg::MNIST test(dir, tg::Split::Test, {info.mean.at(0), info.std.at(0)});
+  tg::Array x = tg::Array::from_shape({n, 1, 28, 28});
+  for (std::size_t i = 0; i < n; ++i) test.normalized(i, x.data() + i * 784);
+  return x;
+}
+
+// The checkpoint's model (in eval mode) on the fixture's images gives the fixture's logits, each within
+// 1e-5 + 1e-4 |PyTorch's|. Returns the largest difference.
+inline float check_torch_logits(tg::cli::Checkpoint& ckpt, const nlohmann::json& doc,
+                                const std::string& mnist) {
+  const nlohmann::json& logits = doc.at("logits");
+  const tg::Shape shape = shape_of(logits.at("shape"));
+  REQUIRE(shape.size() == 2);
+  const std::vector<float> expected = logits.at("data").get<std::vector<float>>();
+  ckpt.model.eval();
+  tg::NoGradGuard no_grad;
+  const tg::Array got = ckpt.model(tg::Tensor(first_test_images(mnist, ckpt.info, shape[0]))).value();
+  REQUIRE(got.shape() == shape);
+  float worst = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const float diff = std::abs(got.data()[i] - expected[i]);
+    worst = std::max(worst, diff);
+    INFO("logit ", i / shape[1], ",", i % shape[1], ": tapegrad ", got.data()[i], ", PyTorch ", expected[i]);
+    CHECK(diff <= 1e-5f + 1e-4f * std::abs(expected[i]));
+  }
+  return worst;
+}
+
+}  // namespace test_util
