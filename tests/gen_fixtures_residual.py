@@ -9,16 +9,33 @@ It writes, checked in (the C++ tests only read the JSON and never need torch):
   - tests/fixtures/residual_torch.json: a small residual net (an identity block and a block with a projection
     shortcut) written as a model file, with every parameter and buffer, an input batch, labels, and from
     torch in train mode: the logits, the cross-entropy loss, the gradient of the loss with respect to every
-    parameter and the input, and the buffers after the forward (batch norm running statistics); and for
-    apps/models/resnet20.tg at [1, 28, 28] and [3, 32, 32] (10 classes), the parameter count and the
-    state_dict keys and shapes of its PyTorch twin, built with the Residual class of docs/model-files.md;
+    parameter and the input, and the buffers after the forward (batch norm running statistics); for
+    apps/models/resnet20.tg and mobilenetv2.tg at [1, 28, 28] and [3, 32, 32] (10 classes), the parameter
+    count and the state_dict keys and shapes of their PyTorch twins, built with the Residual class of
+    docs/model-files.md; and for each of the two at [3, 32, 32], a training run in miniature ("runs", below);
   - the relu6 cases of tests/fixtures/extra_ops.json (the case format of gen_fixtures.py), replacing the
     file's relu6 cases and keeping every other case as it is.
 The twin of a model file is built by `build`, below, which reads the block grammar (residual / shortcut /
 end, repeat N / end, the `in` token) as tapegrad does. Deterministic: torch.manual_seed(0), float32.
+
+A run ("runs": resnet20, mobilenetv2) is the cifarnet run of gen_fixtures_models.py, smaller: every parameter
+set from an integer hash the C++ test computes the same way (hashed_uniform: u in [-1, 1), in double rounded to
+float32; a weight of more than one dimension u sqrt(3 / fan_in), a one-dimensional weight, batch norm's,
+1 + 0.1 u, a bias 0.1 u; buffers keep their zeros and ones), a batch of 2 formula images (as
+gen_fixtures_models.images) with labels 3 and 8, train mode, cross-entropy: the logits, the loss and each
+parameter's gradient at step 0 (and the names of those that are 0 up to rounding: zero_gradients), then SGD
+steps (lr 0.01, momentum 0.9, weight decay 5e-4), each on the batch shifted by the step number: the loss at each
+step and afterwards every parameter and buffer. resnet20 takes 3 steps; mobilenetv2 one, after which its
+losses are chaotic: from this start its loss is so sharp (17 blocks of batch norms on a batch of 2) that
+PyTorch's own float32 and float64 runs of this fixture differ by 0.1% at the second step's loss and by 10% at
+the third at lr 1e-4, and still by 0.06% at lr 1e-6; one step is linear in the gradients, which are well
+conditioned (float32 and float64 agree to 1e-6). A tensor of more than 4 values is recorded as 4 samples
+(every numel/4-th value, from index 0) plus its sum and its sum of absolute values (in double): the C++ test
+recomputes those, which sees every element and keeps the file small.
 """
 
 import json
+import math
 import os
 import sys
 
@@ -34,7 +51,14 @@ from gen_fixtures import encode, make_case, randn  # noqa: E402  same encoding a
 
 OUT_PATH = os.path.join(HERE, "fixtures", "residual_torch.json")
 EXTRA_OPS_PATH = os.path.join(HERE, "fixtures", "extra_ops.json")
-RESNET20_PATH = os.path.join(ROOT, "apps", "models", "resnet20.tg")
+MODELS_DIR = os.path.join(ROOT, "apps", "models")
+RUN_BATCH, RUN_LABELS, RUN_SAMPLES = 2, [3, 8], 4
+RUN_STEPS = {"resnet20": 3, "mobilenetv2": 1}  # why mobilenetv2 takes one step: the module docstring
+# The gradients' tolerance, relative to each tensor's mean absolute value: cifarnet's 2e-3, but 5e-3 for
+# mobilenetv2, where PyTorch's own float32 gradient of 36.body.1.weight (a batch norm weight: a sum that cancels)
+# is 2.05e-3 from its float64 one.
+RUN_GRAD_RTOL = {"resnet20": 2e-3, "mobilenetv2": 5e-3}
+RUN_SGD = {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}
 
 
 class Residual(nn.Module):
@@ -220,6 +244,91 @@ def twin_summary(text, input_shape, classes):
             "state": [[k, list(v.shape)] for k, v in model.state_dict().items()]}
 
 
+def run_summary(t):
+    """A tensor as up to RUN_SAMPLES values, or RUN_SAMPLES samples plus its sum and sum of absolute values."""
+    a = t.detach().reshape(-1).numpy().astype(np.float32)
+    short = lambda v: float(f"{v:.9g}")  # float32's 9 digits, not Python's 17
+    if a.size <= RUN_SAMPLES:
+        return {"shape": list(t.shape), "data": [short(v) for v in a]}
+    stride = a.size // RUN_SAMPLES
+    return {"shape": list(t.shape), "stride": stride, "samples": [short(a[k * stride]) for k in range(RUN_SAMPLES)],
+            "sum": float(f"{a.astype(np.float64).sum():.12g}"),
+            "abs_sum": float(f"{np.abs(a.astype(np.float64)).sum():.12g}")}
+
+
+def hashed_uniform(numel, index):
+    """numel values in [-1, 1) from an integer hash of (i, index): exact in any language, unlike a random
+    generator's, and unlike gen_fixtures_models.fill's sine not of rank 2 as a matrix (a deep stack of rank-2
+    1x1 convolutions and batch norms blows its gradients up by 1e4)."""
+    i = np.arange(numel, dtype=np.uint64)
+    h = (i * np.uint64(2654435761) + np.uint64(index + 1) * np.uint64(2246822519)) & np.uint64(0xFFFFFFFF)
+    h ^= h >> np.uint64(15)
+    h = (h * np.uint64(2246822519)) & np.uint64(0xFFFFFFFF)
+    h ^= h >> np.uint64(13)
+    return h.astype(np.float64) / 2.0**31 - 1.0
+
+
+def set_run_parameters(model):
+    """The parameters of a run (module docstring), in named_parameters order."""
+    for index, (name, p) in enumerate(model.named_parameters()):
+        u = hashed_uniform(p.numel(), index)
+        if name.endswith("weight") and p.dim() > 1:
+            values = u * math.sqrt(3.0 / p[0].numel())
+        elif name.endswith("weight"):
+            values = 1.0 + 0.1 * u
+        else:
+            values = 0.1 * u
+        with torch.no_grad():
+            p.copy_(torch.from_numpy(values.astype(np.float32)).reshape(p.shape))
+
+
+def run_images(step):
+    """[2, 3, 32, 32]: x[i] = 1.5 sin(0.011 i + 0.5 step) + 0.25 cos(0.37 i), in double, rounded to float32."""
+    i = np.arange(RUN_BATCH * 3 * 32 * 32, dtype=np.float64)
+    x = 1.5 * np.sin(0.011 * i + 0.5 * step) + 0.25 * np.cos(0.37 * i)
+    return torch.from_numpy(x.astype(np.float32)).reshape(RUN_BATCH, 3, 32, 32)
+
+
+def zero_gradients(text):
+    """The parameters whose gradient is 0 in exact arithmetic (float64 shows it: below 1e-10 of the largest): a
+    batch norm's bias whose every path goes through a convolution and another batch norm, which subtracts the
+    mean it adds. In float32 their gradient is rounding noise, which no two implementations share."""
+    model = build(text, [3, 32, 32], 10)
+    set_run_parameters(model)
+    model.double().train()
+    F.cross_entropy(model(run_images(0).double()), torch.tensor(RUN_LABELS)).backward()
+    largest = max(float(p.grad.abs().max()) for p in model.parameters())
+    return [n for n, p in model.named_parameters() if float(p.grad.abs().max()) < 1e-10 * largest]
+
+
+def training_run(text, steps, grad_rtol):
+    """A forward, a backward, then `steps` SGD steps of the model file's twin (module docstring)."""
+    labels = torch.tensor(RUN_LABELS)
+    model = build(text, [3, 32, 32], 10)
+    set_run_parameters(model)
+    model.train()
+    logits = model(run_images(0))
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    run = {"batch": RUN_BATCH, "labels": RUN_LABELS, "sgd": RUN_SGD, "logits": run_summary(logits),
+           "loss": float(loss), "grads": {n: run_summary(p.grad) for n, p in model.named_parameters()},
+           "zero_grads": zero_gradients(text), "grad_rtol": grad_rtol}
+    model = build(text, [3, 32, 32], 10)
+    set_run_parameters(model)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), **RUN_SGD)
+    losses = []
+    for step in range(steps):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(run_images(step)), labels)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    run["sgd_losses"] = losses
+    run["after_sgd"] = {k: run_summary(v.float()) for k, v in model.state_dict().items()}
+    return run
+
+
 def relu6_cases():
     x = randn(3, 5) * 4.0 + 2.0  # values below 0, between 0 and 6, above 6
     x = torch.where((x.abs() < 0.05) | ((x - 6).abs() < 0.05), x + 0.2, x)
@@ -230,13 +339,22 @@ def relu6_cases():
 
 def main():
     torch.manual_seed(0)
-    with open(RESNET20_PATH) as f:
-        resnet20 = f.read()
     doc = {"generator": "tests/gen_fixtures_residual.py", "torch_version": torch.__version__,
-           "small_net": small_net_fixture(),
-           "resnet20": [twin_summary(resnet20, [1, 28, 28], 10), twin_summary(resnet20, [3, 32, 32], 10)]}
-    for twin in doc["resnet20"]:
-        print(f"resnet20 at {twin['input_shape']}: {twin['parameters']} parameters")
+           "small_net": small_net_fixture(), "runs": {}}
+    texts = {}
+    for name in ("resnet20", "mobilenetv2"):
+        with open(os.path.join(MODELS_DIR, name + ".tg")) as f:
+            texts[name] = f.read()
+    doc["resnet20"] = [twin_summary(texts["resnet20"], [1, 28, 28], 10),
+                       twin_summary(texts["resnet20"], [3, 32, 32], 10)]
+    relu6 = relu6_cases()  # drawn here, where the generator has always drawn them: the same cases as before
+    doc["mobilenetv2"] = [twin_summary(texts["mobilenetv2"], [1, 28, 28], 10),
+                          twin_summary(texts["mobilenetv2"], [3, 32, 32], 10)]
+    for name, text in texts.items():
+        for twin in doc[name]:
+            print(f"{name} at {twin['input_shape']}: {twin['parameters']} parameters")
+        doc["runs"][name] = training_run(text, RUN_STEPS[name], RUN_GRAD_RTOL[name])
+        print(f"{name}: loss {doc['runs'][name]['loss']:.6f}, SGD losses {doc['runs'][name]['sgd_losses']}")
     with open(OUT_PATH, "w") as f:
         json.dump(doc, f, separators=(",", ":"))
         f.write("\n")
@@ -244,7 +362,7 @@ def main():
 
     with open(EXTRA_OPS_PATH) as f:
         extra = json.load(f)
-    extra["cases"] = [c for c in extra["cases"] if c["op"] != "relu6"] + relu6_cases()
+    extra["cases"] = [c for c in extra["cases"] if c["op"] != "relu6"] + relu6
     with open(EXTRA_OPS_PATH, "w") as f:
         json.dump(extra, f, indent=None, separators=(",", ":"))
         f.write("\n")

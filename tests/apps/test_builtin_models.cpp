@@ -12,10 +12,12 @@
 #include "cli/models.hpp"
 #include "fixture_runner.hpp"
 #include "tapegrad.hpp"
+#include "tensor_summary.hpp"
 #include "test_util.hpp"
 
 namespace {
 
+using test_util::check_against;
 using test_util::Json;
 
 const Json& models_fixture() {
@@ -66,32 +68,6 @@ const std::vector<int> kLabels = {0, 1, 2, 3, 4, 5, 6, 7};
 tg::Sequential builtin(const std::string& name) {
   const tg::cli::ModelText text = tg::cli::find_model(name);
   return tg::model_from_text(text.text, {3, 32, 32}, 10, text.source);
-}
-
-// A tensor against the fixture's record of it: every value (small tensors) or 64 samples, the sum and the sum
-// of absolute values. Tolerances relative to the tensor's scale (its mean absolute value).
-// atol: an absolute allowance, for gradients that are 0 up to rounding.
-void check_against(const std::string& what, const tg::Array& a, const Json& ref, double rtol,
-                   double atol = 0) {
-  INFO(what);
-  std::vector<std::size_t> ref_shape = ref.at("shape").get<std::vector<std::size_t>>();
-  REQUIRE(tg::Shape(a.shape().begin(), a.shape().end()) == tg::Shape(ref_shape.begin(), ref_shape.end()));
-  double abs_sum = 0, sum = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) abs_sum += std::fabs(a.data()[i]), sum += a.data()[i];
-  const double scale = std::max(abs_sum / static_cast<double>(a.size()), 1e-6);
-  const double tol = rtol * scale + atol;
-  if (ref.contains("data")) {
-    const auto data = ref.at("data").get<std::vector<float>>();
-    for (std::size_t i = 0; i < data.size(); ++i) CHECK(std::fabs(a.data()[i] - data[i]) <= tol);
-    return;
-  }
-  const auto stride = ref.at("stride").get<std::size_t>();
-  const auto samples = ref.at("samples").get<std::vector<float>>();
-  for (std::size_t k = 0; k < samples.size(); ++k) CHECK(std::fabs(a.data()[k * stride] - samples[k]) <= tol);
-  CHECK(std::fabs(sum - ref.at("sum").get<double>()) <=
-        rtol * abs_sum + atol * static_cast<double>(a.size()) + 1e-5);
-  CHECK(std::fabs(abs_sum - ref.at("abs_sum").get<double>()) <=
-        rtol * abs_sum + atol * static_cast<double>(a.size()) + 1e-5);
 }
 
 }  // namespace
