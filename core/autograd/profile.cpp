@@ -29,8 +29,14 @@ Profile& profile() {
 }
 
 std::atomic<bool> g_on{false};
-thread_local double t_last_mark = 0;              // the previous op's (or layer start's) time on this thread
-thread_local std::vector<double> t_layer_starts;  // open LayerScopes on this thread (nested Sequentials)
+thread_local double t_last_mark = 0;  // the previous op's (or layer start's) time on this thread
+// The open LayerScopes on this thread, innermost last (a Residual's body inside the Residual inside the
+// model).
+struct OpenLayer {
+  double start = 0;
+  double children = 0;  // forward seconds of the layers nested in this one
+};
+thread_local std::vector<OpenLayer> t_open_layers;
 
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -55,17 +61,21 @@ class Profiler final : public TapeObserver {
 
   void layer_begin(const std::string&) override {
     t_last_mark = now();
-    t_layer_starts.push_back(t_last_mark);
+    t_open_layers.push_back({t_last_mark, 0});
   }
 
+  // A layer's row gets its own time: a container (a Residual) counts its add, not its children's work, which
+  // is in their rows; so the rows add up to the forward, and the shares to 100% of it.
   void layer_end(const std::string& layer) override {
-    if (t_layer_starts.empty()) return;  // profiling was turned on inside this layer
-    const double seconds = now() - t_layer_starts.back();
-    t_layer_starts.pop_back();
+    if (t_open_layers.empty()) return;  // profiling was turned on inside this layer
+    const double seconds = now() - t_open_layers.back().start;
+    const double self = seconds - t_open_layers.back().children;
+    t_open_layers.pop_back();
+    if (!t_open_layers.empty()) t_open_layers.back().children += seconds;
     std::lock_guard<std::mutex> lock(profile().mutex);
     Times& times = profile().layers[layer];
     ++times.calls;
-    times.forward += seconds;
+    times.forward += self;
   }
 };
 
@@ -97,7 +107,7 @@ std::string table(const char* title, const std::map<std::string, Times>& rows) {
 void set_profiling(bool on) {
   g_on = on;
   t_last_mark = now();
-  t_layer_starts.clear();
+  t_open_layers.clear();
   if (on) {
     add_global_tape_observer(&g_profiler);
   } else {

@@ -4,7 +4,9 @@
 // Forward time of an op is the time since the previous op (or layer start) on this thread, i.e. the time
 // its forward computation took just before it was recorded; backward time is measured around the op's
 // backward function. Layer times are measured between a LayerScope's opening and closing (Sequential opens
-// one around each layer). Global: it watches every thread's tape.
+// one around each layer), less the time of the layers nested inside it: a Residual's row is its add, its
+// body's layers have their own rows ("3.body.0.Conv2D"), and the rows add up to the whole forward. Global:
+// it watches every thread's tape.
 #pragma once
 
 #include <string>

@@ -3,6 +3,8 @@
 // tape, and a small residual net against PyTorch (tests/gen_fixtures_residual.py).
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -269,4 +271,80 @@ TEST_CASE("the profiler's layer table names a layer inside a residual block by i
   CHECK(report.find("2.body.0.Conv2D") != std::string::npos);
   CHECK(report.find("4.shortcut.0.Conv2D") != std::string::npos);
   CHECK(report.find("4.Residual") != std::string::npos);
+}
+
+namespace {
+
+// The sum of the "forward ms" column of the profile report's layer table.
+double layer_forward_ms(const std::string& report) {
+  std::istringstream lines(report);
+  std::string line;
+  bool in_layers = false;
+  double sum = 0;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string name;
+    double calls = 0, forward = 0;
+    fields >> name;
+    if (name == "op" || name == "layer") {
+      in_layers = name == "layer";
+    } else if (in_layers && fields >> calls >> forward) {
+      sum += forward;
+    }
+  }
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "the profiler gives a residual block its own time, not its body's: the layer rows add up to the "
+    "forward") {
+  ClearTapeOnExit clear;
+  tg::Sequential body;
+  for (int i = 0; i < 4; ++i) {
+    body.add(tg::Conv2D(32, 32, 3, {.padding = {1, 1}}));
+    body.add(tg::ReLU());
+  }
+  tg::Sequential model;
+  model.add(tg::Residual(std::move(body)));
+  const Tensor x(xt::ones<float>({8, 32, 32, 32}), false);
+  tg::reset_profile();
+  double wall_ms = 0;
+  {
+    const ScopedProfiling profiling(true);
+    const auto start = std::chrono::steady_clock::now();
+    const Tensor y = model(x);
+    wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  }
+  const std::string report = tg::profile_report();
+  tg::reset_profile();
+  INFO(report);
+  INFO("forward wall time ", wall_ms, " ms");
+  // Counting the body inside the block's row too would make the rows about twice the forward.
+  CHECK(layer_forward_ms(report) <= 1.1 * wall_ms + 1.0);
+  CHECK(layer_forward_ms(report) >= 0.5 * wall_ms);
+}
+
+TEST_CASE("docs/examples/plain20.tg is resnet20.tg without its blocks: the same layers in the same order") {
+  const std::string dir = std::string(TAPEGRAD_SOURCE_DIR);
+  tg::Sequential plain = tg::model_from_file(dir + "/docs/examples/plain20.tg", {1, 28, 28}, 10);
+  tg::Sequential resnet = tg::model_from_file(dir + "/apps/models/resnet20.tg", {1, 28, 28}, 10);
+  CHECK(plain.num_parameters() == 269434);
+  // resnet20's modules outside the shortcut sections, in order, by type (a Residual by its body's).
+  std::vector<std::string> chain;
+  const std::function<void(const tg::Sequential&)> walk = [&](const tg::Sequential& s) {
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (const auto* block = dynamic_cast<const tg::Residual*>(&s[i])) {
+        walk(block->body());
+      } else {
+        chain.push_back(s[i].describe());
+      }
+    }
+  };
+  walk(resnet);
+  std::vector<std::string> plain_chain;
+  for (std::size_t i = 0; i < plain.size(); ++i) plain_chain.push_back(plain[i].describe());
+  CHECK(plain_chain == chain);
+  CHECK(plain_chain.size() == 59);  // 19 convs, 19 batch norms, 19 ReLUs, pool, linear
 }
