@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstddef>
+#include <cstdio>
 
 #include "core/base/error.hpp"
 
@@ -12,6 +14,11 @@ std::string Augmentation::text() const {
   if (none()) return "none";
   std::string s = flip ? "flip" : "";
   if (crop_padding > 0) s += (s.empty() ? "crop=" : ",crop=") + std::to_string(crop_padding);
+  if (erase > 0) {
+    char p[32];
+    std::snprintf(p, sizeof p, "%g", erase);
+    s += (s.empty() ? "erase=" : ",erase=") + std::string(p);
+  }
   return s;
 }
 
@@ -40,19 +47,50 @@ Augmentation parse_augmentation(const std::string& text) {
       fail("--augment: '", item, "': the crop's padding must be a whole number from 1 to ", kMaxCropPadding,
            " (pixels on each side), e.g. crop=4");
     }
+    if (item == "erase" || item.starts_with("erase=")) {
+      if (a.erase > 0) fail("--augment: erase is given twice in '", text, "'");
+      double p = 0.5;
+      const char *first = item.data() + 6, *last = item.data() + item.size();
+      const auto [ptr, ec] =
+          item == "erase" ? std::from_chars_result{last, std::errc()} : std::from_chars(first, last, p);
+      if (ec == std::errc() && ptr == last && p > 0 && p <= 1) {
+        a.erase = p;
+        continue;
+      }
+      fail("--augment: '", item, "': the probability of erasing must be a number in (0, 1], e.g. erase=0.5");
+    }
     fail("--augment: ", item.empty() ? "an empty item" : "unknown '" + item + "'",
-         "; expected a comma-separated list of flip, crop=N (e.g. flip,crop=4), or none; got '", text, "'");
+         "; expected a comma-separated list of flip, crop=N, erase[=P] (e.g. flip,crop=4), or none; got '",
+         text, "'");
   }
   return a;
 }
 
-AugmentChoice draw_augmentation(const Augmentation& augment, Generator& gen) {
+AugmentChoice draw_augmentation(const Augmentation& augment, Generator& gen, std::size_t rows,
+                                std::size_t cols) {
   AugmentChoice c{.dy = augment.crop_padding, .dx = augment.crop_padding};
   if (augment.crop_padding > 0) {
     c.dy = gen.below(2 * augment.crop_padding + 1);
     c.dx = gen.below(2 * augment.crop_padding + 1);
   }
   if (augment.flip) c.flip = gen.below(2) == 1;
+  if (augment.erase > 0 && gen.uniform() < augment.erase) {
+    // torchvision's RandomErasing(scale=(0.02, 0.33), ratio=(0.3, 3.3)): up to 10 tries for a rectangle
+    // that fits, else none.
+    const double area = static_cast<double>(rows) * static_cast<double>(cols);
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      const double target = area * gen.uniform(0.02f, 0.33f);
+      const double aspect = std::exp(gen.uniform(std::log(0.3f), std::log(3.3f)));
+      const auto h = static_cast<std::size_t>(std::lround(std::sqrt(target * aspect)));
+      const auto w = static_cast<std::size_t>(std::lround(std::sqrt(target / aspect)));
+      if (h == 0 || w == 0 || h >= rows || w >= cols) continue;
+      c.ey = gen.below(rows - h + 1);
+      c.ex = gen.below(cols - w + 1);
+      c.eh = h;
+      c.ew = w;
+      break;
+    }
+  }
   return c;
 }
 
@@ -83,6 +121,10 @@ void augment_normalized(const std::uint8_t* pixels, std::size_t channels, std::s
         for (Index x = x0; x < x1; ++x) row[x] = static_cast<float>(src[x + shift_x]) * s + zero;
       }
       std::fill(row + x1, row + w, zero);
+    }
+    for (std::size_t y = choice.ey; y < choice.ey + choice.eh; ++y) {
+      float* row = out + (c * rows + y) * cols;
+      std::fill(row + choice.ex, row + choice.ex + choice.ew, 0.0f);
     }
   }
 }

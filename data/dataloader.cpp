@@ -96,7 +96,7 @@ void DataLoader::load(std::size_t batch_index) {
             Generator gen(augment_seed(options_.seed, order_epoch_, position));
             augment_normalized(data_->pixels(example), data_->channels(), data_->rows(), data_->cols(),
                                scale_.data(), offset_.data(), augment.crop_padding,
-                               draw_augmentation(augment, gen), out);
+                               draw_augmentation(augment, gen, data_->rows(), data_->cols()), out);
           }
           batch_.labels[i] = data_->label(example);
         }

@@ -3,6 +3,7 @@
 // bytes, then the normalization). Determinism over threads, ranks and resuming: test_dataloader.cpp.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <set>
@@ -93,6 +94,19 @@ TEST_CASE("parse_augmentation names a bad item and says what is accepted") {
   }
   CHECK_THROWS_WITH_AS(tg::parse_augmentation("flip,flip"), doctest::Contains("twice"), tg::Error);
   CHECK_THROWS_WITH_AS(tg::parse_augmentation("crop=2,crop=4"), doctest::Contains("twice"), tg::Error);
+}
+
+TEST_CASE("parse_augmentation reads erase (p = 0.5) and erase=P, and names a bad probability") {
+  CHECK(tg::parse_augmentation("erase").erase == 0.5);
+  CHECK(tg::parse_augmentation("flip,crop=4,erase=0.25").erase == 0.25);
+  CHECK(tg::parse_augmentation("erase").text() == "erase=0.5");
+  for (const char* text : {"erase=0.5", "flip,crop=4,erase=0.25", "erase=1"})
+    CHECK(tg::parse_augmentation(tg::parse_augmentation(text).text()).text() == text);
+  for (const char* bad : {"erase=0", "erase=1.5", "erase=-0.5", "erase=x", "erase=", "erase=0.5%"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(tg::parse_augmentation(bad), doctest::Contains("a number in (0, 1]"), tg::Error);
+  }
+  CHECK_THROWS_WITH_AS(tg::parse_augmentation("erase,erase=0.3"), doctest::Contains("twice"), tg::Error);
 }
 
 TEST_CASE("augment_normalized equals padding with zeros, cropping and mirroring, then normalizing") {
@@ -210,4 +224,47 @@ TEST_CASE("flip,crop=2 on MNIST digits: shifted, maybe mirrored copies, in the s
   CHECK(position == 40);
   CHECK(mirrored > 5);
   CHECK(mirrored < 35);
+}
+
+TEST_CASE(
+    "erase: an example is its image with at most one rectangle (2% to 33% of it) set to 0 in every channel") {
+  TempDir dir;
+  write_small_cifar(dir);
+  const tg::CIFAR10 data(dir.path.string(), tg::Split::Train);
+  const std::size_t rows = data.rows(), cols = data.cols(), plane = rows * cols;
+  tg::DataLoader loader(data,
+                        {.batch_size = 50, .shuffle = false, .augment = tg::parse_augmentation("erase")});
+  const tg::Batch& batch = *loader.begin();
+  std::size_t erased = 0;
+  std::set<std::pair<std::size_t, std::size_t>> sizes;
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    CAPTURE(i);
+    const float* got = batch.images.value().data() + i * data.example_size();
+    const std::vector<float> want = expected(data, i, 0, 0, false);
+    // The bounding box of the pixels that differ from the image, in any channel.
+    std::size_t y0 = rows, y1 = 0, x0 = cols, x1 = 0, changed = 0;
+    for (std::size_t k = 0; k < want.size(); ++k) {
+      if (std::abs(got[k] - want[k]) <= 1e-5f) continue;
+      const std::size_t y = (k % plane) / cols, x = k % cols;
+      y0 = std::min(y0, y), y1 = std::max(y1, y + 1), x0 = std::min(x0, x), x1 = std::max(x1, x + 1);
+      ++changed;
+    }
+    if (changed == 0) continue;
+    ++erased;
+    const std::size_t h = y1 - y0, w = x1 - x0;
+    sizes.emplace(h, w);
+    // Every pixel of the box, in every channel, is 0 (the mean), and nothing outside it changed.
+    for (std::size_t c = 0; c < data.channels(); ++c)
+      for (std::size_t y = y0; y < y1; ++y)
+        for (std::size_t x = x0; x < x1; ++x) CHECK(got[c * plane + y * cols + x] == 0.0f);
+    CHECK(changed <= data.channels() * h * w);
+    const double share = static_cast<double>(h * w) / static_cast<double>(plane);
+    CHECK(share >= 0.01);  // 2% to 33%, give or take the rounding of each side
+    CHECK(share <= 0.40);
+    CHECK(h < rows);
+    CHECK(w < cols);
+  }
+  CHECK(erased > 12);  // p = 0.5 of 50 examples
+  CHECK(erased < 38);
+  CHECK(sizes.size() > 5);  // the rectangles are drawn, not fixed
 }
