@@ -2,7 +2,7 @@
 """make bench: tapegrad against PyTorch 1.13's C++ frontend (libtorch) and PyTorch from Python, interleaved
 in one run on this machine (docs/benchmarks.md).
 
-  scripts/bench.py [--threads 1,2] [--models lenet,convnet,cifarnet,mobilenet,cifarnet:adamw]
+  scripts/bench.py [--threads 1,2] [--models lenet,convnet,cifarnet,mobilenet,resnet20,mobilenetv2,cifarnet:adamw]
                    [--layers-only | --train-only] [--layers REGEX] [--epochs 1] [--limit N] [--images 10000]
                    [--repeats 15] [--peak-gflops 225] [--openblas-own-kernels | --openblas-both] [--json FILE]
 
@@ -12,10 +12,10 @@ bench_torch.py layers), then for each model one training epoch plus inference an
 table: workload, tapegrad, libtorch, PyTorch and the ratios (> 1 means tapegrad is faster), plus each conv's
 GFLOP/s as a fraction of OpenBLAS SGEMM on its im2col GEMM shape. The MNIST models (lenet, convnet) read
 --data (--limit N: the first N training images only, for a quick check); the 3x32x32 models (cifarnet,
-mobilenet; MODEL:adamw trains with AdamW) train on --images random images. With the models it also times the
-data pipeline alone (DataLoader's batching, normalization and augmentation flip,crop=4 of --images random
-3x32x32 images, batch 64; tapegrad only) beside cifarnet's training rate, and the decoding of a folder of
-PNGs. PyTorch and libtorch run at their best: GLIBC_TUNABLES keeping freed memory, OPENBLAS_NUM_THREADS=1
+mobilenet, resnet20, mobilenetv2; MODEL:adamw trains with AdamW) train on --images random images. With the
+models it also times the data pipeline alone (DataLoader's batching, normalization and augmentation
+flip,crop=4 of --images random 3x32x32 images, batch 64; tapegrad only) beside cifarnet's training rate, and
+the decoding of a folder of PNGs. PyTorch and libtorch run at their best: GLIBC_TUNABLES keeping freed memory, OPENBLAS_NUM_THREADS=1
 under their own threads. tapegrad runs with the environment as it is. --openblas-own-kernels drops
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for every command (OpenBLAS then picks its AVX-512 kernels);
 --openblas-both runs everything once as is and once that way and prints both tables.
@@ -90,7 +90,7 @@ def torch_layers(threads, repeats, env):
     return {(r["name"], r["pass"]): r for r in data["results"]}, data["torch"]
 
 
-RANDOM_DATA_MODELS = ("cifarnet", "mobilenet")
+RANDOM_DATA_MODELS = ("cifarnet", "mobilenet", "resnet20", "mobilenetv2")
 
 
 def train(which, model, threads, a, env):
@@ -162,6 +162,29 @@ def forward_flop(model):
         for block in range(4):  # depthwise 3x3 (stride 2 in the 2nd and 4th), pointwise 1x1 to 2C
             conv(c, 3, stride=2 if block % 2 else 1, padding=1, groups=c)
             conv(2 * c, 1)
+        pool(None)
+        linear(10)
+    elif name == "resnet20":
+        conv(16, 3, padding=1)
+        for out in (16, 32, 64):
+            for _ in range(3):
+                cin = c
+                conv(out, 3, stride=2 if out != cin else 1, padding=1)
+                conv(out, 3, padding=1)
+                if out != cin:  # the 1x1 projection shortcut, at the block's output size
+                    flop += 2 * out * cin * h * w
+        pool(None)
+        linear(10)
+    elif name == "mobilenetv2":  # apps/models/mobilenetv2.tg: (expansion, channels, blocks, first stride)
+        conv(16, 3, padding=1)
+        for t, out, n, s in ((1, 8, 1, 1), (6, 16, 2, 2), (6, 16, 3, 2), (6, 32, 4, 2), (6, 48, 3, 1),
+                             (6, 80, 3, 2), (6, 160, 1, 1)):
+            for i in range(n):
+                if t != 1:
+                    conv(t * c, 1)
+                conv(c, 3, stride=s if i == 0 else 1, padding=1, groups=c)
+                conv(out, 1)
+        conv(1280, 1)
         pool(None)
         linear(10)
     else:
@@ -341,7 +364,7 @@ def run(a, own_kernels):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", default="1,2")
-    p.add_argument("--models", default="lenet,convnet,cifarnet,mobilenet,cifarnet:adamw")
+    p.add_argument("--models", default="lenet,convnet,cifarnet,mobilenet,resnet20,mobilenetv2,cifarnet:adamw")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--limit", type=int, default=0, help="MNIST models: only the first N training images")
     p.add_argument("--images", type=int, default=10000)

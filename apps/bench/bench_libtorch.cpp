@@ -3,7 +3,8 @@
 // installed (make bench builds it); prints one JSON object with the same keys as bench_torch.py.
 //   bench_libtorch layers --threads T [--repeats R] [--min-time S]
 //   bench_libtorch train --model lenet|convnet --threads T --data DIR [--epochs E] [--limit N]
-//   bench_libtorch train --model cifarnet|mobilenet --threads T [--optimizer sgd|adamw] [--images N]
+//   bench_libtorch train --model cifarnet|mobilenet|resnet20|mobilenetv2 --threads T [--optimizer sgd|adamw]
+//       [--images N]
 // layers: the same cases, names and timing scheme as bench_torch.py (warm-up, then R rounds of >= S seconds,
 //   the median time per call).
 // train: bench_torch.py's training step for step: MNIST from DIR's IDX files (plain or .gz; batch 64) or
@@ -13,9 +14,7 @@
 //   the test set (batch 1000, one untimed warm-up batch) and its accuracy; at the end, batch-1 latency
 //   (median and p99 of 1,000 calls on one test image). "step_losses" lists the first 20 losses for the
 //   step-for-step check against bench_torch.py.
-// Why one file (over 400 lines): it is the whole libtorch twin, compiled alone against libtorch's headers
-// (a minute per file) and read side by side with bench_torch.py, whose structure it follows function for
-// function; split, it would compile slower and read apart from its twin.
+// The models are in bench_libtorch_models.cpp (make_model, as bench_torch.py's).
 #include <sys/resource.h>
 #include <torch/torch.h>
 #include <zlib.h>
@@ -30,6 +29,8 @@
 #include <tuple>
 #include <utility>
 #include <vector>
+
+#include "bench/bench_libtorch_models.hpp"
 
 namespace {
 
@@ -164,69 +165,6 @@ int cmd_layers(int threads, int repeats, double min_time) {
   return 0;
 }
 
-// The benchmark models, built in the order bench_torch.py builds them (push_back one by one:
-// nn::Sequential(a, b, ...) would evaluate its arguments right to left in g++ and change the init).
-torch::nn::Sequential make_model(const std::string& name) {
-  namespace nn = torch::nn;
-  nn::Sequential m;
-  if (name == "lenet") {
-    m->push_back(nn::Conv2d(nn::Conv2dOptions(1, 6, 5).padding(2)));
-    m->push_back(nn::ReLU());
-    m->push_back(nn::MaxPool2d(2));
-    m->push_back(nn::Conv2d(nn::Conv2dOptions(6, 16, 5)));
-    m->push_back(nn::ReLU());
-    m->push_back(nn::MaxPool2d(2));
-    m->push_back(nn::Flatten());
-    m->push_back(nn::Linear(400, 120));
-    m->push_back(nn::ReLU());
-    m->push_back(nn::Linear(120, 84));
-    m->push_back(nn::ReLU());
-    m->push_back(nn::Linear(84, 10));
-    return m;
-  }
-  if (name == "convnet") {
-    m->push_back(nn::Conv2d(nn::Conv2dOptions(1, 32, 3)));
-    m->push_back(nn::ReLU());
-    m->push_back(nn::Conv2d(nn::Conv2dOptions(32, 64, 3)));
-    m->push_back(nn::ReLU());
-    m->push_back(nn::MaxPool2d(2));
-    m->push_back(nn::Flatten());
-    m->push_back(nn::Linear(9216, 128));
-    m->push_back(nn::ReLU());
-    m->push_back(nn::Linear(128, 10));
-    return m;
-  }
-  auto conv_bn_relu = [&m](int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups) {
-    m->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).groups(groups)));
-    m->push_back(nn::BatchNorm2d(out));
-    m->push_back(nn::ReLU());
-  };
-  int64_t last = 0;
-  if (name == "cifarnet") {
-    conv_bn_relu(3, 32, 3, 1, 1);
-    conv_bn_relu(32, 32, 3, 1, 1);
-    m->push_back(nn::MaxPool2d(2));
-    conv_bn_relu(32, 64, 3, 1, 1);
-    conv_bn_relu(64, 64, 3, 1, 1);
-    m->push_back(nn::MaxPool2d(2));
-    conv_bn_relu(64, 128, 3, 1, 1);
-    last = 128;
-  } else {
-    conv_bn_relu(3, 32, 3, 1, 1);
-    int64_t c = 32;
-    for (int block = 0; block < 4; ++block) {
-      conv_bn_relu(c, c, 3, block % 2 == 1 ? 2 : 1, c);  // depthwise; stride 2 in the 2nd and 4th
-      conv_bn_relu(c, 2 * c, 1, 1, 1);                   // pointwise
-      c *= 2;
-    }
-    last = c;
-  }
-  m->push_back(nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions(1)));
-  m->push_back(nn::Flatten());
-  m->push_back(nn::Linear(last, 10));
-  return m;
-}
-
 double peak_rss_mib() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
@@ -346,10 +284,9 @@ struct TrainOptions {
 // bench_torch.py's cmd_train step for step: the same data, seed, init order, shuffle and loss, so that the
 // first step losses agree (scripts/bench.py compares them).
 int cmd_train(const TrainOptions& o) {
-  const bool random_data = o.model == "cifarnet" || o.model == "mobilenet";
-  const Data d = random_data ? random_images(o.images) : mnist(o.data, o.limit);
+  const Data d = bench::random_data_model(o.model) ? random_images(o.images) : mnist(o.data, o.limit);
   torch::manual_seed(1);
-  torch::nn::Sequential model = make_model(o.model);
+  torch::nn::Sequential model = bench::make_model(o.model);
   std::unique_ptr<torch::optim::Optimizer> opt;
   if (o.optimizer == "adamw") {
     opt = std::make_unique<torch::optim::AdamW>(model->parameters(), torch::optim::AdamWOptions(1e-3));
@@ -449,13 +386,14 @@ int main(int argc, char** argv) {
   at::set_num_interop_threads(1);
   at::set_num_threads(o.threads);
   if (cmd == "layers") return cmd_layers(o.threads, repeats, min_time);
-  const std::vector<std::string> models = {"lenet", "convnet", "cifarnet", "mobilenet"};
+  const std::vector<std::string>& models = bench::model_names();
   if (cmd == "train" && std::find(models.begin(), models.end(), o.model) != models.end() && o.epochs >= 1 &&
       (o.optimizer == "sgd" || o.optimizer == "adamw")) {
     return cmd_train(o);
   }
-  std::fprintf(stderr,
-               "bench_libtorch: expected 'layers' or 'train --model lenet|convnet|cifarnet|mobilenet "
-               "[--optimizer sgd|adamw] [--epochs E >= 1]'\n");
+  std::fprintf(
+      stderr,
+      "bench_libtorch: expected 'layers' or 'train --model lenet|convnet|cifarnet|mobilenet|resnet20|"
+      "mobilenetv2 [--optimizer sgd|adamw] [--epochs E >= 1]'\n");
   return 2;
 }

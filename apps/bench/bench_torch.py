@@ -8,8 +8,8 @@ Run with Debian's python3 (torch 1.13 CPU); the caller sets the environment:
   /usr/bin/python3 apps/bench/bench_torch.py layers --threads T [--repeats R] [--min-time S]
   /usr/bin/python3 apps/bench/bench_torch.py train --model lenet|convnet --threads T \
       --data DIR [--epochs 1] [--limit N]
-  /usr/bin/python3 apps/bench/bench_torch.py train --model cifarnet|mobilenet --threads T \
-      [--optimizer sgd|adamw] [--images 10000]
+  /usr/bin/python3 apps/bench/bench_torch.py train --model cifarnet|mobilenet|resnet20|mobilenetv2 \
+      --threads T [--optimizer sgd|adamw] [--images 10000]
 
 Both subcommands print a single JSON object on stdout.
 
@@ -168,7 +168,58 @@ def conv_bn_relu(cin, cout, k, stride=1, groups=1):
     return [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups), nn.BatchNorm2d(cout), nn.ReLU()]
 
 
+class Residual(nn.Module):
+    """body(x) + x, or body(x) + shortcut(x): the Residual of docs/model-files.md (tg::Residual)."""
+
+    def __init__(self, body, shortcut=None):
+        super().__init__()
+        self.body, self.shortcut = body, shortcut
+
+    def forward(self, x):
+        return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+
+
+def conv_bn(cin, cout, k, stride=1, groups=1):
+    return [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+
+
+def resnet20():
+    """apps/models/resnet20.tg: 3 stages of 3 basic blocks (16, 32, 64 channels); the first block of stages 2 and
+    3 halves the size and has a 1x1 projection shortcut."""
+    layers, c = [*conv_bn(3, 16, 3), nn.ReLU()], 16
+    for out in (16, 32, 64):
+        for _ in range(3):
+            stride = 2 if out != c else 1
+            body = nn.Sequential(*conv_bn(c, out, 3, stride), nn.ReLU(), *conv_bn(out, out, 3))
+            layers += [Residual(body, nn.Sequential(*conv_bn(c, out, 1, stride)) if stride != 1 else None), nn.ReLU()]
+            c = out
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
+
+
+def mobilenetv2():
+    """apps/models/mobilenetv2.tg: inverted residual blocks (expansion t, output channels, blocks n, first stride
+    s) at width 0.5, a stride-1 first conv; the identity where the stride is 1 and the channels match."""
+    layers, c = [*conv_bn(3, 16, 3), nn.ReLU6()], 16
+    for t, out, n, s in ((1, 8, 1, 1), (6, 16, 2, 2), (6, 16, 3, 2), (6, 32, 4, 2), (6, 48, 3, 1), (6, 80, 3, 2),
+                         (6, 160, 1, 1)):
+        for i in range(n):
+            stride, hidden = s if i == 0 else 1, c * t
+            block = [*conv_bn(c, hidden, 1), nn.ReLU6()] if t != 1 else []
+            block += [*conv_bn(hidden, hidden, 3, stride, groups=hidden), nn.ReLU6(), *conv_bn(hidden, out, 1)]
+            layers += [Residual(nn.Sequential(*block))] if stride == 1 and c == out else block
+            c = out
+    return nn.Sequential(*layers, *conv_bn(c, 1280, 1), nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(1280, 10))
+
+
+RANDOM_DATA_MODELS = ("cifarnet", "mobilenet", "resnet20", "mobilenetv2")
+
+
 def make_model(name):
+    if name == "resnet20":
+        return resnet20()
+    if name == "mobilenetv2":
+        return mobilenetv2()
     if name == "cifarnet":
         return nn.Sequential(
             *conv_bn_relu(3, 32, 3), *conv_bn_relu(32, 32, 3), nn.MaxPool2d(2),
@@ -223,7 +274,7 @@ def latency_us(model, image):
 
 
 def cmd_train(args):
-    if args.model in ("cifarnet", "mobilenet"):  # 3x32x32 random data: the speed does not depend on it
+    if args.model in RANDOM_DATA_MODELS:  # 3x32x32 random data: the speed does not depend on it
         torch.manual_seed(1)
         x_train, y_train = torch.randn(args.images, 3, 32, 32), torch.randint(10, (args.images,))
         x_test, y_test = torch.randn(2000, 3, 32, 32), torch.randint(10, (2000,))
@@ -286,9 +337,9 @@ def main():
     pl.add_argument("--repeats", type=int, default=15)
     pl.add_argument("--min-time", type=float, default=0.05)
     pt = sub.add_parser("train")
-    pt.add_argument("--model", choices=["lenet", "convnet", "cifarnet", "mobilenet"], required=True)
+    pt.add_argument("--model", choices=["lenet", "convnet", *RANDOM_DATA_MODELS], required=True)
     pt.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
-    pt.add_argument("--images", type=int, default=10000, help="random 3x32x32 training images (cifarnet, mobilenet)")
+    pt.add_argument("--images", type=int, default=10000, help="random 3x32x32 training images (the 3x32x32 models)")
     pt.add_argument("--threads", type=int, required=True)
     pt.add_argument("--data", default=".cache/mnist")
     pt.add_argument("--epochs", type=int, default=1)

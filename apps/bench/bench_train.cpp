@@ -1,7 +1,8 @@
 // bench_train: end-to-end throughput of one model, the tapegrad side of the training rows of
 // docs/benchmarks.md.
 //   bench_train --model lenet --threads 2 --data .cache/mnist [--epochs 1] [--limit N]
-//   bench_train --model cifarnet|mobilenet --threads 2 [--optimizer sgd|adamw] [--images 10000]
+//   bench_train --model cifarnet|mobilenet|resnet20|mobilenetv2 --threads 2 [--optimizer sgd|adamw]
+//       [--images 10000]
 //   bench_train --pipeline [--augment flip,crop=4] --threads 2 [--images 10000]
 //   bench_train --decode DIR --threads 2 [--images 10000] [--data .cache/mnist]
 // Trains (batch 64, SGD lr 0.05 momentum 0.9, cross-entropy, shuffled with a fixed seed; the timed loop
@@ -234,7 +235,8 @@ int main(int argc, char** argv) {
     tg::set_num_threads(threads);
     if (pipeline) return data_pipeline(augment, threads, images);
     if (!decode_dir.empty()) return decode_folder(decode_dir, data, threads, images);
-    if (model_name == "cifarnet" || model_name == "mobilenet") {
+    if (model_name == "cifarnet" || model_name == "mobilenet" || model_name == "resnet20" ||
+        model_name == "mobilenetv2") {
       return train_random(model_name, threads, optimizer, images);
     }
     tg::manual_seed(1);
