@@ -12,6 +12,9 @@ be trusted: `add-auto-load-safe-path /path/to/tapegrad` in ~/.gdbinit), or by ha
     (gdb) tape             the tape of the current thread: index, layer (and its model-file line, e.g.
                            [3.Conv2D lenet.tg:5 conv2d 16 5]), op, input shapes and names (read from the
                            input nodes as it prints), output shape
+    (gdb) layer            the layer running now on this thread, named as the tape names it, with its
+                           model-file line: "layer 3.body.0.Conv2D (res.tg:6 conv2d 4 3 stride=2 ...)"
+                           inside a residual block, "layer 3.Residual (res.tg:5 residual)" in the block
     (gdb) npy dout /tmp/dout.npy   writes a Tensor's value or an Array as a .npy file for numpy, read from
                            the program's memory (nothing runs in the program)
     (gdb) set print elements 20 / tg-values N   how many values the printers show (default 6)
@@ -212,6 +215,30 @@ class TapeCommand(gdb.Command):
         gdb.execute("call (void)tg::print_tape()", to_string=False)
 
 
+class LayerCommand(gdb.Command):
+    """Print the layer running now on this thread: its path and type ("3.body.0.Conv2D": layer 0 of the body
+    of the residual block at index 3) and its model-file line ("res.tg:6 conv2d 4 3 stride=2 padding=1").
+
+    Calls tg::current_layer() and tg::current_layer_source() in the program (Module::call_child sets them
+    around each layer's forward): `bt` spreads the path over the call_child frames' `name` arguments ("3",
+    "body", "0") and has no model-file line.
+    """
+
+    def __init__(self):
+        super().__init__("layer", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        try:
+            name = _std_string(gdb.parse_and_eval("tg::current_layer()").referenced_value())
+            source = _std_string(gdb.parse_and_eval("tg::current_layer_source()").referenced_value())
+        except gdb.error as e:
+            raise gdb.GdbError("layer: cannot call tg::current_layer() (is the program running?): %s" % e)
+        if not name:
+            print("layer: none (not inside a layer's forward)")
+        else:
+            print("layer %s%s" % (name, " (%s)" % source if source else ""))
+
+
 def _array_of(val):
     """The xt::xarray<float> of a tg::Tensor (its node's value) or of a tg::Array, references followed."""
     if val.type.strip_typedefs().code in (gdb.TYPE_CODE_REF, gdb.TYPE_CODE_RVALUE_REF):
@@ -352,6 +379,7 @@ if not getattr(gdb, "_tapegrad_printers_loaded", False):
     gdb.printing.register_pretty_printer(None, build_printer(), replace=True)
     gdb.printing.register_pretty_printer(None, ModuleLookup(), replace=True)
     TapeCommand()
+    LayerCommand()
     NpyCommand()
     ValuesCommand()
     HideStdFrames()

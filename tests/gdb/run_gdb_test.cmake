@@ -5,7 +5,11 @@
 #   backward: break in tg::relu_backward (every op's backward is a named function), print its d(output)
 #   model_file: the model built from "net.tg" (debug_example model_file): print a layer (the Module printer
 #          shows its model-file line), then the `tape` in tg::conv2d_backward names each entry's line
-# Arguments: -DEXAMPLE=<debug_example binary> -DROOT=<repo> -DSCENARIO=conv|tape|backward|model_file
+#   residual: the model built from "res.tg" (debug_example residual): break in tg::Residual::forward, print the
+#          block's input (shape and values), the block (its model-file line) and `layer` (its path, 3.Residual);
+#          in the body's first conv `layer` says 3.body.0.Conv2D and res.tg:6; the `tape` names the layers
+#          inside the block by their path and line, and the block's add by the block
+# Arguments: -DEXAMPLE=<debug_example binary> -DROOT=<repo> -DSCENARIO=conv|tape|backward|model_file|residual
 # debug_example and the library copy it links (tapegrad_debug, -O0 -g) are built with the rest (tests/gdb).
 
 set(common -batch -nx -iex "add-auto-load-safe-path ${ROOT}" -ex "set pagination off" -ex "set confirm off")
@@ -29,6 +33,20 @@ elseif(SCENARIO STREQUAL "model_file")
                "tape: [0-9]+ entries \\(oldest first\\)"
                "#0 \\[0\\.Conv2D net\\.tg:2 conv2d 2 3\\] conv2d\\(\\[2, 1, 6, 6\\] images, \\[2, 1, 3, 3\\] weight, \\[2\\] bias\\) -> \\[2, 2, 4, 4\\]\n"
                "\\[4\\.Linear net\\.tg:6 linear classes\\] linear\\(\\[2, 8\\] 3\\.Flatten, \\[3, 8\\] weight, \\[3\\] bias\\) -> \\[2, 3\\] \\(backward done\\)")
+elseif(SCENARIO STREQUAL "residual")
+  set(program_args residual)
+  set(commands -ex "break tg::Residual::forward" -ex "run" -ex "print x" -ex "print *this" -ex "layer" -ex "delete"
+               -ex "break tg::Conv2D::forward" -ex "continue" -ex "layer" -ex "bt" -ex "delete"
+               -ex "break tg::conv2d_backward" -ex "continue" -ex "tape" -ex "kill")
+  set(expected "Breakpoint 1, tg::Residual::forward \\(this=0x[0-9a-f]+, x=Tensor \"2\\.ReLU\" \\[2, 2, 6, 6\\]"
+               "\\$1 = Tensor \"2\\.ReLU\" \\[2, 2, 6, 6\\] requires_grad on tape \\{[0-9]"
+               "= tg::Residual \\(res\\.tg:5 residual\\) training, 2 submodules = {"
+               "layer 3\\.Residual \\(res\\.tg:5 residual\\)\n"
+               "layer 3\\.body\\.0\\.Conv2D \\(res\\.tg:6 conv2d 4 3 stride=2 padding=1 bias=false\\)\n"
+               "#[0-9]+ +0x[0-9a-f]+ in tg::Residual::forward \\(this=0x[0-9a-f]+, x=Tensor \"2\\.ReLU\""
+               "\\[3\\.body\\.0\\.Conv2D res\\.tg:6 conv2d 4 3 stride=2 padding=1 bias=false\\] conv2d\\(\\[2, 2, 6, 6\\] 2\\.ReLU, \\[4, 2, 3, 3\\] weight\\) -> \\[2, 4, 3, 3\\]"
+               "\\[3\\.shortcut\\.0\\.Conv2D res\\.tg:11 conv2d 4 1 stride=2 bias=false\\] conv2d\\(\\[2, 2, 6, 6\\] 2\\.ReLU, \\[4, 2, 1, 1\\] weight\\) -> \\[2, 4, 3, 3\\]"
+               "\\[3\\.Residual res\\.tg:5 residual\\] add\\(\\[2, 4, 3, 3\\] 3\\.body\\.3\\.Conv2D, \\[2, 4, 3, 3\\] 3\\.shortcut\\.0\\.Conv2D\\) -> \\[2, 4, 3, 3\\]")
 else()
   set(commands -ex "break tg::conv2d_backward" -ex "run" -ex "tape" -ex "kill")
   set(expected "tape: [0-9]+ entries \\(oldest first\\)"
