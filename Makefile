@@ -4,7 +4,7 @@ JOBS    ?= $(shell nproc)
 DATA    ?= .cache/mnist
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build test test-fast test-sanitize fuzz train bench debug format format-check clean
+.PHONY: all setup build test test-fast test-sanitize fuzz train bench bench-build debug format format-check clean
 
 all: build
 
@@ -54,9 +54,13 @@ train: setup
 bench: build
 	@bash scripts/setup.sh train reference
 	@cmake -S . -B $(BUILD) >/dev/null  # finds libtorch-dev once installed
-	@cmake --build $(BUILD) -j $(JOBS) --target bench_libtorch
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_train bench_layers bench_libtorch
 	@bash scripts/fetch_mnist.sh $(DATA)
 	@/usr/bin/python3 scripts/bench.py --data $(DATA) $(BENCH_FLAGS)
+
+# The benchmark programs compile (they are not part of `all`); .ci/run checks this after `make test`.
+bench-build: build
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_train bench_layers
 
 debug: setup
 	@cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null

@@ -379,6 +379,10 @@ def main():
     blas.add_argument("--openblas-both", action="store_true", help="the whole run as is, then with own kernels")
     p.add_argument("--json", help="also write all raw results here")
     a = p.parse_args()
+    for program in ("bench_train", "bench_layers"):
+        if not os.path.exists(os.path.join(BUILD, "apps", program)):
+            sys.exit(f"bench.py: {BUILD}/apps/{program} is not built; run `make bench` (or `make bench-build`, "
+                     "then this script)")
 
     if a.openblas_both:
         print("== OpenBLAS as set in the environment ==")
