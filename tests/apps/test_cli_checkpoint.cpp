@@ -75,40 +75,11 @@ TEST_CASE("tapegrad eval, predict and train --resume use the committed checkpoin
   REQUIRE_FALSE(info.history.empty());
 
   SUBCASE("eval names the model file and the accuracy the training run measured") {
-    const RunResult r =
-        run(kTapegrad + " eval " + kCheckpoint + " --data " + kSmallMnist + " --out " + dir.path.string());
-    INFO(r.output);
-    REQUIRE(r.code == 0);
-    CHECK(r.output.find("small (tests/fixtures/cli/small.tg)") != std::string::npos);
-    char accuracy[32];
-    std::snprintf(accuracy, sizeof accuracy, "accuracy %.2f%%", 100.0 * info.history.back().test_accuracy);
-    CHECK(r.output.find(accuracy) != std::string::npos);
-    CHECK(std::filesystem::exists(dir.file("eval_per_class.csv")));  // there, not beside the fixture
+    check_eval_of_checkpoint(kTapegrad, kCheckpoint, kSmallMnist, "small (tests/fixtures/cli/small.tg)", dir);
   }
 
   SUBCASE("predict names the class the checkpoint's model gives each of the first 8 test images") {
-    // Not PyTorch's argmax of small_torch.json: predict reads PNGs through load_image (an stb resize, even to
-    // the same size), and this barely trained model's logits are close enough for that to change a class.
-    tg::cli::Checkpoint ckpt = tg::cli::open_checkpoint(kCheckpoint);
-    ckpt.model.eval();
-    tg::NoGradGuard no_grad;
-    const tg::MNIST test(kSmallMnist, tg::Split::Test);
-    std::string args;
-    std::vector<std::string> lines;
-    for (std::size_t i = 0; i < 8; ++i) {
-      const std::string png = dir.file("test" + std::to_string(i) + ".png");
-      tg::write_png(png, std::vector<std::uint8_t>(test.pixels(i), test.pixels(i) + 784), 28, 28);
-      args += " " + png;
-      const tg::Array x = tg::load_image(png, 28, 28, {.mean = info.mean[0], .std = info.std[0]});
-      const tg::Array logits = ckpt.model(tg::Tensor(x)).value();
-      const auto best =
-          static_cast<std::size_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      lines.push_back(png + ": " + info.class_names.at(best) + "  (");
-    }
-    const RunResult r = run(kTapegrad + " predict " + kCheckpoint + args);
-    INFO(r.output);
-    REQUIRE(r.code == 0);
-    for (const std::string& line : lines) CHECK_MESSAGE(r.output.find(line) != std::string::npos, line);
+    check_predict_of_checkpoint(kTapegrad, kCheckpoint, kSmallMnist, dir);
   }
 
   SUBCASE("train --resume continues it for one more epoch") {

@@ -103,43 +103,12 @@ TEST_CASE(
 
 TEST_CASE("tapegrad eval and predict use the committed checkpoint of small_residual.tg") {
   TempDir dir;
-  const tg::cli::RunInfo info =
-      tg::cli::from_metadata(tg::read_safetensors(kCheckpoint).metadata, kCheckpoint);
-  REQUIRE_FALSE(info.history.empty());
-
   SUBCASE("eval names the model file and the accuracy the training run measured") {
-    const RunResult r =
-        run(kTapegrad + " eval " + kCheckpoint + " --data " + kSmallMnist + " --out " + dir.path.string());
-    INFO(r.output);
-    REQUIRE(r.code == 0);
-    CHECK(r.output.find("small_residual (tests/fixtures/cli/small_residual.tg)") != std::string::npos);
-    char accuracy[32];
-    std::snprintf(accuracy, sizeof accuracy, "accuracy %.2f%%", 100.0 * info.history.back().test_accuracy);
-    CHECK(r.output.find(accuracy) != std::string::npos);
-    CHECK(std::filesystem::exists(dir.file("eval_per_class.csv")));
+    check_eval_of_checkpoint(kTapegrad, kCheckpoint, kSmallMnist,
+                             "small_residual (tests/fixtures/cli/small_residual.tg)", dir);
   }
 
   SUBCASE("predict names the class the checkpoint's model gives each of the first 8 test images") {
-    // As for small.tg: computed here from the PNGs predict reads, not PyTorch's argmax (an stb resize).
-    tg::cli::Checkpoint ckpt = tg::cli::open_checkpoint(kCheckpoint);
-    ckpt.model.eval();
-    tg::NoGradGuard no_grad;
-    const tg::MNIST test(kSmallMnist, tg::Split::Test);
-    std::string args;
-    std::vector<std::string> lines;
-    for (std::size_t i = 0; i < 8; ++i) {
-      const std::string png = dir.file("test" + std::to_string(i) + ".png");
-      tg::write_png(png, std::vector<std::uint8_t>(test.pixels(i), test.pixels(i) + 784), 28, 28);
-      args += " " + png;
-      const tg::Array x = tg::load_image(png, 28, 28, {.mean = info.mean[0], .std = info.std[0]});
-      const tg::Array logits = ckpt.model(tg::Tensor(x)).value();
-      const auto best =
-          static_cast<std::size_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      lines.push_back(png + ": " + info.class_names.at(best) + "  (");
-    }
-    const RunResult r = run(kTapegrad + " predict " + kCheckpoint + args);
-    INFO(r.output);
-    REQUIRE(r.code == 0);
-    for (const std::string& line : lines) CHECK_MESSAGE(r.output.find(line) != std::string::npos, line);
+    check_predict_of_checkpoint(kTapegrad, kCheckpoint, kSmallMnist, dir);
   }
 }

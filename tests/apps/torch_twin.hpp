@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -16,6 +19,7 @@
 
 #include "cli/run_checkpoint.hpp"
 #include "tapegrad.hpp"
+#include "test_util.hpp"
 
 namespace test_util {
 
@@ -69,6 +73,54 @@ inline float check_torch_logits(tg::cli::Checkpoint& ckpt, const nlohmann::json&
     CHECK(diff <= 1e-5f + 1e-4f * std::abs(expected[i]));
   }
   return worst;
+}
+
+// `tapegrad eval CHECKPOINT --data DATA` names the model (`model_line`, e.g. "small
+// (tests/fixtures/cli/small.tg)") and the test accuracy its training run recorded, and writes its per-class
+// CSV into `dir`.
+inline void check_eval_of_checkpoint(const std::string& tapegrad, const std::string& checkpoint,
+                                     const std::string& data, const std::string& model_line,
+                                     const TempDir& dir) {
+  const tg::cli::RunInfo info = tg::cli::from_metadata(tg::read_safetensors(checkpoint).metadata, checkpoint);
+  REQUIRE_FALSE(info.history.empty());
+  const RunResult r =
+      run(tapegrad + " eval " + checkpoint + " --data " + data + " --out " + dir.path.string());
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  CHECK(r.output.find(model_line) != std::string::npos);
+  char accuracy[32];
+  std::snprintf(accuracy, sizeof accuracy, "accuracy %.2f%%", 100.0 * info.history.back().test_accuracy);
+  CHECK(r.output.find(accuracy) != std::string::npos);
+  CHECK(std::filesystem::exists(dir.file("eval_per_class.csv")));  // there, not beside the fixture
+}
+
+// `tapegrad predict CHECKPOINT` on the first 8 test images of the MNIST folder `data`, written as PNGs into
+// `dir`, names the class the checkpoint's own model gives each. Not PyTorch's argmax of the fixture: predict
+// reads PNGs through load_image (an stb resize, even to the same size), and a barely trained model's logits
+// are close enough for that to change a class.
+inline void check_predict_of_checkpoint(const std::string& tapegrad, const std::string& checkpoint,
+                                        const std::string& data, const TempDir& dir) {
+  tg::cli::Checkpoint ckpt = tg::cli::open_checkpoint(checkpoint);
+  const tg::cli::RunInfo& info = ckpt.info;
+  ckpt.model.eval();
+  tg::NoGradGuard no_grad;
+  const tg::MNIST test(data, tg::Split::Test);
+  std::string args;
+  std::vector<std::string> lines;
+  for (std::size_t i = 0; i < 8; ++i) {
+    const std::string png = dir.file("test" + std::to_string(i) + ".png");
+    tg::write_png(png, std::vector<std::uint8_t>(test.pixels(i), test.pixels(i) + 784), 28, 28);
+    args += " " + png;
+    const tg::Array x = tg::load_image(png, 28, 28, {.mean = info.mean[0], .std = info.std[0]});
+    const tg::Array logits = ckpt.model(tg::Tensor(x)).value();
+    const auto best =
+        static_cast<std::size_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    lines.push_back(png + ": " + info.class_names.at(best) + "  (");
+  }
+  const RunResult r = run(tapegrad + " predict " + checkpoint + args);
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  for (const std::string& line : lines) CHECK_MESSAGE(r.output.find(line) != std::string::npos, line);
 }
 
 }  // namespace test_util
