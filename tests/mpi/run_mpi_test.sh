@@ -6,6 +6,9 @@
 #                                                        message and rank 1 named, exit non-zero
 #   run_mpi_test.sh kill       WORK TAPEGRAD DATA        kill -9 of rank 1 while training: mpirun exits non-zero
 #                                                        with a message, and does not hang
+#   run_mpi_test.sh residual   WORK TAPEGRAD DATA MODEL  `mpirun -np 2 tapegrad train --model MODEL` (a file with
+#                                                        residual blocks and batch norm) trains 2 epochs, and its
+#                                                        checkpoint loads in one process (eval, --resume)
 # Environment: TG_MPIEXEC (mpiexec and its flags, e.g. "/usr/bin/mpiexec --oversubscribe"), TG_NP_FLAG (-n).
 set -u
 scenario=$1 work=$2
@@ -69,6 +72,20 @@ kill)
   grep -qiE 'signal 9|killed' "$log" || fail "no message about the killed rank"
   echo "exit code $code after killing rank 1; the launcher said:"
   grep -iE 'signal 9|killed' "$log" | head -3
+  ;;
+residual)
+  tg=$3 data=$4 model=$5
+  $TG_MPIEXEC $TG_NP_FLAG 2 "$tg" train --model "$model" --data "$data" --limit 512 --epochs 2 --batch-size 32 \
+    --threads 1 --out "$work/out" >"$log" 2>&1 || fail "mpirun exited $?"
+  grep -q 'batch 32 per rank x 2 ranks (MPI) = 64 per step' "$log" || fail "no header line naming the ranks"
+  grep -q 'epoch 2/2: train loss' "$log" || fail "rank 0 did not train 2 epochs"
+  grep -q 'test accuracy' "$log" || fail "rank 0 did not finish"
+  [ -s "$work/out/model.safetensors" ] || fail "no checkpoint"
+  # One process loads the nested keys (I.body.J..., I.shortcut.J...) strictly: eval, then one more epoch.
+  "$tg" eval "$work/out/model.safetensors" --data "$data" --out "$work/eval" >>"$log" 2>&1 || fail "eval could not use it"
+  "$tg" train --data "$data" --limit 512 --epochs 3 --batch-size 32 --threads 1 --resume "$work/out/model.safetensors" \
+    --out "$work/single" >>"$log" 2>&1 || fail "a single process could not resume from it"
+  grep -q 'resuming .* after epoch 2 of 3' "$log" || fail "no resume line"
   ;;
 *) echo "run_mpi_test.sh: unknown scenario '$scenario'"; exit 2 ;;
 esac
