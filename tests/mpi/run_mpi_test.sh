@@ -77,6 +77,7 @@ residual)
   tg=$3 data=$4 model=$5
   $TG_MPIEXEC $TG_NP_FLAG 2 "$tg" train --model "$model" --data "$data" --limit 512 --epochs 2 --batch-size 32 \
     --threads 1 --out "$work/out" >"$log" 2>&1 || fail "mpirun exited $?"
+  grep -q 'Residual(body .* shortcut' "$log" || fail "the model's summary shows no residual block with a shortcut"
   grep -q 'batch 32 per rank x 2 ranks (MPI) = 64 per step' "$log" || fail "no header line naming the ranks"
   grep -q 'epoch 2/2: train loss' "$log" || fail "rank 0 did not train 2 epochs"
   grep -q 'test accuracy' "$log" || fail "rank 0 did not finish"
