@@ -13,6 +13,7 @@
 #include <exception>
 
 #include "cli/models.hpp"
+#include "mpi_compare.hpp"
 #include "tapegrad.hpp"
 
 namespace {
@@ -24,6 +25,8 @@ tg::Sequential lenet() {
 }
 
 namespace dist = tg::distributed;
+using mpi_test::from_rank;
+using mpi_test::worst_ratio;
 
 constexpr std::size_t kSteps = 20;
 
@@ -91,28 +94,6 @@ std::vector<tg::Array> train_bn(const tg::MNIST& data, bool every_step) {
   std::vector<tg::Array> values;
   for (const tg::Tensor& b : model.buffers()) values.push_back(b.value());
   return values;
-}
-
-// Largest |a - b| / (1e-4 + 1e-3 |b|) over all parameters: <= 1 passes.
-double worst_ratio(const std::vector<tg::Array>& a, const std::vector<tg::Array>& b) {
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    for (std::size_t k = 0; k < a[i].size(); ++k) {
-      const double d = std::fabs(a[i].data()[k] - b[i].data()[k]) / (1e-4 + 1e-3 * std::fabs(b[i].data()[k]));
-      worst = std::isnan(d) ? INFINITY : std::max(worst, d);
-    }
-  }
-  return worst;
-}
-
-// Rank root's arrays on every rank (`mine` gives the shapes).
-std::vector<tg::Array> from_rank(const std::vector<tg::Array>& mine, int root) {
-  std::vector<tg::Tensor> carriers;
-  for (const tg::Array& a : mine) carriers.emplace_back(a);
-  dist::broadcast_parameters(carriers, root);
-  std::vector<tg::Array> out;
-  for (const tg::Tensor& t : carriers) out.push_back(t.value());
-  return out;
 }
 
 int run(const std::string& mnist_dir) {

@@ -16,11 +16,14 @@
 #include <string>
 #include <vector>
 
+#include "mpi_compare.hpp"
 #include "tapegrad.hpp"
 
 namespace {
 
 namespace dist = tg::distributed;
+using mpi_test::from_rank;
+using mpi_test::worst_ratio;
 
 constexpr int kEpochs = 3;
 
@@ -36,26 +39,6 @@ std::vector<tg::Array> values(const std::vector<tg::Tensor>& tensors) {
   std::vector<tg::Array> out;
   for (const tg::Tensor& t : tensors) out.push_back(t.value());
   return out;
-}
-
-// Largest |a - b| / (1e-4 + 1e-3 |b|) over all arrays: 0 is equal, <= 1 within float tolerance.
-double worst_ratio(const std::vector<tg::Array>& a, const std::vector<tg::Array>& b) {
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    for (std::size_t k = 0; k < a[i].size(); ++k) {
-      const double d = std::fabs(a[i].data()[k] - b[i].data()[k]) / (1e-4 + 1e-3 * std::fabs(b[i].data()[k]));
-      worst = std::isnan(d) ? INFINITY : std::max(worst, d);
-    }
-  }
-  return worst;
-}
-
-// Rank root's arrays on every rank (`mine` gives the shapes).
-std::vector<tg::Array> from_rank(const std::vector<tg::Array>& mine, int root) {
-  std::vector<tg::Tensor> carriers;
-  for (const tg::Array& a : mine) carriers.emplace_back(a);
-  dist::broadcast_parameters(carriers, root);
-  return values(carriers);
 }
 
 // The worst ratio of this rank's arrays to rank 0's, the largest over the ranks (the same on every rank).
