@@ -91,6 +91,10 @@ inline void write_bytes(const std::string& path, const std::vector<std::uint8_t>
       .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
+inline void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
 // ---- gradcheck ----
 
 // A leaf tensor of uniform values in [lo, hi), requiring grad, from its own seed.
@@ -235,6 +239,24 @@ inline tg::Sequential cpp_model(const std::string& name) {
   REQUIRE(name == "convnet");
   return tg::Sequential(tg::Conv2D(1, 32, 3), tg::ReLU(), tg::Conv2D(32, 64, 3), tg::ReLU(), tg::MaxPool2D(2),
                         tg::Flatten(), tg::Linear(9216, 128), tg::ReLU(), tg::Linear(128, 10));
+}
+
+// The message of the tg::Error that building the model file `text` ("net.tg") throws; "" if it builds.
+inline std::string model_error_of(const std::string& text, const tg::Shape& input = {1, 28, 28},
+                                  int classes = 10) {
+  try {
+    tg::model_from_text(text, input, classes, "net.tg");
+  } catch (const tg::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A module's state (parameters and buffers) as (key, shape), in state_dict order.
+inline std::vector<std::pair<std::string, tg::Shape>> state_shapes(const tg::Module& m) {
+  std::vector<std::pair<std::string, tg::Shape>> out;
+  for (const auto& [name, t] : m.named_state()) out.emplace_back(name, t.shape());
+  return out;
 }
 
 }  // namespace test_util

@@ -31,7 +31,7 @@ TEST_CASE("tapegrad train then eval on CIFAR-10 binary batches with a 3-channel 
   write_small_cifar(data, kNames);
   const std::string model = dir.file("small.tg");
   const std::string text = "conv2d 8 3 padding=1\nrelu\nmaxpool2d 2\nflatten\nlinear classes\n";
-  write_bytes(model, std::vector<std::uint8_t>(text.begin(), text.end()));
+  write_text(model, text);
   const RunResult trained =
       run(std::string(TG_TAPEGRAD_BIN) + " train --data " + data.path.string() + " --model " + model +
           " --epochs 1 --batch-size 10 --threads 1 --out " + dir.file("run"));
@@ -136,7 +136,7 @@ TEST_CASE("tapegrad train on CIFAR-10 reports a model-file error before reading 
   write_bytes(data.file("data_batch_1.bin"), truncated);
   const std::string bad_model = dir.file("bad.tg");
   const std::string text = "conv2d 4 3\nlinear classes\n";  // no flatten before linear
-  write_bytes(bad_model, std::vector<std::uint8_t>(text.begin(), text.end()));
+  write_text(bad_model, text);
   const std::string train = std::string(TG_TAPEGRAD_BIN) + " train --data " + data.path.string() +
                             " --epochs 1 --threads 1 --out " + dir.file("run") + " --model ";
 

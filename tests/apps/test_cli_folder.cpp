@@ -25,7 +25,7 @@ const std::string kSmallModel = "conv2d 4 3 padding=1\nrelu\nmaxpool2d 2\nflatte
 // `tapegrad train` on data with a small model, 1 epoch, 1 thread, writing into out.
 RunResult train_on(const fs::path& data, const TempDir& dir, const std::string& flags) {
   const std::string model = dir.file("small.tg");
-  write_bytes(model, std::vector<std::uint8_t>(kSmallModel.begin(), kSmallModel.end()));
+  write_text(model, kSmallModel);
   return run(std::string(TG_TAPEGRAD_BIN) + " train --data '" + data.string() + "' --model " + model +
              " --epochs 1 --batch-size 8 --threads 1 --out " + dir.file("run") + " " + flags);
 }
@@ -193,7 +193,7 @@ TEST_CASE("A folder run with --val-split and --augment resumed after epoch 1 end
   const std::string flags =
       "--val-split 0.25 --augment flip,crop=2 --seed 3 --schedule constant";  // cosine depends on --epochs
   const std::string model = dir.file("small.tg");
-  write_bytes(model, std::vector<std::uint8_t>(kSmallModel.begin(), kSmallModel.end()));
+  write_text(model, kSmallModel);
   const std::string common = std::string(TG_TAPEGRAD_BIN) + " train --data " + data.path.string() +
                              " --model " + model + " --batch-size 4 --threads 1 " + flags;
   REQUIRE(run(common + " --epochs 2 --out " + dir.file("whole")).code == 0);
@@ -222,7 +222,7 @@ TEST_CASE("tapegrad train on an image folder reports a model-file error before d
   write_bytes((data.path / "train" / "b" / "broken.png").string(), {1, 2, 3});  // decoding it fails
   const std::string bad_model = dir.file("bad.tg");
   const std::string text = "conv2d 4 3\nrelu\nlinear classes\n";  // no flatten before linear
-  write_bytes(bad_model, std::vector<std::uint8_t>(text.begin(), text.end()));
+  write_text(bad_model, text);
   const std::string train = std::string(TG_TAPEGRAD_BIN) + " train --data " + data.path.string() +
                             " --epochs 1 --threads 1 --out " + dir.file("run");
 

@@ -134,7 +134,7 @@ TEST_CASE("tapegrad train on MNIST files reports a model-file error from the IDX
   write_tiny_mnist(data, "t10k", 10, false);
   const std::string bad_model = dir.file("bad.tg");
   const std::string text = "conv2d 4 5\nrelu\nlinear classes\n";  // no flatten before linear
-  write_bytes(bad_model, std::vector<std::uint8_t>(text.begin(), text.end()));
+  write_text(bad_model, text);
   const std::string train = std::string(TG_TAPEGRAD_BIN) + " train --data " + data.path.string() +
                             " --epochs 1 --threads 1 --out " + dir.file("run") + " --model ";
 

@@ -36,7 +36,7 @@ inline void write_small_cifar(const TempDir& dir, const std::vector<std::string>
   if (names.empty()) return;
   std::string text;
   for (const std::string& name : names) text += name + "\n";
-  write_bytes(dir.file("batches.meta.txt"), std::vector<std::uint8_t>(text.begin(), text.end()));
+  write_text(dir.file("batches.meta.txt"), text);
 }
 
 }  // namespace test_util

@@ -7,21 +7,8 @@
 #include "tapegrad.hpp"
 #include "test_util.hpp"
 
+using test_util::model_error_of;
 using tg::Tensor;
-
-namespace {
-
-// The message of the tg::Error that building `text` throws ("" if none).
-std::string error_of(const std::string& text, const tg::Shape& input = {1, 28, 28}, int classes = 10) {
-  try {
-    tg::model_from_text(text, input, classes, "net.tg");
-  } catch (const tg::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
 
 TEST_CASE("AvgPool2D(k) pools k x k windows with stride k, as PyTorch's nn.AvgPool2d(k)") {
   const test_util::ClearTapeOnExit clear_tape;
@@ -94,20 +81,21 @@ TEST_CASE("model file: avgpool2d and globalavgpool2d round-trip through model_to
 }
 
 TEST_CASE("model file: avgpool2d and globalavgpool2d errors name the line") {
-  CHECK(error_of("avgpool2d 100\n") ==
+  CHECK(model_error_of("avgpool2d 100\n") ==
         "net.tg:1: avgpool2d 100: kernel 100x100 is larger than the padded input 28x28 (input [1, 28, 28])");
-  CHECK(error_of("avgpool2d 2 padding=2\n") ==
+  CHECK(model_error_of("avgpool2d 2 padding=2\n") ==
         "net.tg:1: avgpool2d 2 padding=2: avg_pool2d: padding must be between 0 and half the kernel [2, 2], "
         "got "
         "[2, 2] (input [1, 1, 28, 28])");
-  CHECK(error_of("avgpool2d 2 stride=0\n") == "net.tg:1: avgpool2d 2 stride=0: stride must be >= 1, got 0");
-  CHECK(error_of("avgpool2d\n").find("net.tg:1: avgpool2d: ") == 0);
-  CHECK(error_of("avgpool2d 2 size=3\n") ==
+  CHECK(model_error_of("avgpool2d 2 stride=0\n") ==
+        "net.tg:1: avgpool2d 2 stride=0: stride must be >= 1, got 0");
+  CHECK(model_error_of("avgpool2d\n").find("net.tg:1: avgpool2d: ") == 0);
+  CHECK(model_error_of("avgpool2d 2 size=3\n") ==
         "net.tg:1: avgpool2d: unknown key 'size' (allowed: stride, padding)");
-  CHECK(error_of("flatten\navgpool2d 2\n") ==
+  CHECK(model_error_of("flatten\navgpool2d 2\n") ==
         "net.tg:2: avgpool2d 2: input is [784]; avgpool2d needs [C, H, W] images");
-  CHECK(error_of("flatten\nglobalavgpool2d\n") ==
+  CHECK(model_error_of("flatten\nglobalavgpool2d\n") ==
         "net.tg:2: globalavgpool2d: input is [784]; globalavgpool2d needs [C, H, W] images");
-  CHECK(error_of("globalavgpool2d 2\n") ==
+  CHECK(model_error_of("globalavgpool2d 2\n") ==
         "net.tg:1: globalavgpool2d: unexpected argument '2' (usage: globalavgpool2d)");
 }

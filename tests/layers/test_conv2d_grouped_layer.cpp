@@ -8,20 +8,8 @@
 #include "tapegrad.hpp"
 #include "test_util.hpp"
 
+using test_util::model_error_of;
 using tg::Tensor;
-
-namespace {
-
-std::string error_of(const std::string& text, const tg::Shape& input) {
-  try {
-    tg::model_from_text(text, input, 10, "net.tg");
-  } catch (const tg::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
 
 TEST_CASE("Conv2D with groups holds weight [Cout, Cin/groups, Kh, Kw] drawn with fan_in Cin/groups*Kh*Kw") {
   tg::manual_seed(3);
@@ -77,9 +65,9 @@ TEST_CASE("model file: conv2d groups=G builds a grouped Conv2D and round-trips t
 }
 
 TEST_CASE("model file: groups that do not divide the channels, or are < 1, name the line") {
-  CHECK(error_of("conv2d 32 3 groups=3\n", {32, 8, 8}) ==
+  CHECK(model_error_of("conv2d 32 3 groups=3\n", {32, 8, 8}) ==
         "net.tg:1: conv2d 32 3 groups=3: groups=3 does not divide the 32 input channels (input [32, 8, 8])");
-  CHECK(error_of("conv2d 6 3 groups=4\n", {8, 8, 8}) ==
+  CHECK(model_error_of("conv2d 6 3 groups=4\n", {8, 8, 8}) ==
         "net.tg:1: conv2d 6 3 groups=4: groups=4 does not divide the 6 output channels");
-  CHECK(error_of("conv2d 6 3 groups=0\n", {6, 8, 8}).rfind("net.tg:1: conv2d 6 3 groups=0: ", 0) == 0);
+  CHECK(model_error_of("conv2d 6 3 groups=0\n", {6, 8, 8}).rfind("net.tg:1: conv2d 6 3 groups=0: ", 0) == 0);
 }

@@ -10,6 +10,9 @@
 #include "tapegrad.hpp"
 #include "test_util.hpp"
 
+using test_util::model_error_of;
+using test_util::state_shapes;
+
 namespace {
 
 // LeNet as a model file (docs/model-files.md), line for line.
@@ -27,22 +30,6 @@ linear 84
 relu
 linear classes            # 'classes': the number of classes of the data
 )";
-
-std::vector<std::pair<std::string, tg::Shape>> state_shapes(const tg::Module& m) {
-  std::vector<std::pair<std::string, tg::Shape>> out;
-  for (const auto& [name, t] : m.named_state()) out.emplace_back(name, t.shape());
-  return out;
-}
-
-// The message of the tg::Error that building `text` throws ("" if none).
-std::string error_of(const std::string& text, const tg::Shape& input = {1, 28, 28}, int classes = 10) {
-  try {
-    tg::model_from_text(text, input, classes, "net.tg");
-  } catch (const tg::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::string replace(std::string text, const std::string& from, const std::string& to) {
   const std::size_t at = text.find(from);
@@ -147,85 +134,89 @@ TEST_CASE("model file: comments, blank lines, tabs and CRLF are accepted") {
 }
 
 TEST_CASE("model file: an unknown layer names the nearest one and lists the known ones") {
-  const std::string message = error_of("# first\nconv2 6 5\n");
+  const std::string message = model_error_of("# first\nconv2 6 5\n");
   CHECK(message.rfind("net.tg:2: unknown layer 'conv2' (did you mean 'conv2d'? known: ", 0) == 0);
   // Each built-in by name: other tests in this process register layers of their own (silu, test_scale).
   for (const char* known : {"avgpool2d, ", "batchnorm2d, ", " conv2d, dropout, flatten, ",
                             ", globalavgpool2d, ", ", relu, ", ", sigmoid, ", ", softmax, ", ", tanh"})
     CHECK(message.find(known) != std::string::npos);
-  CHECK(error_of("resnet\n").rfind("net.tg:1: unknown layer 'resnet' (known: avgpool2d, ", 0) == 0);
+  CHECK(model_error_of("resnet\n").rfind("net.tg:1: unknown layer 'resnet' (known: avgpool2d, ", 0) == 0);
 }
 
 TEST_CASE("model file: unknown, duplicate and misplaced keys and arguments") {
-  CHECK(error_of("# a\n\nconv2d 6 5 strid=2\n") ==
+  CHECK(model_error_of("# a\n\nconv2d 6 5 strid=2\n") ==
         "net.tg:3: conv2d: unknown key 'strid' (did you mean 'stride'? allowed: stride, padding, dilation, "
         "groups, bias)");
-  CHECK(error_of("conv2d 6 5 stride=2 stride=1\n") == "net.tg:1: conv2d: key 'stride' given twice");
-  CHECK(error_of("conv2d 6 padding=2 5\n") ==
+  CHECK(model_error_of("conv2d 6 5 stride=2 stride=1\n") == "net.tg:1: conv2d: key 'stride' given twice");
+  CHECK(model_error_of("conv2d 6 padding=2 5\n") ==
         "net.tg:1: conv2d: positional argument '5' after the key=value options");
-  CHECK(error_of("relu x=1\n") == "net.tg:1: relu: unknown key 'x' (relu takes no options)");
-  CHECK(error_of("relu 5\n") == "net.tg:1: relu: unexpected argument '5' (usage: relu)");
-  CHECK(error_of("flatten\nlinear 10 20\n") ==
+  CHECK(model_error_of("relu x=1\n") == "net.tg:1: relu: unknown key 'x' (relu takes no options)");
+  CHECK(model_error_of("relu 5\n") == "net.tg:1: relu: unexpected argument '5' (usage: relu)");
+  CHECK(model_error_of("flatten\nlinear 10 20\n") ==
         "net.tg:2: linear: unexpected argument '20' (usage: linear OUT)");
-  CHECK(error_of("conv2d 6 5 stride=\n") == "net.tg:1: conv2d: missing value for key 'stride'");
-  CHECK(error_of("conv2d 6 5 =2\n") == "net.tg:1: conv2d: '=2' has no key before '='");
+  CHECK(model_error_of("conv2d 6 5 stride=\n") == "net.tg:1: conv2d: missing value for key 'stride'");
+  CHECK(model_error_of("conv2d 6 5 =2\n") == "net.tg:1: conv2d: '=2' has no key before '='");
 }
 
 TEST_CASE("model file: missing and malformed values") {
-  CHECK(error_of("conv2d -3 5\n") == "net.tg:1: conv2d -3 5: OUT must be >= 1, got -3");
-  CHECK(error_of("conv2d 6 0\n") == "net.tg:1: conv2d 6 0: KERNEL must be >= 1, got 0");
-  CHECK(error_of("conv2d 6\n") == "net.tg:1: conv2d 6: missing KERNEL (usage: conv2d OUT KERNEL)");
-  CHECK(error_of("conv2d 6 five\n") == "net.tg:1: conv2d 6 five: KERNEL must be a whole number, got 'five'");
-  CHECK(error_of("conv2d 6 3x\n") == "net.tg:1: conv2d 6 3x: KERNEL must be a whole number, got ''");
-  CHECK(error_of("flatten\nlinear 0\n") == "net.tg:2: linear 0: OUT must be >= 1, got 0");
-  CHECK(error_of("flatten\nlinear ten\n") ==
+  CHECK(model_error_of("conv2d -3 5\n") == "net.tg:1: conv2d -3 5: OUT must be >= 1, got -3");
+  CHECK(model_error_of("conv2d 6 0\n") == "net.tg:1: conv2d 6 0: KERNEL must be >= 1, got 0");
+  CHECK(model_error_of("conv2d 6\n") == "net.tg:1: conv2d 6: missing KERNEL (usage: conv2d OUT KERNEL)");
+  CHECK(model_error_of("conv2d 6 five\n") ==
+        "net.tg:1: conv2d 6 five: KERNEL must be a whole number, got 'five'");
+  CHECK(model_error_of("conv2d 6 3x\n") == "net.tg:1: conv2d 6 3x: KERNEL must be a whole number, got ''");
+  CHECK(model_error_of("flatten\nlinear 0\n") == "net.tg:2: linear 0: OUT must be >= 1, got 0");
+  CHECK(model_error_of("flatten\nlinear ten\n") ==
         "net.tg:2: linear ten: OUT must be a whole number or 'classes', got 'ten'");
-  CHECK(error_of("conv2d 6 5 stride=0\n") == "net.tg:1: conv2d 6 5 stride=0: stride must be >= 1, got 0");
-  CHECK(error_of("conv2d 6 5 padding=-1\n") ==
+  CHECK(model_error_of("conv2d 6 5 stride=0\n") ==
+        "net.tg:1: conv2d 6 5 stride=0: stride must be >= 1, got 0");
+  CHECK(model_error_of("conv2d 6 5 padding=-1\n") ==
         "net.tg:1: conv2d 6 5 padding=-1: padding must be >= 0, got -1");
-  CHECK(error_of("flatten\nlinear 99999999999\n") ==
+  CHECK(model_error_of("flatten\nlinear 99999999999\n") ==
         "net.tg:2: linear 99999999999: OUT '99999999999' is out of range");
-  CHECK(error_of("flatten\nlinear 20000000\n") ==
+  CHECK(model_error_of("flatten\nlinear 20000000\n") ==
         "net.tg:2: linear 20000000: OUT '20000000' is out of range (at most 16777216)");
-  CHECK(error_of("conv2d 6 5 bias=maybe\n") ==
+  CHECK(model_error_of("conv2d 6 5 bias=maybe\n") ==
         "net.tg:1: conv2d 6 5 bias=maybe: bias must be true or false, got 'maybe'");
-  CHECK(error_of("dropout p=1\n") == "net.tg:1: dropout p=1: p must be in [0, 1), got 1");
-  CHECK(error_of("leakyrelu slope=nan\n") ==
+  CHECK(model_error_of("dropout p=1\n") == "net.tg:1: dropout p=1: p must be in [0, 1), got 1");
+  CHECK(model_error_of("leakyrelu slope=nan\n") ==
         "net.tg:1: leakyrelu slope=nan: slope must be a finite number, got 'nan'");
-  CHECK(error_of("conv2d 16000000 5\n") ==
+  CHECK(model_error_of("conv2d 16000000 5\n") ==
         "net.tg:1: conv2d 16000000 5: the layer would have more than 268435456 parameters, the limit");
 }
 
 TEST_CASE("model file: a layer that cannot take the shape reaching it") {
-  CHECK(error_of(replace(kLenetText, "flatten\n", "# no flatten\n")) ==
+  CHECK(model_error_of(replace(kLenetText, "flatten\n", "# no flatten\n")) ==
         "net.tg:9: linear 120: input is [16, 5, 5]; add 'flatten' before it");
-  CHECK(error_of("flatten\nconv2d 6 5\n") ==
+  CHECK(model_error_of("flatten\nconv2d 6 5\n") ==
         "net.tg:2: conv2d 6 5: input is [784]; conv2d needs [C, H, W] images");
-  CHECK(error_of("maxpool2d 100\n") ==
+  CHECK(model_error_of("maxpool2d 100\n") ==
         "net.tg:1: maxpool2d 100: kernel 100x100 is larger than the padded input 28x28 (input [1, 28, 28])");
-  CHECK(error_of("conv2d 6 29\n").rfind("net.tg:1: conv2d 6 29: conv2d: kernel 29x29 ", 0) == 0);
+  CHECK(model_error_of("conv2d 6 29\n").rfind("net.tg:1: conv2d 6 29: conv2d: kernel 29x29 ", 0) == 0);
 }
 
 TEST_CASE("model file: the model's output must be [classes], and a model has layers") {
-  CHECK(error_of(replace(kLenetText, "linear classes", "")) ==
+  CHECK(model_error_of(replace(kLenetText, "linear classes", "")) ==
         "net.tg: the model's output is [84] but the data has 10 classes; end with 'linear classes'");
-  CHECK(error_of("") == "net.tg: the model has no layers");
-  CHECK(error_of("# only a comment\n\n   \n") == "net.tg: the model has no layers");
+  CHECK(model_error_of("") == "net.tg: the model has no layers");
+  CHECK(model_error_of("# only a comment\n\n   \n") == "net.tg: the model has no layers");
 }
 
 TEST_CASE("model file: binary junk, long lines, huge files and layer counts are refused") {
-  CHECK(error_of(std::string("\x7f"
-                             "ELF\x02\x01\x01",
-                             7)) == "net.tg:1: byte 0x7f is not text; is this a model file?");
-  CHECK(error_of(std::string("relu\n\0relu", 10)) ==
+  CHECK(model_error_of(std::string("\x7f"
+                                   "ELF\x02\x01\x01",
+                                   7)) == "net.tg:1: byte 0x7f is not text; is this a model file?");
+  CHECK(model_error_of(std::string("relu\n\0relu", 10)) ==
         "net.tg:2: byte 0x00 is not text; is this a model file?");
-  CHECK(error_of("relu \xc3\xa9\n") == "net.tg:1: byte 0xc3 outside a comment; a model file is ASCII text");
-  CHECK(error_of(std::string(2000, 'a')) == "net.tg:1: the line is 2000 characters long; the limit is 1000");
-  CHECK(error_of(std::string(tg::kMaxModelFileBytes + 1, '#')) ==
+  CHECK(model_error_of("relu \xc3\xa9\n") ==
+        "net.tg:1: byte 0xc3 outside a comment; a model file is ASCII text");
+  CHECK(model_error_of(std::string(2000, 'a')) ==
+        "net.tg:1: the line is 2000 characters long; the limit is 1000");
+  CHECK(model_error_of(std::string(tg::kMaxModelFileBytes + 1, '#')) ==
         "net.tg: the model file is 1048577 bytes; the limit is 1048576");
   std::string many;
   for (int i = 0; i < 10001; ++i) many += "relu\n";
-  CHECK(error_of(many, {10}, 10) == "net.tg:10001: more than 10000 layers");
+  CHECK(model_error_of(many, {10}, 10) == "net.tg:10001: more than 10000 layers");
   for (int i = 0; i < 9999; ++i) many.resize(many.size() - 5);
   CHECK(tg::model_from_text(many, {10}, 10).size() == 2);
 }

@@ -48,21 +48,6 @@ globalavgpool2d
 linear classes
 )";
 
-std::string error_of(const std::string& text, const tg::Shape& input = {1, 28, 28}, int classes = 10) {
-  try {
-    tg::model_from_text(text, input, classes, "net.tg");
-  } catch (const tg::Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-std::vector<std::pair<std::string, tg::Shape>> state_shapes(const tg::Module& m) {
-  std::vector<std::pair<std::string, tg::Shape>> out;
-  for (const auto& [name, t] : m.named_state()) out.emplace_back(name, t.shape());
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE(
@@ -170,65 +155,66 @@ TEST_CASE("the tape names a layer of a model-file block by its path and line") {
 // ---- errors: one per fault, each naming file:line ----
 
 TEST_CASE("model file blocks error: an unclosed residual, at the end of the file, naming where it opened") {
-  CHECK(error_of("conv2d 4 3\nresidual\n  relu\n\n") ==
+  CHECK(model_error_of("conv2d 4 3\nresidual\n  relu\n\n") ==
         "net.tg:4: end of file inside the residual block opened at net.tg:2; close it with 'end'");
 }
 
 TEST_CASE("model file blocks error: 'end' with no open block") {
-  CHECK(error_of("relu\nend\n") == "net.tg:2: 'end' with no open block (residual or repeat)");
+  CHECK(model_error_of("relu\nend\n") == "net.tg:2: 'end' with no open block (residual or repeat)");
 }
 
 TEST_CASE("model file blocks error: 'shortcut' twice") {
   CHECK(
-      error_of("residual\nrelu\nshortcut\nrelu\nshortcut\nrelu\nend\n") ==
+      model_error_of("residual\nrelu\nshortcut\nrelu\nshortcut\nrelu\nend\n") ==
       "net.tg:5: a second 'shortcut' in the residual block opened at net.tg:1 (its shortcut section began at "
       "net.tg:3)");
 }
 
 TEST_CASE("model file blocks error: 'shortcut' outside a residual") {
-  CHECK(error_of("relu\nshortcut\n") == "net.tg:2: 'shortcut' outside a residual block");
-  CHECK(error_of("repeat 2\nrelu\nshortcut\nend\n") ==
+  CHECK(model_error_of("relu\nshortcut\n") == "net.tg:2: 'shortcut' outside a residual block");
+  CHECK(model_error_of("repeat 2\nrelu\nshortcut\nend\n") ==
         "net.tg:3: 'shortcut' outside a residual block (the innermost open block is the repeat at net.tg:1)");
 }
 
 TEST_CASE("model file blocks error: an empty body") {
-  CHECK(error_of("relu\nresidual\nend\n") ==
+  CHECK(model_error_of("relu\nresidual\nend\n") ==
         "net.tg:3: the residual block opened at net.tg:2 has an empty body");
-  CHECK(error_of("residual\n# nothing\nshortcut\nrelu\nend\n") ==
+  CHECK(model_error_of("residual\n# nothing\nshortcut\nrelu\nend\n") ==
         "net.tg:3: the residual block opened at net.tg:1 has an empty body");
-  CHECK(error_of("repeat 2\nend\n") == "net.tg:2: the repeat block opened at net.tg:1 has no lines");
+  CHECK(model_error_of("repeat 2\nend\n") == "net.tg:2: the repeat block opened at net.tg:1 has no lines");
 }
 
 TEST_CASE("model file blocks error: an empty shortcut section") {
-  CHECK(error_of("residual\nrelu\nshortcut\nend\n") ==
+  CHECK(model_error_of("residual\nrelu\nshortcut\nend\n") ==
         "net.tg:4: the shortcut section of the residual block opened at net.tg:1 (at net.tg:3) is empty; "
         "remove "
         "'shortcut' for the identity");
 }
 
 TEST_CASE("model file blocks error: repeat 0 and repeat -1") {
-  CHECK(error_of("repeat 0\nrelu\nend\n") ==
+  CHECK(model_error_of("repeat 0\nrelu\nend\n") ==
         "net.tg:1: repeat 0: the count must be a whole number from 1 to 1000");
-  CHECK(error_of("repeat -1\nrelu\nend\n") ==
+  CHECK(model_error_of("repeat -1\nrelu\nend\n") ==
         "net.tg:1: repeat -1: the count must be a whole number from 1 to 1000");
-  CHECK(error_of("repeat two\nrelu\nend\n") ==
+  CHECK(model_error_of("repeat two\nrelu\nend\n") ==
         "net.tg:1: repeat two: the count must be a whole number from 1 to 1000");
-  CHECK(error_of("repeat\nrelu\nend\n") == "net.tg:1: repeat takes one count: 'repeat N' (1 <= N <= 1000)");
+  CHECK(model_error_of("repeat\nrelu\nend\n") ==
+        "net.tg:1: repeat takes one count: 'repeat N' (1 <= N <= 1000)");
 }
 
 TEST_CASE(
     "model file blocks error: repeat 1000000 is over the limit, with the count of layers it would make") {
-  CHECK(error_of("repeat 1000000\nrelu\nrelu\nend\n") ==
+  CHECK(model_error_of("repeat 1000000\nrelu\nrelu\nend\n") ==
         "net.tg:1: repeat 1000000: at most 1000 copies (this one would make 2,000,000 layers; a model has at "
         "most 10,000)");
-  CHECK(error_of("repeat 99999999999999999999999\nrelu\nend\n") ==
+  CHECK(model_error_of("repeat 99999999999999999999999\nrelu\nend\n") ==
         "net.tg:1: repeat 99999999999999999999999: at most 1000 copies");
   CHECK(
-      error_of("repeat 9223372036854775807\nrelu\nrelu\nrelu\nend\n") ==
+      model_error_of("repeat 9223372036854775807\nrelu\nrelu\nrelu\nend\n") ==
       "net.tg:1: repeat 9223372036854775807: at most 1000 copies (this one would make 2.76701e+19 layers; a "
       "model has at most 10,000)");
   // nested repeats within the count limit, over the layer limit
-  CHECK(error_of("repeat 1000\nrepeat 1000\nrelu\nend\nend\n") ==
+  CHECK(model_error_of("repeat 1000\nrepeat 1000\nrelu\nend\nend\n") ==
         "net.tg:1: repeat 1000: the block would make 1,000,000 layers; a model has at most 10,000");
 }
 
@@ -237,32 +223,33 @@ TEST_CASE("model file blocks error: nesting 10,000 deep hits a depth limit, no s
   for (int i = 0; i < 10000; ++i) deep += "residual\n";
   deep += "relu\n";
   for (int i = 0; i < 10000; ++i) deep += "end\n";
-  CHECK(error_of(deep) == "net.tg:101: residual: blocks nest more than 100 deep, the limit");
+  CHECK(model_error_of(deep) == "net.tg:101: residual: blocks nest more than 100 deep, the limit");
   std::string deep_repeat;
   for (int i = 0; i < 10000; ++i) deep_repeat += "repeat 1\n";
-  CHECK(error_of(deep_repeat) == "net.tg:101: repeat: blocks nest more than 100 deep, the limit");
+  CHECK(model_error_of(deep_repeat) == "net.tg:101: repeat: blocks nest more than 100 deep, the limit");
 }
 
 TEST_CASE("model file blocks error: 'in' where a line takes no channel count") {
-  CHECK(error_of("maxpool2d in\n") ==
+  CHECK(model_error_of("maxpool2d in\n") ==
         "net.tg:1: maxpool2d in: 'in' for KERNEL: 'in' stands for a channel count, and KERNEL is not one "
         "('in' is "
         "allowed in OUT of conv2d and linear, groups= and K*in)");
-  CHECK(error_of("dropout p=in\n") ==
+  CHECK(model_error_of("dropout p=in\n") ==
         "net.tg:1: dropout p=in: 'in' for p: 'in' stands for a channel count, and p is not one ('in' is "
         "allowed "
         "in OUT of conv2d and linear, groups= and K*in)");
-  CHECK(error_of("in\n") == "net.tg:1: 'in' stands for a channel count in a layer line; it is not a layer");
+  CHECK(model_error_of("in\n") ==
+        "net.tg:1: 'in' stands for a channel count in a layer line; it is not a layer");
 }
 
 TEST_CASE("model file blocks error: conv2d 6*in*in 1") {
-  CHECK(error_of("conv2d 6*in*in 1\n") ==
+  CHECK(model_error_of("conv2d 6*in*in 1\n") ==
         "net.tg:1: conv2d 6*in*in 1: OUT '6*in*in': a product is K*in, one whole number K times 'in' (e.g. "
         "6*in)");
 }
 
 TEST_CASE("model file blocks error: groups=in that does not divide") {
-  CHECK(error_of("conv2d 6 3 groups=in\n", {4, 8, 8}) ==
+  CHECK(model_error_of("conv2d 6 3 groups=in\n", {4, 8, 8}) ==
         "net.tg:1: conv2d 6 3 groups=in: groups=4 does not divide the 6 output channels");
 }
 
@@ -273,10 +260,10 @@ TEST_CASE(
   text +=
       "residual\n  conv2d 32 3 stride=2 padding=1 bias=false\n  batchnorm2d\n  relu\n"
       "  conv2d 32 3 padding=1 bias=false\n  batchnorm2d\n\nend\nglobalavgpool2d\nlinear classes\n";
-  CHECK(error_of(text, {16, 28, 28}) ==
+  CHECK(model_error_of(text, {16, 28, 28}) ==
         "net.tg:21: end: the body gives [32, 14, 14] but the shortcut gives [16, 28, 28] (block opened at "
         "net.tg:14); add a 'shortcut' section, e.g. 'conv2d 32 1 stride=2'");
-  CHECK(error_of("residual\nconv2d 8 1\nshortcut\nconv2d 4 1\nend\n", {2, 5, 5}) ==
+  CHECK(model_error_of("residual\nconv2d 8 1\nshortcut\nconv2d 4 1\nend\n", {2, 5, 5}) ==
         "net.tg:5: end: the body gives [8, 5, 5] but the shortcut gives [4, 5, 5] (block opened at "
         "net.tg:1); the "
         "shortcut must end with the body's shape");
@@ -284,7 +271,7 @@ TEST_CASE(
 
 TEST_CASE("model file blocks error: a body that changes the spatial size with an identity shortcut") {
   CHECK(
-      error_of("residual\nconv2d in 3\nend\n", {4, 8, 8}) ==
+      model_error_of("residual\nconv2d in 3\nend\n", {4, 8, 8}) ==
       "net.tg:3: end: the body gives [4, 6, 6] but the shortcut gives [4, 8, 8] (block opened at net.tg:1); "
       "the body changes the height and width: pad its convolutions (e.g. padding=1 for a 3x3 kernel) or add "
       "a "
@@ -292,14 +279,13 @@ TEST_CASE("model file blocks error: a body that changes the spatial size with an
 }
 
 TEST_CASE("model file blocks error: an error inside a repeat names the copy") {
-  CHECK(
-      error_of("repeat 3\nmaxpool2d 2\nend\n", {1, 4, 4}).rfind("net.tg:2 (copy 3 of 3): maxpool2d 2: ", 0) ==
-      0);
+  CHECK(model_error_of("repeat 3\nmaxpool2d 2\nend\n", {1, 4, 4})
+            .rfind("net.tg:2 (copy 3 of 3): maxpool2d 2: ", 0) == 0);
 }
 
 TEST_CASE("model file blocks error: the reserved keywords are not layers, and register_layer refuses them") {
   for (const char* word : {"save", "add", "concat", "from", "branch"}) {
-    CHECK(error_of(std::string(word) + "\n") ==
+    CHECK(model_error_of(std::string(word) + "\n") ==
           "net.tg:1: '" + std::string(word) +
               "' is a keyword reserved for later (save, add, concat, from, branch), not a layer");
     CHECK_THROWS_AS(tg::register_layer(word, [](tg::LayerArgs&) { return std::make_unique<tg::ReLU>(); }),
@@ -307,7 +293,7 @@ TEST_CASE("model file blocks error: the reserved keywords are not layers, and re
   }
   CHECK_THROWS_AS(tg::register_layer("residual", [](tg::LayerArgs&) { return std::make_unique<tg::ReLU>(); }),
                   tg::Error);
-  CHECK(error_of("residual 3\nrelu\nend\n") ==
+  CHECK(model_error_of("residual 3\nrelu\nend\n") ==
         "net.tg:1: residual takes no arguments, got '3' (the body follows on its own lines)");
 }
 
