@@ -28,9 +28,11 @@ test-fast: setup
 # The whole suite with AddressSanitizer + UndefinedBehaviorSanitizer, built without MPI (TAPEGRAD_MPI=OFF):
 # Open MPI keeps start-up allocations it never frees, which LeakSanitizer would report as leaks in every MPI
 # test, and the reports would be Open MPI's, not ours. The sharding and one-process tg::distributed tests run.
+# File by file (CMAKE_UNITY_BUILD=OFF), so that a file that compiles only inside its unity batch fails here.
 # The gdb tests are left out (TAPEGRAD_GDB_TESTS=OFF): they check what gdb prints, which the sanitizers do not change.
 test-sanitize: setup
 	@cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_NATIVE=OFF -DTAPEGRAD_MPI=OFF \
+	  -DCMAKE_UNITY_BUILD=OFF \
 	  -DTAPEGRAD_GDB_TESTS=OFF \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null

@@ -25,4 +25,9 @@ std::vector<std::uint8_t> read_file_bytes(const std::string& path,
 IdxArray read_idx(const std::string& path);
 IdxArray parse_idx(const std::vector<std::uint8_t>& bytes, const std::string& name);
 
+// The big-endian 32-bit count at `p` (IDX headers store their dimensions so).
+inline std::uint32_t read_be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+}
+
 }  // namespace tg

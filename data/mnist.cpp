@@ -20,10 +20,6 @@ std::string find_file(const std::string& dir, const std::string& stem) {
   fail("MNIST: cannot find ", (base / stem).string(), " (or .gz). ", mnist_help(dir));
 }
 
-std::uint32_t read_be32(const unsigned char* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
-}
-
 }  // namespace
 
 std::optional<std::array<std::size_t, 3>> mnist_image_shape(const std::string& dir, Split split) {

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/base/text.hpp"
 #include "layers/model_file_blocks.hpp"
 
 namespace tg {
@@ -15,12 +16,6 @@ namespace {
 using model_file_detail::file_fail;
 using model_file_detail::FileNode;
 using model_file_detail::parse_blocks;
-
-std::string join(const std::vector<std::string>& words) {
-  std::string out;
-  for (const std::string& w : words) out += (out.empty() ? "" : ", ") + w;
-  return out;
-}
 
 // Builds the module of one line for `shape`, checks what it read and computes its output shape into `shape`.
 std::unique_ptr<Module> build_layer(const std::vector<std::string>& tokens, Shape& shape, int classes,
@@ -32,7 +27,7 @@ std::unique_ptr<Module> build_layer(const std::vector<std::string>& tokens, Shap
     const std::vector<std::string> known = registered_layers();
     const std::string nearest = nearest_name(name, known);
     file_fail(location, ": unknown layer '", name, "' (",
-              nearest.empty() ? "" : "did you mean '" + nearest + "'? ", "known: ", join(known), ")");
+              nearest.empty() ? "" : "did you mean '" + nearest + "'? ", "known: ", join_words(known), ")");
   }
   std::vector<std::string> positional;
   std::vector<std::pair<std::string, std::string>> options;

@@ -6,6 +6,8 @@
 #include <map>
 #include <mutex>
 
+#include "core/base/text.hpp"
+
 namespace tg {
 
 // Each built-in layer's registration lives in its own .cpp (next to the module) and calls register_layer
@@ -39,12 +41,6 @@ void ensure_builtins() {
   register_conv2d_layer();
   register_linear_layer();
   register_pooling_layers();
-}
-
-std::string join(const std::vector<std::string>& words) {
-  std::string out;
-  for (const std::string& w : words) out += (out.empty() ? "" : ", ") + w;
-  return out;
 }
 
 bool valid_name(const std::string& name) {
@@ -307,7 +303,7 @@ void LayerArgs::check_all_read() const {
       hint = name_ + " takes no options";
     } else {
       const std::string nearest = nearest_name(key, keys_read_);
-      hint = (nearest.empty() ? "" : "did you mean '" + nearest + "'? ") + "allowed: " + join(keys_read_);
+      hint = (nearest.empty() ? "" : "did you mean '" + nearest + "'? ") + "allowed: " + join_words(keys_read_);
     }
     throw ModelFileError(location_ + ": " + name_ + ": unknown key '" + key + "' (" + hint + ")");
   }

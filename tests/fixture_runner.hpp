@@ -195,9 +195,10 @@ inline int check_pytorch_cases(const std::string& file, const std::string& op, c
 
 // A TEST_CASE named "OP matches PyTorch: DESC" that registers OP as checked against PyTorch; the body sees
 // `op` (= OP) to pass to check_pytorch_cases.
-#define PYTORCH_TEST_CASE(OP, DESC)                                                           \
-  static void TG_TEST_CONCAT(tg_pytorch_body_, __LINE__)(const std::string& op);              \
-  [[maybe_unused]] static const bool TG_TEST_CONCAT(tg_pytorch_registered_, __LINE__) =       \
-      ::test_util::register_op(::test_util::pytorch_checked_ops(), OP);                       \
-  TEST_CASE(OP " matches PyTorch: " DESC) { TG_TEST_CONCAT(tg_pytorch_body_, __LINE__)(OP); } \
-  static void TG_TEST_CONCAT(tg_pytorch_body_, __LINE__)(const std::string& op)
+#define PYTORCH_TEST_CASE(OP, DESC) TG_PYTORCH_TEST_CASE_IMPL(OP, DESC, __COUNTER__)
+#define TG_PYTORCH_TEST_CASE_IMPL(OP, DESC, ID)                                         \
+  static void TG_TEST_CONCAT(tg_pytorch_body_, ID)(const std::string& op);              \
+  [[maybe_unused]] static const bool TG_TEST_CONCAT(tg_pytorch_registered_, ID) =       \
+      ::test_util::register_op(::test_util::pytorch_checked_ops(), OP);                 \
+  TEST_CASE(OP " matches PyTorch: " DESC) { TG_TEST_CONCAT(tg_pytorch_body_, ID)(OP); } \
+  static void TG_TEST_CONCAT(tg_pytorch_body_, ID)(const std::string& op)

@@ -17,6 +17,7 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tapegrad.hpp"
@@ -45,6 +46,19 @@ struct TempDir {
   TempDir& operator=(const TempDir&) = delete;
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
+
+// The 600 + 100 image MNIST subset committed for the tests (tests/fixtures/mnist_small).
+inline const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
+
+// The names of a named_parameters/named_buffers/named_state list, in order.
+inline std::vector<std::string> names_of(const std::vector<std::pair<std::string, tg::Tensor>>& named) {
+  std::vector<std::string> names;
+  for (const auto& [name, t] : named) names.push_back(name);
+  return names;
+}
+
+// A zero-filled leaf that requires its gradient (shape errors of the ops).
+inline tg::Tensor zeros_leaf(const tg::Shape& shape) { return tg::Tensor(xt::zeros<float>(shape), true); }
 
 // A shell command's exit code and its stdout + stderr.
 struct RunResult {
@@ -143,9 +157,11 @@ inline bool register_op(std::set<std::string>& registry, const char* op) {
 // "OP: gradcheck DESC". Registers OP, so test_op_coverage.cpp fails when an op of core/ops/ loses its last
 // one.
 //   GRADCHECK_TEST_CASE("relu", "on values away from the kink at 0") { check_gradients(...); }
-#define GRADCHECK_TEST_CASE(OP, DESC)                                                     \
-  [[maybe_unused]] static const bool TG_TEST_CONCAT(tg_gradcheck_registered_, __LINE__) = \
-      ::test_util::register_op(::test_util::gradchecked_ops(), OP);                       \
+// (__COUNTER__, not __LINE__: the test files of a unity build share one translation unit.)
+#define GRADCHECK_TEST_CASE(OP, DESC) TG_GRADCHECK_TEST_CASE_IMPL(OP, DESC, __COUNTER__)
+#define TG_GRADCHECK_TEST_CASE_IMPL(OP, DESC, ID)                                   \
+  [[maybe_unused]] static const bool TG_TEST_CONCAT(tg_gradcheck_registered_, ID) = \
+      ::test_util::register_op(::test_util::gradchecked_ops(), OP);                 \
   TEST_CASE(OP ": gradcheck " DESC)
 
 // ---- process-wide settings ----

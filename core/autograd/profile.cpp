@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <map>
 #include <mutex>
 #include <vector>
 
 #include "core/autograd/observer.hpp"
+#include "core/base/clock.hpp"
 
 namespace tg {
 namespace {
@@ -38,14 +38,10 @@ struct OpenLayer {
 };
 thread_local std::vector<OpenLayer> t_open_layers;
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 class Profiler final : public TapeObserver {
  public:
   void forward(const ForwardEvent& e) override {
-    const double t = now(), elapsed = t - t_last_mark;
+    const double t = steady_seconds(), elapsed = t - t_last_mark;
     t_last_mark = t;
     std::lock_guard<std::mutex> lock(profile().mutex);
     Times& times = profile().ops[e.op];
@@ -60,7 +56,7 @@ class Profiler final : public TapeObserver {
   }
 
   void layer_begin(const std::string&) override {
-    t_last_mark = now();
+    t_last_mark = steady_seconds();
     t_open_layers.push_back({t_last_mark, 0});
   }
 
@@ -68,7 +64,7 @@ class Profiler final : public TapeObserver {
   // is in their rows; so the rows add up to the forward, and the shares to 100% of it.
   void layer_end(const std::string& layer) override {
     if (t_open_layers.empty()) return;  // profiling was turned on inside this layer
-    const double seconds = now() - t_open_layers.back().start;
+    const double seconds = steady_seconds() - t_open_layers.back().start;
     const double self = seconds - t_open_layers.back().children;
     t_open_layers.pop_back();
     if (!t_open_layers.empty()) t_open_layers.back().children += seconds;
@@ -106,7 +102,7 @@ std::string table(const char* title, const std::map<std::string, Times>& rows) {
 
 void set_profiling(bool on) {
   g_on = on;
-  t_last_mark = now();
+  t_last_mark = steady_seconds();
   t_open_layers.clear();
   if (on) {
     add_global_tape_observer(&g_profiler);

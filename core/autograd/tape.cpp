@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <iostream>
 #include <mutex>
 
 #include "core/autograd/observer.hpp"
+#include "core/base/clock.hpp"
 #include "core/base/error.hpp"
 #include "core/runtime/threads.hpp"
 
@@ -59,10 +59,6 @@ void notify(const Call& call) {
   if (globals) {
     for (TapeObserver* observer : *globals) call(*observer);
   }
-}
-
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // Entries whose output nobody holds can never receive a gradient: drop them, newest first, so that
@@ -145,14 +141,14 @@ bool replay(Tape& tape, const Node& root, std::vector<std::shared_ptr<Node>>& wa
     if (!out || !out->pending) continue;
     root_ran = root_ran || out.get() == &root;
     const bool observing = observed();
-    const double started = observing ? now() : 0.0;
+    const double started = observing ? steady_seconds() : 0.0;
     std::vector<Array> grads = entry.backward(out->grad, out->value);
     if (grads.size() != entry.inputs.size()) {
       fail("backward of '", entry.op, "': returned ", grads.size(), " gradients for ", entry.inputs.size(),
            " inputs");
     }
     if (observing) [[unlikely]] {
-      const BackwardEvent event{entry, i, grads, now() - started};
+      const BackwardEvent event{entry, i, grads, steady_seconds() - started};
       notify([&](TapeObserver& observer) { observer.backward(event); });
     }
     for (std::size_t k = 0; k < grads.size(); ++k) {

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace tg {
 
@@ -14,6 +15,13 @@ inline std::string with_commas(std::size_t n) {
     if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
     out += digits[i];
   }
+  return out;
+}
+
+// {"a", "b", "c"} -> "a, b, c" (the lists of known names and keys in error messages).
+inline std::string join_words(const std::vector<std::string>& words) {
+  std::string out;
+  for (const std::string& w : words) out += (out.empty() ? "" : ", ") + w;
   return out;
 }
 

@@ -49,7 +49,7 @@ std::vector<float> hashed_uniform(std::size_t numel, std::size_t index, double s
 
 // A weight of more than one dimension u sqrt(3 / fan_in); a one-dimensional weight (batch norm's) 1 + 0.1 u;
 // a bias 0.1 u. By the parameter's name and shape alone, so that it reaches inside residual blocks.
-void set_parameters(tg::Sequential& model) {
+void set_hashed_parameters(tg::Sequential& model) {
   const auto named = model.named_parameters();
   for (std::size_t index = 0; index < named.size(); ++index) {
     const auto& [name, p] = named[index];
@@ -91,7 +91,7 @@ void check_run(const std::string& name) {
   test_util::ClearTapeOnExit clear_tape;
   {
     tg::Sequential model = builtin(name, {3, 32, 32});
-    set_parameters(model);
+    set_hashed_parameters(model);
     model.train();
     const tg::Tensor logits = model(images(batch, 0));
     tg::Tensor loss = tg::cross_entropy(logits, labels);
@@ -110,7 +110,7 @@ void check_run(const std::string& name) {
     }
   }
   tg::Sequential model = builtin(name, {3, 32, 32});
-  set_parameters(model);
+  set_hashed_parameters(model);
   model.train();
   const Json& o = run.at("sgd");
   tg::SGD opt(model.parameters(), {.lr = o.at("lr").get<float>(),

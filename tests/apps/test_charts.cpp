@@ -21,7 +21,6 @@ using tg::cli::Rgb;
 
 namespace {
 
-const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
 constexpr Rgb kDarkBlue{8, 48, 107}, kWhite{255, 255, 255};
 constexpr int kChartTop = 40;  // chart.png's title and legend rows
 

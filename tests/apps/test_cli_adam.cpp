@@ -18,7 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
 const std::string kTrain = std::string(TG_TAPEGRAD_BIN) + " train --data " + kSmallMnist + " --threads 1";
 
 // The train loss printed at the end of epoch `epoch`, or -1.

@@ -13,7 +13,6 @@ using namespace test_util;
 using nlohmann::json;
 
 namespace {
-const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
 }  // namespace
 
 TEST_CASE("tapegrad train --augment flip,crop=2 trains, says so, records it, and --resume keeps it") {

@@ -26,11 +26,9 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
 const std::string kModelFile = TG_FIXTURE_DIR "/cli/small.tg";
 const std::string kCheckpoint = TG_FIXTURE_DIR "/cli/small.safetensors";
 const std::string kTorchJson = TG_FIXTURE_DIR "/cli/small_torch.json";
-const std::string kTapegrad = TG_TAPEGRAD_BIN;
 
 json torch_fixture() { return json::parse(read_text(kTorchJson)); }
 
@@ -48,7 +46,7 @@ TEST_CASE("the committed checkpoint of small.tg, opened by open_checkpoint, give
   for (const auto& [name, t] : ckpt.model.named_state()) ours.emplace_back(name, t.shape());
   CHECK(ours == torch_state(doc));
 
-  REQUIRE(shape_of(doc.at("logits").at("shape")) == tg::Shape{8, 10});
+  REQUIRE(json_shape(doc.at("logits").at("shape")) == tg::Shape{8, 10});
   MESSAGE("max |tapegrad - PyTorch| over 80 logits: ", check_torch_logits(ckpt, doc, kSmallMnist));
 }
 

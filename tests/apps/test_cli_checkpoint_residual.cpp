@@ -25,24 +25,22 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
-const std::string kModelFile = TG_FIXTURE_DIR "/cli/small_residual.tg";
-const std::string kCheckpoint = TG_FIXTURE_DIR "/cli/small_residual.safetensors";
-const std::string kTorchJson = TG_FIXTURE_DIR "/cli/small_residual_torch.json";
-const std::string kTapegrad = TG_TAPEGRAD_BIN;
+const std::string kResidualModelFile = TG_FIXTURE_DIR "/cli/small_residual.tg";
+const std::string kResidualCheckpoint = TG_FIXTURE_DIR "/cli/small_residual.safetensors";
+const std::string kResidualTorchJson = TG_FIXTURE_DIR "/cli/small_residual_torch.json";
 
-json torch_fixture() { return json::parse(read_text(kTorchJson)); }
+json residual_torch_fixture() { return json::parse(read_text(kResidualTorchJson)); }
 
 // The batch norm layers of small_residual.tg, by state-key prefix: in the stem, in bodies and in a shortcut.
-const std::vector<std::string> kBatchNorms = {
+const std::vector<std::string> kResidualBatchNorms = {
     "1.", "4.body.1.", "4.body.4.", "6.body.1.", "6.shortcut.1.", "7.body.1.", "9.body.1."};
 
 }  // namespace
 
 TEST_CASE("the committed checkpoint of small_residual.tg gives PyTorch's logits, blocks and all") {
-  const json doc = torch_fixture();
-  tg::cli::Checkpoint ckpt = tg::cli::open_checkpoint(kCheckpoint);
-  CHECK(ckpt.info.model_text == read_text(kModelFile));
+  const json doc = residual_torch_fixture();
+  tg::cli::Checkpoint ckpt = tg::cli::open_checkpoint(kResidualCheckpoint);
+  CHECK(ckpt.info.model_text == read_text(kResidualModelFile));
   CHECK(ckpt.info.input == tg::Shape{1, 28, 28});
   REQUIRE(ckpt.info.classes() == 10);
 
@@ -64,25 +62,25 @@ TEST_CASE("the committed checkpoint of small_residual.tg gives PyTorch's logits,
           return e.first.find(".shortcut.") != std::string::npos;
         }) == 6);  // conv weight; batch norm weight, bias, running mean and var, batches tracked
 
-  REQUIRE(shape_of(doc.at("logits").at("shape")) == tg::Shape{8, 10});
+  REQUIRE(json_shape(doc.at("logits").at("shape")) == tg::Shape{8, 10});
   MESSAGE("max |tapegrad - PyTorch| over 80 logits: ", check_torch_logits(ckpt, doc, kSmallMnist));
 }
 
 TEST_CASE(
     "tapegrad train on small_residual.tg writes exactly the state_dict keys and shapes PyTorch loaded") {
   TempDir dir;
-  const RunResult r = run(kTapegrad + " train --model " + kModelFile + " --data " + kSmallMnist +
+  const RunResult r = run(kTapegrad + " train --model " + kResidualModelFile + " --data " + kSmallMnist +
                           " --limit 256 --epochs 1 --threads 1 --out " + dir.path.string());
   INFO(r.output);
   REQUIRE(r.code == 0);
   const std::string written = dir.file("model.safetensors");
-  CHECK(file_state(written) == torch_state(torch_fixture()));
-  CHECK(file_state(written) == file_state(kCheckpoint));
+  CHECK(file_state(written) == torch_state(residual_torch_fixture()));
+  CHECK(file_state(written) == file_state(kResidualCheckpoint));
 
   const tg::SafetensorsFile file = tg::read_safetensors(written);
   const std::map<std::string, tg::Array> tensors(file.tensors.begin(), file.tensors.end());
   CHECK(file.metadata.at("format") == tg::cli::kFormat);
-  CHECK(file.metadata.at("model_text") == read_text(kModelFile));
+  CHECK(file.metadata.at("model_text") == read_text(kResidualModelFile));
   const tg::cli::RunInfo info = tg::cli::from_metadata(file.metadata, written);
   REQUIRE(info.history.size() == 1);
   CHECK(std::isfinite(info.history[0].train_loss));
@@ -91,7 +89,7 @@ TEST_CASE(
 
   // Every batch norm trained, the ones inside bodies and the shortcut too: 256 / 64 = 4 batches tracked,
   // running statistics moved from their initial 0 and 1.
-  for (const std::string& bn : kBatchNorms) {
+  for (const std::string& bn : kResidualBatchNorms) {
     INFO(bn);
     CHECK(tensors.at(bn + "num_batches_tracked").data()[0] == 4.f);
     const tg::Array& mean = tensors.at(bn + "running_mean");
@@ -104,11 +102,11 @@ TEST_CASE(
 TEST_CASE("tapegrad eval and predict use the committed checkpoint of small_residual.tg") {
   TempDir dir;
   SUBCASE("eval names the model file and the accuracy the training run measured") {
-    check_eval_of_checkpoint(kTapegrad, kCheckpoint, kSmallMnist,
+    check_eval_of_checkpoint(kTapegrad, kResidualCheckpoint, kSmallMnist,
                              "small_residual (tests/fixtures/cli/small_residual.tg)", dir);
   }
 
   SUBCASE("predict names the class the checkpoint's model gives each of the first 8 test images") {
-    check_predict_of_checkpoint(kTapegrad, kCheckpoint, kSmallMnist, dir);
+    check_predict_of_checkpoint(kTapegrad, kResidualCheckpoint, kSmallMnist, dir);
   }
 }

@@ -18,7 +18,6 @@ namespace fs = std::filesystem;
 using namespace test_util;
 
 namespace {
-const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
 }  // namespace
 
 TEST_CASE(

@@ -26,7 +26,6 @@ using namespace test_util;
 
 namespace {
 
-const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
 
 // lenet with dropout: the resumed run must also draw the same dropout masks (the generator's state).
 const char* kDropoutNet = R"(# lenet with dropout

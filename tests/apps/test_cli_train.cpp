@@ -22,7 +22,6 @@ using namespace test_util;
 
 namespace {
 
-const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
 
 float accuracy(tg::Sequential& model, const tg::MNIST& data) {
   tg::NoGradGuard no_grad;

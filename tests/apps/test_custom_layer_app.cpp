@@ -12,8 +12,7 @@ using namespace test_util;
 
 namespace {
 
-const std::string kSmallMnist = TG_FIXTURE_DIR "/mnist_small";
-const std::string kModelFile = TAPEGRAD_SOURCE_DIR "/apps/custom_layer.tg";
+const std::string kCustomModelFile = TAPEGRAD_SOURCE_DIR "/apps/custom_layer.tg";
 const std::string kCustomLayer = TG_CUSTOM_LAYER_BIN;
 
 bool contains(const std::string& text, const std::string& part) {
@@ -24,7 +23,7 @@ bool contains(const std::string& text, const std::string& part) {
 
 TEST_CASE("custom_layer trains a model file with prelu and silu, and evaluates its checkpoint") {
   TempDir dir;
-  const RunResult train = run(kCustomLayer + " train --model " + kModelFile + " --data " + kSmallMnist +
+  const RunResult train = run(kCustomLayer + " train --model " + kCustomModelFile + " --data " + kSmallMnist +
                               " --limit 256 --epochs 1 --threads 1 --seed 3 --out " + dir.path.string());
   INFO(train.output);
   REQUIRE(train.code == 0);
@@ -51,7 +50,7 @@ TEST_CASE("custom_layer trains a model file with prelu and silu, and evaluates i
 }
 
 TEST_CASE("custom_layer summary lists prelu and silu with their shapes and parameters") {
-  const RunResult r = run(kCustomLayer + " summary " + kModelFile + " --input 1x28x28");
+  const RunResult r = run(kCustomLayer + " summary " + kCustomModelFile + " --input 1x28x28");
   INFO(r.output);
   REQUIRE(r.code == 0);
   CHECK(contains(r.output, "PReLU(initial slope 0.1)"));

@@ -23,8 +23,11 @@
 
 namespace test_util {
 
+// The tapegrad binary the command-line suites run.
+inline const std::string kTapegrad = TG_TAPEGRAD_BIN;
+
 // Through std::vector: GCC 12 warns (-Warray-bounds, falsely) inside json::get<tg::Shape>().
-inline tg::Shape shape_of(const nlohmann::json& j) {
+inline tg::Shape json_shape(const nlohmann::json& j) {
   const auto dims = j.get<std::vector<std::size_t>>();
   return tg::Shape(dims.begin(), dims.end());
 }
@@ -33,7 +36,7 @@ inline tg::Shape shape_of(const nlohmann::json& j) {
 inline std::vector<std::pair<std::string, tg::Shape>> torch_state(const nlohmann::json& doc) {
   std::vector<std::pair<std::string, tg::Shape>> out;
   for (const nlohmann::json& e : doc.at("state_dict"))
-    out.emplace_back(e.at("name").get<std::string>(), shape_of(e.at("shape")));
+    out.emplace_back(e.at("name").get<std::string>(), json_shape(e.at("shape")));
   return out;
 }
 
@@ -58,7 +61,7 @@ inline tg::Array first_test_images(const std::string& dir, const tg::cli::RunInf
 inline float check_torch_logits(tg::cli::Checkpoint& ckpt, const nlohmann::json& doc,
                                 const std::string& mnist) {
   const nlohmann::json& logits = doc.at("logits");
-  const tg::Shape shape = shape_of(logits.at("shape"));
+  const tg::Shape shape = json_shape(logits.at("shape"));
   REQUIRE(shape.size() == 2);
   const std::vector<float> expected = logits.at("data").get<std::vector<float>>();
   ckpt.model.eval();

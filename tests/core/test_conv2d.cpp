@@ -17,7 +17,7 @@ using namespace test_util;
 
 namespace {
 
-struct ConvCase {
+struct ConvShapes {
   tg::Shape x, w;
   tg::Conv2dOptions options;
 };
@@ -46,14 +46,14 @@ Tensor run_conv2d(const Inputs& t, const Json& c) {
 // ---- gradcheck and PyTorch -------------------------------------------------------------------------------
 
 GRADCHECK_TEST_CASE("conv2d", "with stride, padding, dilation, rectangular kernels, with and without bias") {
-  const std::vector<ConvCase> cases = {
+  const std::vector<ConvShapes> cases = {
       {{2, 3, 6, 6}, {4, 3, 3, 3}, {}},
       {{1, 2, 7, 6}, {3, 2, 2, 3}, {.stride = {2, 1}, .padding = {1, 0}}},
       {{2, 2, 7, 7}, {2, 2, 3, 3}, {.padding = {2, 2}, .dilation = {2, 2}}},
       {{1, 2, 5, 6}, {2, 2, 4, 4}, {.padding = tg::kSame}},
       {{2, 3, 5, 5}, {2, 3, 3, 3}, {.stride = {2, 2}, .padding = {1, 1}}},
   };
-  for (const ConvCase& c : cases) {
+  for (const ConvShapes& c : cases) {
     INFO("x ", tg::shape_str(c.x), " w ", tg::shape_str(c.w));
     const auto opts = c.options;
     check_gradients([opts](const Inputs& in) { return tg::conv2d(in[0], in[1], in[2], opts); },
@@ -75,13 +75,13 @@ PYTORCH_TEST_CASE("conv2d", "padding tg::kSame as PyTorch padding='same', odd an
 // ---- kernels against the definition ----------------------------------------------------------------------
 
 TEST_CASE("conv2d's im2col + SGEMM kernel agrees with the plain seven-loop definition") {
-  const std::vector<ConvCase> cases = {
+  const std::vector<ConvShapes> cases = {
       {{32, 3, 28, 28}, {4, 3, 4, 4}, {}},
       {{4, 3, 12, 10}, {128, 3, 3, 3}, {.stride = {2, 2}, .padding = {1, 1}}},
       {{3, 6, 14, 14}, {16, 6, 5, 5}, {}},
       {{2, 2, 9, 11}, {3, 2, 3, 2}, {.stride = {1, 2}, .padding = {2, 1}, .dilation = {2, 3}}},
   };
-  for (const ConvCase& c : cases) {
+  for (const ConvShapes& c : cases) {
     INFO("x ", tg::shape_str(c.x), " w ", tg::shape_str(c.w));
     const Tensor x = param(c.x, 1), w = param(c.w, 2), b = param({c.w[0]}, 3);
     const tg::Conv2dGeometry g = tg::conv2d_geometry(c.x, c.w, c.options);
@@ -95,7 +95,7 @@ TEST_CASE("conv2d's im2col + SGEMM kernel agrees with the plain seven-loop defin
 
 TEST_CASE(
     "conv2d's direct stride-1 kernels and im2col + SGEMM agree with the definition, forward and backward") {
-  const std::vector<ConvCase> cases = {
+  const std::vector<ConvShapes> cases = {
       {{3, 1, 28, 28}, {6, 1, 5, 5}, {.padding = {2, 2}}},   // lenet conv1
       {{5, 6, 14, 14}, {16, 6, 5, 5}, {}},                   // lenet conv2
       {{2, 3, 9, 7}, {13, 3, 3, 3}, {.padding = {1, 0}}},    // channel blocks with a remainder
@@ -106,7 +106,7 @@ TEST_CASE(
       {{2, 3, 9, 17}, {32, 3, 5, 5}, {}},  // channels in lanes: odd output rows, a 13-pixel row in 2 tiles
       {{1, 2, 7, 7}, {16, 2, 3, 3}, {.padding = {1, 1}}},  // channels in lanes, padded
   };
-  for (const ConvCase& c : cases) {
+  for (const ConvShapes& c : cases) {
     INFO("x ", tg::shape_str(c.x), " w ", tg::shape_str(c.w));
     const tg::Conv2dGeometry g = tg::conv2d_geometry(c.x, c.w, c.options);
     Array expected = Array::from_shape({g.batch, g.c_out, g.h_out, g.w_out});
@@ -138,7 +138,7 @@ TEST_CASE("conv2d's backward runs its forward's kernel when set_conv_algorithm c
   const ClearTapeOnExit clear_tape;
   // {dx, dweight, dbias} of sum(conv2d(x, w, b) * upstream), the forward under `forward`, the backward under
   // `backward`
-  const auto gradients = [](const ConvCase& c, tg::ConvAlgorithm forward, tg::ConvAlgorithm backward) {
+  const auto gradients = [](const ConvShapes& c, tg::ConvAlgorithm forward, tg::ConvAlgorithm backward) {
     const Tensor x = param(c.x, 1), w = param(c.w, 2), b = param({c.w[0]}, 3);
     const ScopedConvAlgorithm during_forward(forward);
     Tensor y = tg::conv2d(x, w, b, c.options);
@@ -154,7 +154,7 @@ TEST_CASE("conv2d's backward runs its forward's kernel when set_conv_algorithm c
     return true;
   };
   using tg::ConvAlgorithm;
-  const ConvCase stride1{{4, 16, 12, 12}, {32, 16, 3, 3}, {.padding = {1, 1}}};  // Auto: the direct kernels
+  const ConvShapes stride1{{4, 16, 12, 12}, {32, 16, 3, 3}, {.padding = {1, 1}}};  // Auto: the direct kernels
   const std::vector<Array> direct = gradients(stride1, ConvAlgorithm::Direct, ConvAlgorithm::Direct);
   const std::vector<Array> im2col = gradients(stride1, ConvAlgorithm::Im2col, ConvAlgorithm::Im2col);
   REQUIRE_FALSE(same_bits(direct, im2col));
@@ -163,7 +163,7 @@ TEST_CASE("conv2d's backward runs its forward's kernel when set_conv_algorithm c
   CHECK(same_bits(gradients(stride1, ConvAlgorithm::Auto, ConvAlgorithm::Im2col), direct));
 
   // A depthwise conv: Auto runs the depthwise kernel; forced, it runs group by group.
-  const ConvCase depthwise{{4, 16, 12, 12}, {16, 1, 3, 3}, {.padding = {1, 1}, .groups = 16}};
+  const ConvShapes depthwise{{4, 16, 12, 12}, {16, 1, 3, 3}, {.padding = {1, 1}, .groups = 16}};
   const std::vector<Array> own = gradients(depthwise, ConvAlgorithm::Auto, ConvAlgorithm::Auto);
   REQUIRE_FALSE(same_bits(own, gradients(depthwise, ConvAlgorithm::Im2col, ConvAlgorithm::Im2col)));
   CHECK(same_bits(gradients(depthwise, ConvAlgorithm::Auto, ConvAlgorithm::Im2col), own));

@@ -13,11 +13,14 @@
 #include "core/kernels/conv2d.hpp"
 #include "fixture_runner.hpp"
 #include "tapegrad.hpp"
+#include "conv2d_cases.hpp"
 #include "test_util.hpp"
 
 using tg::Array;
 using tg::Tensor;
 using namespace test_util;
+
+using namespace conv2d_test;
 
 namespace {
 
@@ -29,38 +32,9 @@ Tensor run_grouped(const Inputs& t, const Json& c) {
   return tg::conv2d(t[0], t[1], t.size() == 3 ? t[2] : Tensor{}, conv2d_options(o));
 }
 
-using Buffer = std::vector<float>;
-
-Buffer random_buffer(std::size_t n, std::uint64_t seed) {
-  tg::Generator gen(seed);
-  Buffer b(n);
-  for (float& v : b) v = gen.uniform(-1.f, 1.f);
-  return b;
-}
-
-// Output buffers start as NaN: a kernel that skips an element or accumulates instead of overwriting fails.
-Buffer poisoned(std::size_t n) { return Buffer(n, std::numeric_limits<float>::quiet_NaN()); }
-
-void check_close(const Buffer& got, const Buffer& ref, const char* what) {
-  INFO(what);
-  REQUIRE(got.size() == ref.size());
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    if (!(std::abs(got[i] - ref[i]) <= 1e-4f + 1e-4f * std::abs(ref[i]))) {
-      FAIL_CHECK("element ", i, " of ", ref.size(), ": got ", got[i], ", expected ", ref[i]);
-      return;
-    }
-  }
-}
-
-struct Case {
-  const char* name;
-  tg::Shape x, w;
-  tg::Conv2dOptions options;
-};
-
 // Depthwise geometries (groups = Cin = Cout): MobileNet's 3x3 stride 1 and 2, and the odd ones.
-const std::vector<Case>& depthwise_cases() {
-  static const std::vector<Case> all = {
+const std::vector<ConvCase>& depthwise_cases() {
+  static const std::vector<ConvCase> all = {
       {"3x3 padding 1 (MobileNet), 16x16", {3, 8, 16, 16}, {8, 1, 3, 3}, {.padding = {1, 1}, .groups = 8}},
       {"3x3 padding 1 stride 2, 16x16",
        {2, 5, 16, 16},
@@ -101,8 +75,8 @@ const std::vector<Case>& depthwise_cases() {
 }
 
 // The generic grouped path: groups that are not depthwise, and depthwise with a channel multiplier.
-const std::vector<Case>& grouped_cases() {
-  static const std::vector<Case> all = {
+const std::vector<ConvCase>& grouped_cases() {
+  static const std::vector<ConvCase> all = {
       {"groups 2", {2, 4, 7, 7}, {6, 2, 3, 3}, {.groups = 2}},
       {"groups 4, padding 1", {2, 8, 6, 5}, {8, 2, 3, 3}, {.padding = {1, 1}, .groups = 4}},
       {"groups 2, stride 2, padding 1x0",
@@ -129,36 +103,11 @@ const std::vector<Case>& grouped_cases() {
   return all;
 }
 
-// The reference results of a case: forward with and without bias, and all three gradients.
-struct Expected {
-  tg::Conv2dGeometry g;
-  Buffer x, w, b, dout;
-  Buffer out, out_no_bias, dx, dw, db;
-};
-
-Expected reference(const Case& c) {
-  Expected e;
-  e.g = tg::conv2d_geometry(c.x, c.w, c.options);
-  const tg::Conv2dGeometry& g = e.g;
-  const std::size_t out_size = g.batch * g.c_out * g.pixels_out();
-  e.x = random_buffer(g.batch * g.c_in * g.h * g.w, 1);
-  e.w = random_buffer(g.c_out * g.patch(), 2);
-  e.b = random_buffer(g.c_out, 3);
-  e.dout = random_buffer(out_size, 4);
-  e.out = poisoned(out_size), e.out_no_bias = poisoned(out_size);
-  e.dx = poisoned(e.x.size()), e.dw = poisoned(e.w.size()), e.db = poisoned(e.b.size());
-  tg::conv2d_reference_forward(e.x.data(), e.w.data(), e.b.data(), g, e.out.data());
-  tg::conv2d_reference_forward(e.x.data(), e.w.data(), nullptr, g, e.out_no_bias.data());
-  tg::conv2d_reference_backward(e.dout.data(), e.x.data(), e.w.data(), g, e.dx.data(), e.dw.data(),
-                                e.db.data());
-  return e;
-}
-
 Buffer values(const Array& a) { return Buffer(a.begin(), a.end()); }
 
 // The op (whichever kernel conv2d_kernel picks under the current algorithm) against the reference: the
 // forward with and without bias, and dx, dweight, dbias.
-void check_op(const Case& c, const Expected& e) {
+void check_op(const ConvCase& c, const ConvExpected& e) {
   const ClearTapeOnExit clear_tape;
   auto tensor = [](const tg::Shape& shape, const Buffer& data) {
     Array a = Array::from_shape(shape);
@@ -192,7 +141,7 @@ PYTORCH_TEST_CASE("conv2d",
 }
 
 GRADCHECK_TEST_CASE("conv2d", "grouped (groups 2, stride 2) and depthwise (padding, dilation, multiplier)") {
-  const std::vector<Case> cases = {
+  const std::vector<ConvCase> cases = {
       {"groups 2", {2, 4, 5, 5}, {4, 2, 3, 3}, {.groups = 2}},
       {"groups 2, stride 2, padding 1",
        {1, 4, 6, 5},
@@ -205,7 +154,7 @@ GRADCHECK_TEST_CASE("conv2d", "grouped (groups 2, stride 2) and depthwise (paddi
        {.stride = {2, 2}, .padding = {2, 1}, .dilation = {2, 2}, .groups = 2}},
       {"channel multiplier 2", {1, 2, 5, 5}, {4, 1, 3, 3}, {.padding = {1, 1}, .groups = 2}},
   };
-  for (const Case& c : cases) {
+  for (const ConvCase& c : cases) {
     INFO(c.name);
     const auto opts = c.options;
     check_gradients([opts](const Inputs& in) { return tg::conv2d(in[0], in[1], in[2], opts); },
@@ -218,9 +167,9 @@ GRADCHECK_TEST_CASE("conv2d", "grouped (groups 2, stride 2) and depthwise (paddi
 // ---- kernels against the definition ----------------------------------------------------------------------
 
 TEST_CASE("conv2d's depthwise kernel agrees with the reference, forward and backward, each gradient alone") {
-  for (const Case& c : depthwise_cases()) {
+  for (const ConvCase& c : depthwise_cases()) {
     INFO(c.name, ": x ", tg::shape_str(c.x), " w ", tg::shape_str(c.w));
-    const Expected e = reference(c);
+    const ConvExpected e = conv_reference(c);
     const tg::Conv2dGeometry& g = e.g;
     REQUIRE(tg::conv2d_depthwise_applies(g));
     Buffer out = poisoned(e.out.size());
@@ -246,7 +195,7 @@ TEST_CASE("conv2d's depthwise kernel agrees with the reference, forward and back
 }
 
 TEST_CASE("conv2d's depthwise kernel gives the same results on 1 thread and on 2") {
-  const Expected e = reference(depthwise_cases()[0]);
+  const ConvExpected e = conv_reference(depthwise_cases()[0]);
   std::vector<Buffer> runs;
   for (const int threads : {1, 2}) {
     const ScopedNumThreads scoped(threads);
@@ -262,22 +211,22 @@ TEST_CASE("conv2d runs grouped convs group by group with every kernel family, as
   for (const tg::ConvAlgorithm algorithm :
        {tg::ConvAlgorithm::Auto, tg::ConvAlgorithm::Im2col, tg::ConvAlgorithm::Direct}) {
     const ScopedConvAlgorithm forced(algorithm);
-    for (const Case& c : grouped_cases()) {
+    for (const ConvCase& c : grouped_cases()) {
       INFO("algorithm ", static_cast<int>(algorithm), ", ", c.name, ": x ", tg::shape_str(c.x), " w ",
            tg::shape_str(c.w));
-      check_op(c, reference(c));
+      check_op(c, conv_reference(c));
     }
   }
   const ScopedConvAlgorithm automatic(tg::ConvAlgorithm::Auto);
-  for (const Case& c : depthwise_cases()) {  // the op on the depthwise kernel
+  for (const ConvCase& c : depthwise_cases()) {  // the op on the depthwise kernel
     INFO(c.name);
-    check_op(c, reference(c));
+    check_op(c, conv_reference(c));
   }
 }
 
 TEST_CASE("the reference kernel with groups is the sum of per-group convs") {
   // groups 2 of x [1, 4, 5, 5], w [2, 2, 3, 3]: output channel o sees input channels 2o, 2o + 1 only.
-  const Expected e = reference({"groups 2", {1, 4, 5, 5}, {2, 2, 3, 3}, {.groups = 2}});
+  const ConvExpected e = conv_reference({"groups 2", {1, 4, 5, 5}, {2, 2, 3, 3}, {.groups = 2}});
   const tg::Conv2dGeometry one = tg::conv2d_geometry({1, 2, 5, 5}, {1, 2, 3, 3}, {});
   for (std::size_t group = 0; group < 2; ++group) {
     Buffer out(9);

@@ -13,43 +13,16 @@
 #include "core/kernels/conv2d.hpp"
 #include "core/ops/conv2d.hpp"
 #include "core/runtime/random.hpp"
+#include "conv2d_cases.hpp"
 #include "test_util.hpp"
+
+using namespace conv2d_test;
 
 namespace {
 
-using Buffer = std::vector<float>;
-
-Buffer random_buffer(std::size_t n, std::uint64_t seed) {
-  tg::Generator gen(seed);
-  Buffer b(n);
-  for (float& v : b) v = gen.uniform(-1.f, 1.f);
-  return b;
-}
-
-// Output buffers start as NaN: a kernel that accumulates instead of overwriting, or skips an element, fails.
-Buffer poisoned(std::size_t n) { return Buffer(n, std::numeric_limits<float>::quiet_NaN()); }
-
-// |got - ref| <= 1e-4 + 1e-4 |ref| for every element; reports the first that is not.
-void check_close(const Buffer& got, const Buffer& ref, const char* what) {
-  INFO(what);
-  REQUIRE(got.size() == ref.size());
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    if (!(std::abs(got[i] - ref[i]) <= 1e-4f + 1e-4f * std::abs(ref[i]))) {
-      FAIL_CHECK("element ", i, " of ", ref.size(), ": got ", got[i], ", expected ", ref[i]);
-      return;
-    }
-  }
-}
-
-struct Case {
-  const char* name;
-  tg::Shape x, w;
-  tg::Conv2dOptions options;
-};
-
 // The geometries every kernel family must get right.
-const std::vector<Case>& cases() {
-  static const std::vector<Case> all = {
+const std::vector<ConvCase>& cases() {
+  static const std::vector<ConvCase> all = {
       {"padding, 13 output channels (not a multiple of 8 or 16)",
        {2, 3, 9, 7},
        {13, 3, 3, 3},
@@ -80,38 +53,13 @@ const std::vector<Case>& cases() {
   return all;
 }
 
-// The reference results of one case: forward with and without bias, and all three gradients.
-struct Expected {
-  tg::Conv2dGeometry g;
-  Buffer x, w, b, dout;
-  Buffer out, out_no_bias, dx, dw, db;
-};
-
-Expected reference(const Case& c) {
-  Expected e;
-  e.g = tg::conv2d_geometry(c.x, c.w, c.options);
-  const tg::Conv2dGeometry& g = e.g;
-  const std::size_t out_size = g.batch * g.c_out * g.pixels_out();
-  e.x = random_buffer(g.batch * g.c_in * g.h * g.w, 1);
-  e.w = random_buffer(g.c_out * g.patch(), 2);
-  e.b = random_buffer(g.c_out, 3);
-  e.dout = random_buffer(out_size, 4);
-  e.out = poisoned(out_size), e.out_no_bias = poisoned(out_size);
-  e.dx = poisoned(e.x.size()), e.dw = poisoned(e.w.size()), e.db = poisoned(e.b.size());
-  tg::conv2d_reference_forward(e.x.data(), e.w.data(), e.b.data(), g, e.out.data());
-  tg::conv2d_reference_forward(e.x.data(), e.w.data(), nullptr, g, e.out_no_bias.data());
-  tg::conv2d_reference_backward(e.dout.data(), e.x.data(), e.w.data(), g, e.dx.data(), e.dw.data(),
-                                e.db.data());
-  return e;
-}
-
 using ForwardKernel = void (*)(const float*, const float*, const float*, const tg::Conv2dGeometry&, float*);
 using BackwardKernel = void (*)(const float*, const float*, const float*, const tg::Conv2dGeometry&, float*,
                                 float*, float*);
 
 // One kernel family against the reference: forward with and without bias; backward with every gradient, and
 // with each one alone (the others null).
-void check_family(const Expected& e, ForwardKernel forward, BackwardKernel backward) {
+void check_family(const ConvExpected& e, ForwardKernel forward, BackwardKernel backward) {
   const tg::Conv2dGeometry& g = e.g;
   Buffer out = poisoned(e.out.size());
   forward(e.x.data(), e.w.data(), e.b.data(), g, out.data());
@@ -141,18 +89,18 @@ void check_family(const Expected& e, ForwardKernel forward, BackwardKernel backw
 }  // namespace
 
 TEST_CASE("conv2d im2col kernels agree with the reference, forward and backward (dx, dweight, dbias)") {
-  for (const Case& c : cases()) {
+  for (const ConvCase& c : cases()) {
     INFO(c.name, ": x ", tg::shape_str(c.x), " w ", tg::shape_str(c.w));
-    check_family(reference(c), tg::conv2d_im2col_forward, tg::conv2d_im2col_backward);
+    check_family(conv_reference(c), tg::conv2d_im2col_forward, tg::conv2d_im2col_backward);
   }
 }
 
 TEST_CASE("conv2d direct kernels agree with the reference wherever they apply, forward and backward") {
   const test_util::ScopedNumThreads threads(3);  // batch 1 and 2 split channels, batch 3 and more images
   int applied = 0;
-  for (const Case& c : cases()) {
+  for (const ConvCase& c : cases()) {
     INFO(c.name, ": x ", tg::shape_str(c.x), " w ", tg::shape_str(c.w));
-    const Expected e = reference(c);
+    const ConvExpected e = conv_reference(c);
     if (!tg::conv2d_direct_applies(e.g)) continue;
     ++applied;
     check_family(e, tg::conv2d_direct_forward, tg::conv2d_direct_backward);

@@ -16,12 +16,6 @@ using namespace test_util;
 
 namespace {
 
-std::vector<std::string> names_of(const std::vector<std::pair<std::string, Tensor>>& named) {
-  std::vector<std::string> names;
-  for (const auto& [name, t] : named) names.push_back(name);
-  return names;
-}
-
 // A few training steps on batches of different sizes, so the running statistics move.
 void train_steps(tg::Module& model, std::size_t channels, int steps) {
   for (int i = 0; i < steps; ++i) {

@@ -9,27 +9,13 @@
 #include <vector>
 
 #include "tapegrad.hpp"
+#include "test_util.hpp"
 
 using tg::Array;
 using tg::Tensor;
+using namespace test_util;
 
 namespace {
-
-// A fresh folder, removed with its files at scope exit.
-struct TempDir {
-  std::filesystem::path path =
-      std::filesystem::temp_directory_path() /
-      ("tapegrad_test_buffers_" + std::to_string(::getpid()) + "_" + std::to_string(count++));
-  TempDir() { std::filesystem::create_directories(path); }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static inline int count = 0;
-};
 
 // A per-feature layer shaped like nn.BatchNorm1d: parameters weight, bias; buffers running_mean, running_var,
 // num_batches_tracked. In train() each forward folds the batch's statistics into the running ones
@@ -81,12 +67,6 @@ tg::Sequential model_with_buffers() {
 const std::vector<std::string> kTorchStateDictKeys = {
     "0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked",
     "3.weight", "3.bias", "4.weight", "4.bias", "4.running_mean", "4.running_var", "4.num_batches_tracked"};
-
-std::vector<std::string> names_of(const std::vector<std::pair<std::string, Tensor>>& named) {
-  std::vector<std::string> names;
-  for (const auto& [name, t] : named) names.push_back(name);
-  return names;
-}
 
 std::vector<Array> values_of(const std::vector<std::pair<std::string, Tensor>>& named) {
   std::vector<Array> values;

@@ -26,17 +26,17 @@ namespace {
 
 constexpr const char* kLenetJsonPath = TG_FIXTURE_DIR "/lenet_torch.json";
 constexpr const char* kLenetWeightsPath = TG_FIXTURE_DIR "/lenet_torch.safetensors";
-constexpr const char* kRegenerate = " (regenerate with /usr/bin/python3 tests/gen_fixtures_train.py)";
+constexpr const char* kRegenerateCheckpoint = " (regenerate with /usr/bin/python3 tests/gen_fixtures_train.py)";
 
 // LeNet's conv weight grads each sum thousands of products in a different order than PyTorch's kernels, so
 // 1e-5 + 1e-3 * |want| would be a defensible tolerance for them; measured, they agree to ~1e-6 relative
 // (tapegrad vs PyTorch), so they are held to the default 1e-5 + 1e-4 * |want|, which also catches smaller
 // bugs.
-constexpr Tolerance kTol{1e-5f, 1e-4f};
+constexpr Tolerance kTolCheckpoint{1e-5f, 1e-4f};
 
 void check_scalar(float got, float want, const std::string& what) {
   INFO("comparing ", what);
-  CHECK_MESSAGE(close(got, want, kTol), what, ": tapegrad ", got, ", PyTorch ", want);
+  CHECK_MESSAGE(close(got, want, kTolCheckpoint), what, ": tapegrad ", got, ", PyTorch ", want);
 }
 
 tg::Sequential small_model() { return tg::Sequential(tg::Linear(4, 3), tg::ReLU(), tg::Linear(3, 2)); }
@@ -45,17 +45,9 @@ const Json& lenet_fixture() { return fixture("lenet_torch.json"); }
 
 // ---- LeNet ---------------------------------------------------------------------------------------
 
-// The tapegrad twin of the generator's nn.Sequential; parameters "0.weight" ... "11.bias".
-tg::Sequential lenet() {
-  return tg::Sequential(tg::Conv2D(1, 6, 5, {.padding = {2, 2}}), tg::ReLU(), tg::MaxPool2D(2),
-                        tg::Conv2D(6, 16, 5), tg::ReLU(), tg::MaxPool2D(2), tg::Flatten(),
-                        tg::Linear(400, 120), tg::ReLU(), tg::Linear(120, 84), tg::ReLU(),
-                        tg::Linear(84, 10));
-}
-
 const Json& require_lenet_fixture() {
   const Json& doc = lenet_fixture();
-  INFO("fixture file: ", std::string(kLenetJsonPath), kRegenerate);
+  INFO("fixture file: ", std::string(kLenetJsonPath), kRegenerateCheckpoint);
   REQUIRE_MESSAGE(doc.is_object(), "fixture file is missing or is not valid JSON");
   for (const char* key : {"input", "labels", "logits", "loss", "grads", "parameter_names"}) {
     REQUIRE_MESSAGE(doc.contains(key), "fixture file has no \"", key, "\"");
@@ -65,7 +57,7 @@ const Json& require_lenet_fixture() {
 
 // Loads the PyTorch LeNet weights into `model`; fails the test (with the tg::Error) if tg::load throws.
 void load_torch_lenet(tg::Sequential& model) {
-  INFO("weights file: ", std::string(kLenetWeightsPath), kRegenerate);
+  INFO("weights file: ", std::string(kLenetWeightsPath), kRegenerateCheckpoint);
   try {
     tg::load(model, kLenetWeightsPath);
   } catch (const std::exception& e) {
@@ -147,7 +139,7 @@ TEST_CASE("load rejects a checkpoint of another architecture and leaves the mode
 TEST_CASE("a PyTorch LeNet state_dict loads with tg::load and gives PyTorch's logits, loss and grads") {
   const Json& doc = require_lenet_fixture();
   const ScopedSeed seed(0);
-  tg::Sequential model = lenet();
+  tg::Sequential model = cpp_model("lenet");
 
   // The keys tg::load matches on are PyTorch's own.
   std::vector<std::string> names;
@@ -200,7 +192,7 @@ TEST_CASE("a PyTorch LeNet file does not load into a model of other shapes: tg::
 TEST_CASE("a PyTorch LeNet saved with tg::save loads back into a fresh model bit for bit") {
   require_lenet_fixture();
   const ScopedSeed seed(0);
-  tg::Sequential model = lenet();
+  tg::Sequential model = cpp_model("lenet");
   load_torch_lenet(model);
 
   const RemoveOnExit file{temp_checkpoint_path("lenet_roundtrip")};
@@ -209,7 +201,7 @@ TEST_CASE("a PyTorch LeNet saved with tg::save loads back into a fresh model bit
   REQUIRE(std::filesystem::exists(file.path));
 
   tg::manual_seed(12345);  // a different init, so a load that does nothing cannot pass
-  tg::Sequential fresh = lenet();
+  tg::Sequential fresh = cpp_model("lenet");
   const auto saved = model.named_parameters();
   const auto loaded = fresh.named_parameters();
   REQUIRE(loaded.size() == saved.size());

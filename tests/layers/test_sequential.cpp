@@ -17,18 +17,6 @@ using namespace test_util;
 
 namespace {
 
-tg::Sequential lenet() {
-  return tg::Sequential(tg::Conv2D(1, 6, 5, {.padding = {2, 2}}), tg::ReLU(), tg::MaxPool2D(2),
-                        tg::Conv2D(6, 16, 5), tg::ReLU(), tg::MaxPool2D(2), tg::Flatten(),
-                        tg::Linear(400, 120), tg::ReLU(), tg::Linear(120, 84), tg::ReLU(),
-                        tg::Linear(84, 10));
-}
-
-tg::Sequential convnet() {
-  return tg::Sequential(tg::Conv2D(1, 32, 3), tg::ReLU(), tg::Conv2D(32, 64, 3), tg::ReLU(), tg::MaxPool2D(2),
-                        tg::Flatten(), tg::Linear(9216, 128), tg::ReLU(), tg::Linear(128, 10));
-}
-
 // Fails the current test (and stops it) unless small_cnn.json loaded and has every expected key.
 const Json& require_cnn() {
   const Json& doc = fixture("small_cnn.json");
@@ -75,7 +63,7 @@ void load_state_dict(tg::Sequential& model, const Json& state_dict) {
 
 TEST_CASE("summary reports each layer's output shape and the PyTorch parameter totals") {
   tg::clear_tape();  // an earlier test may leave entries; the summary must add none
-  tg::Sequential a = lenet();
+  tg::Sequential a = cpp_model("lenet");
   const std::string s = a.summary({1, 1, 28, 28});
   INFO(s);
   CHECK(s.find("total parameters: 61,706") != std::string::npos);
@@ -84,7 +72,7 @@ TEST_CASE("summary reports each layer's output shape and the PyTorch parameter t
   CHECK(s.find("[1, 400]") != std::string::npos);
   CHECK(s.find("Linear(400 -> 120)") != std::string::npos);
   CHECK(tg::tape_size() == 0);
-  tg::Sequential b = convnet();
+  tg::Sequential b = cpp_model("convnet");
   CHECK(b.summary({2, 1, 28, 28}).find("total parameters: 1,199,882") != std::string::npos);
   CHECK(b.is_training());  // mode restored
 }
@@ -167,7 +155,7 @@ TEST_CASE("summary has a column with the model-file location of layers built fro
 }
 
 TEST_CASE("Sequential gives typed access, indexing and size") {
-  tg::Sequential model = lenet();
+  tg::Sequential model = cpp_model("lenet");
   CHECK(model.size() == 12);
   tg::Conv2D& conv = model.at<tg::Conv2D>(0);
   CHECK(conv.weight.shape() == tg::Shape{6, 1, 5, 5});

@@ -22,14 +22,14 @@ using tg::Tensor;
 
 namespace {
 
-constexpr const char* kRegenerate = " (regenerate with /usr/bin/python3 tests/gen_fixtures_adam.py)";
+constexpr const char* kRegenerateAdam = " (regenerate with /usr/bin/python3 tests/gen_fixtures_adam.py)";
 // Tapegrad does PyTorch's float operations in PyTorch's order, so the trajectories agree to the last bit
 // (the test reports the max diff: 0 with the fixture's machine's libm); the tolerance is a few float ulps.
-constexpr Tolerance kTol{1e-7f, 1e-6f};
+constexpr Tolerance kTolAdam{1e-7f, 1e-6f};
 
 const Json& adam_fixture() {
   const Json& doc = fixture("adam_trajectories.json");
-  INFO("fixture file: ", fixture_path("adam_trajectories.json"), kRegenerate);
+  INFO("fixture file: ", fixture_path("adam_trajectories.json"), kRegenerateAdam);
   REQUIRE_MESSAGE(doc.is_object(), "fixture file is missing or is not valid JSON");
   REQUIRE(doc.contains("configs"));
   return doc;
@@ -108,7 +108,7 @@ TEST_CASE("Adam and AdamW match PyTorch's torch.optim.Adam and AdamW step for st
       for (std::size_t i = 0; i < params.size(); ++i) {
         const std::string name = doc.at("parameter_names").at(i).get<std::string>();
         const Json want = tensor_json(doc.at("parameters0").at(i).at("shape"), steps[step].at(name));
-        check_close(params[i].value(), want, name + " after the step", kTol);
+        check_close(params[i].value(), want, name + " after the step", kTolAdam);
         const std::vector<float> w = want.at("data").get<std::vector<float>>();
         for (std::size_t k = 0; k < w.size(); ++k)
           max_diff = std::max(max_diff, std::fabs(params[i].value().data()[k] - w[k]));
@@ -123,8 +123,8 @@ TEST_CASE("Adam and AdamW match PyTorch's torch.optim.Adam and AdamW step for st
       CHECK(state[3 * i].first == "exp_avg." + index);
       CHECK(state[3 * i + 1].first == "exp_avg_sq." + index);
       CHECK(state[3 * i + 2].first == "step." + index);
-      check_close(state[3 * i].second, final_state[i].at("exp_avg"), "exp_avg." + index, kTol);
-      check_close(state[3 * i + 1].second, final_state[i].at("exp_avg_sq"), "exp_avg_sq." + index, kTol);
+      check_close(state[3 * i].second, final_state[i].at("exp_avg"), "exp_avg." + index, kTolAdam);
+      check_close(state[3 * i + 1].second, final_state[i].at("exp_avg_sq"), "exp_avg_sq." + index, kTolAdam);
       CHECK(state[3 * i + 2].second.dimension() == 0);
       CHECK(state[3 * i + 2].second() == final_state[i].at("step").get<float>());
     }

@@ -19,14 +19,14 @@ using tg::Tensor;
 namespace {
 
 constexpr const char* kSgdFixturePath = TG_FIXTURE_DIR "/sgd_trajectories.json";
-constexpr const char* kRegenerate = " (regenerate with /usr/bin/python3 tests/gen_fixtures_train.py)";
-constexpr Tolerance kTol{1e-5f, 1e-4f};
+constexpr const char* kRegenerateSgd = " (regenerate with /usr/bin/python3 tests/gen_fixtures_train.py)";
+constexpr Tolerance kTolSgd{1e-5f, 1e-4f};
 
 const Json& sgd_fixture() { return fixture("sgd_trajectories.json"); }
 
 void check_scalar(float got, float want, const std::string& what) {
   INFO("comparing ", what);
-  CHECK_MESSAGE(close(got, want, kTol), what, ": tapegrad ", got, ", PyTorch ", want);
+  CHECK_MESSAGE(close(got, want, kTolSgd), what, ": tapegrad ", got, ", PyTorch ", want);
 }
 
 // ---- SGD -----------------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ void run_sgd_config(const Json& doc, const Json& config) {
 
 TEST_CASE("SGD matches PyTorch's torch.optim.SGD step for step, for every option set") {
   const Json& doc = sgd_fixture();
-  INFO("fixture file: ", std::string(kSgdFixturePath), kRegenerate);
+  INFO("fixture file: ", std::string(kSgdFixturePath), kRegenerateSgd);
   REQUIRE_MESSAGE(doc.is_object(), "fixture file is missing or is not valid JSON");
   REQUIRE(doc.contains("configs"));
   const Json& configs = doc.at("configs");
