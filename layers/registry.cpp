@@ -303,7 +303,8 @@ void LayerArgs::check_all_read() const {
       hint = name_ + " takes no options";
     } else {
       const std::string nearest = nearest_name(key, keys_read_);
-      hint = (nearest.empty() ? "" : "did you mean '" + nearest + "'? ") + "allowed: " + join_words(keys_read_);
+      hint =
+          (nearest.empty() ? "" : "did you mean '" + nearest + "'? ") + "allowed: " + join_words(keys_read_);
     }
     throw ModelFileError(location_ + ": " + name_ + ": unknown key '" + key + "' (" + hint + ")");
   }

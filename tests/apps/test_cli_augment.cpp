@@ -12,9 +12,6 @@
 using namespace test_util;
 using nlohmann::json;
 
-namespace {
-}  // namespace
-
 TEST_CASE("tapegrad train --augment flip,crop=2 trains, says so, records it, and --resume keeps it") {
   TempDir dir;
   const std::string train = std::string(TG_TAPEGRAD_BIN) + " train --data " + kSmallMnist +

@@ -17,9 +17,6 @@
 namespace fs = std::filesystem;
 using namespace test_util;
 
-namespace {
-}  // namespace
-
 TEST_CASE(
     "tapegrad train trains, writes its outputs, and tapegrad predict names ten test digits written as PNG") {
   TempDir dir;

@@ -26,7 +26,6 @@ using namespace test_util;
 
 namespace {
 
-
 // lenet with dropout: the resumed run must also draw the same dropout masks (the generator's state).
 const char* kDropoutNet = R"(# lenet with dropout
 conv2d 6 5 padding=2

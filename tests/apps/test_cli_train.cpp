@@ -22,7 +22,6 @@ using namespace test_util;
 
 namespace {
 
-
 float accuracy(tg::Sequential& model, const tg::MNIST& data) {
   tg::NoGradGuard no_grad;
   model.eval();

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "conv2d_cases.hpp"
 #include "core/kernels/conv2d.hpp"
 #include "fixture_runner.hpp"
 #include "tapegrad.hpp"
-#include "conv2d_cases.hpp"
 #include "test_util.hpp"
 
 using tg::Array;

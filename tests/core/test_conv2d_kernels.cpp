@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "conv2d_cases.hpp"
 #include "core/base/error.hpp"
 #include "core/kernels/conv2d.hpp"
 #include "core/ops/conv2d.hpp"
 #include "core/runtime/random.hpp"
-#include "conv2d_cases.hpp"
 #include "test_util.hpp"
 
 using namespace conv2d_test;

@@ -26,7 +26,6 @@ const std::vector<std::pair<tg::Shape, tg::Shape>>& broadcast_pairs() {
 
 float scalar_of(const Json& c) { return c.at("scalar").get<float>(); }
 
-
 }  // namespace
 
 // ---- add, sub, mul, div ---------------------------------------------------------------------------------
@@ -77,8 +76,8 @@ PYTORCH_TEST_CASE("div", "with broadcasting") {
 }
 
 TEST_CASE("add, sub, mul and div name themselves and the shapes that do not broadcast") {
-  CHECK_THROWS_WITH_AS(zeros_leaf({2, 3}) + zeros_leaf({4}), "add: shapes cannot be broadcast together: [2, 3] and [4]",
-                       tg::Error);
+  CHECK_THROWS_WITH_AS(zeros_leaf({2, 3}) + zeros_leaf({4}),
+                       "add: shapes cannot be broadcast together: [2, 3] and [4]", tg::Error);
   CHECK_THROWS_WITH_AS(zeros_leaf({2, 3}) - zeros_leaf({3, 2}), doctest::Contains("sub:"), tg::Error);
   CHECK_THROWS_WITH_AS(zeros_leaf({5}) * zeros_leaf({4}), doctest::Contains("mul:"), tg::Error);
   CHECK_THROWS_WITH_AS(zeros_leaf({5}) / zeros_leaf({2, 4}), doctest::Contains("div:"), tg::Error);

@@ -56,8 +56,8 @@ TEST_CASE("linear computes x w^T + b, and x w^T without a bias") {
 TEST_CASE("matmul names both shapes when inner dimensions differ") {
   CHECK_THROWS_WITH_AS(tg::matmul(zeros_leaf({64, 400}), zeros_leaf({256, 120})),
                        "matmul: inner dimensions differ: [64, 400] x [256, 120]", tg::Error);
-  CHECK_THROWS_WITH_AS(tg::matmul(zeros_leaf({2, 3, 4}), zeros_leaf({4, 5})), doctest::Contains("[2, 3, 4] x [4, 5]"),
-                       tg::Error);
+  CHECK_THROWS_WITH_AS(tg::matmul(zeros_leaf({2, 3, 4}), zeros_leaf({4, 5})),
+                       doctest::Contains("[2, 3, 4] x [4, 5]"), tg::Error);
 }
 
 TEST_CASE("linear names the expected input, weight and bias shapes") {

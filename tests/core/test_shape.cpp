@@ -14,7 +14,6 @@ using namespace test_util;
 
 namespace {
 
-
 // tg::reshape takes the new shape as a braced list (`tg::reshape(x, {-1, 4})`); the fixture gives a JSON
 // array.
 Tensor reshape_to(const Tensor& x, const Json& new_shape) {
@@ -89,7 +88,8 @@ TEST_CASE("reshape infers one -1 and flatten keeps the batch axis") {
 TEST_CASE("reshape and flatten reject impossible shapes") {
   CHECK_THROWS_WITH_AS(tg::reshape(zeros_leaf({2, 3}), {-1, 4}),
                        "reshape: cannot reshape [2, 3] (6 elements) into [-1, 4]", tg::Error);
-  CHECK_THROWS_WITH_AS(tg::reshape(zeros_leaf({2, 3}), {-1, -1}), doctest::Contains("only one -1"), tg::Error);
+  CHECK_THROWS_WITH_AS(tg::reshape(zeros_leaf({2, 3}), {-1, -1}), doctest::Contains("only one -1"),
+                       tg::Error);
   CHECK_THROWS_WITH_AS(tg::reshape(zeros_leaf({2, 3}), {7}), doctest::Contains("into [7]"), tg::Error);
   CHECK_THROWS_AS(tg::flatten(Tensor(Array(1.f))), tg::Error);
 }

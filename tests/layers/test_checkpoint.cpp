@@ -26,7 +26,8 @@ namespace {
 
 constexpr const char* kLenetJsonPath = TG_FIXTURE_DIR "/lenet_torch.json";
 constexpr const char* kLenetWeightsPath = TG_FIXTURE_DIR "/lenet_torch.safetensors";
-constexpr const char* kRegenerateCheckpoint = " (regenerate with /usr/bin/python3 tests/gen_fixtures_train.py)";
+constexpr const char* kRegenerateCheckpoint =
+    " (regenerate with /usr/bin/python3 tests/gen_fixtures_train.py)";
 
 // LeNet's conv weight grads each sum thousands of products in a different order than PyTorch's kernels, so
 // 1e-5 + 1e-3 * |want| would be a defensible tolerance for them; measured, they agree to ~1e-6 relative
