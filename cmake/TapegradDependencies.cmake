@@ -6,6 +6,9 @@ find_dependency(xtensor)
 find_dependency(ZLIB)
 find_dependency(nlohmann_json)
 find_dependency(CLI11)  # tapegrad::cli (the command line as a library)
+# ONNX export and import (tapegrad::onnx): Debian's libonnx-dev, whose targets need protobuf's.
+find_dependency(Protobuf)
+find_dependency(ONNX)
 find_dependency(OpenBLAS)  # Debian's OpenBLASConfig.cmake: OpenBLAS_INCLUDE_DIRS, OpenBLAS_LIBRARIES
 
 if(NOT TARGET tapegrad::openblas)

@@ -17,7 +17,7 @@ if(TARGET tapegrad_cli)
           FILES_MATCHING PATTERN "*.tg")
 endif()
 
-install(TARGETS tapegrad EXPORT tapegradTargets
+install(TARGETS tapegrad tapegrad_onnx EXPORT tapegradTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 set(config_dir ${CMAKE_INSTALL_LIBDIR}/cmake/tapegrad)
