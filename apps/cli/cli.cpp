@@ -165,6 +165,32 @@ int main(int argc, char** argv) {
   summary_cmd->add_option("--classes", s.classes, "number of classes (default 10)")
       ->check(CLI::Range(1, 1 << 20));
 
+  // ---- export
+  ExportOptions x;
+  CLI::App* export_cmd =
+      app.add_subcommand("export", "an ONNX model of a checkpoint, for onnxruntime and others");
+  export_cmd->add_option("checkpoint", x.checkpoint, "a checkpoint written by tapegrad train or import")
+      ->required();
+  export_cmd->add_option("out", x.out, "the ONNX file to write (OUT.onnx)")->required();
+  export_cmd->add_option("--opset", x.opset, "ONNX opset: 13 or 17")->check(CLI::IsMember({13, 17}));
+  export_cmd->add_flag("--fold-bn", x.fold_bn,
+                       "fold each batch norm into the convolution before it (as torch.onnx.export does)");
+
+  // ---- import
+  ImportOptions i;
+  CLI::App* import_cmd = app.add_subcommand(
+      "import", "a checkpoint of an ONNX model (from tapegrad export or torch.onnx.export)");
+  import_cmd->add_option("model", i.model, "the ONNX file (MODEL.onnx)")->required();
+  import_cmd->add_option("out", i.out, "the checkpoint to write (OUT.safetensors)")->required();
+  import_cmd->add_option(
+      "--data", i.data_dir,
+      "a data set whose class names and normalization (as train computes it) the model uses");
+  import_cmd->add_option("--input", i.input, "per-example input CxHxW, when the graph does not fix it");
+  import_cmd->add_option("--classes", i.classes, "number of classes, when --data does not give them")
+      ->check(CLI::Range(1, 1 << 20));
+  import_cmd->add_option("--mean", i.mean, "per-channel mean of transforms.Normalize: M or M,M,M");
+  import_cmd->add_option("--std", i.std, "per-channel std of transforms.Normalize: S or S,S,S");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {  // every rank parses the same arguments; rank 0 tells
@@ -177,6 +203,8 @@ int main(int argc, char** argv) {
     if (chosen == train_command.app()) return train(train_command.options());
     if (chosen == eval_cmd) return evaluate(e);
     if (chosen == predict_cmd) return predict(p);
+    if (chosen == export_cmd) return export_model(x);
+    if (chosen == import_cmd) return import_model(i);
     return summary(s);
   } catch (const std::exception& error) {
     // 2: a usage error (a bad model file, --model or --input, flags that cannot go together); 1: data, file

@@ -85,6 +85,23 @@ struct PredictOptions {
 };
 int predict(const PredictOptions& options);
 
+// `tapegrad export CHECKPOINT OUT.onnx [--opset 13|17] [--fold-bn]` (export.cpp).
+struct ExportOptions {
+  std::string checkpoint, out;
+  int opset = 13;
+  bool fold_bn = false;
+};
+int export_model(const ExportOptions& options);
+
+// `tapegrad import MODEL.onnx OUT.safetensors [--data DIR | --input CxHxW --classes N] [--mean M --std S]`
+// (import.cpp).
+struct ImportOptions {
+  std::string model, out, data_dir, input;
+  int classes = 0;
+  std::string mean, std;  // "0.5" or "0.485,0.456,0.406"
+};
+int import_model(const ImportOptions& options);
+
 struct SummaryOptions {
   std::string model, input = "1x28x28";
   int classes = 10;

@@ -18,7 +18,7 @@ namespace tg {
 
 // What travels beside the graph (metadata_props "tapegrad.*"; absent fields are simply not written).
 struct OnnxModelInfo {
-  Shape input;                           // per example, [C, H, W] (or [F]); the graph's input is [N, ...input]
+  Shape input;  // per example, [C, H, W] (or [F]); the graph's input is [N, ...input]
   std::vector<std::string> class_names;  // index = label; "tapegrad.classes" (JSON array)
   std::vector<float> mean, std;          // per channel: x = (pixel / 255 - mean) / std; "tapegrad.mean", ...
   std::string model_text;                // the model file as written; "tapegrad.model"
@@ -33,7 +33,8 @@ struct OnnxExportOptions {
 // The model in eval mode as a serialized onnx::ModelProto: one float32 input "input" [N, C, H, W] (N
 // symbolic), one output "logits" [N, classes]; checked with onnx::checker::check_model and strict shape
 // inference before it is returned. tg::Error naming the layer (path and model-file line) for a module that
-// has no ONNX form (a custom layer), or an opset other than 13 or 17. The model's train/eval mode is restored.
+// has no ONNX form (a custom layer), or an opset other than 13 or 17. The model's train/eval mode is
+// restored.
 std::string export_onnx(Sequential& model, const OnnxModelInfo& info, const OnnxExportOptions& options = {});
 // export_onnx written to `path` atomically (a temp file renamed; nothing is left behind on error).
 void save_onnx(Sequential& model, const OnnxModelInfo& info, const std::string& path,
@@ -41,8 +42,8 @@ void save_onnx(Sequential& model, const OnnxModelInfo& info, const std::string& 
 
 // An ONNX model mapped onto tapegrad's layers: a model file (text) and its state in named_state() order.
 struct ImportedOnnx {
-  std::string model_text;  // layer lines and blocks, one comment line naming the file, opset and producer
-  OnnxModelInfo info;      // input from the graph; classes, mean, std from metadata when present
+  std::string model_text;   // layer lines and blocks, one comment line naming the file, opset and producer
+  OnnxModelInfo info;       // input from the graph; classes, mean, std from metadata when present
   std::size_t classes = 0;  // the output's size
   std::vector<std::pair<std::string, Array>> state;  // "0.weight", "3.body.1.running_mean", ...
   std::vector<std::string> notes;                    // what the mapping did that a user should know

@@ -27,10 +27,11 @@ onnx::ModelProto parse_model(const std::string& bytes, const std::string& name) 
     fail(name, ": ", bytes.size(), " bytes, more than the ", kMaxModelBytes, " an ONNX model may have here");
   onnx::ModelProto model;
   if (!model.ParseFromString(bytes))
-    fail(name, ": not an ONNX model (the bytes do not parse as an onnx.ModelProto; truncated or another file?)");
+    fail(name,
+         ": not an ONNX model (the bytes do not parse as an onnx.ModelProto; truncated or another file?)");
   if (!model.has_graph() || model.ir_version() <= 0)
-    fail(name, ": not an ONNX model (a protobuf message without ", model.has_graph() ? "an IR version" : "a graph",
-         "; another kind of protobuf file?)");
+    fail(name, ": not an ONNX model (a protobuf message without ",
+         model.has_graph() ? "an IR version" : "a graph", "; another kind of protobuf file?)");
   return model;
 }
 
@@ -55,8 +56,8 @@ Array to_array(const onnx::TensorProto& t, const std::string& what) {
   if (t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0)
     fail(what, ": tensor '", t.name(), "' keeps its data in an external file, which is not supported");
   if (t.data_type() != onnx::TensorProto::FLOAT)
-    fail(what, ": tensor '", t.name(), "' has element type ", onnx::TensorProto::DataType_Name(
-                                                                    static_cast<onnx::TensorProto::DataType>(t.data_type())),
+    fail(what, ": tensor '", t.name(), "' has element type ",
+         onnx::TensorProto::DataType_Name(static_cast<onnx::TensorProto::DataType>(t.data_type())),
          " (expected FLOAT)");
   const std::size_t n = element_count(t, what);
   Shape shape(t.dims().begin(), t.dims().end());
