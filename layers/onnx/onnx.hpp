@@ -7,8 +7,11 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "core/autograd/tensor.hpp"
@@ -36,9 +39,50 @@ struct OnnxExportOptions {
 // has no ONNX form (a custom layer), or an opset other than 13 or 17. The model's train/eval mode is
 // restored.
 std::string export_onnx(Sequential& model, const OnnxModelInfo& info, const OnnxExportOptions& options = {});
+// What save_onnx wrote (for the command line's report).
+struct OnnxExportReport {
+  std::size_t bytes = 0, nodes = 0, initializers = 0;
+};
 // export_onnx written to `path` atomically (a temp file renamed; nothing is left behind on error).
-void save_onnx(Sequential& model, const OnnxModelInfo& info, const std::string& path,
-               const OnnxExportOptions& options = {});
+OnnxExportReport save_onnx(Sequential& model, const OnnxModelInfo& info, const std::string& path,
+                           const OnnxExportOptions& options = {});
+
+// ---- A layer's own ONNX form (docs/extending.md, "In ONNX files") ----
+// The built-in layers, Sequential and Residual have theirs; any other module (a registered custom layer) is
+// an export error until an export function is registered for its type_name().
+
+// An attribute of a node: an int, a float, ints, floats or a string (ONNX's INT, FLOAT, INTS, ...).
+using OnnxAttribute =
+    std::variant<std::int64_t, float, std::vector<std::int64_t>, std::vector<float>, std::string>;
+
+// The graph being written, as a layer's export function sees it. Everything it adds is named after the
+// layer: initializers "<path>.<name>" ("3.body.0.weight", PyTorch's names), nodes
+// "<path>.<line name>@<model-file line>" ("3.body.0.prelu@net.tg:12", then "...#2", "#3" for more).
+class OnnxGraphBuilder {
+ public:
+  virtual ~OnnxGraphBuilder() = default;
+  virtual const std::string& path() const = 0;   // the layer's state-key prefix, "3.body.0"
+  virtual const Shape& input_shape() const = 0;  // per example, what reaches the layer: [C, H, W] or [F]
+  virtual int opset() const = 0;                 // 13 or 17
+  // A float32 initializer named "<path>.<name>"; returns its tensor name, for a node's inputs.
+  virtual std::string add_initializer(const std::string& name, const Array& value) = 0;
+  // An INT64 initializer (Reshape's shape, Pad's pads), named as add_initializer's.
+  virtual std::string add_int64_initializer(const std::string& name,
+                                            const std::vector<std::int64_t>& values) = 0;
+  // A node of the default domain (an operator of the model's opset) with one output; returns the output's
+  // tensor name. `inputs` are tensor names: the layer's input, initializers, earlier nodes' outputs ("" for
+  // an optional input left out).
+  virtual std::string add_node(const std::string& op_type, const std::vector<std::string>& inputs,
+                               const std::vector<std::pair<std::string, OnnxAttribute>>& attributes = {}) = 0;
+};
+
+// Appends `layer` (in eval mode) to `graph`, reading the tensor named `input`; returns the name of the
+// layer's output tensor (`input` itself for a layer that is the identity in eval mode).
+using OnnxExportFunction =
+    std::function<std::string(const Module& layer, OnnxGraphBuilder& graph, const std::string& input)>;
+// Makes modules whose type_name() is `type_name` ("PReLU") exportable; a later registration for the same
+// name replaces the earlier one. Thread-safe; usually called once at start-up beside tg::register_layer.
+void register_onnx_export(const std::string& type_name, OnnxExportFunction export_function);
 
 // An ONNX model mapped onto tapegrad's layers: a model file (text) and its state in named_state() order.
 struct ImportedOnnx {
