@@ -160,7 +160,11 @@ int main(int argc, char** argv) {
   SummaryOptions s;
   CLI::App* summary_cmd =
       app.add_subcommand("summary", "layers, model-file lines, output shapes, parameters");
-  summary_cmd->add_option("model", s.model, "a built-in model (" + models + ") or a model file")->required();
+  summary_cmd
+      ->add_option(
+          "model", s.model,
+          "a built-in model (" + models + "), a model file, a checkpoint (.safetensors) or an .onnx file")
+      ->required();
   summary_cmd->add_option("--input", s.input, "per-example input CxHxW (default 1x28x28)");
   summary_cmd->add_option("--classes", s.classes, "number of classes (default 10)")
       ->check(CLI::Range(1, 1 << 20));

@@ -30,9 +30,12 @@ int evaluate(const EvalOptions& o) {
   // files keep the checkpoint's kind (MNIST and Fashion-MNIST differ only in names and normalization, which
   // come from the checkpoint).
   std::string kind = info.dataset;
+  if (data_dir.empty())  // an imported model that was given no --data
+    fail_usage(o.checkpoint, " records no data set (an imported model): give the test data with --data DIR");
   if (!o.data_dir.empty()) {
     const std::string found = data_spec("auto", data_dir).dataset;
-    if (found == "folder" || found == "cifar10" || kind == "folder" || kind == "cifar10") kind = found;
+    if (kind.empty() || found == "folder" || found == "cifar10" || kind == "folder" || kind == "cifar10")
+      kind = found;
   }
   // A folder is read at the model's size and channels and labelled by its classes (a class it does not know
   // is an error); its held-out split is the training run's when it is the same folder.

@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "commands.hpp"
+
 namespace tg::cli {
 namespace {
 
@@ -238,6 +240,7 @@ RunInfo from_metadata(const std::map<std::string, std::string>& metadata, const 
 }
 
 Checkpoint open_checkpoint(const std::string& path) {
+  if (path.ends_with(".onnx")) return open_onnx(path, {});
   const SafetensorsFile file = read_safetensors(path);
   Checkpoint c;
   c.info = from_metadata(file.metadata, path);

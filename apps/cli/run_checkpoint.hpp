@@ -76,7 +76,13 @@ struct Checkpoint {
 };
 // Reads `path`, builds its model from its text and loads its tensors: tg::Error when the file is not a
 // training checkpoint, or when its model text and its tensors disagree (naming the first tensor that does).
+// A path ending in .onnx is imported in memory (open_onnx).
 Checkpoint open_checkpoint(const std::string& path);
+
+struct ImportOptions;
+// An ONNX model imported as a checkpoint (import.cpp): its class names, normalization and input from its
+// metadata, or from `options` (--data, --mean, --std, --input, --classes; api of `tapegrad import`).
+Checkpoint open_onnx(const std::string& path, const ImportOptions& options);
 
 // "1x28x28" -> [1, 28, 28]; tg::Error otherwise.
 Shape parse_input_shape(const std::string& text);

@@ -9,6 +9,16 @@
 namespace tg::cli {
 
 int summary(const SummaryOptions& o) {
+  // A checkpoint (or an .onnx file): its own model text, input and classes.
+  if (o.model.ends_with(".safetensors") || o.model.ends_with(".onnx")) {
+    const Checkpoint c = open_checkpoint(o.model);
+    Shape batch{1};
+    batch.insert(batch.end(), c.info.input.begin(), c.info.input.end());
+    std::printf("%s: %s (%s) for input %s, %zu classes\n%s\nits model file:\n%s", o.model.c_str(),
+                c.info.model_name.c_str(), c.info.model_source.c_str(), c.info.input_text().c_str(),
+                c.info.classes(), c.model.summary(batch).c_str(), c.info.model_text.c_str());
+    return 0;
+  }
   const ModelText text = find_model(o.model);
   Shape input;
   try {

@@ -84,22 +84,26 @@ using OnnxExportFunction =
 // name replaces the earlier one. Thread-safe; usually called once at start-up beside tg::register_layer.
 void register_onnx_export(const std::string& type_name, OnnxExportFunction export_function);
 
-// An ONNX model mapped onto tapegrad's layers: a model file (text) and its state in named_state() order.
+// An ONNX model mapped onto tapegrad's layers: the model (eval mode, weights set) and its model file.
 struct ImportedOnnx {
-  std::string model_text;   // layer lines and blocks, one comment line naming the file, opset and producer
-  OnnxModelInfo info;       // input from the graph; classes, mean, std from metadata when present
+  Sequential model;
+  // model_to_text(model) after a comment line naming the file, its producer and opset; for a file written by
+  // `tapegrad export` whose metadata holds a model text that builds the same layers, that text (comments,
+  // blocks and repeats as the user wrote them).
+  std::string model_text;
+  OnnxModelInfo info;       // input from the graph (or the caller); classes, mean, std from metadata if there
   std::size_t classes = 0;  // the output's size
-  std::vector<std::pair<std::string, Array>> state;  // "0.weight", "3.body.1.running_mean", ...
-  std::vector<std::string> notes;                    // what the mapping did that a user should know
+  std::vector<std::string> notes;  // what the mapping did that a user should know ("2 Dropout nodes dropped")
 };
 
 // Parses a serialized ModelProto (`bytes`, from the file `name`, for messages) and maps its graph: a chain
 // of Conv, BatchNormalization, Relu, Clip(0, 6), LeakyRelu, Sigmoid, Tanh, Softmax, LogSoftmax, MaxPool,
-// AveragePool (or Pad + AveragePool, Pad + Conv), GlobalAveragePool + Flatten, Flatten, Gemm, MatMul + Add,
-// Dropout and Identity, where a fork that joins again at an Add is a residual block. tg::Error naming the
-// node (name and op_type) and what is supported for anything else; nothing is half-imported.
-ImportedOnnx import_onnx(const std::string& bytes, const std::string& name);
+// AveragePool (or Pad + AveragePool, Pad + Conv), GlobalAveragePool + Flatten, Flatten, Gemm, MatMul (+ Add),
+// Dropout and Identity, where a fork that joins again at an Add is a residual block. `input` ([C, H, W])
+// stands for the graph's input sizes when they are symbolic (and must agree with them when they are not).
+// tg::Error naming the node (name and op_type) and what is supported for anything else.
+ImportedOnnx import_onnx(const std::string& bytes, const std::string& name, const Shape& input = {});
 // import_onnx of a file; tg::Error naming it when it cannot be read.
-ImportedOnnx load_onnx(const std::string& path);
+ImportedOnnx load_onnx(const std::string& path, const Shape& input = {});
 
 }  // namespace tg
