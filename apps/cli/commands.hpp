@@ -42,6 +42,10 @@ struct FlagValue {
 struct TrainOptions {
   std::string model = "lenet", data_dir, dataset = "auto", schedule = "cosine", out_dir, save_path,
               resume_path;
+  // --init CHECKPOINT (or .onnx): start from its model and weights, with a fresh optimizer; --new-head
+  // replaces its last linear layer for the data's classes.
+  std::string init_path;
+  bool new_head = false;
   int epochs = 3, threads = 0;  // threads 0: the machine's cores, split between this machine's ranks
   std::size_t batch_size = 64, limit = 0;
   double warmup_epochs = 0.3;

@@ -143,6 +143,12 @@ TrainCommand::TrainCommand(CLI::App& app) {
       "continue a run from its checkpoint: the model, data, optimizer, schedule, position and every "
       "other flag's value come from it; only " +
           resume_may_change_text() + " may change (another flag must keep the checkpoint's value)");
+  app_->add_option(
+      "--init", t_.init_path,
+      "fine-tune: start from this checkpoint's (or .onnx file's) model, weights and normalization, "
+      "with a fresh optimizer and schedule (instead of --model)");
+  app_->add_flag("--new-head", t_.new_head,
+                 "with --init: replace the model's last linear layer by a new one for the data's classes");
   app_->add_option("--limit", t_.limit, "train on the first N images only (0: all)");
   app_->add_flag("--detect-anomaly", t_.detect_anomaly,
                  "check every op's output and gradients for NaN/Inf and stop at the first, naming the op");
@@ -179,7 +185,9 @@ TrainOptions TrainCommand::options() const {
       const auto parent = std::filesystem::path(t.resume_path).parent_path();
       t.out_dir = parent.empty() ? "." : parent.string();
     } else {
-      t.out_dir = "runs/" + find_model(t.model).name;
+      t.out_dir =
+          "runs/" + (t.init_path.empty() ? find_model(t.model).name
+                                         : std::filesystem::path(t.init_path).stem().string() + "-tuned");
     }
   }
   if (t.save_path.empty()) t.save_path = t.out_dir + "/model.safetensors";

@@ -110,18 +110,26 @@ std::string optimizer_options_text(const RunInfo& info) {
 
 Run new_run(const TrainOptions& o, const Ranks& ranks) {
   const Augmentation augment = augment_flag(o);
-  const ModelText text = find_model(o.model);
   const DataSpec spec = data_spec(o.dataset, o.data_dir);
   Run run;
   RunInfo& info = run.info;
-  info.model_name = text.name;
-  info.model_source = text.source;
-  info.model_text = text.text;
+  if (o.init_path.empty()) {
+    if (o.new_head) fail_usage("--new-head replaces the last layer of an --init checkpoint: give --init too");
+    const ModelText text = find_model(o.model);
+    info.model_name = text.name;
+    info.model_source = text.source;
+    info.model_text = text.text;
+  } else {
+    prepare_init(o, run);
+  }
   info.dataset = spec.dataset;
   info.data_dir = o.data_dir;
   info.augment = augment;
   info.class_names = spec.class_names;
-  if (spec.dataset == "mnist" || spec.dataset == "fashion") {  // others': from the training set
+  if (run.init) {  // a fine-tuned model keeps the normalization it was trained with
+    info.mean = run.init->info.mean;
+    info.std = run.init->info.std;
+  } else if (spec.dataset == "mnist" || spec.dataset == "fashion") {  // others': from the training set
     info.mean = {spec.normalization.mean};
     info.std = {spec.normalization.std};
   }
@@ -180,6 +188,11 @@ TrainData open_training_data(const TrainOptions& o, Run& run) {
                                   .mean = info.mean,
                                   .std = info.std}};
   ImageFolderOptions& options = request.options;
+  if (run.init && info.dataset == "folder") {  // images read at the size and channels the model takes
+    options.channels = run.init->info.input[0];
+    options.rows = run.init->info.input[1];
+    options.cols = run.init->info.input[2];
+  }
   if (run.resuming && info.dataset == "folder") {
     options.channels = info.input[0];
     options.rows = info.input[1];
@@ -197,11 +210,19 @@ TrainData open_training_data(const TrainOptions& o, Run& run) {
       return;
     }
     if (info.class_names.empty()) info.class_names = class_names;  // a folder's
+    if (run.init && input != run.init->info.input)
+      fail(info.data_dir, " has ", input[0], "x", input[1], "x", input[2], " images; ", o.init_path,
+           " takes ", run.init->info.input_text());
     info.input = input;
+    if (run.init && !run.new_head && info.classes() != run.init->info.classes())
+      fail_usage(info.data_dir, " has ", info.classes(), " classes but the model of ", o.init_path,
+                 " was trained for ", run.init->info.classes(),
+                 ": add --new-head to replace its last linear layer for these classes");
     manual_seed(info.seed);
     // The model file's errors name its lines ("net.tg:9: linear 120: input is [16, 5, 5]; add 'flatten'").
     run.model =
         model_from_text(info.model_text, info.input, static_cast<int>(info.classes()), info.model_source);
+    if (run.init) load_init(run);
   };
   TrainData data;
   data.train = open_dataset(request, Split::Train);

@@ -27,7 +27,18 @@ struct Run {
   Sequential model;  // a new run's is built when the data's shape is known (open_training_data)
   TrainingState resumed;
   bool resuming = false;
+  // --init: the checkpoint whose weights the new model starts from (train_init.cpp).
+  std::shared_ptr<const Checkpoint> init;
+  std::string init_path;
+  bool new_head = false;
 };
+
+// --init: the checkpoint, its model text (the last linear line made `linear classes` for --new-head) and
+// normalization into `run`; UsageError with --resume or --model, or --new-head without --init.
+void prepare_init(const TrainOptions& o, Run& run);
+// --init: the checkpoint's tensors into the new model, all of them, or all but the new head's; tg::Error
+// naming the data's classes when they differ from the checkpoint's without --new-head.
+void load_init(const Run& run);
 
 // A new run from the flags; UsageError for flags that cannot go together (another optimizer's flags, the
 // folder flags on other data, a flat folder without --val-split).
