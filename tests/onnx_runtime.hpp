@@ -1,13 +1,15 @@
 // Running exported ONNX models in onnxruntime from a doctest suite: the npm package onnxruntime-node under
-// Node.js, through tests/onnx/ort_run.js (paths from tests/CMakeLists.txt: TG_NODE, TG_ORT_RUNNER,
-// TG_ORT_MODULES). When Node.js or onnxruntime-node is missing the calling test FAILS, saying how to install
-// them (scripts/setup.sh): a comparison with onnxruntime is never skipped silently.
+// Node.js, through tests/onnx/ort_run.js (paths from tests/CMakeLists.txt: TG_NODE, TG_ORT_RUNNER and
+// TG_ORT_MODULES, which the environment variable TG_ORT_MODULES overrides when set). When Node.js or
+// onnxruntime-node is missing the calling test FAILS, saying how to install them (scripts/setup.sh): a
+// comparison with onnxruntime is never skipped silently.
 #pragma once
 
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -58,7 +60,10 @@ inline std::vector<tg::Array> run_onnxruntime_all(const std::vector<std::pair<st
     list += cases[i].first + "\t" + in + "\t" + dir.file("out" + std::to_string(i) + ".npy") + "\n";
   }
   write_text(dir.file("list.txt"), list);
-  const RunResult r = run("TG_ORT_MODULES='" TG_ORT_MODULES "' '" TG_NODE "' '" TG_ORT_RUNNER "' --list '" +
+  // $TG_ORT_MODULES, when set, overrides the repository's .cache/onnxruntime/node_modules
+  const char* env = std::getenv("TG_ORT_MODULES");
+  const std::string modules = env && *env ? env : TG_ORT_MODULES;
+  const RunResult r = run("TG_ORT_MODULES='" + modules + "' '" TG_NODE "' '" TG_ORT_RUNNER "' --list '" +
                           dir.file("list.txt") + "' --threads " + std::to_string(threads));
   if (r.code == 127 || r.code == 126) {
     FAIL("onnxruntime is absent: Node.js ('" TG_NODE "') does not run (", r.output.substr(0, 300),
@@ -67,7 +72,7 @@ inline std::vector<tg::Array> run_onnxruntime_all(const std::vector<std::pair<st
   }
   if (r.code == 3) {
     FAIL("onnxruntime is absent: ", r.output, "install it with scripts/setup.sh (onnxruntime-node into ",
-         TG_ORT_MODULES, ")");
+         modules, ")");
   }
   REQUIRE_MESSAGE(r.code == 0, "onnxruntime (tests/onnx/ort_run.js) failed: ", r.output);
   std::vector<tg::Array> outputs;
