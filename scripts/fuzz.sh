@@ -15,7 +15,7 @@ fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$(pwd)"
 build="build-fuzz"
-fuzzers=(idx safetensors image model_file checkpoint cifar10)
+fuzzers=(idx safetensors image model_file checkpoint cifar10 onnx)
 
 for tool in clang-14 clang++-14 cmake; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -56,7 +56,11 @@ for name in "${fuzzers[@]}"; do
   log="$build/logs/fuzz_$name.log"
   rm -rf "$artifacts"  # a reproducer found now must not be confused with an old one
   mkdir -p "$artifacts" "$(dirname "$log")" "$work/$name"
-  cp -R "tests/fuzz/corpus/$name/." "$work/$name/"
+  if [ "$name" = onnx ]; then  # the ONNX fixtures of the import tests, the small ones
+    find tests/fixtures/onnx -name '*.onnx' -size -300k -exec cp {} "$work/$name/" \;
+  else
+    cp -R "tests/fuzz/corpus/$name/." "$work/$name/"
+  fi
   # -keep_seed: the image decoder (Debian's libstb) is not instrumented, so seeds of different formats look
   # alike to libFuzzer; keep them all as starting points instead of dropping those without new coverage
   args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -keep_seed=1

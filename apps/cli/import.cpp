@@ -49,7 +49,10 @@ Checkpoint open_onnx(const std::string& path, const ImportOptions& o) {
   RunInfo& info = c.info;
   const std::filesystem::path file(path);
   info.model_name = file.stem().string();
-  info.model_source = file.stem().string() + ".tg";
+  // The model file's name when the text is the one `tapegrad export` recorded, else the import's.
+  info.model_source = imported.model_text == imported.info.model_text && !imported.info.model_source.empty()
+                          ? imported.info.model_source
+                          : file.stem().string() + ".tg";
   info.model_text = imported.model_text;
   info.input = imported.info.input;
   if (info.input.size() != 3)

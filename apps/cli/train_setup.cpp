@@ -148,6 +148,8 @@ Run new_run(const TrainOptions& o, const Ranks& ranks) {
 }
 
 Run resumed_run(const TrainOptions& o, const Ranks& ranks) {
+  if (!o.init_path.empty())
+    fail_usage("--init starts a new run and --resume continues one: give one of them");
   augment_flag(o);  // a bad --augment is a usage error before the checkpoint is read
   Checkpoint ckpt = open_checkpoint(o.resume_path);
   Run run{std::move(ckpt.info), std::move(ckpt.model), std::move(ckpt.state), true};

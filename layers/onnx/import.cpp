@@ -76,11 +76,17 @@ class Walker {
 
   // The per-example shape after `m`, with its errors naming node i.
   Shape output_of(std::size_t i, const Module& m, const Shape& shape) const {
+    Shape out;
     try {
-      return m.output_shape(shape);
+      out = m.output_shape(shape);
     } catch (const Error& e) {
       node_fail(i, std::string("cannot take its input of shape ") + shape_str(shape) + ": " + e.what());
     }
+    double elements = 1;
+    for (const std::size_t d : out) elements *= static_cast<double>(d);
+    if (elements > static_cast<double>(kMaxLayerOutputElements))
+      node_fail(i, "its output " + shape_str(out) + " has more elements per example than tapegrad allows");
+    return out;
   }
 
   template <class M>
@@ -485,8 +491,23 @@ ImportedOnnx import_onnx(const std::string& bytes, const std::string& name, cons
                    std::to_string(opset) + ")\n" + mapped;
   if (!out.info.model_text.empty()) {
     try {
-      const Sequential theirs = model_from_text(out.info.model_text, shape, static_cast<int>(out.classes));
-      if (model_to_text(theirs) == mapped) out.model_text = out.info.model_text;
+      ModelFileLimits limits;  // the same model has the same parameters: nothing larger is built
+      limits.max_parameters = static_cast<double>(out.model.num_parameters()) + 1;
+      const std::string source = out.info.model_source.empty() ? "<metadata>" : out.info.model_source;
+      Sequential theirs =
+          model_from_text(out.info.model_text, shape, static_cast<int>(out.classes), source, limits);
+      if (model_to_text(theirs) == mapped) {
+        // The user's model, its layers knowing their model-file lines (for errors, the tape and a re-export).
+        const auto from = out.model.named_state();
+        const auto to = theirs.named_state();
+        for (std::size_t k = 0; k < to.size(); ++k) {
+          Tensor target = to[k].second;
+          target.value() = from[k].second.value();
+        }
+        theirs.eval();
+        out.model = std::move(theirs);
+        out.model_text = out.info.model_text;
+      }
     } catch (const Error&) {
     }
     if (out.model_text != out.info.model_text)

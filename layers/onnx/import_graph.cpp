@@ -8,7 +8,10 @@
 namespace tg::onnx_detail {
 
 Graph::Graph(const onnx::GraphProto& g, const std::string& file) : g_(g), file_(file) {
-  for (const onnx::TensorProto& t : g.initializer()) constants_[t.name()] = &t;
+  for (const onnx::TensorProto& t : g.initializer()) {
+    check_tensor_data(t, file + ": initializer");
+    constants_[t.name()] = &t;
+  }
   for (int i = 0; i < g.node_size(); ++i) {
     const onnx::NodeProto& n = g.node(i);
     if (n.op_type() == "Constant" && n.domain().empty()) {
@@ -17,6 +20,7 @@ Graph::Graph(const onnx::GraphProto& g, const std::string& file) : g_(g), file_(
       if (value == n.attribute().end() || !value->has_t() || n.output_size() != 1)
         fail(file, ": ", describe(static_cast<std::size_t>(i)),
              ": only a Constant with a tensor 'value' is supported");
+      check_tensor_data(value->t(), file + ": " + describe(static_cast<std::size_t>(i)));
       constants_[n.output(0)] = &value->t();
     }
   }
@@ -45,6 +49,8 @@ Graph::Graph(const onnx::GraphProto& g, const std::string& file) : g_(g), file_(
 
   // Who writes and reads what; every name read must come from somewhere.
   const std::size_t count = static_cast<std::size_t>(g.node_size());
+  if (count > kMaxGraphNodes)
+    fail(file, ": the graph has ", count, " nodes; tapegrad imports graphs of at most ", kMaxGraphNodes);
   for (std::size_t i = 0; i < count; ++i) {
     for (const std::string& out : node(i).output()) {
       if (out.empty()) continue;
@@ -92,13 +98,16 @@ Graph::Graph(const onnx::GraphProto& g, const std::string& file) : g_(g), file_(
     for (std::size_t i = 0; i < count; ++i)
       if (waiting[i] > 0) fail(file, ": the graph has a cycle through ", describe(i));
   }
-  ancestors_.assign(count, {});
+  ancestors_.assign(count, std::vector<bool>(count, false));
   for (const std::size_t i : order_) {
     for (const std::string& in_name : node(i).input()) {
       const auto p = producer_.find(in_name);
       if (p == producer_.end()) continue;
-      ancestors_[i].insert(p->second);
-      ancestors_[i].insert(ancestors_[p->second].begin(), ancestors_[p->second].end());
+      std::vector<bool>& mine = ancestors_[i];
+      const std::vector<bool>& theirs = ancestors_[p->second];
+      mine[p->second] = true;
+      for (std::size_t k = 0; k < count; ++k)
+        if (theirs[k]) mine[k] = true;
     }
   }
 }
@@ -125,7 +134,7 @@ const std::vector<std::size_t>& Graph::consumers(const std::string& tensor) cons
 
 bool Graph::reaches(std::size_t n, const std::string& tensor) const {
   const auto p = producer(tensor);
-  return p && (*p == n || ancestors_[*p].count(n));
+  return p && (*p == n || ancestors_[*p][n]);
 }
 
 const onnx::TensorProto* Graph::constant(const std::string& tensor) const {

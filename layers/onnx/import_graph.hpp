@@ -16,6 +16,10 @@
 
 namespace tg::onnx_detail {
 
+// More nodes than this are refused (10 times the layers a model file may have): the graph's checks keep a
+// bit per pair of nodes.
+inline constexpr std::size_t kMaxGraphNodes = 10000;
+
 class Graph {
  public:
   // Indexes `g` and checks it; tg::Error naming `file` and the node for a dangling input, a cycle, a second
@@ -51,8 +55,8 @@ class Graph {
   std::map<std::string, const onnx::TensorProto*> constants_;
   std::map<std::string, std::size_t> producer_;
   std::map<std::string, std::vector<std::size_t>> consumers_;
-  std::vector<std::set<std::size_t>> ancestors_;  // per node: the nodes whose outputs it depends on
-  std::vector<std::size_t> order_;                // topological
+  std::vector<std::vector<bool>> ancestors_;  // [node][other]: node depends on other's outputs
+  std::vector<std::size_t> order_;            // topological
 };
 
 // Attributes of a node, read with their types checked (tg::Error naming the node otherwise).

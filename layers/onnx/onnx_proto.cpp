@@ -103,4 +103,20 @@ void set_tensor(onnx::TensorProto& t, const std::string& name, const Array& a) {
   t.set_raw_data(std::string(reinterpret_cast<const char*>(a.data()), a.size() * sizeof(float)));
 }
 
+void check_tensor_data(const onnx::TensorProto& t, const std::string& what) {
+  if (t.data_type() != onnx::TensorProto::FLOAT && t.data_type() != onnx::TensorProto::INT64) return;
+  if (t.data_location() == onnx::TensorProto::EXTERNAL || t.external_data_size() > 0)
+    fail(what, ": tensor '", t.name(), "' keeps its data in an external file, which is not supported");
+  const std::size_t n = element_count(t, what);
+  const bool is_float = t.data_type() == onnx::TensorProto::FLOAT;
+  const std::size_t width = is_float ? sizeof(float) : sizeof(std::int64_t);
+  const std::size_t held = t.has_raw_data() ? t.raw_data().size() / width
+                           : is_float       ? static_cast<std::size_t>(t.float_data_size())
+                                            : static_cast<std::size_t>(t.int64_data_size());
+  if (held != n || (t.has_raw_data() && t.raw_data().size() % width != 0))
+    fail(what, ": tensor '", t.name(), "' declares ", shape_str(Shape(t.dims().begin(), t.dims().end())),
+         " (", n, " values) but holds ", held,
+         n > (std::size_t{1} << 28) ? " (a declared size past 1 GB)" : "");
+}
+
 }  // namespace tg::onnx_detail

@@ -39,4 +39,8 @@ std::vector<std::int64_t> to_int64s(const onnx::TensorProto& t, const std::strin
 // Fills `t` with `a`'s shape and float32 values (raw_data, little-endian), named `name`.
 void set_tensor(onnx::TensorProto& t, const std::string& name, const Array& a);
 
+// For a FLOAT or INT64 initializer: its dimensions are sane and its data holds exactly as many values as they
+// declare (nothing is allocated); tg::Error naming `what` and the tensor otherwise. Other types pass.
+void check_tensor_data(const onnx::TensorProto& t, const std::string& what);
+
 }  // namespace tg::onnx_detail
