@@ -511,10 +511,10 @@ TEST_CASE("onnx export: every built-in model gives onnxruntime's outputs equal t
 }
 
 TEST_CASE("onnx export: model files using every layer line give onnxruntime's outputs equal to tapegrad's") {
-  // every pooling, conv and activation variant, on 3x16x16
+  // every conv and pooling variant, on 3x16x16
   const char* kLines =
       "conv2d 8 4 padding=same             # even kernel: 1 pixel top/left, 2 bottom/right\n"
-      "batchnorm2d eps=0.001\n"
+      "batchnorm2d eps=0.01\n"
       "leakyrelu slope=0.1\n"
       "conv2d 8 3 padding=same dilation=2 groups=4 bias=false\n"
       "batchnorm2d\n"
@@ -522,17 +522,25 @@ TEST_CASE("onnx export: model files using every layer line give onnxruntime's ou
       "conv2d 8 2 padding=same groups=8    # depthwise, even kernel\n"
       "avgpool2d 3 stride=2 padding=1      # 16 -> 8, padded zeros in the divisor\n"
       "maxpool2d 3 stride=2 padding=1      # 8 -> 4\n"
-      "conv2d 6 3x1 stride=2x1 padding=1x0\n"
-      "tanh\n"
-      "avgpool2d 1x2 stride=1\n"
-      "sigmoid\n"
-      "maxpool2d 2 stride=1\n"
+      "conv2d 6 3x1 stride=2x1 padding=1x0 # [6, 2, 4]\n"
+      "avgpool2d 1x2 stride=1              # [6, 2, 3]\n"
+      "maxpool2d 2 stride=1                # [6, 1, 2]\n"
       "flatten\n"
       "dropout p=0.3\n"
       "linear 20\n"
-      "relu\n"
-      "linear classes bias=false\n"
-      "softmax\n";
+      "linear classes bias=false\n";
+  // the other activations, softmax on images (along W) and on features
+  const char* kActivations =
+      "conv2d 4 3 padding=1\n"
+      "tanh\n"
+      "conv2d 4 3 padding=1\n"
+      "sigmoid\n"
+      "conv2d 4 1\n"
+      "softmax\n"
+      "flatten\n"
+      "linear 16\n"
+      "logsoftmax\n"
+      "linear classes\n";
   // residual blocks with and without a shortcut, nested, repeated; global average pooling, logsoftmax
   const char* kBlocks =
       "conv2d 8 3 padding=1 bias=false\n"
@@ -568,6 +576,9 @@ TEST_CASE("onnx export: model files using every layer line give onnxruntime's ou
   std::vector<OrtModel> models;
   tg::manual_seed(11);
   models.push_back({"lines.tg", tg::model_from_text(kLines, {3, 16, 16}, 5, "lines.tg"), {3, 16, 16}, 3});
+  tg::manual_seed(15);
+  models.push_back(
+      {"activations.tg", tg::model_from_text(kActivations, {3, 8, 8}, 5, "activations.tg"), {3, 8, 8}, 3});
   tg::manual_seed(12);
   models.push_back({"blocks.tg", tg::model_from_text(kBlocks, {3, 16, 16}, 7, "blocks.tg"), {3, 16, 16}, 3});
   // built in C++: a nested Sequential inside a residual body; and a model of features [F], not images
