@@ -64,19 +64,22 @@ TEST_CASE("imported PyTorch models evaluate to PyTorch's accuracy on the same im
 
 TEST_CASE("eval, predict and summary take an .onnx file, imported in memory") {
   const std::string onnx = kOnnxFixtures + "/lenet_trained_op13.onnx";
-  const RunResult evaluated = run(kBin + " eval " + onnx + " --data " + kSmallMnist + " --threads 1");
+  TempDir out;  // eval writes its tables beside the model unless --out says: not into the fixtures
+  const RunResult evaluated =
+      run(kBin + " eval " + onnx + " --data " + kSmallMnist + " --threads 1 --out " + out.path.string());
   INFO(evaluated.output);
   CHECK(evaluated.code == 0);
   CHECK(contains(evaluated.output, "no normalization known"));  // said once, not silently
   CHECK(contains(evaluated.output, "accuracy "));
+  CHECK(std::filesystem::exists(out.file("eval_per_class.csv")));
   const RunResult no_data = run(kBin + " eval " + onnx);
   CHECK(no_data.code == 2);
   CHECK(contains(no_data.output,
                  "records no data set (an imported model): give the test data with --data DIR"));
-  const RunResult summary = run(kBin + " summary " + kOnnxFixtures + "/resnet20_op13.onnx");
+  const RunResult summary = run(kBin + " summary " + kOnnxFixtures + "/resnet20_trained_op13.onnx");
   INFO(summary.output);
   CHECK(summary.code == 0);
-  CHECK(contains(summary.output, "# imported from resnet20_op13.onnx (pytorch 1.13"));
+  CHECK(contains(summary.output, "# imported from resnet20_trained_op13.onnx (pytorch 1.13"));
   CHECK(contains(summary.output, "shortcut\n"));
   TempDir dir;
   write_image_folder(dir.path / "digits", {"x"}, 1, 28, 28, 1, 5);
