@@ -45,6 +45,10 @@ function(tg_identifier text out)
   if(id STREQUAL "" OR id MATCHES "^[0-9]")
     set(id "s_${id}")
   endif()
+  # A C++ keyword ("## Export") is no namespace name: export_
+  if(id MATCHES "^(export|import|module|class|namespace|template|operator|default|delete|new|using|return)$")
+    set(id "${id}_")
+  endif()
   set(${out} "${id}" PARENT_SCOPE)
 endfunction()
 

@@ -4,6 +4,7 @@
 // tapegrad's eval forward, for every built-in model and for model files using every layer line
 // (tests/onnx_runtime.hpp; onnxruntime absent is a failure). Agreement: |onnxruntime - tapegrad| <= 1e-5 +
 // 1e-5 * |tapegrad|, every logit.
+// Why one file: the suites are by unit (docs/contributing.md), and these cases share the helpers above them.
 #include <onnx/onnx_pb.h>
 
 #include <cstdio>
