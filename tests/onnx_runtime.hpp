@@ -71,8 +71,7 @@ inline std::vector<tg::Array> run_onnxruntime_all(const std::vector<std::pair<st
          "npm's onnxruntime-node into .cache/onnxruntime)");
   }
   if (r.code == 3) {
-    FAIL("onnxruntime is absent: ", r.output, "install it with scripts/setup.sh (onnxruntime-node into ",
-         modules, ")");
+    FAIL("onnxruntime is absent: ", r.output);  // ort_run.js says where it looked and to run scripts/setup.sh
   }
   REQUIRE_MESSAGE(r.code == 0, "onnxruntime (tests/onnx/ort_run.js) failed: ", r.output);
   std::vector<tg::Array> outputs;

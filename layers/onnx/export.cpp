@@ -3,12 +3,16 @@
 // export function gets; the built-in ones are export_builtin's. Sequential and Residual recurse.
 // Why one file: the builder, the layers' forms and the walk share one graph state, and each is a screen;
 // split, they would need a header of internals that nothing else includes.
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/io/atomic_file.hpp"
 #include "layers/activations.hpp"
@@ -350,14 +354,31 @@ void add_metadata(onnx::ModelProto& model, const char* key, const std::string& v
   e.set_value(value);
 }
 
-// Switches a model to eval mode and back.
-struct EvalModeScope {
-  Sequential& model;
-  bool was_training;
-  explicit EvalModeScope(Sequential& m) : model(m), was_training(m.is_training()) { model.eval(); }
-  ~EvalModeScope() { model.train(was_training); }
+// Switches a model to eval mode, and back to the modes its layers had (a layer may have been put in eval
+// mode alone): each Sequential and Residual and their layers, parents first, so a child's own mode wins.
+class EvalModeScope {
+ public:
+  explicit EvalModeScope(Sequential& model) {
+    remember(model);
+    model.eval();
+  }
+  ~EvalModeScope() {
+    for (const auto& [module, training] : modes_) module->train(training);
+  }
   EvalModeScope(const EvalModeScope&) = delete;
   EvalModeScope& operator=(const EvalModeScope&) = delete;
+
+ private:
+  void remember(Module& m) {
+    modes_.emplace_back(&m, m.is_training());
+    if (auto* seq = dynamic_cast<Sequential*>(&m)) {
+      for (std::size_t i = 0; i < seq->size(); ++i) remember((*seq)[i]);
+    } else if (auto* res = dynamic_cast<Residual*>(&m)) {
+      remember(res->body());
+      if (res->has_shortcut()) remember(res->shortcut());
+    }
+  }
+  std::vector<std::pair<Module*, bool>> modes_;
 };
 
 onnx::ModelProto build_model(Sequential& net, const OnnxModelInfo& info, const OnnxExportOptions& options) {

@@ -2,6 +2,7 @@
 // (read back with libonnx's onnx::ModelProto), the line it prints, onnxruntime's outputs on the file against
 // tapegrad's eval forward of the checkpoint (|diff| <= 1e-5 + 1e-5 |tapegrad|), and its errors.
 #include <onnx/onnx_pb.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <map>

@@ -6,6 +6,7 @@
 // 1e-5 * |tapegrad|, every logit.
 // Why one file: the suites are by unit (docs/contributing.md), and these cases share the helpers above them.
 #include <onnx/onnx_pb.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -494,6 +495,13 @@ TEST_CASE("onnx export: the model's train or eval mode is what it was") {
   tg::export_onnx(model, info_of({1, 6, 6}));
   CHECK_FALSE(model.is_training());
   CHECK_FALSE(model[2].is_training());
+  // mixed: the model training with its batch norm frozen in eval mode
+  model.train();
+  model[1].eval();
+  tg::export_onnx(model, info_of({1, 6, 6}));
+  CHECK(model.is_training());
+  CHECK_FALSE(model[1].is_training());
+  CHECK(model[2].is_training());
 }
 
 TEST_CASE("onnx export: every built-in model gives onnxruntime's outputs equal to tapegrad's") {
