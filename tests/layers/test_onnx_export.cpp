@@ -346,6 +346,13 @@ TEST_CASE("onnx export: opset 17 is IR version 8, a nested Sequential recurses, 
   CHECK(metadata(m17).at("tapegrad.input") == "3x8x8");
   CHECK(metadata(m17).count("tapegrad.classes") == 0);  // absent fields are not written
 
+  // a model that is the identity in eval mode: one Identity node from input to logits
+  tg::Sequential only_dropout{tg::Dropout(0.5f)};
+  const onnx::ModelProto identity = parse(tg::export_onnx(only_dropout, info_of({5})));
+  CHECK(op_types(identity) == std::vector<std::string>{"Identity"});
+  CHECK(identity.graph().node(0).input(0) == "input");
+  CHECK(identity.graph().node(0).output(0) == "logits");
+
   for (const int opset : {12, 14, 18}) {
     CHECK_THROWS_WITH_AS(tg::export_onnx(model, info, options(opset, false)),
                          doctest::Contains(("opset " + std::to_string(opset) + " is not supported").c_str()),
