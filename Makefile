@@ -56,13 +56,13 @@ train: setup
 bench: build
 	@bash scripts/setup.sh train reference
 	@cmake -S . -B $(BUILD) >/dev/null  # finds libtorch-dev once installed
-	@cmake --build $(BUILD) -j $(JOBS) --target bench_train bench_layers bench_libtorch
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_train bench_layers bench_libtorch bench_peak
 	@bash scripts/fetch_mnist.sh $(DATA)
 	@/usr/bin/python3 scripts/bench.py --data $(DATA) $(BENCH_FLAGS)
 
 # The benchmark programs compile (they are not part of `all`); .ci/run checks this after `make test`.
 bench-build: build
-	@cmake --build $(BUILD) -j $(JOBS) --target bench_train bench_layers
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_train bench_layers bench_peak
 
 debug: setup
 	@cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null

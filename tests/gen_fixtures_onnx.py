@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """ONNX files written by PyTorch 1.13's torch.onnx.export, for `tapegrad import MODEL.onnx OUT.safetensors`.
 
+Why one file: every fixture of the importer's tests comes from here, the PyTorch twins, the expected
+numbers and the bad files built with onnx.helper, so that one run regenerates them all consistently.
+
 Regenerate with (from the repository root; torch 1.13, python3-onnx 1.12, numpy):
 
     /usr/bin/python3 tests/gen_fixtures_onnx.py

@@ -66,9 +66,11 @@ int evaluate(const EvalOptions& o) {
   const std::vector<std::vector<std::size_t>>& confusion = result.confusion;  // [true][predicted]
   const double n = static_cast<double>(test.size());
 
-  std::printf("%s: %s (%s), input %s, %zu classes, trained %d epoch(s) on %s\n", o.checkpoint.c_str(),
-              info.model_name.c_str(), info.model_source.c_str(), info.input_text().c_str(), k, info.epoch,
-              info.dataset.c_str());
+  const std::string trained = info.epoch == 0 && info.history.empty()
+                                  ? "imported (not trained here)"
+                                  : "trained " + std::to_string(info.epoch) + " epoch(s) on " + info.dataset;
+  std::printf("%s: %s (%s), input %s, %zu classes, %s\n", o.checkpoint.c_str(), info.model_name.c_str(),
+              info.model_source.c_str(), info.input_text().c_str(), k, trained.c_str());
   std::printf("test set %s: %s images\n\naccuracy %.2f%%   loss %.4f\n\n", data_dir.c_str(),
               with_commas(test.size()).c_str(), 100.0 * static_cast<double>(result.correct) / n, result.loss);
 

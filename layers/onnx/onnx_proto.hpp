@@ -11,7 +11,7 @@
 
 namespace tg::onnx_detail {
 
-// The metadata_props keys (API.md): what a graph does not say about its model.
+// The metadata_props keys (docs/onnx.md): what a graph does not say about its model.
 inline constexpr const char* kMetaMean = "tapegrad.mean";
 inline constexpr const char* kMetaStd = "tapegrad.std";
 inline constexpr const char* kMetaClasses = "tapegrad.classes";
