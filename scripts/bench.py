@@ -5,6 +5,7 @@ in one run on this machine (docs/benchmarks.md).
   scripts/bench.py [--threads 1,2] [--models lenet,convnet,cifarnet,mobilenet,resnet20,mobilenetv2,cifarnet:adamw]
                    [--layers-only | --train-only] [--layers REGEX] [--epochs 1] [--limit N] [--images 10000]
                    [--repeats 15] [--peak-gflops 225] [--openblas-own-kernels | --openblas-both] [--json FILE]
+                   [--onnx | --onnx-only] [--onnx-models lenet,convnet,cifarnet,resnet20]
 
 For each thread count T it runs the layer micro-benchmarks (bench_layers, bench_libtorch layers,
 bench_torch.py layers), then for each model one training epoch plus inference and batch-1 latency
@@ -19,6 +20,15 @@ the decoding of a folder of PNGs. PyTorch and libtorch run at their best: GLIBC_
 under their own threads. tapegrad runs with the environment as it is. --openblas-own-kernels drops
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for every command (OpenBLAS then picks its AVX-512 kernels);
 --openblas-both runs everything once as is and once that way and prints both tables.
+
+Against onnxruntime (--onnx; part of the whole run, --onnx-only alone): for each model of --onnx-models and each
+T, bench_train (its shortest training: --limit 1 or --images 1) times tapegrad's predict path and writes the
+same model as ONNX (--onnx), then tests/onnx/ort_run.js --bench times it in onnxruntime-node (graph
+optimizations 'all', intraOpNumThreads T, interOpNumThreads 1, spinning thread pool): batch-1 median and p99
+of 1,000 calls, images/s at batch 1000. A table of both and the ratios, each row marked against the targets
+(tapegrad's batch-1 latency within 1.2x of onnxruntime's, throughput at least onnxruntime's). Each model
+waits for a quiet machine first (no cc1plus running, 1-minute load average below --quiet-load; polled every
+20 s for up to --quiet-wait seconds), and a row during which a compiler ran is measured again.
 
 The libtorch twin runs bench_torch.py's training loop step for step (same data, seed, init order and shuffle),
 so the first 20 step losses of the two must agree: a line per model says by how much (max relative
@@ -37,6 +47,9 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -361,6 +374,149 @@ def run(a, own_kernels):
     return raw
 
 
+ORT_RUN = os.path.join(ROOT, "tests", "onnx", "ort_run.js")
+ONNX_MODELS = "lenet,convnet,cifarnet,resnet20"
+LATENCY_TARGET, THROUGHPUT_TARGET = 1.2, 1.0  # tapegrad's b1 median <= 1.2x onnxruntime's; img/s >= 1.0x
+
+
+def ort_modules():
+    return os.environ.get("TG_ORT_MODULES") or os.path.join(ROOT, ".cache", "onnxruntime", "node_modules")
+
+
+def ort_missing():
+    """Why the onnxruntime section cannot run, or None."""
+    if not subprocess.run(["sh", "-c", "command -v node"], capture_output=True).stdout:
+        return "node is not installed (scripts/setup.sh)"
+    if not os.path.exists(os.path.join(ort_modules(), "onnxruntime-node", "package.json")):
+        return f"onnxruntime-node is not installed in {ort_modules()} (scripts/setup.sh)"
+    return None
+
+
+def compiler_running():
+    """Whether a C++ compiler (cc1plus) runs: what `pgrep cc1plus` says, read from /proc without a process."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() == "cc1plus":
+                        return True
+            except OSError:
+                pass
+    return False
+
+
+def wait_quiet(max_load, max_wait, what):
+    """Waits (polling every 20 s, up to max_wait s) until no compiler runs and the 1-minute load average is
+    below max_load; False (and a warning) when the machine did not get quiet in time."""
+    start = time.monotonic()
+    while True:
+        load, compiling = os.getloadavg()[0], compiler_running()
+        if not compiling and load < max_load:
+            return True
+        waited = time.monotonic() - start
+        if waited >= max_wait:
+            print(f"bench.py: WARNING: {what}: not quiet after {waited:.0f} s (load {load:.2f}"
+                  f"{', a compiler running' if compiling else ''}); measuring anyway", file=sys.stderr)
+            return False
+        print(f"bench.py: {what}: waiting for a quiet machine (load {load:.2f}"
+              f"{', a compiler running' if compiling else ''})", file=sys.stderr)
+        time.sleep(20)
+
+
+class CompilerWatch:
+    """Notices a compiler (cc1plus) that runs at any moment between start and stop (polled every 2 s: a
+    compilation lasts longer)."""
+
+    def __enter__(self):
+        self.seen, self._stop = compiler_running(), threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self):
+        while not self._stop.wait(2):
+            self.seen = self.seen or compiler_running()
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.seen = self.seen or compiler_running()
+
+
+def onnx_row(model, threads, a, env, folder):
+    """tapegrad's figures (bench_train --onnx) and onnxruntime's (ort_run.js --bench, batch 1 and 1000)."""
+    path = os.path.join(folder, f"{model}.onnx")
+    cmd = [os.path.join(BUILD, "apps", "bench_train"), "--model", model, "--threads", str(threads),
+           "--onnx", path]
+    # the shortest training that still gives the inference figures: one image, one step
+    cmd += ["--images", "1"] if model in RANDOM_DATA_MODELS else ["--data", a.data, "--limit", "1"]
+    tg = run_json(cmd, env)
+    ort = {}
+    for batch, iters in ((1, 1000), (1000, 10)):
+        ort[batch] = run_json(["node", ORT_RUN, "--bench", path, "--batch", str(batch), "--threads",
+                               str(threads), "--iters", str(iters)], env)
+    return tg, ort
+
+
+def run_onnx(a, env):
+    """The onnxruntime section: prints its header and table, returns the raw results."""
+    why = ort_missing()
+    if why:
+        print(f"\nonnxruntime: skipped: {why}")
+        return None
+    rows, raw = [], {}
+    with tempfile.TemporaryDirectory(prefix="tapegrad_bench_onnx_") as folder:
+        for threads in [int(t) for t in a.threads.split(",")]:
+            for model in a.onnx_models.split(","):
+                for attempt in range(1, 4):
+                    quiet = wait_quiet(a.quiet_load, a.quiet_wait, f"{model} T={threads}")
+                    load = os.getloadavg()[0]
+                    with CompilerWatch() as watch:
+                        tg, ort = onnx_row(model, threads, a, env, folder)
+                    if not watch.seen:
+                        break
+                    print(f"bench.py: {model} T={threads}: a compiler ran during the measurement; "
+                          f"{'measuring again' if attempt < 3 else 'kept, marked'}", file=sys.stderr)
+                rows.append((model, threads, tg, ort, quiet and not watch.seen, load))
+                raw[f"{model}/{threads}"] = {"tapegrad": tg, "onnxruntime": {str(b): r for b, r in ort.items()},
+                                             "quiet": quiet and not watch.seen, "load_before": load}
+    first = rows[0][3][1]
+    session = first["session"]
+    git = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True, text=True)
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"\n== Against onnxruntime (inference) ==\nmachine: {cpu_model()}, {os.cpu_count()} cores; "
+          f"{platform.platform()}")
+    print(f"tapegrad {git.stdout.strip()}: bench_train, the eval forward as `tapegrad predict` runs it "
+          "(NoGradGuard, model(x)); the same model exported with tg::save_onnx (opset 13)")
+    print(f"onnxruntime {first['onnxruntime']} (onnxruntime-node, CPU execution provider, node {node}): "
+          + ", ".join(f"{k} {'T' if k == 'intraOpNumThreads' else v}" for k, v in session.items())
+          + "; timed through the binding's synchronous run() (ort_run.js \"direct\")")
+    print("b1: one image, median and p99 of 1,000 calls after warm-up; b1000: images/s over 10 batches of "
+          "1,000 (onnxruntime, after 3 warm-up) or the test set in batches of 1,000 (tapegrad: 10 for lenet and "
+          "convnet, 2 for cifarnet and resnet20, after 1 warm-up)")
+    print(f"ratios: onnxruntime / tapegrad times, tapegrad / onnxruntime rates (> 1: tapegrad is faster); "
+          f"targets: latency ratio >= 1/{LATENCY_TARGET:g} = {1 / LATENCY_TARGET:.3f}, "
+          f"throughput ratio >= {THROUGHPUT_TARGET:g}\n")
+    print("| model | T | b1 median us: tapegrad | onnxruntime | ratio | b1 p99 us: tapegrad | onnxruntime | ratio "
+          "| b1000 img/s: tapegrad | onnxruntime | ratio | targets |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for model, threads, tg, ort, quiet, load in rows:
+        tm, tp = tg["latency_us"]["median"], tg["latency_us"]["p99"]
+        om, op = ort[1]["direct"]["median_us"], ort[1]["direct"]["p99_us"]
+        ti, oi = tg["infer_images_per_s"], ort[1000]["direct"]["images_per_s"]
+        lat, p99, thr = om / tm, op / tp, ti / oi
+        marks = ["latency ok" if lat >= 1 / LATENCY_TARGET else f"latency MISS ({tm / om:.2f}x onnxruntime's)",
+                 "throughput ok" if thr >= THROUGHPUT_TARGET else f"throughput MISS ({thr:.2f}x)"]
+        if not quiet:
+            marks.append(f"NOT QUIET (load {load:.2f} or a compiler)")
+        print(f"| {model} | {threads} | {tm:,.1f} | {om:,.1f} | {lat:.2f} | {tp:,.1f} | {op:,.1f} | {p99:.2f} "
+              f"| {ti:,.0f} | {oi:,.0f} | {thr:.2f} | {'; '.join(marks)} |")
+    print("\nonnxruntime through its promise API (await session.run), b1 median / p99 us: " +
+          "; ".join(f"{m} T={t} {o[1]['api']['median_us']:,.1f} / {o[1]['api']['p99_us']:,.1f}"
+                    for m, t, _, o, _, _ in rows))
+    return raw
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", default="1,2")
@@ -378,19 +534,34 @@ def main():
     blas.add_argument("--openblas-own-kernels", action="store_true")
     blas.add_argument("--openblas-both", action="store_true", help="the whole run as is, then with own kernels")
     p.add_argument("--json", help="also write all raw results here")
+    onnx = p.add_mutually_exclusive_group()
+    onnx.add_argument("--onnx", action="store_true",
+                      help="add the onnxruntime section to a partial run (the whole run has it)")
+    onnx.add_argument("--onnx-only", action="store_true", help="only the onnxruntime section")
+    p.add_argument("--onnx-models", default=ONNX_MODELS)
+    p.add_argument("--quiet-load", type=float, default=0.8,
+                   help="onnxruntime section: wait until the 1-minute load average is below this")
+    p.add_argument("--quiet-wait", type=float, default=900, help="... for at most this many seconds")
     a = p.parse_args()
-    for program in ("bench_train", "bench_layers"):
+    with_onnx = a.onnx or a.onnx_only or not (a.layers_only or a.train_only)
+    for program in ("bench_train",) if a.onnx_only else ("bench_train", "bench_layers"):
         if not os.path.exists(os.path.join(BUILD, "apps", program)):
             sys.exit(f"bench.py: {BUILD}/apps/{program} is not built; run `make bench` (or `make bench-build`, "
                      "then this script)")
 
-    if a.openblas_both:
+    if a.onnx_only:
+        if ort_missing():
+            sys.exit(f"bench.py: --onnx-only: {ort_missing()}")
+        raw = {}
+    elif a.openblas_both:
         print("== OpenBLAS as set in the environment ==")
         raw = {"as_is": run(a, False)}
         print("\n== OpenBLAS's own kernels (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset) ==")
         raw["own_kernels"] = run(a, True)
     else:
         raw = run(a, a.openblas_own_kernels)
+    if with_onnx:
+        raw["onnx"] = run_onnx(a, env_for(False, a.openblas_own_kernels))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(raw, f, indent=1, default=str)

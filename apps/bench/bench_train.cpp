@@ -3,6 +3,7 @@
 //   bench_train --model lenet --threads 2 --data .cache/mnist [--epochs 1] [--limit N]
 //   bench_train --model cifarnet|mobilenet|resnet20|mobilenetv2 --threads 2 [--optimizer sgd|adamw]
 //       [--images 10000]
+//   ... [--onnx MODEL.onnx] (either form above)
 //   bench_train --pipeline [--augment flip,crop=4] --threads 2 [--images 10000]
 //   bench_train --decode DIR --threads 2 [--images 10000] [--data .cache/mnist]
 // Trains (batch 64, SGD lr 0.05 momentum 0.9, cross-entropy, shuffled with a fixed seed; the timed loop
@@ -14,6 +15,10 @@
 // --pipeline times the data pipeline alone (docs/benchmarks.md, "data pipeline"): DataLoader's batching,
 // normalization and augmentation of --images random 3x32x32 byte images, batch 64, one epoch after an untimed
 // one.
+// --onnx PATH also writes the model it benchmarks as ONNX (tg::save_onnx, opset 13, batch norms as they are),
+// after the latency calls: the same layers and weights that were timed (initialized, then the few training
+// steps of --images / --limit), eval mode, input [N, C, H, W] of the model's size (1x28x28 or 3x32x32), for
+// onnxruntime's side of scripts/bench.py --onnx. The JSON then names it ("onnx").
 // --decode times reading a folder of PNGs into memory (docs/benchmarks.md, "data pipeline"): ImageFolder on
 // DIR/train/<digit>/, first written there from the MNIST training images (28x28 gray) when DIR does not hold
 // --images of them yet; one untimed read first (the files in the page cache, as in training after the first
@@ -32,6 +37,7 @@
 #include <random>
 
 #include "cli/models.hpp"
+#include "layers/onnx/onnx.hpp"
 #include "tapegrad.hpp"
 
 namespace {
@@ -72,10 +78,22 @@ std::string latency_json(tg::Sequential& model, const tg::Array& image) {
   return buf;
 }
 
+// --onnx: the benchmarked model as an ONNX file (empty path: nothing); the JSON member naming it, or "".
+std::string write_onnx(tg::Sequential& model, const std::string& path, const tg::Shape& input,
+                       const std::string& source) {
+  if (path.empty()) return "";
+  tg::OnnxModelInfo info;
+  info.input = input;
+  info.model_source = source;
+  const tg::OnnxExportReport report = tg::save_onnx(model, info, path);
+  return ", \"onnx\": {\"path\": \"" + path + "\", \"nodes\": " + std::to_string(report.nodes) +
+         ", \"bytes\": " + std::to_string(report.bytes) + "}";
+}
+
 // One epoch of a 3x32x32 model on random images (normal pixels, uniform labels), batch 128, then inference on
 // 2,000 more; the batching gathers the shuffled images into one array per step, as x[idx] does in PyTorch.
 int train_random(const std::string& model_name, int threads, const std::string& optimizer,
-                 std::size_t images) {
+                 std::size_t images, const std::string& onnx_path) {
   tg::manual_seed(1);
   constexpr std::size_t kPixels = 3 * 32 * 32, kBatch = 128, kTest = 2000;
   tg::Generator gen(1);
@@ -122,12 +140,14 @@ int train_random(const std::string& model_name, int threads, const std::string& 
   tg::Array image = tg::Array::from_shape({1, 3, 32, 32});
   std::memcpy(image.data(), x_test.data(), kPixels * sizeof(float));
   const std::string latency = latency_json(model, image);
+  const std::string onnx = write_onnx(model, onnx_path, {3, 32, 32}, text.source);
   std::printf(
       "{\"model\": \"%s\", \"threads\": %d, \"optimizer\": \"%s\", \"train_images_per_s\": %.1f, "
       "\"epoch_seconds\": %.3f, \"train_loss\": %.5f, \"infer_images_per_s\": %.1f, \"test_accuracy\": 0, "
-      "\"peak_rss_mib\": %.1f, %s}\n",
+      "\"peak_rss_mib\": %.1f, %s%s}\n",
       model_name.c_str(), threads, optimizer.c_str(), static_cast<double>(images) / train_seconds,
-      train_seconds, loss_sum / static_cast<double>(steps), infer_rate, peak_rss_mib(), latency.c_str());
+      train_seconds, loss_sum / static_cast<double>(steps), infer_rate, peak_rss_mib(), latency.c_str(),
+      onnx.c_str());
   return 0;
 }
 
@@ -218,8 +238,9 @@ int main(int argc, char** argv) {
   std::size_t limit = 0, images = 10000;
   std::string optimizer = "sgd", augment = "flip,crop=4";
   bool pipeline = false;
-  std::string decode_dir;
+  std::string decode_dir, onnx_path;
   app.add_option("--model", model_name, "a built-in model or a model file");
+  app.add_option("--onnx", onnx_path, "also write the benchmarked model (eval mode) there as ONNX");
   app.add_flag("--pipeline", pipeline, "time the data pipeline alone (batching, normalization, --augment)");
   app.add_option("--augment", augment, "--pipeline's augmentation (default flip,crop=4)");
   app.add_option("--decode", decode_dir, "time reading a folder of PNGs (written there first from --data)");
@@ -237,7 +258,7 @@ int main(int argc, char** argv) {
     if (!decode_dir.empty()) return decode_folder(decode_dir, data, threads, images);
     if (model_name == "cifarnet" || model_name == "mobilenet" || model_name == "resnet20" ||
         model_name == "mobilenetv2") {
-      return train_random(model_name, threads, optimizer, images);
+      return train_random(model_name, threads, optimizer, images, onnx_path);
     }
     tg::manual_seed(1);
     tg::MNIST train(data, tg::Split::Train);
@@ -287,13 +308,14 @@ int main(int argc, char** argv) {
     tg::Array image = tg::Array::from_shape({1, 1, test.rows(), test.cols()});
     test.normalized(0, image.data());
     const std::string latency = latency_json(model, image);
+    const std::string onnx = write_onnx(model, onnx_path, {1, test.rows(), test.cols()}, text.source);
     std::printf(
         "{\"model\": \"%s\", \"threads\": %d, \"train_images_per_s\": %.1f, \"epoch_seconds\": %.3f, "
         "\"train_loss\": %.5f, \"infer_images_per_s\": %.1f, \"test_accuracy\": %.4f, \"peak_rss_mib\": "
-        "%.1f, %s, \"per_epoch\": [%s]}\n",
+        "%.1f, %s, \"per_epoch\": [%s]%s}\n",
         model_name.c_str(), threads, static_cast<double>(train.size()) * epochs / train_seconds,
         train_seconds / epochs, loss_sum / static_cast<double>(train.size()), infer_rate, test_accuracy,
-        peak_rss_mib(), latency.c_str(), per_epoch.c_str());
+        peak_rss_mib(), latency.c_str(), per_epoch.c_str(), onnx.c_str());
   } catch (const tg::Error& e) {
     std::fprintf(stderr, "bench_train: error: %s\n", e.what());
     return 1;

@@ -6,9 +6,21 @@
 //       feeds IN.npy (float32, C order) as the input "input", writes the output "logits" as float32 OUT.npy
 //   node tests/onnx/ort_run.js --list LIST [--threads N]
 //       the same for every line "MODEL<TAB>IN<TAB>OUT" of LIST, in one process (node starts once)
-//   node tests/onnx/ort_run.js --bench MODEL.onnx --batch B --threads T --iters K [--input CxHxW]
-//       times K runs on a batch of B random inputs (after 3 warm-up runs) and prints JSON: the median
-//       milliseconds per run, and the other figures. The input size comes from the model's input (or --input).
+//   node tests/onnx/ort_run.js --bench MODEL.onnx --batch B --threads T --iters K [--warmup W] [--input CxHxW]
+//       times K runs on one fixed batch of B inputs, after W warm-up runs (default 3; 50 at batch 1), and
+//       prints one JSON object (scripts/bench.py --onnx reads it). The session: graphOptimizationLevel 'all',
+//       intraOpNumThreads T, interOpNumThreads 1, sequential execution, and onnxruntime's spinning thread
+//       pool as it ships (session.intra_op.allow_spinning = session.inter_op.allow_spinning = 1, the
+//       defaults, set explicitly; with T = 1 there is no pool, the calling thread runs every kernel). Each
+//       run is timed two ways, each over its own K runs:
+//         "direct": the native binding's synchronous run(), what onnxruntime-node's API calls underneath
+//                   (OrtRun plus wrapping the input and copying the output: the closest node gets to
+//                   a C++ caller's Ort::Session::Run);
+//         "api":    await session.run(feeds), the public promise API (adds a setImmediate hop and the
+//                   promise's turn of the event loop).
+//       Each: median_us, p99_us (the ceil(0.99 K)-th smallest), min_us, max_us, mean_us and images_per_s
+//       (B x K / the K runs' total time). median_ms and images_per_second at the top level are "direct"'s
+//       (images_per_second = B / median). The input size comes from the model's input (or --input).
 //
 // Where onnxruntime-node is: $TG_ORT_MODULES (a node_modules folder), else <repo>/.cache/onnxruntime/node_modules.
 // Exit codes: 0 done, 1 a model failed to load or run, 2 bad arguments, 3 onnxruntime-node is absent.
@@ -22,10 +34,17 @@ function die(code, message) {
   process.exit(code);
 }
 
+function ortModules() {
+  return process.env.TG_ORT_MODULES || path.join(__dirname, '..', '..', '.cache', 'onnxruntime', 'node_modules');
+}
+
+function ortDir() {
+  return path.join(ortModules(), 'onnxruntime-node');
+}
+
 function loadOrt() {
-  const modules = process.env.TG_ORT_MODULES ||
-                  path.join(__dirname, '..', '..', '.cache', 'onnxruntime', 'node_modules');
-  const where = path.join(modules, 'onnxruntime-node');
+  const modules = ortModules();
+  const where = ortDir();
   if (!fs.existsSync(path.join(where, 'package.json'))) {
     die(3, `onnxruntime-node is not installed in ${modules}; run scripts/setup.sh (as root) to install it`);
   }
@@ -95,8 +114,32 @@ async function runOne(ort, model, input, output, threads) {
   await session.release();
 }
 
-async function bench(ort, model, batch, threads, iters, inputText) {
-  const session = await ort.InferenceSession.create(model, sessionOptions(threads));
+// The benchmark's session: sessionOptions plus the thread pool's spinning stated explicitly (onnxruntime's
+// defaults: workers spin while waiting for work before they sleep).
+function benchOptions(threads) {
+  return {
+    ...sessionOptions(threads),
+    executionMode: 'sequential',
+    extra: {session: {intra_op: {allow_spinning: '1'}, inter_op: {allow_spinning: '1'}}},
+  };
+}
+
+// The figures of K timings in microseconds (run `iters` times).
+function stats(us, batch) {
+  const total = us.reduce((a, b) => a + b, 0);
+  us.sort((a, b) => a - b);
+  const n = us.length;
+  const median = n % 2 ? us[(n - 1) / 2] : (us[n / 2 - 1] + us[n / 2]) / 2;
+  const round = (v) => Math.round(v * 100) / 100;
+  return {
+    median_us: round(median), p99_us: round(us[Math.max(0, Math.ceil(0.99 * n) - 1)]), min_us: round(us[0]),
+    max_us: round(us[n - 1]), mean_us: round(total / n), images_per_s: Math.round(batch * n / (total / 1e6) * 10) / 10,
+  };
+}
+
+async function bench(ort, model, batch, threads, iters, warmup, inputText) {
+  const options = benchOptions(threads);
+  const session = await ort.InferenceSession.create(model, options);
   let perExample;
   if (inputText) {
     perExample = inputText.split('x').map(Number);
@@ -110,22 +153,47 @@ async function bench(ort, model, batch, threads, iters, inputText) {
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
   for (let i = 0; i < data.length; ++i) data[i] = Math.sin(i * 12.9898) * 0.5;  // fixed, not random
   const feeds = {input: new ort.Tensor('float32', data, shape)};
-  for (let i = 0; i < 3; ++i) await session.run(feeds);
-  const times = [];
+  const check = (out) => {
+    if (!out || !out.logits) die(1, `${model}: no output named 'logits'`);
+  };
+  // One session at a time (each has its own thread pool): the API's first, then the binding's.
+  for (let i = 0; i < warmup; ++i) check(await session.run(feeds));
+  const api = [];
   for (let i = 0; i < iters; ++i) {
     const t0 = process.hrtime.bigint();
-    await session.run(feeds);
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const out = await session.run(feeds);
+    api.push(Number(process.hrtime.bigint() - t0) / 1e3);
+    check(out);
   }
-  times.sort((a, b) => a - b);
-  const median = times.length % 2 ? times[(times.length - 1) / 2]
-                                   : (times[times.length / 2 - 1] + times[times.length / 2]) / 2;
-  process.stdout.write(JSON.stringify({
-    model, batch, threads, iters, input: shape, median_ms: median, min_ms: times[0],
-    max_ms: times[times.length - 1], images_per_second: batch / (median / 1000),
-    onnxruntime: ort.env.versions ? ort.env.versions.node : undefined,
-  }) + '\n');
   await session.release();
+
+  // Then the native session under onnxruntime-node's API (dist/binding.js), loaded with the same options.
+  const {binding, initOrt} = require(path.join(ortDir(), 'dist', 'binding'));
+  initOrt();
+  const native = new binding.InferenceSession();
+  await native.loadModel(model, options);
+  const fetches = {logits: null};
+  for (let i = 0; i < warmup; ++i) check(native.run(feeds, fetches, {}));
+  const direct = [];
+  for (let i = 0; i < iters; ++i) {
+    const t0 = process.hrtime.bigint();
+    const out = native.run(feeds, fetches, {});
+    direct.push(Number(process.hrtime.bigint() - t0) / 1e3);
+    check(out);
+  }
+  native.dispose();
+
+  const d = stats(direct, batch);
+  const {extra, ...plain} = options;
+  process.stdout.write(JSON.stringify({
+    model, batch, threads, iters, warmup, input: shape,
+    onnxruntime: ort.env.versions ? ort.env.versions.node : undefined,
+    session: {...plain, 'session.intra_op.allow_spinning': extra.session.intra_op.allow_spinning,
+              'session.inter_op.allow_spinning': extra.session.inter_op.allow_spinning},
+    direct: d, api: stats(api, batch),
+    median_ms: d.median_us / 1000, min_ms: d.min_us / 1000, max_ms: d.max_us / 1000,
+    images_per_second: batch / (d.median_us / 1e6),
+  }) + '\n');
 }
 
 function flag(args, name, fallback) {
@@ -146,14 +214,15 @@ function positiveInt(text, name) {
 async function main() {
   const args = process.argv.slice(2);
   const usage = 'usage: ort_run.js MODEL.onnx IN.npy OUT.npy [--threads N] | --list LIST [--threads N] | ' +
-                '--bench MODEL.onnx --batch B --threads T --iters K [--input CxHxW]';
+                '--bench MODEL.onnx --batch B --threads T --iters K [--warmup W] [--input CxHxW]';
   const threads = positiveInt(flag(args, '--threads', '1'), '--threads');
   if (args[0] === '--bench') {
     const batch = positiveInt(flag(args, '--batch', '1'), '--batch');
     const iters = positiveInt(flag(args, '--iters', '20'), '--iters');
+    const warmup = positiveInt(flag(args, '--warmup', batch === 1 ? '50' : '3'), '--warmup');
     const input = flag(args, '--input', '');
     if (args.length !== 2) die(2, usage);
-    await bench(loadOrt(), args[1], batch, threads, iters, input);
+    await bench(loadOrt(), args[1], batch, threads, iters, warmup, input);
   } else if (args[0] === '--list') {
     if (args.length !== 2) die(2, usage);
     const ort = loadOrt();
