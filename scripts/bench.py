@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """make bench: tapegrad against PyTorch 1.13's C++ frontend (libtorch) and PyTorch from Python, interleaved
-in one run on this machine (docs/benchmarks.md).
+in one run on this machine (docs/benchmarks.md). Why one file: every section shares the runners, the
+quiet-machine checks and the table printing, and `make bench` is one command.
 
   scripts/bench.py [--threads 1,2] [--models lenet,convnet,cifarnet,mobilenet,resnet20,mobilenetv2,cifarnet:adamw]
                    [--layers-only | --train-only] [--layers REGEX] [--epochs 1] [--limit N] [--images 10000]
