@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <set>
 #include <string>
 #include <utility>
@@ -56,6 +57,12 @@ inline std::vector<std::string> names_of(const std::vector<std::pair<std::string
   for (const auto& [name, t] : named) names.push_back(name);
   return names;
 }
+
+// A quiet NaN (inputs that must be caught, outputs that must be overwritten).
+inline constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// An array's values, in order.
+inline std::vector<float> values_of(const tg::Array& a) { return {a.begin(), a.end()}; }
 
 // A zero-filled leaf that requires its gradient (shape errors of the ops).
 inline tg::Tensor zeros_leaf(const tg::Shape& shape) { return tg::Tensor(xt::zeros<float>(shape), true); }

@@ -63,11 +63,21 @@ bool available() {
 #endif
 }
 
+bool launched_by_mpirun() {
+  // What Open MPI's mpirun (and PMIx or PMI launchers: srun, hydra) put in each rank's environment.
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(name)) return true;
+  return false;
+}
+
 Context::Context([[maybe_unused]] int& argc, [[maybe_unused]] char**& argv) {
 #ifdef TAPEGRAD_HAS_MPI
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (initialized) return;  // the caller owns MPI
+  // Started on its own: a world of one without MPI. Open MPI's singleton start-up (a PMIx server and its
+  // sockets) costs about 0.35 s of every `tapegrad` command, for nothing.
+  if (!launched_by_mpirun()) return;
   int provided = 0;
   if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
     fail("distributed: MPI_Init_thread failed");

@@ -33,8 +33,14 @@ namespace tg::distributed {
 // True when tapegrad was built with MPI (TAPEGRAD_MPI).
 bool available();
 
-// Initializes MPI (if available and not yet initialized) and finalizes it at scope exit. One per process.
+// Initializes MPI (if available, not yet initialized, and the process was started by mpirun or another MPI
+// launcher: see launched_by_mpirun) and finalizes it at scope exit. One per process. Started on its own, the
+// process is a world of one without MPI.
 // Errors of MPI calls are then returned to tapegrad, which throws tg::Error naming the call.
+// Whether this process's environment says an MPI launcher started it (OMPI_COMM_WORLD_SIZE, PMIX_RANK,
+// PMI_RANK or PMI_SIZE is set).
+bool launched_by_mpirun();
+
 class Context {
  public:
   Context(int& argc, char**& argv);

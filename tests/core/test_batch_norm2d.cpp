@@ -37,8 +37,6 @@ Tensor run_case(const Inputs& t, const Json& c) {
   return y;
 }
 
-std::vector<float> values(const Array& a) { return {a.begin(), a.end()}; }
-
 // Fast and reference kernels on the same random input, forward and backward, in both modes.
 void check_kernels_agree(const tg::Shape& shape, std::uint64_t seed) {
   INFO("input ", tg::shape_str(shape));
@@ -150,9 +148,9 @@ TEST_CASE("batch_norm2d updates the running statistics in training only, off the
   CHECK(!rm.requires_grad());
   const Array batch_mean = xt::mean(x.value(), {0, 2, 3});
   CHECK(xt::allclose(rm.value(), 0.5f * batch_mean));
-  const std::vector<float> after_train = values(rm.value());
+  const std::vector<float> after_train = values_of(rm.value());
   tg::batch_norm2d(x, w, b, {.training = false, .running_mean = rm, .running_var = rv});
-  CHECK(values(rm.value()) == after_train);
+  CHECK(values_of(rm.value()) == after_train);
   {
     const tg::NoGradGuard no_grad;  // PyTorch updates the running statistics under no_grad too
     tg::batch_norm2d(x, w, b, {.momentum = 0.5f, .running_mean = rm, .running_var = rv});
@@ -186,5 +184,5 @@ TEST_CASE("batch_norm2d rejects bad shapes, options and single values per channe
   CHECK_THROWS_AS(tg::batch_norm2d(param({2, 2, 2, 2}, 1), w, b,
                                    {.momentum = 1.5f, .running_mean = rm, .running_var = rv}),
                   tg::Error);
-  CHECK(values(rm.value()) == std::vector<float>{0.f, 0.f});  // no failed call touched it
+  CHECK(values_of(rm.value()) == std::vector<float>{0.f, 0.f});  // no failed call touched it
 }

@@ -103,8 +103,6 @@ const std::vector<ConvCase>& grouped_cases() {
   return all;
 }
 
-Buffer values(const Array& a) { return Buffer(a.begin(), a.end()); }
-
 // The op (whichever kernel conv2d_kernel picks under the current algorithm) against the reference: the
 // forward with and without bias, and dx, dweight, dbias.
 void check_op(const ConvCase& c, const ConvExpected& e) {
@@ -116,14 +114,15 @@ void check_op(const ConvCase& c, const ConvExpected& e) {
   };
   const Tensor x = tensor(c.x, e.x), w = tensor(c.w, e.w), b = tensor({e.g.c_out}, e.b);
   Tensor y = tg::conv2d(x, w, b, c.options);
-  check_close(values(y.value()), e.out, "forward with bias");
-  check_close(values(tg::conv2d(x, w, Tensor{}, c.options).value()), e.out_no_bias, "forward without bias");
+  check_close(values_of(y.value()), e.out, "forward with bias");
+  check_close(values_of(tg::conv2d(x, w, Tensor{}, c.options).value()), e.out_no_bias,
+              "forward without bias");
   Array upstream = Array::from_shape(y.shape());
   std::copy(e.dout.begin(), e.dout.end(), upstream.begin());
   y.backward(upstream);
-  check_close(values(x.grad()), e.dx, "dx");
-  check_close(values(w.grad()), e.dw, "dweight");
-  check_close(values(b.grad()), e.db, "dbias");
+  check_close(values_of(x.grad()), e.dx, "dx");
+  check_close(values_of(w.grad()), e.dw, "dweight");
+  check_close(values_of(b.grad()), e.db, "dbias");
 }
 
 }  // namespace

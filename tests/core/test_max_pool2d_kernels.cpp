@@ -10,10 +10,9 @@
 
 #include "core/kernels/max_pool2d.hpp"
 #include "core/runtime/random.hpp"
+#include "test_util.hpp"
 
 namespace {
-
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 struct Case {
   const char* name;
@@ -61,7 +60,7 @@ std::vector<float> input(const tg::Pool2dGeometry& g, Data data, std::uint64_t s
       v = static_cast<float>(gen.below(3)) - 1.f;  // -1, 0 or 1
     } else {
       v = gen.uniform(-1.f, 1.f);
-      if (data == Data::NaNs && gen.below(10) == 0) v = kNaN;
+      if (data == Data::NaNs && gen.below(10) == 0) v = test_util::kNaN;
     }
   }
   return x;
@@ -90,7 +89,8 @@ void check_against_reference(Data data) {
     tg::Generator gen(11);
     std::vector<float> dout(out_size);
     for (float& v : dout) v = gen.uniform(-1.f, 1.f);
-    std::vector<float> dx(x.size(), kNaN), ref_dx(x.size(), kNaN);  // both overwrite every element
+    std::vector<float> dx(x.size(), test_util::kNaN),
+        ref_dx(x.size(), test_util::kNaN);  // both overwrite every element
     tg::max_pool2d_argmax_backward(dout.data(), argmax.data(), g, dx.data());
     tg::max_pool2d_reference_backward(dout.data(), x.data(), g, ref_dx.data());
     for (std::size_t i = 0; i < x.size(); ++i) {
@@ -118,7 +118,7 @@ TEST_CASE(
 TEST_CASE("max_pool2d reference: hand-worked windows with ties, NaN and padding") {
   // one plane 2x4, 2x2 windows stride 2: [1 3 | 5 nan]
   //                                       [3 2 | nan 1]
-  const std::vector<float> x = {1, 3, 5, kNaN, 3, 2, kNaN, 1};
+  const std::vector<float> x = {1, 3, 5, test_util::kNaN, 3, 2, test_util::kNaN, 1};
   tg::Pool2dGeometry g{1, 2, 4, 2, 2, 2, 2, 0, 0, 1, 2};
   std::vector<float> out(2);
   std::vector<std::int32_t> argmax(2);
@@ -127,7 +127,7 @@ TEST_CASE("max_pool2d reference: hand-worked windows with ties, NaN and padding"
   CHECK(argmax[0] == 1);  // the first 3 (row 0), not the one at index 4
   CHECK(std::isnan(out[1]));
   CHECK(argmax[1] == 6);  // the last NaN, as PyTorch's `val > max || isnan(val)` update
-  std::vector<float> dx(8, kNaN);
+  std::vector<float> dx(8, test_util::kNaN);
   const std::vector<float> dout = {10.f, 20.f};
   tg::max_pool2d_reference_backward(dout.data(), x.data(), g, dx.data());
   CHECK(dx == std::vector<float>{0, 10, 0, 0, 0, 0, 20, 0});

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tapegrad.hpp"
+#include "test_util.hpp"
 
 using tg::Array;
 using tg::Tensor;
@@ -55,8 +56,6 @@ struct Observing {
   explicit Observing(tg::TapeObserver* o) : observer(o) { tg::add_tape_observer(o); }
   ~Observing() { tg::remove_tape_observer(observer); }
 };
-
-const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // The calls column of `name`'s row in the profile report's "op" or "layer" table; -1 when it has no row.
 long calls(const std::string& report, const std::string& table, const std::string& name) {
@@ -156,7 +155,7 @@ TEST_CASE(
   tg::set_detect_anomaly(true);
   CHECK(tg::detect_anomaly());
   tg::set_detect_anomaly(true);  // twice: still one check per op
-  CHECK_THROWS_WITH_AS(tg::make_op("bad_forward", Array{1.f, kNaN}, {x},
+  CHECK_THROWS_WITH_AS(tg::make_op("bad_forward", Array{1.f, test_util::kNaN}, {x},
                                    [](const Array& dout) { return std::vector<Array>{dout}; }),
                        "detect_anomaly: the output of 'bad_forward' (tape entry #0) has nan at flat index 1 "
                        "(shape [2])",
@@ -169,7 +168,7 @@ TEST_CASE(
                         "has inf at flat index 1 (shape [1, 2])"),
       tg::Error);
   Tensor y = tg::make_op("bad_backward", x.value(), {x},
-                         [](const Array& dout) { return std::vector<Array>{Array(dout * kNaN)}; });
+                         [](const Array& dout) { return std::vector<Array>{Array(dout * test_util::kNaN)}; });
   CHECK_THROWS_WITH_AS(
       tg::sum(y).backward(),
       "detect_anomaly: the backward of 'bad_backward' (tape entry #0) gave nan in the gradient of "
@@ -178,7 +177,7 @@ TEST_CASE(
   bool other_thread_on = true;
   std::thread([&] {
     other_thread_on = tg::detect_anomaly();
-    CHECK_NOTHROW(tg::make_op("nan_elsewhere", Array{kNaN}, {Tensor(Array{1.f}, true)},
+    CHECK_NOTHROW(tg::make_op("nan_elsewhere", Array{test_util::kNaN}, {Tensor(Array{1.f}, true)},
                               [](const Array& dout) { return std::vector<Array>{dout}; }));
     tg::clear_tape();
   }).join();
