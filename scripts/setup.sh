@@ -12,7 +12,7 @@ set -euo pipefail
 
 packages=(cmake g++ make libxtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev doctest-dev
           libstb-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libbenchmark-dev gdb libopenmpi-dev openmpi-bin
-          libonnx-dev libprotobuf-dev nodejs npm)
+          libonnx-dev libprotobuf-dev nodejs npm ninja-build)
 for extra in "$@"; do
   case "$extra" in
     train) packages+=(npm) ;;
