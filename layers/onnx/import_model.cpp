@@ -62,7 +62,7 @@ ImportedOnnx import_onnx(const std::string& bytes, const std::string& name, cons
     if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
   if (opset < 7)
     fail(name, ": opset ", opset, " (of the default domain): tapegrad imports opsets 7 and later");
-  const Graph g(model.graph(), name);
+  const onnx_detail::Graph g(model.graph(), name);
 
   // The per-example input: the graph's [N, C, H, W] (or [N, F]) without N, or `input` for symbolic sizes.
   const std::vector<std::int64_t>& dims = g.input_dims();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/kernels/conv2d.hpp"
+#include "core/ops/conv2d.hpp"
 #include "core/runtime/random.hpp"
 
 namespace conv2d_test {
