@@ -94,6 +94,15 @@ ImportedOnnx import_onnx(const std::string& bytes, const std::string& name, cons
 
   // The model text: the user's own (from `tapegrad export`) when it builds the very same layers.
   const std::string mapped = model_to_text(out.model);
+  // What a checkpoint of it will hold must build the same layers again (a Conv with no output channel maps
+  // onto a layer object but not onto a valid model-file line).
+  try {
+    ModelFileLimits limits;
+    limits.max_parameters = static_cast<double>(out.model.num_parameters()) + 1;
+    model_from_text(mapped, shape, static_cast<int>(out.classes), basename_of(name), limits);
+  } catch (const Error& e) {
+    fail(name, ": its layers do not make a valid model file: ", e.what());
+  }
   std::string producer = model.producer_name().empty() ? "an unnamed producer" : model.producer_name();
   if (!model.producer_version().empty()) producer += " " + model.producer_version();
   out.model_text = "# imported from " + basename_of(name) + " (" + producer + ", opset " +
