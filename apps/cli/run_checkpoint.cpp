@@ -9,8 +9,6 @@
 #include <type_traits>
 #include <utility>
 
-#include "commands.hpp"
-
 namespace tg::cli {
 namespace {
 
@@ -237,29 +235,6 @@ RunInfo from_metadata(const std::map<std::string, std::string>& metadata, const 
   for (float s : info.std)
     if (!(s > 0.f)) fail(path, ": its normalization has a standard deviation of ", s);
   return info;
-}
-
-Checkpoint open_checkpoint(const std::string& path) {
-  if (path.ends_with(".onnx")) return open_onnx(path, {});
-  const SafetensorsFile file = read_safetensors(path);
-  Checkpoint c;
-  c.info = from_metadata(file.metadata, path);
-  try {
-    c.model = model_from_text(c.info.model_text, c.info.input, static_cast<int>(c.info.classes()),
-                              c.info.model_source);
-  } catch (const Error& e) {
-    const bool unknown_layer = std::string(e.what()).find("unknown layer") != std::string::npos;
-    fail(path, ": the model text it holds no longer builds: ", e.what(),
-         unknown_layer ? "; a model with a custom layer opens only in a program that registers that layer "
-                         "(e.g. the one that trained it)"
-                       : "");
-  }
-  try {
-    c.state = load(c.model, path);
-  } catch (const Error& e) {
-    fail(path, ": its tensors do not match the model text it holds (", c.info.model_source, "): ", e.what());
-  }
-  return c;
 }
 
 }  // namespace tg::cli

@@ -152,7 +152,7 @@ Run resumed_run(const TrainOptions& o, const Ranks& ranks) {
     fail_usage("--init starts a new run and --resume continues one: give one of them");
   augment_flag(o);  // a bad --augment is a usage error before the checkpoint is read
   Checkpoint ckpt = open_checkpoint(o.resume_path);
-  Run run{std::move(ckpt.info), std::move(ckpt.model), std::move(ckpt.state), true};
+  Run run{std::move(ckpt.info), std::move(ckpt.model), std::move(ckpt.state), true, nullptr, "", false};
   RunInfo& info = run.info;
   if (o.given("--data")) info.data_dir = o.data_dir;
   check_optimizer_flags(o, info.optimizer);
