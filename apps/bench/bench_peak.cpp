@@ -23,22 +23,22 @@ constexpr long kInner = 1 << 14;
 using Clock = std::chrono::steady_clock;
 
 // The timed loop of one instruction: kChains accumulators, each step `acc[c] = STEP(acc[c])`, until `seconds`
-// passed; returns the seconds and sets `iterations`. A macro rather than a template with a lambda, so that the
-// loop is compiled inside each function with that function's target instructions.
-#define TG_PEAK_LOOP(VEC, SEED, STEP, SINK)                                          \
-  VEC acc[kChains];                                                                 \
-  for (int c = 0; c < kChains; ++c) acc[c] = SEED;                                  \
-  const auto start = Clock::now();                                                  \
-  iterations = 0;                                                                   \
-  double elapsed = 0;                                                               \
-  do {                                                                              \
-    for (long i = 0; i < kInner; ++i) {                                             \
+// passed; returns the seconds and sets `iterations`. A macro rather than a template with a lambda, so that
+// the loop is compiled inside each function with that function's target instructions.
+#define TG_PEAK_LOOP(VEC, SEED, STEP, SINK)                                             \
+  VEC acc[kChains];                                                                     \
+  for (int c = 0; c < kChains; ++c) acc[c] = SEED;                                      \
+  const auto start = Clock::now();                                                      \
+  iterations = 0;                                                                       \
+  double elapsed = 0;                                                                   \
+  do {                                                                                  \
+    for (long i = 0; i < kInner; ++i) {                                                 \
       _Pragma("GCC unroll 16") for (int c = 0; c < kChains; ++c) acc[c] = STEP(acc[c]); \
-    }                                                                               \
-    iterations += kInner;                                                           \
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();          \
-  } while (elapsed < seconds);                                                      \
-  for (int c = 0; c < kChains; ++c) g_sink = g_sink + SINK(acc[c]);                \
+    }                                                                                   \
+    iterations += kInner;                                                               \
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();              \
+  } while (elapsed < seconds);                                                          \
+  for (int c = 0; c < kChains; ++c) g_sink = g_sink + SINK(acc[c]);                     \
   return elapsed
 
 volatile double g_sink = 0;  // keeps the accumulators alive
@@ -146,8 +146,8 @@ int main(int argc, char** argv) {
     double (*body)(double, long&);
   };
   const Row rows[] = {
-      {"vfmadd231ps zmm (fp32)", 32, has512, fma512},  {"vfmadd231ps ymm (fp32)", 16, true, fma256},
-      {"vdpbf16ps zmm (bf16)", 64, has_bf16, bf16_512}, {"vdpbf16ps ymm (bf16)", 32, has_bf16, bf16_256},
+      {"vfmadd231ps zmm (fp32)", 32, has512, fma512},     {"vfmadd231ps ymm (fp32)", 16, true, fma256},
+      {"vdpbf16ps zmm (bf16)", 64, has_bf16, bf16_512},   {"vdpbf16ps ymm (bf16)", 32, has_bf16, bf16_256},
       {"vpdpbusd zmm (u8 x s8)", 128, has_vnni, vnni512}, {"vpdpbusd ymm (u8 x s8)", 64, has_vnni, vnni256},
   };
   for (int threads = 1; threads <= max_threads; ++threads) {
@@ -157,8 +157,8 @@ int main(int argc, char** argv) {
         continue;
       }
       const Result r = measure(threads, seconds, row.ops, row.body);
-      std::printf("{\"instruction\": \"%s\", \"threads\": %d, \"available\": true, \"gops\": %.1f}\n", row.name,
-                  threads, r.ops_per_second / 1e9);
+      std::printf("{\"instruction\": \"%s\", \"threads\": %d, \"available\": true, \"gops\": %.1f}\n",
+                  row.name, threads, r.ops_per_second / 1e9);
       std::fflush(stdout);
     }
   }

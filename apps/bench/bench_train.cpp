@@ -92,8 +92,8 @@ std::string write_onnx(tg::Sequential& model, const std::string& path, const tg:
 
 // One epoch of a 3x32x32 model on random images (normal pixels, uniform labels), batch 128, then inference on
 // 2,000 more; the batching gathers the shuffled images into one array per step, as x[idx] does in PyTorch.
-int train_random(const std::string& model_name, int threads, const std::string& optimizer,
-                 std::size_t images, const std::string& onnx_path) {
+int train_random(const std::string& model_name, int threads, const std::string& optimizer, std::size_t images,
+                 const std::string& onnx_path) {
   tg::manual_seed(1);
   constexpr std::size_t kPixels = 3 * 32 * 32, kBatch = 128, kTest = 2000;
   tg::Generator gen(1);

@@ -48,6 +48,15 @@ void read_metadata(const onnx::ModelProto& m, const std::string& file, OnnxModel
   }
 }
 
+// `text` for a comment line of the model file: control characters and line breaks become '?' (a producer
+// name is the file's to choose), and at most 200 bytes are kept.
+std::string printable(const std::string& text) {
+  std::string out = text.substr(0, 200);
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
+}
+
 std::string basename_of(const std::string& name) {
   const std::size_t slash = name.find_last_of('/');
   return slash == std::string::npos ? name : name.substr(slash + 1);
@@ -94,19 +103,10 @@ ImportedOnnx import_onnx(const std::string& bytes, const std::string& name, cons
 
   // The model text: the user's own (from `tapegrad export`) when it builds the very same layers.
   const std::string mapped = model_to_text(out.model);
-  // What a checkpoint of it will hold must build the same layers again (a Conv with no output channel maps
-  // onto a layer object but not onto a valid model-file line).
-  try {
-    ModelFileLimits limits;
-    limits.max_parameters = static_cast<double>(out.model.num_parameters()) + 1;
-    model_from_text(mapped, shape, static_cast<int>(out.classes), basename_of(name), limits);
-  } catch (const Error& e) {
-    fail(name, ": its layers do not make a valid model file: ", e.what());
-  }
   std::string producer = model.producer_name().empty() ? "an unnamed producer" : model.producer_name();
   if (!model.producer_version().empty()) producer += " " + model.producer_version();
-  out.model_text = "# imported from " + basename_of(name) + " (" + producer + ", opset " +
-                   std::to_string(opset) + ")\n" + mapped;
+  out.model_text = "# imported from " + printable(basename_of(name)) + " (" + printable(producer) +
+                   ", opset " + std::to_string(opset) + ")\n" + mapped;
   if (!out.info.model_text.empty()) {
     try {
       ModelFileLimits limits;  // the same model has the same parameters: nothing larger is built
@@ -131,6 +131,15 @@ ImportedOnnx import_onnx(const std::string& bytes, const std::string& name, cons
     if (out.model_text != out.info.model_text)
       out.notes.push_back(
           "the model text in its metadata does not describe its graph: the graph's layers are used");
+  }
+  // What a checkpoint of it will hold must build the same layers again (a Conv with no output channel maps
+  // onto a layer object but not onto a valid model-file line).
+  try {
+    ModelFileLimits limits;
+    limits.max_parameters = static_cast<double>(out.model.num_parameters()) + 1;
+    model_from_text(out.model_text, shape, static_cast<int>(out.classes), basename_of(name), limits);
+  } catch (const Error& e) {
+    fail(name, ": its layers do not make a valid model file: ", e.what());
   }
   if (!out.info.class_names.empty() && out.info.class_names.size() != out.classes)
     fail(name, ": its metadata names ", out.info.class_names.size(), " classes but the model has ",

@@ -168,3 +168,13 @@ TEST_CASE("import refuses each bad file of the fixtures with a tg::Error that sa
   CHECK_THROWS_WITH_AS(tg::load_onnx(kOnnxDir + "/no_such_file.onnx"),
                        doctest::Contains("cannot open the file"), tg::Error);
 }
+
+TEST_CASE("import: a producer name with control characters stays a comment of a valid model file") {
+  onnx::ModelProto m;
+  REQUIRE(m.ParseFromString(read_text(kOnnxDir + "/lenet_op13.onnx")));
+  m.set_producer_name("evil\x0c\nconv2d 1 1\n");  // found by fuzz_onnx: the comment broke the model file
+  const tg::ImportedOnnx imported = tg::import_onnx(m.SerializeAsString(), "evil.onnx");
+  CHECK(imported.model_text.starts_with("# imported from evil.onnx (evil??conv2d 1 1? "));
+  const tg::Sequential rebuilt = tg::model_from_text(imported.model_text, {1, 28, 28}, 10);
+  CHECK(rebuilt.num_parameters() == imported.model.num_parameters());
+}
