@@ -134,12 +134,15 @@ ImportedOnnx import_onnx(const std::string& bytes, const std::string& name, cons
   }
   // What a checkpoint of it will hold must build the same layers again (a Conv with no output channel maps
   // onto a layer object but not onto a valid model-file line).
-  try {
-    ModelFileLimits limits;
-    limits.max_parameters = static_cast<double>(out.model.num_parameters()) + 1;
-    model_from_text(out.model_text, shape, static_cast<int>(out.classes), basename_of(name), limits);
-  } catch (const Error& e) {
-    fail(name, ": its layers do not make a valid model file: ", e.what());
+  // (The metadata's text, when used, was built above already.)
+  if (out.model_text != out.info.model_text) {
+    try {
+      ModelFileLimits limits;
+      limits.max_parameters = static_cast<double>(out.model.num_parameters()) + 1;
+      model_from_text(out.model_text, shape, static_cast<int>(out.classes), basename_of(name), limits);
+    } catch (const Error& e) {
+      fail(name, ": its layers do not make a valid model file: ", e.what());
+    }
   }
   if (!out.info.class_names.empty() && out.info.class_names.size() != out.classes)
     fail(name, ": its metadata names ", out.info.class_names.size(), " classes but the model has ",
