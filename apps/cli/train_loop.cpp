@@ -36,6 +36,7 @@ std::atomic<int> g_signals{0};
 
 extern "C" void on_stop_signal(int sig) {
   if (g_signals.fetch_add(1) > 0) {  // the second: the default action (the process ends by the signal)
+    remove_unfinished_file();        // a checkpoint being written: its temp file goes, the old file stays
     std::signal(sig, SIG_DFL);
     std::raise(sig);
     return;
