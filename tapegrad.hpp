@@ -33,6 +33,7 @@
 #include "layers/batchnorm.hpp"
 #include "layers/checkpoint.hpp"
 #include "layers/conv2d.hpp"
+#include "layers/fusion.hpp"
 #include "layers/init.hpp"
 #include "layers/linear.hpp"
 #include "layers/model_file.hpp"

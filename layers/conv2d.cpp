@@ -33,6 +33,13 @@ Tensor Conv2D::forward(const Tensor& x) {
   return conv2d(x, weight, bias, options);
 }
 
+Tensor Conv2D::forward_fused(const Tensor& x, const ConvFollowers& followers) const {
+  if (x.dim() != 4 || x.shape()[1] != in_channels) {
+    fail("expected input [N, ", in_channels, ", H, W], got ", shape_str(x.shape()));
+  }
+  return conv2d_fused(x, weight, bias, options, followers);
+}
+
 std::string Conv2D::describe() const {
   std::string s = "Conv2D(" + std::to_string(in_channels) + " -> " + std::to_string(out_channels) +
                   ", kernel " + std::to_string(kernel.h) + "x" + std::to_string(kernel.w);

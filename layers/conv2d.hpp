@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/ops/conv2d.hpp"
+#include "core/ops/fused.hpp"
 #include "layers/module.hpp"
 
 namespace tg {
@@ -18,6 +19,9 @@ class Conv2D : public Module {
   Conv2D(std::size_t in_channels, std::size_t out_channels, KernelSize kernel, Conv2dOptions options = {},
          bool bias = true);
   Tensor forward(const Tensor& x) override;
+  // The inference pass that starts at this conv (layers/fusion.hpp, docs/fusion.md): conv2d_fused with what
+  // follows it. Eval and predict run this instead of forward() (`rbreak Conv2D::forward` stops in both).
+  Tensor forward_fused(const Tensor& x, const ConvFollowers& followers) const;
   std::string describe() const override;
   Shape output_shape(const Shape& input) const override;  // [Cin, H, W] -> [Cout, Hout, Wout]
   // conv2d OUT KERNEL [stride=S] [padding=P|same|valid] [dilation=D] [groups=G] [bias=true|false]

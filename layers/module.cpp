@@ -97,12 +97,17 @@ NamedLayerError layer_error(const std::string& path, const Module& child, const 
 }  // namespace
 
 Tensor Module::call_child(const std::string& name, Module& child, const Tensor& x) {
+  return call_child(name, child, x, [&child](const Tensor& in) { return child.forward(in); });
+}
+
+Tensor Module::call_child(const std::string& name, Module& child, const Tensor& x,
+                          const std::function<Tensor(const Tensor&)>& forward) {
   PathScope path(name);
   const std::string label = path.path() + "." + child.type_name();
   Tensor out;
   try {
     LayerScope scope(label, child.shared_source());  // names the layer on the tape; the profiler times it
-    out = child.forward(x);
+    out = forward(x);
   } catch (const NamedLayerError&) {
     throw;
   } catch (const Error& e) {

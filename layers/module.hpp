@@ -3,6 +3,7 @@
 // named_parameters(), named_buffers(), train()/eval(), save/load and distributed::broadcast_parameters.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -91,6 +92,10 @@ class Module {
   // The output is named by the path ("3.body.0.Conv2D") unless the child returned its input or a tensor
   // already named (by a layer nested in it).
   Tensor call_child(const std::string& name, Module& child, const Tensor& x);
+  // The same with `forward` run in place of child.forward(x): a fused pass that starts at `child`
+  // (layers/fusion.hpp) is named, timed and has its errors named as the child.
+  Tensor call_child(const std::string& name, Module& child, const Tensor& x,
+                    const std::function<Tensor(const Tensor&)>& forward);
   // The child's output_shape for `input`, its errors named by the whole path as call_child's are.
   Shape child_output_shape(const std::string& name, const Module& child, const Shape& input) const;
   const std::vector<std::pair<std::string, std::unique_ptr<Module>>>& children() const { return children_; }

@@ -36,16 +36,35 @@ const Sequential& Residual::shortcut() const {
   return *shortcut_;
 }
 
-Tensor Residual::forward(const Tensor& x) {
-  const Tensor body_out = call_child("body", *body_, x);  // [N, C', H', W']
-  const Tensor skip = shortcut_ ? call_child("shortcut", *shortcut_, x) : x;
-  if (body_out.shape() != skip.shape()) {
-    fail("Residual: the body gives ", shape_str(body_out.shape()), " but the ",
-         shortcut_ ? "shortcut gives " : "identity shortcut passes the input ", shape_str(skip.shape()),
+void Residual::check_add(const Shape& body, const Shape& skip) const {
+  if (body != skip) {
+    fail("Residual: the body gives ", shape_str(body), " but the ",
+         shortcut_ ? "shortcut gives " : "identity shortcut passes the input ", shape_str(skip),
          "; a residual add never broadcasts",
          shortcut_ ? "" : " (give the block a shortcut that makes the body's shape)");
   }
+}
+
+Tensor Residual::forward(const Tensor& x) {
+  if (fusion::allowed()) return forward_fused(x, ConvActivation::None);
+  const Tensor body_out = call_child("body", *body_, x);  // [N, C', H', W']
+  const Tensor skip = shortcut_ ? call_child("shortcut", *shortcut_, x) : x;
+  check_add(body_out.shape(), skip.shape());
   return body_out + skip;
+}
+
+Tensor Residual::forward_fused(const Tensor& x, ConvActivation act) {
+  const Tensor skip = shortcut_ ? call_child("shortcut", *shortcut_, x) : x;
+  const fusion::Tail tail{skip, act};
+  bool applied = false;
+  Tensor out =
+      call_child("body", *body_, x, [&](const Tensor& in) { return body_->forward_tail(in, tail, applied); });
+  if (applied) return out;
+  check_add(out.shape(), skip.shape());
+  out = out + skip;
+  if (act == ConvActivation::ReLU) return relu(out);
+  if (act == ConvActivation::ReLU6) return relu6(out);
+  return out;
 }
 
 Shape Residual::output_shape(const Shape& input) const {

@@ -21,6 +21,9 @@ class Residual : public Module {
   // body(x) + x or body(x) + shortcut(x); tg::Error naming both shapes when they differ. The identity branch
   // is x itself: the add reads the block's input, nothing copies it.
   Tensor forward(const Tensor& x) override;
+  // The inference pass (layers/fusion.hpp): act(body(x) + skip), the add and `act` done by the body's last
+  // conv pass where it can. forward() runs it when fusion is allowed, with no activation.
+  Tensor forward_fused(const Tensor& x, ConvActivation act);
   // The body's output shape; tg::Error naming both shapes when the shortcut's (or the input, for the
   // identity) differs.
   Shape output_shape(const Shape& input) const override;
@@ -37,6 +40,8 @@ class Residual : public Module {
   const Sequential& shortcut() const;
 
  private:
+  // tg::Error naming both shapes unless the body's output and the skip branch have the same shape.
+  void check_add(const Shape& body, const Shape& skip) const;
   Sequential* body_ = nullptr;      // owned by children(), registered as "body"
   Sequential* shortcut_ = nullptr;  // owned by children(), registered as "shortcut"; null: the identity
 };

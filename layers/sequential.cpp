@@ -6,6 +6,7 @@
 
 #include "core/autograd/tape.hpp"
 #include "core/base/text.hpp"
+#include "layers/fusion.hpp"
 #include "layers/residual.hpp"
 
 namespace tg {
@@ -28,8 +29,31 @@ const Module& Sequential::operator[](std::size_t i) const {
 }
 
 Tensor Sequential::forward(const Tensor& x) {
+  bool applied = false;
+  return run_layers(x, nullptr, applied);
+}
+
+Tensor Sequential::forward_tail(const Tensor& x, const fusion::Tail& tail, bool& applied) {
+  return run_layers(x, &tail, applied);
+}
+
+Tensor Sequential::run_layers(const Tensor& x, const fusion::Tail* tail, bool& applied) {
   Tensor out = x;
-  for (auto& [name, layer] : children()) out = call_child(name, *layer, out);
+  auto& layers = children();
+  const bool fuse = fusion::allowed();  // eval/predict: conv + batch norm + ReLU as one pass
+  for (std::size_t i = 0; i < layers.size();) {
+    const std::size_t n = fuse ? fusion::span(layers, i) : 1;
+    const fusion::Tail* last =
+        tail && fuse && i + n == layers.size() && fusion::takes_tail(layers, i, n) ? tail : nullptr;
+    if (n > 1 || last) {
+      out = call_child(layers[i].first, *layers[i].second, out,
+                       [&](const Tensor& in) { return fusion::run(layers, i, n, in, last); });
+      applied = last != nullptr;
+    } else {
+      out = call_child(layers[i].first, *layers[i].second, out);
+    }
+    i += n;
+  }
   return out;
 }
 

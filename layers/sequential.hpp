@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/base/error.hpp"
+#include "layers/fusion.hpp"
 #include "layers/module.hpp"
 
 namespace tg {
@@ -35,6 +36,10 @@ class Sequential : public Module {
   // "layer i <description>: ", or "layer i <description> (<source>): " for a layer built from a model file.
   // Outputs are named "i.Type" (e.g. "3.Conv2D") for errors, dumps and the tape.
   Tensor forward(const Tensor& x) override;
+  // forward() for a residual block's body in an inference pass (layers/fusion.hpp): when the last layers
+  // form a conv pass without an activation, `tail` (the skip branch and the block's activation) is applied
+  // in it and `applied` set; otherwise the output is forward()'s and `applied` stays false.
+  Tensor forward_tail(const Tensor& x, const fusion::Tail& tail, bool& applied);
   std::string describe() const override;
   // Each layer's output_shape in turn; an error names the layer as forward() does.
   Shape output_shape(const Shape& input) const override;
@@ -75,6 +80,9 @@ class Sequential : public Module {
   // (advanced to this Sequential's output); paths start with `prefix`.
   void summary_rows(const std::string& prefix, std::size_t depth, Shape& shape,
                     std::vector<SummaryRowData>& rows) const;
+
+ private:
+  Tensor run_layers(const Tensor& x, const fusion::Tail* tail, bool& applied);
 };
 
 }  // namespace tg

@@ -31,6 +31,32 @@ struct Conv2dGeometry {
   std::size_t pixels_out() const { return h_out * w_out; }       // its columns
 };
 
+// What an inference pass does to a conv's output in the same pass over memory (conv + batch norm + residual
+// add + ReLU run as one, core/ops/conv2d.hpp conv2d_fused): for output channel o and v = the conv's value
+// (bias included),
+//   v = (v - mean[o]) * scale[o] + shift[o]   when scale is set (batch norm in eval mode, scale = gamma/std)
+//   v = v + residual[i]                        when residual is set (the same element of a tensor shaped as
+//                                              the output: a residual block's skip branch)
+//   v = act(v)                                 ReLU: v > 0 ? v : 0; ReLU6: v < 0 ? 0 : v > 6 ? 6 : v
+// the same float operations, in the same order, as batch_norm2d, add and relu/relu6 on the conv's output.
+enum class ConvActivation { None, ReLU, ReLU6 };
+struct ConvEpilogue {
+  const float* mean = nullptr;      // [Cout], set with scale
+  const float* scale = nullptr;     // [Cout], or null: no batch norm
+  const float* shift = nullptr;     // [Cout], set with scale
+  const float* residual = nullptr;  // aligned with the output pointer a kernel function is given, or null
+  ConvActivation act = ConvActivation::None;
+  bool none() const { return scale == nullptr && residual == nullptr && act == ConvActivation::None; }
+  // The same epilogue for an output pointer `offset` floats further on.
+  ConvEpilogue at(std::size_t offset) const {
+    ConvEpilogue e = *this;
+    if (e.residual) e.residual += offset;
+    return e;
+  }
+};
+// In place on out [N, Cout, Hout, Wout]: the epilogue as a pass of its own (kernels without it built in).
+void conv2d_epilogue(float* out, const Conv2dGeometry& g, const ConvEpilogue& e);
+
 // Every kernel family has the same pair of signatures:
 //   forward:  out [N, Cout, Hout, Wout] from x [N, Cin, H, W], weight [Cout, Cin, Kh, Kw],
 //             bias [Cout] or null.
@@ -54,6 +80,9 @@ void conv2d_im2col_backward(const float* dout, const float* x, const float* weig
 bool conv2d_direct_applies(const Conv2dGeometry& g);  // stride 1
 void conv2d_direct_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
                            float* out);
+// The same with the epilogue applied as the output is written (no second pass over it).
+void conv2d_direct_forward_fused(const float* x, const float* weight, const float* bias,
+                                 const Conv2dGeometry& g, const ConvEpilogue& e, float* out);
 void conv2d_direct_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
                             float* dx, float* dweight, float* dbias);
 

@@ -119,16 +119,18 @@ inline void wide_conv(const float* in, const std::size_t* off, std::size_t k_cou
 struct Padded {
   std::size_t channels, hp, wp, size;
   // Writes every float of dst once: the image rows, zeros around them and zeros after the last channel.
-  void fill(const float* src, std::size_t h, std::size_t w, std::size_t top, std::size_t left,
-            float* dst) const {
+  // The source's planes are `src_plane` floats apart (0: h * w, a whole image; more for a band of rows).
+  void fill(const float* src, std::size_t h, std::size_t w, std::size_t top, std::size_t left, float* dst,
+            std::size_t src_plane = 0) const {
     const std::size_t right = wp - left - w;
+    if (src_plane == 0) src_plane = h * w;
     for (std::size_t c = 0; c < channels; ++c) {
       float* plane = dst + c * hp * wp;
       zero_row(plane, top * wp);
       for (std::size_t y = 0; y < h; ++y) {
         float* row = plane + (top + y) * wp;
         zero_row(row, left);
-        copy_row(src + (c * h + y) * w, w, row + left);
+        copy_row(src + c * src_plane + y * w, w, row + left);
         zero_row(row + left + w, right);
       }
       zero_row(plane + (top + h) * wp, (hp - top - h) * wp);

@@ -12,6 +12,7 @@
 
 #include "core/kernels/conv2d.hpp"
 #include "core/kernels/conv2d_direct_common.hpp"
+#include "core/kernels/conv2d_epilogue.hpp"
 #include "core/kernels/conv2d_scratch.hpp"
 #include "core/runtime/threads.hpp"
 
@@ -80,28 +81,45 @@ LanesFn lanes_kernel(std::size_t rows, std::size_t pt) { return kLanesKernels[ro
 // store_transposed moves pixels in blocks of 16 (a 16x16 register transpose on AVX-512).
 constexpr std::size_t kTransposeRows = 16;
 
-// out[o * out_stride + p] = pm[p * V + o] + bias[o] for the V channels of a block and p in [0, pixels); pm
-// has pixels rounded up to kTransposeRows rows (the extra rows are read, never stored).
-void store_transposed(const float* pm, std::size_t pixels, const float* bias, float* out,
-                      std::size_t out_stride) {
+// out[o * out_stride + p] = the epilogue of pm[p * V + o] + bias[o] for the V channels o0 .. o0+V of a block
+// and p in [0, pixels); pm has pixels rounded up to kTransposeRows rows (the extra rows are read, never
+// stored).
+void store_transposed(const float* pm, std::size_t pixels, const float* bias, std::size_t o0,
+                      const ConvEpilogue& e, float* out, std::size_t out_stride) {
 #if defined(__AVX512F__)
   if constexpr (V == 16) {
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.f);
     for (std::size_t p0 = 0; p0 < pixels; p0 += 16) {
       __m512 r[16];
       for (std::size_t i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(pm + (p0 + i) * 16);
       simd::transpose16(r);
       const auto mask = static_cast<__mmask16>((1u << std::min<std::size_t>(16, pixels - p0)) - 1u);
       for (std::size_t o = 0; o < 16; ++o) {
-        const __m512 v = _mm512_add_ps(r[o], _mm512_set1_ps(bias ? bias[o] : 0.f));
+        __m512 v = _mm512_add_ps(r[o], _mm512_set1_ps(bias ? bias[o0 + o] : 0.f));
+        if (e.scale) {  // (v - mean) * scale + shift, as the scalar epilogue
+          v = _mm512_mul_ps(_mm512_sub_ps(v, _mm512_set1_ps(e.mean[o0 + o])),
+                            _mm512_set1_ps(e.scale[o0 + o]));
+          v = _mm512_add_ps(v, _mm512_set1_ps(e.shift[o0 + o]));
+        }
+        if (e.residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, e.residual + o * out_stride + p0));
+        if (e.act == ConvActivation::ReLU) {
+          v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), v);  // NaN -> 0, as relu
+        } else if (e.act == ConvActivation::ReLU6) {
+          v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);
+          v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, six, _CMP_GT_OQ), six);
+        }
         _mm512_mask_storeu_ps(out + o * out_stride + p0, mask, v);
       }
     }
     return;
   }
 #endif
+  const EpilogueRowFn row = conv2d_epilogue_row_fn(e);
+  std::vector<float> column(pixels);
   for (std::size_t o = 0; o < V; ++o) {
-    const float b = bias ? bias[o] : 0.f;
-    for (std::size_t p = 0; p < pixels; ++p) out[o * out_stride + p] = pm[p * V + o] + b;
+    for (std::size_t p = 0; p < pixels; ++p) column[p] = pm[p * V + o];
+    row(column.data(), pixels, 1, pixels, bias ? bias[o0 + o] : 0.f, o0 + o, e,
+        e.residual ? e.residual + o * out_stride : nullptr, out + o * out_stride, pixels);
   }
 }
 
@@ -145,7 +163,7 @@ bool split_channels(const Conv2dGeometry& g, std::size_t unit) {
 // Narrow images: output channels [o0, o1) of one image (o0, o1 multiples of V) from its padded input xp, one
 // block of V channels at a time: pixel-major results, then transposed into the output.
 void lanes_image(const float* xp, const Conv2dGeometry& g, const Plan& plan, const float* wt,
-                 const float* bias, std::size_t o0, std::size_t o1, float* out) {
+                 const float* bias, const ConvEpilogue& e, std::size_t o0, std::size_t o1, float* out) {
   const std::size_t hw = g.pixels_out(), rows16 = round_up(hw, kTransposeRows);
   float* pm = conv_scratch(kWide, rows16 * V);
   zero_row(pm + hw * V, (rows16 - hw) * V);
@@ -158,12 +176,12 @@ void lanes_image(const float* xp, const Conv2dGeometry& g, const Plan& plan, con
                                g.c_out, pm + (oh * g.w_out + ow) * V, g.w_out);
       }
     }
-    store_transposed(pm, hw, bias ? bias + ob : nullptr, out + ob * hw, hw);
+    store_transposed(pm, hw, bias, ob, e.at(ob * hw), out + ob * hw, hw);
   }
 }
 
 void forward_lanes(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
-                   const Plan& plan, float* out) {
+                   const ConvEpilogue& e, const Plan& plan, float* out) {
   const std::size_t k_count = g.patch(), in_size = g.c_in * g.h * g.w, out_size = g.c_out * g.pixels_out();
   std::vector<float> wt(k_count * g.c_out);  // [K][Cout]
   transpose_weights(weight, g.c_out, k_count, wt.data());
@@ -172,7 +190,7 @@ void forward_lanes(const float* x, const float* weight, const float* bias, const
     for (std::size_t n = 0; n < g.batch; ++n) {
       plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
       parallel_for(g.c_out / V, [&](std::size_t b0, std::size_t b1) {
-        lanes_image(xp, g, plan, wt.data(), bias, b0 * V, b1 * V, out + n * out_size);
+        lanes_image(xp, g, plan, wt.data(), bias, e.at(n * out_size), b0 * V, b1 * V, out + n * out_size);
       });
     }
     return;
@@ -181,41 +199,81 @@ void forward_lanes(const float* x, const float* weight, const float* bias, const
     float* xp = conv_scratch(kPadded, plan.in.size);
     for (std::size_t n = n0; n < n1; ++n) {
       plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
-      lanes_image(xp, g, plan, wt.data(), bias, 0, g.c_out, out + n * out_size);
+      lanes_image(xp, g, plan, wt.data(), bias, e.at(n * out_size), 0, g.c_out, out + n * out_size);
     }
   });
 }
 
 // The wide grid: output channels [o0, o1) of one image (o0 a multiple of kMaxOB): wide [o1 - o0][width] =
-// W[o0:o1] xp, then the valid columns copied out with the bias.
+// W[o0:o1] xp, then the valid columns copied out with the bias and the epilogue; output planes are
+// `out_plane` floats apart (the image's, or the whole output's when g is a band of its rows).
 void wide_image(const float* xp, const Conv2dGeometry& g, const Plan& plan, const float* packed,
-                const float* bias, std::size_t o0, std::size_t o1, float* out) {
+                const float* bias, const ConvEpilogue& e, std::size_t o0, std::size_t o1, float* out,
+                std::size_t out_plane) {
   const std::size_t k_count = g.patch();
   float* wide = conv_scratch(kWide, (o1 - o0) * plan.width);
   wide_conv(xp, plan.off.data(), k_count, packed + o0 * k_count, o1 - o0, plan.width, wide);
+  const EpilogueRowFn row = conv2d_epilogue_row_fn(e);
   for (std::size_t o = o0; o < o1; ++o) {
     const float b = bias ? bias[o] : 0.f;
-    float* dst = out + o * g.pixels_out();
-    for (std::size_t oh = 0; oh < g.h_out; ++oh) {
-      const float* src = wide + (o - o0) * plan.width + oh * plan.in.wp;
-      for (std::size_t ow = 0; ow < g.w_out; ++ow) dst[oh * g.w_out + ow] = src[ow] + b;
-    }
+    row(wide + (o - o0) * plan.width, plan.in.wp, g.h_out, g.w_out, b, o, e,
+        e.residual ? e.residual + o * out_plane : nullptr, out + o * out_plane, g.w_out);
   }
 }
 
+// One image's output rows [r0, r1) as a conv of their own: the input rows they read (padding where they
+// fall outside), the band's padded copy made by the thread that computes it, so that at batch 1 each thread
+// reads and writes only its band (splitting channels instead made every thread read the whole padded input
+// written by another core: slower than one thread on 16-channel 32x32 convs).
+void wide_band(const float* x, const Conv2dGeometry& g, const float* packed, const float* bias,
+               const ConvEpilogue& e, std::size_t r0, std::size_t r1, float* out) {
+  const std::size_t span_h = g.dilation_h * (g.kh - 1) + 1;
+  const auto lo = static_cast<std::ptrdiff_t>(r0) - static_cast<std::ptrdiff_t>(g.pad_top);  // first row
+  const auto hi = static_cast<std::ptrdiff_t>(r1 - 1 + span_h) - static_cast<std::ptrdiff_t>(g.pad_top);
+  const auto h = static_cast<std::ptrdiff_t>(g.h);
+  const std::ptrdiff_t first = std::max<std::ptrdiff_t>(lo, 0), last = std::min<std::ptrdiff_t>(hi, h);
+  Conv2dGeometry band = g;
+  band.batch = 1;
+  band.h_out = r1 - r0;
+  band.pad_top = static_cast<std::size_t>(first - lo);
+  band.pad_bottom = static_cast<std::size_t>(hi - last);
+  band.h = static_cast<std::size_t>(std::max<std::ptrdiff_t>(last - first, 0));
+  const Plan plan = forward_plan(band);
+  float* xp = conv_scratch(kPadded, plan.in.size);
+  plan.in.fill(x + static_cast<std::size_t>(first) * g.w, band.h, g.w, band.pad_top, g.pad_left, xp,
+               g.h * g.w);
+  wide_image(xp, band, plan, packed, bias, e.at(r0 * g.w_out), 0, g.c_out, out + r0 * g.w_out,
+             g.pixels_out());
+}
+
+// Whether a batch smaller than the pool splits each image's output rows over the threads (rather than its
+// channels): enough rows for every thread to get a few.
+bool split_rows(const Conv2dGeometry& g) {
+  const auto threads = static_cast<std::size_t>(num_threads());
+  return g.batch < threads && g.h_out >= 4 * threads;
+}
+
 void forward_wide(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
-                  const Plan& plan, float* out) {
+                  const ConvEpilogue& e, const Plan& plan, float* out) {
   const std::size_t k_count = g.patch(), in_size = g.c_in * g.h * g.w, out_size = g.c_out * g.pixels_out();
   std::vector<float> packed(g.c_out * k_count);
   pack_weights(weight, g.c_out, k_count, packed.data());
+  if (split_rows(g)) {
+    for (std::size_t n = 0; n < g.batch; ++n) {
+      parallel_for(g.h_out, [&](std::size_t r0, std::size_t r1) {
+        wide_band(x + n * in_size, g, packed.data(), bias, e.at(n * out_size), r0, r1, out + n * out_size);
+      });
+    }
+    return;
+  }
   if (split_channels(g, kMaxOB)) {
     constexpr auto unit = static_cast<std::size_t>(kMaxOB);
     float* xp = conv_scratch(kPadded, plan.in.size);
     for (std::size_t n = 0; n < g.batch; ++n) {
       plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
       parallel_for((g.c_out + unit - 1) / unit, [&](std::size_t b0, std::size_t b1) {
-        wide_image(xp, g, plan, packed.data(), bias, b0 * unit, std::min(b1 * unit, g.c_out),
-                   out + n * out_size);
+        wide_image(xp, g, plan, packed.data(), bias, e.at(n * out_size), b0 * unit,
+                   std::min(b1 * unit, g.c_out), out + n * out_size, g.pixels_out());
       });
     }
     return;
@@ -224,7 +282,8 @@ void forward_wide(const float* x, const float* weight, const float* bias, const 
     float* xp = conv_scratch(kPadded, plan.in.size);
     for (std::size_t n = n0; n < n1; ++n) {
       plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
-      wide_image(xp, g, plan, packed.data(), bias, 0, g.c_out, out + n * out_size);
+      wide_image(xp, g, plan, packed.data(), bias, e.at(n * out_size), 0, g.c_out, out + n * out_size,
+                 g.pixels_out());
     }
   });
 }
@@ -242,14 +301,19 @@ bool conv2d_direct_applies(const Conv2dGeometry& g) { return g.stride_h == 1 && 
 
 // The lanes kernel where Cout fills whole vectors and the wide grid would waste much (narrow images), the
 // wide grid otherwise.
-void conv2d_direct_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
-                           float* out) {
+void conv2d_direct_forward_fused(const float* x, const float* weight, const float* bias,
+                                 const Conv2dGeometry& g, const ConvEpilogue& e, float* out) {
   const direct::Plan plan = direct::forward_plan(g);
   if (direct::use_lanes(g, plan.in.wp)) {
-    direct::forward_lanes(x, weight, bias, g, plan, out);
+    direct::forward_lanes(x, weight, bias, g, e, plan, out);
   } else {
-    direct::forward_wide(x, weight, bias, g, plan, out);
+    direct::forward_wide(x, weight, bias, g, e, plan, out);
   }
+}
+
+void conv2d_direct_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
+                           float* out) {
+  conv2d_direct_forward_fused(x, weight, bias, g, ConvEpilogue{}, out);
 }
 
 }  // namespace tg

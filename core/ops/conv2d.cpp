@@ -1,8 +1,10 @@
 // conv2d: validation, the forward, its named backward, and which kernel runs.
 #include "core/ops/conv2d.hpp"
+#include "core/ops/fused.hpp"
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 
 #include "core/base/error.hpp"
 
@@ -189,6 +191,63 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   return make_op("conv2d", std::move(out), inputs, [x, weight, bias, g, kernel](const Array& dout) {
     return conv2d_backward(dout, x, weight, bias, g, kernel);
   });
+}
+
+Tensor conv2d_fused(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options,
+                    const ConvFollowers& f) {
+  const bool bn = f.bn_weight.defined();
+  std::string name = "conv2d";
+  if (bn) name += "+batch_norm2d";
+  if (f.residual.defined()) name += "+add";
+  if (f.act == ConvActivation::ReLU) name += "+relu";
+  if (f.act == ConvActivation::ReLU6) name += "+relu6";
+  if (grad_enabled() &&
+      (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad())))
+    fail(name,
+         ": a fused inference pass has no backward; run it under tg::NoGradGuard (got an input that "
+         "requires grad while gradients are recorded)");
+  const Conv2dGeometry g = conv2d_geometry(x.shape(), weight.shape(), options);
+  if (bias.defined() && (bias.dim() != 1 || bias.shape()[0] != g.c_out)) {
+    fail(name, ": expected bias [", g.c_out, "] for weight ", shape_str(weight.shape()), ", got ",
+         shape_str(bias.shape()));
+  }
+  std::vector<float> scale;
+  ConvEpilogue e;
+  e.act = f.act;
+  if (bn) {
+    for (const Tensor* t : {&f.bn_weight, &f.bn_bias, &f.bn_mean, &f.bn_var}) {
+      if (!t->defined() || t->shape() != Shape{g.c_out})
+        fail(name, ": the batch norm's weight, bias, running mean and variance must all be [", g.c_out,
+             "] for ", g.c_out, " output channels");
+    }
+    scale.resize(g.c_out);
+    const float *gamma = f.bn_weight.value().data(), *var = f.bn_var.value().data();
+    for (std::size_t c = 0; c < g.c_out; ++c) scale[c] = gamma[c] * (1.f / std::sqrt(var[c] + f.bn_eps));
+    e.mean = f.bn_mean.value().data(), e.scale = scale.data(), e.shift = f.bn_bias.value().data();
+  }
+  const Shape out_shape{g.batch, g.c_out, g.h_out, g.w_out};
+  if (f.residual.defined()) {
+    if (f.residual.shape() != out_shape) {
+      fail(name, ": the residual ", shape_str(f.residual.shape()), " differs from the conv's output ",
+           shape_str(out_shape), "; a residual add never broadcasts");
+    }
+    e.residual = f.residual.value().data();
+  }
+  Array out = Array::from_shape(out_shape);
+  const float* b = bias.defined() ? bias.value().data() : nullptr;
+  const Conv2dKernel kernel = conv2d_kernel(g);
+  if (kernel == Conv2dKernel::Direct && g.groups == 1) {
+    conv2d_direct_forward_fused(x.value().data(), weight.value().data(), b, g, e, out.data());
+  } else {
+    if (kernel == Conv2dKernel::Depthwise || g.groups == 1) {
+      forward_kernel(kernel)(x.value().data(), weight.value().data(), b, g, out.data());
+    } else {
+      grouped_forward(forward_kernel(kernel), x.value().data(), weight.value().data(), b, g, out.data());
+    }
+    conv2d_epilogue(out.data(), g, e);
+  }
+  return make_op(std::move(name), std::move(out), {x, weight},
+                 [](const Array&) -> std::vector<Array> { fail("a fused inference pass has no backward"); });
 }
 
 // dx = the conv's adjoint applied to dout, dweight[o][c][i][j] = sum of dout[n][o] * the shifted x[n][c]

@@ -5,6 +5,7 @@
 
 #include "core/ops/conv2d.hpp"  // conv2d
 #include "core/ops/elementwise.hpp"  // + - * / (tensor and float), neg, relu, sigmoid, tanh, exp, log, leaky_relu, dropout
+#include "core/ops/fused.hpp"          // conv2d_fused: inference passes (no backward)
 #include "core/ops/linear.hpp"         // matmul, linear
 #include "core/ops/loss.hpp"           // log_softmax, softmax, cross_entropy, mse_loss
 #include "core/ops/normalization.hpp"  // batch_norm2d

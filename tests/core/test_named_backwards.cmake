@@ -16,6 +16,7 @@ endif()
 
 # ---- the op names, from the headers ----
 file(GLOB headers "${OPS_DIR}/*.hpp")
+list(FILTER headers EXCLUDE REGEX "/fused\\.hpp$")  # inference passes: no backward (core/ops/fused.hpp)
 set(ops "")
 foreach(header IN LISTS headers)
   file(STRINGS "${header}" declarations REGEX "^Tensor [A-Za-z_0-9]+[-+*/]?\\(")
