@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <string>
@@ -21,6 +22,12 @@ namespace {
 const std::vector<std::string>& run_programs_once() {
   static const std::vector<std::string> failures = [] {
     const test_util::ScopedSeed seed(0);
+    // The pages write and remove files in std::filesystem::temp_directory_path(); two test processes
+    // running them at once (ctest -j) must not share those files, so each gets its own TMPDIR.
+    const test_util::TempDir tmp;
+    const char* previous = std::getenv("TMPDIR");
+    const std::string previous_value = previous ? previous : "";
+    ::setenv("TMPDIR", tmp.path.c_str(), 1);
     std::vector<std::string> out;
     for (const docs::Program& program : docs::programs()) {
       try {
@@ -30,6 +37,11 @@ const std::vector<std::string>& run_programs_once() {
                       program.section + "): threw: " + e.what());
       }
       tg::clear_tape();
+    }
+    if (previous) {
+      ::setenv("TMPDIR", previous_value.c_str(), 1);
+    } else {
+      ::unsetenv("TMPDIR");
     }
     return out;
   }();
