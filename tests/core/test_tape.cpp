@@ -268,3 +268,36 @@ TEST_CASE("a LayerScope without a source keeps the enclosing one's; the source i
   INFO(text);
   CHECK(text.find("#0 [0.Linear net.tg:4 block 8] mul_scalar([2]) -> [2]") != std::string::npos);
 }
+
+// Memory during backward: an op output's value and gradient are freed soon after its entry has run, not at
+// the end of the backward (resnet20 at batch 128 kept every activation and its gradient to the end: 640 MB
+// peak instead of 370 MB). A chain of 100 ops: when the backward reaches the first op, at most a handful
+// of the later outputs may still be alive.
+TEST_CASE("backward frees each op output soon after its entry ran, and a non-leaf keeps no gradient") {
+  const ClearTapeOnExit clear;
+  Tensor x(xt::ones<float>({64}), true);
+  std::vector<std::weak_ptr<tg::Node>> outputs;
+  Tensor y = x;
+  for (int i = 0; i < 100; ++i) {
+    y = y * 1.01f;
+    outputs.push_back(y.node_ptr());
+  }
+  const Tensor kept = y;  // a handle the user holds keeps its value, not its gradient
+  Tensor loss = tg::sum(y);
+  y = Tensor();
+  struct AliveAtFirstEntry : tg::TapeObserver {
+    const std::vector<std::weak_ptr<tg::Node>>* outputs = nullptr;
+    std::size_t alive = 0;
+    void backward(const tg::BackwardEvent& e) override {
+      if (e.position != 0) return;
+      for (const auto& w : *outputs) alive += w.expired() ? 0 : 1;
+    }
+  } observer;
+  observer.outputs = &outputs;
+  tg::add_tape_observer(&observer);
+  loss.backward();
+  tg::remove_tape_observer(&observer);
+  CHECK(observer.alive <= 20);  // was 38 when finished nodes were dropped in batches of 64
+  CHECK(x.grad().size() == 64);
+  CHECK(xt::all(xt::equal(kept.grad(), 0.f)));  // released: reads as zeros, as before any backward
+}
