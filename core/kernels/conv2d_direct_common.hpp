@@ -42,11 +42,15 @@ inline constexpr int kMaxOB = 8, kMaxNB = 4;
 // Vectors of positions per block for OB rows: as many as the accumulators allow, at most kMaxNB.
 constexpr int max_nb(int ob) { return std::min(kMaxNB, std::max(1, kMaxAccumulators / ob)); }
 
-// ---- the kernel: acc[o][p] = sum_k wk[k][o] * in[off[k] + p] for OB rows o, NB vectors of positions from p0
-// Store: out[o*out_stride + p] = acc. Scatter: out[out_off[o] + p] += acc (the dx pass, see the backward).
+// ---- the kernel: acc[o][p] = sum_k W[o][k] * in[off[k] + p] for OB rows o, NB vectors of positions from p0
+// Store (the forward): out[o*out_stride + p] = acc, W read in place from the weight's rows, w_stride floats
+// apart (no packed copy: at batch 1 packing every weight on every call cost as much as the convs of a
+// MobileNet's 1x1 layers). Scatter (the dx pass, see the backward): out[out_off[o] + p] += acc, W packed
+// [K][OB] (pack_weights).
 template <int OB, int NB, bool Scatter>
-void wide_block(const float* in, const std::size_t* off, std::size_t k_count, const float* wk, float* out,
-                std::size_t out_stride, const std::size_t* out_off, std::size_t p0) {
+void wide_block(const float* in, const std::size_t* off, std::size_t k_count, const float* wk,
+                std::size_t w_stride, float* out, std::size_t out_stride, const std::size_t* out_off,
+                std::size_t p0) {
   Batch acc[OB][NB];
 #pragma GCC unroll 8
   for (int o = 0; o < OB; ++o)
@@ -57,10 +61,9 @@ void wide_block(const float* in, const std::size_t* off, std::size_t k_count, co
     Batch xv[NB];
 #pragma GCC unroll 4
     for (int v = 0; v < NB; ++v) xv[v] = Batch::load_unaligned(src + v * V);
-    const float* w = wk + k * OB;
 #pragma GCC unroll 8
     for (int o = 0; o < OB; ++o) {
-      const Batch wb(w[o]);
+      const Batch wb(Scatter ? wk[k * OB + o] : wk[o * w_stride + k]);
 #pragma GCC unroll 4
       for (int v = 0; v < NB; ++v) acc[o][v] = xsimd::fma(wb, xv[v], acc[o][v]);
     }
@@ -79,8 +82,8 @@ void wide_block(const float* in, const std::size_t* off, std::size_t k_count, co
   }
 }
 
-using WideFn = void (*)(const float*, const std::size_t*, std::size_t, const float*, float*, std::size_t,
-                        const std::size_t*, std::size_t);
+using WideFn = void (*)(const float*, const std::size_t*, std::size_t, const float*, std::size_t, float*,
+                        std::size_t, const std::size_t*, std::size_t);
 // wide_block<ob, nb, false> (conv2d_direct_forward.cpp) and wide_block<ob, nb, true>
 // (conv2d_direct_backward.cpp), for 1 <= ob <= kMaxOB, 1 <= nb <= kMaxNB (nb capped at max_nb(ob)).
 WideFn wide_kernel(int ob, int nb);
@@ -97,9 +100,10 @@ inline void pack_weights(const float* w, std::size_t rows, std::size_t k_count, 
 }
 
 // For each row o of `rows` and p in [0, width) (a multiple of V):
-//   acc = sum_k packed W[o][k] * in[off[k] + p],
-// stored to wide[o*width + p], or with out_off added to wide[out_off[o] + p].
-inline void wide_conv(const float* in, const std::size_t* off, std::size_t k_count, const float* packed,
+//   acc = sum_k W[o][k] * in[off[k] + p],
+// stored to wide[o*width + p] (W: the weight's rows [rows][K], read in place), or with out_off added to
+// wide[out_off[o] + p] (W: packed by pack_weights).
+inline void wide_conv(const float* in, const std::size_t* off, std::size_t k_count, const float* w,
                       std::size_t rows, std::size_t width, float* wide,
                       const std::size_t* out_off = nullptr) {
   for (std::size_t o0 = 0; o0 < rows; o0 += kMaxOB) {
@@ -108,7 +112,7 @@ inline void wide_conv(const float* in, const std::size_t* off, std::size_t k_cou
     for (std::size_t p0 = 0; p0 < width; p0 += step) {
       const auto nb = static_cast<int>(std::min(step, width - p0) / V);
       const WideFn kernel = out_off ? scatter_kernel(ob, nb) : wide_kernel(ob, nb);
-      kernel(in, off, k_count, packed + o0 * k_count, out_off ? wide : wide + o0 * width, width,
+      kernel(in, off, k_count, w + o0 * k_count, k_count, out_off ? wide : wide + o0 * width, width,
              out_off ? out_off + o0 : nullptr, p0);
     }
   }

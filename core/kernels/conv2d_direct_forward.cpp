@@ -207,12 +207,12 @@ void forward_lanes(const float* x, const float* weight, const float* bias, const
 // The wide grid: output channels [o0, o1) of one image (o0 a multiple of kMaxOB): wide [o1 - o0][width] =
 // W[o0:o1] xp, then the valid columns copied out with the bias and the epilogue; output planes are
 // `out_plane` floats apart (the image's, or the whole output's when g is a band of its rows).
-void wide_image(const float* xp, const Conv2dGeometry& g, const Plan& plan, const float* packed,
+void wide_image(const float* xp, const Conv2dGeometry& g, const Plan& plan, const float* weight,
                 const float* bias, const ConvEpilogue& e, std::size_t o0, std::size_t o1, float* out,
                 std::size_t out_plane) {
   const std::size_t k_count = g.patch();
   float* wide = conv_scratch(kWide, (o1 - o0) * plan.width);
-  wide_conv(xp, plan.off.data(), k_count, packed + o0 * k_count, o1 - o0, plan.width, wide);
+  wide_conv(xp, plan.off.data(), k_count, weight + o0 * k_count, o1 - o0, plan.width, wide);
   const EpilogueRowFn row = conv2d_epilogue_row_fn(e);
   for (std::size_t o = o0; o < o1; ++o) {
     const float b = bias ? bias[o] : 0.f;
@@ -225,7 +225,7 @@ void wide_image(const float* xp, const Conv2dGeometry& g, const Plan& plan, cons
 // fall outside), the band's padded copy made by the thread that computes it, so that at batch 1 each thread
 // reads and writes only its band (splitting channels instead made every thread read the whole padded input
 // written by another core: slower than one thread on 16-channel 32x32 convs).
-void wide_band(const float* x, const Conv2dGeometry& g, const float* packed, const float* bias,
+void wide_band(const float* x, const Conv2dGeometry& g, const float* weight, const float* bias,
                const ConvEpilogue& e, std::size_t r0, std::size_t r1, float* out) {
   const std::size_t span_h = g.dilation_h * (g.kh - 1) + 1;
   const auto lo = static_cast<std::ptrdiff_t>(r0) - static_cast<std::ptrdiff_t>(g.pad_top);  // first row
@@ -242,7 +242,7 @@ void wide_band(const float* x, const Conv2dGeometry& g, const float* packed, con
   float* xp = conv_scratch(kPadded, plan.in.size);
   plan.in.fill(x + static_cast<std::size_t>(first) * g.w, band.h, g.w, band.pad_top, g.pad_left, xp,
                g.h * g.w);
-  wide_image(xp, band, plan, packed, bias, e.at(r0 * g.w_out), 0, g.c_out, out + r0 * g.w_out,
+  wide_image(xp, band, plan, weight, bias, e.at(r0 * g.w_out), 0, g.c_out, out + r0 * g.w_out,
              g.pixels_out());
 }
 
@@ -256,12 +256,10 @@ bool split_rows(const Conv2dGeometry& g) {
 void forward_wide(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
                   const ConvEpilogue& e, const Plan& plan, float* out) {
   const std::size_t k_count = g.patch(), in_size = g.c_in * g.h * g.w, out_size = g.c_out * g.pixels_out();
-  std::vector<float> packed(g.c_out * k_count);
-  pack_weights(weight, g.c_out, k_count, packed.data());
   if (split_rows(g)) {
     for (std::size_t n = 0; n < g.batch; ++n) {
       parallel_for(g.h_out, [&](std::size_t r0, std::size_t r1) {
-        wide_band(x + n * in_size, g, packed.data(), bias, e.at(n * out_size), r0, r1, out + n * out_size);
+        wide_band(x + n * in_size, g, weight, bias, e.at(n * out_size), r0, r1, out + n * out_size);
       });
     }
     return;
@@ -272,8 +270,8 @@ void forward_wide(const float* x, const float* weight, const float* bias, const 
     for (std::size_t n = 0; n < g.batch; ++n) {
       plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
       parallel_for((g.c_out + unit - 1) / unit, [&](std::size_t b0, std::size_t b1) {
-        wide_image(xp, g, plan, packed.data(), bias, e.at(n * out_size), b0 * unit,
-                   std::min(b1 * unit, g.c_out), out + n * out_size, g.pixels_out());
+        wide_image(xp, g, plan, weight, bias, e.at(n * out_size), b0 * unit, std::min(b1 * unit, g.c_out),
+                   out + n * out_size, g.pixels_out());
       });
     }
     return;
@@ -282,7 +280,7 @@ void forward_wide(const float* x, const float* weight, const float* bias, const 
     float* xp = conv_scratch(kPadded, plan.in.size);
     for (std::size_t n = n0; n < n1; ++n) {
       plan.in.fill(x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xp);
-      wide_image(xp, g, plan, packed.data(), bias, e.at(n * out_size), 0, g.c_out, out + n * out_size,
+      wide_image(xp, g, plan, weight, bias, e.at(n * out_size), 0, g.c_out, out + n * out_size,
                  g.pixels_out());
     }
   });
