@@ -126,6 +126,7 @@ int train_random(const std::string& model_name, int threads, const std::string& 
     ++steps;
   }
   const double train_seconds = now() - start;
+  tg::release_free_memory();  // as tapegrad train's evaluation (apps/cli/evaluation.cpp)
   tg::NoGradGuard no_grad;
   model.eval();
   const auto batch_of = [&](std::size_t first) {
@@ -284,6 +285,7 @@ int main(int argc, char** argv) {
       const double seconds = now() - start;
       train_seconds += seconds;
       // inference: one untimed warm-up batch, then the whole test set, batch 1000
+      tg::release_free_memory();  // as tapegrad train's evaluation (apps/cli/evaluation.cpp)
       tg::NoGradGuard no_grad;
       model.eval();
       tg::DataLoader test_loader(test, {.batch_size = 1000, .shuffle = false});

@@ -7,6 +7,7 @@ namespace tg::cli {
 
 Evaluation evaluate_model(Sequential& model, const ImageDataset& test, std::size_t classes,
                           std::size_t batch_size) {
+  release_free_memory();  // the training step's free buffers: the evaluation's larger batches reuse the pages
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();

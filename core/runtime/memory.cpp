@@ -41,6 +41,12 @@ void set_memory_reuse(bool on) {
 
 bool memory_reuse() { return g_reuse && g_applied; }
 
+void release_free_memory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 void advise_huge_pages() {
 #ifdef __GLIBC__
   if (!g_reuse) return;

@@ -19,4 +19,11 @@ bool memory_reuse();
 // allocated its output and before its kernel writes it.
 void advise_huge_pages();
 
+// Hands the heap's free pages back to the kernel (glibc's malloc_trim), keeping everything allocated. With
+// memory reuse on, freed memory is kept for the next step; call this where a program switches to tensors of
+// other sizes (training at batch 128, then evaluation at batch 1,000: without it the evaluation's buffers
+// land beside the training step's free ones and the peak is their sum). `tapegrad train` and `eval` call it
+// before each evaluation.
+void release_free_memory();
+
 }  // namespace tg

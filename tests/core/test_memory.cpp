@@ -91,3 +91,32 @@ TEST_CASE("a fresh buffer that grows the heap is advised to use huge pages befor
     CHECK(flags.find(" hg") != std::string::npos);  // MADV_HUGEPAGE
   }
 }
+
+namespace {
+
+// This process's resident memory in KiB (/proc/self/status VmRSS).
+long resident_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("release_free_memory hands freed heap pages back; memory reuse alone keeps them") {
+  const test_util::ScopedMemoryReuse reuse(true);
+  constexpr std::size_t kBytes = 96u << 20;
+  auto big = std::make_unique<char[]>(kBytes);
+  for (std::size_t i = 0; i < kBytes; i += 4096) big[i] = 1;  // resident
+  const auto after = std::make_unique<char[]>(64);  // allocated after it, live to the end of the test
+  const long touched = resident_kib();
+  big.reset();
+  const long freed = resident_kib();
+  tg::release_free_memory();
+  const long released = resident_kib();
+  INFO("resident KiB: touched ", touched, ", freed ", freed, ", released ", released);
+  CHECK(freed > touched - 16 * 1024);   // kept for reuse
+  CHECK(released < freed - 64 * 1024);  // at least 64 of the 96 MiB went back
+}
