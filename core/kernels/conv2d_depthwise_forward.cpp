@@ -6,6 +6,7 @@
 
 #include "core/kernels/conv2d.hpp"
 #include "core/kernels/conv2d_depthwise_common.hpp"
+#include "core/kernels/conv2d_scratch.hpp"
 #include "core/runtime/threads.hpp"
 
 namespace tg {
@@ -131,15 +132,21 @@ void conv2d_depthwise_forward(const float* x, const float* weight, const float* 
                               float* out) {
   const depthwise::Pass p = depthwise::forward_pass(g);
   const std::size_t taps = g.kh * g.kw, plane = g.h * g.w, plane_out = g.pixels_out();
-  parallel_for(g.batch * g.c_in, [&](std::size_t b0, std::size_t b1) {
-    const depthwise::PlaneScratch s(p);
-    for (std::size_t nc = b0; nc < b1; ++nc) {
-      const std::size_t c = nc % g.c_in;
-      if (nc + 1 < b1) depthwise::prefetch_plane(x + (nc + 1) * plane, plane);
-      depthwise::correlate_plane(x + nc * plane, p, weight + c * taps, bias ? bias[c] : 0.f,
-                                 out + nc * plane_out, s);
-    }
-  });
+  // planes per chunk: a thread gets at least kMinSplitMacsPerThread multiply-adds (batch 1: one thread)
+  const auto grain =
+      static_cast<std::size_t>(kMinSplitMacsPerThread / static_cast<double>(taps * plane_out)) + 1;
+  parallel_for(
+      g.batch * g.c_in,
+      [&](std::size_t b0, std::size_t b1) {
+        const depthwise::PlaneScratch s(p);
+        for (std::size_t nc = b0; nc < b1; ++nc) {
+          const std::size_t c = nc % g.c_in;
+          if (nc + 1 < b1) depthwise::prefetch_plane(x + (nc + 1) * plane, plane);
+          depthwise::correlate_plane(x + nc * plane, p, weight + c * taps, bias ? bias[c] : 0.f,
+                                     out + nc * plane_out, s);
+        }
+      },
+      grain);
 }
 
 }  // namespace tg

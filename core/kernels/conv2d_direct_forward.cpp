@@ -157,7 +157,8 @@ bool use_lanes(const Conv2dGeometry& g, std::size_t wp) {
 // Fewer images than threads (batch-1 inference, predict): each image's output channels are split over the
 // threads instead, in blocks of `unit` channels; otherwise the images are.
 bool split_channels(const Conv2dGeometry& g, std::size_t unit) {
-  return g.batch < static_cast<std::size_t>(num_threads()) && g.c_out >= 2 * unit;
+  const auto threads = static_cast<std::size_t>(num_threads());
+  return g.batch < threads && g.c_out >= 2 * unit && worth_splitting_images(g, threads);
 }
 
 // Narrow images: output channels [o0, o1) of one image (o0, o1 multiples of V) from its padded input xp, one
@@ -250,7 +251,7 @@ void wide_band(const float* x, const Conv2dGeometry& g, const float* weight, con
 // channels): enough rows for every thread to get a few.
 bool split_rows(const Conv2dGeometry& g) {
   const auto threads = static_cast<std::size_t>(num_threads());
-  return g.batch < threads && g.h_out >= 4 * threads;
+  return g.batch < threads && g.h_out >= 4 * threads && worth_splitting_images(g, threads);
 }
 
 void forward_wide(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,

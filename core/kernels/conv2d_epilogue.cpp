@@ -8,6 +8,8 @@
 
 namespace tg {
 
+constexpr std::size_t kEpilogueMinFloatsPerThread = 256 * 1024;
+
 void conv2d_epilogue(float* out, const Conv2dGeometry& g, const ConvEpilogue& e) {
   if (e.none()) return;
   const EpilogueRowFn row = conv2d_epilogue_row_fn(e);
@@ -19,7 +21,8 @@ void conv2d_epilogue(float* out, const Conv2dGeometry& g, const ConvEpilogue& e)
           row(out + p * plane, plane, 1, plane, 0.f, p % g.c_out, e,
               e.residual ? e.residual + p * plane : nullptr, out + p * plane, plane);
       },
-      std::max<std::size_t>(1, 16384 / std::max<std::size_t>(plane, 1)));
+      // at least 256K floats per thread: a smaller pass costs more in moving the planes between cores
+      kEpilogueMinFloatsPerThread / std::max<std::size_t>(plane, 1) + 1);
 }
 
 }  // namespace tg

@@ -13,6 +13,18 @@ namespace tg {
 // batch is megabytes; allocating it afresh every step would page-fault it in every step). One slot per use.
 enum ConvScratch { kColumns, kProducts, kPadded, kWide, kOther, kNumConvScratch };
 float* conv_scratch(ConvScratch slot, std::size_t count);
+// Whether a batch smaller than the pool splits its images' convs over the threads: only when each thread gets
+// at least kMinSplitMacsPerThread multiply-adds. Below that the split costs more than it saves: each thread
+// reads what another core wrote (the padded input, the previous layer's output), and on this 2-core machine
+// resnet20's batch-1 convs of 2.4M multiply-adds ran no faster on 2 threads, its 8x8 and strided ones
+// slower, and the whole model 20% slower at T=2 than at T=1.
+inline constexpr double kMinSplitMacsPerThread = 4e6;
+inline bool worth_splitting_images(const Conv2dGeometry& g, std::size_t threads) {
+  const double macs = static_cast<double>(g.c_out) * static_cast<double>(g.patch()) *
+                      static_cast<double>(g.pixels_out()) * static_cast<double>(g.batch);
+  return macs >= kMinSplitMacsPerThread * static_cast<double>(threads);
+}
+
 // dbias[o] = the sum over `count` per-thread parts [count][c_out], in part order (both backward kernels).
 void sum_bias_parts(const double* parts, std::size_t count, std::size_t c_out, float* dbias);
 

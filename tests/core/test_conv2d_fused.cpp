@@ -25,11 +25,16 @@ struct FusedCase {
   tg::Conv2dOptions options;
 };
 
-// One geometry per kernel and split; batch 1 with 2 threads splits rows (32x32) or channels (8x8, lanes).
+// One geometry per kernel and split; batch 1 with 2 threads splits rows (36x30) or channels (8x8, lanes),
+// both over 8M multiply-adds (core/kernels/conv2d_scratch.hpp: smaller convs stay on one thread).
 const std::vector<FusedCase> kFusedCases = {
     {"direct wide 6->10 3x3 pad 1, batch 3", {3, 6, 12, 14}, {10, 6, 3, 3}, {.padding = {1, 1}}},
-    {"direct wide, batch 1 split by rows", {1, 16, 32, 32}, {16, 16, 3, 3}, {.padding = {1, 1}}},
-    {"direct lanes 16->32 on 8x8, batch 1", {1, 16, 8, 8}, {32, 16, 3, 3}, {.padding = {1, 1}}},
+    {"direct wide, batch 1 on one thread", {1, 16, 32, 32}, {16, 16, 3, 3}, {.padding = {1, 1}}},
+    {"direct wide, batch 1 split by rows", {1, 32, 36, 30}, {40, 32, 3, 3}, {.padding = {1, 1}}},
+    {"direct lanes 64->256 on 8x8, batch 1 split by channels",
+     {1, 64, 8, 8},
+     {256, 64, 3, 3},
+     {.padding = {1, 1}}},
     {"direct lanes, batch 2", {2, 8, 6, 6}, {16, 8, 3, 3}, {.padding = {1, 1}}},
     {"im2col stride 2", {2, 4, 9, 9}, {8, 4, 3, 3}, {.stride = {2, 2}, .padding = {1, 1}}},
     {"1x1 stride 2 (a projection shortcut)", {1, 16, 16, 16}, {32, 16, 1, 1}, {.stride = {2, 2}}},
@@ -102,11 +107,11 @@ TEST_CASE(
 
 TEST_CASE("conv2d_fused gives the same at 1 and 2 threads, and names itself after its parts") {
   tg::NoGradGuard no_grad;
-  const Tensor x = fused_value({1, 16, 32, 32}, 1), w = fused_value({16, 16, 3, 3}, 2, -0.3f, 0.3f);
+  const Tensor x = fused_value({1, 32, 36, 30}, 1), w = fused_value({40, 32, 3, 3}, 2, -0.3f, 0.3f);
   tg::ConvFollowers f;
-  f.bn_weight = fused_value({16}, 3, 0.5f, 1.5f), f.bn_bias = fused_value({16}, 4),
-  f.bn_mean = fused_value({16}, 5);
-  f.bn_var = fused_value({16}, 6, 0.2f, 2.f), f.residual = fused_value({1, 16, 32, 32}, 7),
+  f.bn_weight = fused_value({40}, 3, 0.5f, 1.5f), f.bn_bias = fused_value({40}, 4),
+  f.bn_mean = fused_value({40}, 5);
+  f.bn_var = fused_value({40}, 6, 0.2f, 2.f), f.residual = fused_value({1, 40, 36, 30}, 7),
   f.act = ConvActivation::ReLU;
   const tg::Conv2dOptions o{.padding = {1, 1}};
   Array one, two;

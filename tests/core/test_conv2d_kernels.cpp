@@ -46,9 +46,14 @@ const std::vector<ConvCase>& cases() {
       {"Cout multiple of 16 on a narrow image (lanes kernel)", {2, 3, 9, 17}, {32, 3, 5, 5}, {}},
       {"batch 1, lanes kernel, padded", {1, 2, 7, 7}, {16, 2, 3, 3}, {.padding = {1, 1}}},
       {"lenet conv1", {3, 1, 28, 28}, {6, 1, 5, 5}, {.padding = {2, 2}}},
-      // one image, more threads: its output channels are split over them (8 + 8 + 3; 16 + 16 + 16)
-      {"batch 1, wide grid, channels split", {1, 3, 9, 7}, {19, 3, 3, 3}, {.padding = {1, 1}}},
-      {"batch 1, lanes kernel, channels split", {1, 3, 9, 17}, {48, 3, 5, 5}, {}},
+      // one image, more threads: small convs stay on one thread; from 4M multiply-adds per thread its output
+      // rows (36 rows: 12 + 12 + 12) or, with fewer rows, its output channels (72 = 24 + 24 + 24 on the wide
+      // grid, 21 blocks of 16 on the lanes kernel) are split over them
+      {"batch 1, wide grid, one thread", {1, 3, 9, 7}, {19, 3, 3, 3}, {.padding = {1, 1}}},
+      {"batch 1, lanes kernel, one thread", {1, 3, 9, 17}, {48, 3, 5, 5}, {}},
+      {"batch 1, wide grid, rows split", {1, 32, 36, 30}, {40, 32, 3, 3}, {.padding = {1, 1}}},
+      {"batch 1, wide grid, channels split", {1, 64, 9, 40}, {72, 64, 3, 3}, {.padding = {1, 1}}},
+      {"batch 1, lanes kernel, channels split", {1, 64, 8, 8}, {336, 64, 3, 3}, {.padding = {1, 1}}},
   };
   return all;
 }
@@ -96,7 +101,8 @@ TEST_CASE("conv2d im2col kernels agree with the reference, forward and backward 
 }
 
 TEST_CASE("conv2d direct kernels agree with the reference wherever they apply, forward and backward") {
-  const test_util::ScopedNumThreads threads(3);  // batch 1 and 2 split channels, batch 3 and more images
+  const test_util::ScopedNumThreads threads(
+      3);  // batch 1 and 2 split rows or channels, batch 3 and more images
   int applied = 0;
   for (const ConvCase& c : cases()) {
     INFO(c.name, ": x ", tg::shape_str(c.x), " w ", tg::shape_str(c.w));
