@@ -274,7 +274,7 @@ TEST_CASE("a LayerScope without a source keeps the enclosing one's; the source i
 // peak instead of 370 MB). A chain of 100 ops: when the backward reaches the first op, at most a handful
 // of the later outputs may still be alive.
 TEST_CASE("backward frees each op output soon after its entry ran, and a non-leaf keeps no gradient") {
-  const ClearTapeOnExit clear;
+  const test_util::ClearTapeOnExit clear;
   Tensor x(xt::ones<float>({64}), true);
   std::vector<std::weak_ptr<tg::Node>> outputs;
   Tensor y = x;
