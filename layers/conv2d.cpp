@@ -26,17 +26,19 @@ Conv2D::Conv2D(std::size_t in, std::size_t out, KernelSize k, Conv2dOptions opts
   }
 }
 
-Tensor Conv2D::forward(const Tensor& x) {
+void Conv2D::check_input(const Tensor& x) const {
   if (x.dim() != 4 || x.shape()[1] != in_channels) {
     fail("expected input [N, ", in_channels, ", H, W], got ", shape_str(x.shape()));
   }
+}
+
+Tensor Conv2D::forward(const Tensor& x) {
+  check_input(x);
   return conv2d(x, weight, bias, options);
 }
 
 Tensor Conv2D::forward_fused(const Tensor& x, const ConvFollowers& followers) const {
-  if (x.dim() != 4 || x.shape()[1] != in_channels) {
-    fail("expected input [N, ", in_channels, ", H, W], got ", shape_str(x.shape()));
-  }
+  check_input(x);
   return conv2d_fused(x, weight, bias, options, followers);
 }
 

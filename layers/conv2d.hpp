@@ -32,6 +32,10 @@ class Conv2D : public Module {
   std::size_t in_channels, out_channels;
   KernelSize kernel;
   Conv2dOptions options;
+
+ private:
+  // tg::Error unless x is [N, in_channels, H, W] (forward and forward_fused).
+  void check_input(const Tensor& x) const;
 };
 
 }  // namespace tg

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <string>
 
 #include "core/base/error.hpp"
 
@@ -93,6 +94,25 @@ void grouped_backward(BackwardKernel kernel, const float* dout, const float* x, 
   }
 }
 
+// tg::Error unless bias is undefined or [Cout]; `op` names the op in the message.
+void check_bias(const std::string& op, const Tensor& bias, const Tensor& weight, const Conv2dGeometry& g) {
+  if (bias.defined() && (bias.dim() != 1 || bias.shape()[0] != g.c_out)) {
+    fail(op, ": expected bias [", g.c_out, "] for weight ", shape_str(weight.shape()), ", got ",
+         shape_str(bias.shape()));
+  }
+}
+
+// The forward of `kernel` on the whole conv: the depthwise kernel and one group run directly, more groups
+// group by group.
+void run_forward(Conv2dKernel kernel, const float* x, const float* weight, const float* bias,
+                 const Conv2dGeometry& g, float* out) {
+  if (kernel == Conv2dKernel::Depthwise || g.groups == 1) {
+    forward_kernel(kernel)(x, weight, bias, g, out);
+  } else {
+    grouped_forward(forward_kernel(kernel), x, weight, bias, g, out);
+  }
+}
+
 }  // namespace
 
 // The one place that chooses a conv kernel. Depthwise convs (groups = Cin = Cout) run their own kernel
@@ -174,18 +194,11 @@ Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2d
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options) {
   const Conv2dGeometry g = conv2d_geometry(x.shape(), weight.shape(), options);
-  if (bias.defined() && (bias.dim() != 1 || bias.shape()[0] != g.c_out)) {
-    fail("conv2d: expected bias [", g.c_out, "] for weight ", shape_str(weight.shape()), ", got ",
-         shape_str(bias.shape()));
-  }
+  check_bias("conv2d", bias, weight, g);
   Array out = Array::from_shape({g.batch, g.c_out, g.h_out, g.w_out});
   const float* b = bias.defined() ? bias.value().data() : nullptr;
   const Conv2dKernel kernel = conv2d_kernel(g);
-  if (kernel == Conv2dKernel::Depthwise || g.groups == 1) {
-    forward_kernel(kernel)(x.value().data(), weight.value().data(), b, g, out.data());
-  } else {
-    grouped_forward(forward_kernel(kernel), x.value().data(), weight.value().data(), b, g, out.data());
-  }
+  run_forward(kernel, x.value().data(), weight.value().data(), b, g, out.data());
   std::vector<Tensor> inputs =
       bias.defined() ? std::vector<Tensor>{x, weight, bias} : std::vector<Tensor>{x, weight};
   return make_op("conv2d", std::move(out), inputs, [x, weight, bias, g, kernel](const Array& dout) {
@@ -207,10 +220,7 @@ Tensor conv2d_fused(const Tensor& x, const Tensor& weight, const Tensor& bias, c
          ": a fused inference pass has no backward; run it under tg::NoGradGuard (got an input that "
          "requires grad while gradients are recorded)");
   const Conv2dGeometry g = conv2d_geometry(x.shape(), weight.shape(), options);
-  if (bias.defined() && (bias.dim() != 1 || bias.shape()[0] != g.c_out)) {
-    fail(name, ": expected bias [", g.c_out, "] for weight ", shape_str(weight.shape()), ", got ",
-         shape_str(bias.shape()));
-  }
+  check_bias(name, bias, weight, g);
   std::vector<float> scale;
   ConvEpilogue e;
   e.act = f.act;
@@ -238,12 +248,8 @@ Tensor conv2d_fused(const Tensor& x, const Tensor& weight, const Tensor& bias, c
   const Conv2dKernel kernel = conv2d_kernel(g);
   if (kernel == Conv2dKernel::Direct && g.groups == 1) {
     conv2d_direct_forward_fused(x.value().data(), weight.value().data(), b, g, e, out.data());
-  } else {
-    if (kernel == Conv2dKernel::Depthwise || g.groups == 1) {
-      forward_kernel(kernel)(x.value().data(), weight.value().data(), b, g, out.data());
-    } else {
-      grouped_forward(forward_kernel(kernel), x.value().data(), weight.value().data(), b, g, out.data());
-    }
+  } else {  // kernels without the epilogue built in: their output, then one pass over it
+    run_forward(kernel, x.value().data(), weight.value().data(), b, g, out.data());
     conv2d_epilogue(out.data(), g, e);
   }
   return make_op(std::move(name), std::move(out), {x, weight},
