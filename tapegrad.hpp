@@ -19,6 +19,7 @@
 #include "core/kernels/max_pool2d.hpp"
 // core/runtime: threads, memory reuse, the random generator
 #include "core/runtime/memory.hpp"
+#include "core/runtime/precision.hpp"
 #include "core/runtime/random.hpp"
 #include "core/runtime/threads.hpp"
 // core/io: atomic writes, safetensors, npy

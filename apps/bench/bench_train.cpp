@@ -143,12 +143,13 @@ int train_random(const std::string& model_name, int threads, const std::string& 
   const std::string latency = latency_json(model, image);
   const std::string onnx = write_onnx(model, onnx_path, {3, 32, 32}, text.source);
   std::printf(
-      "{\"model\": \"%s\", \"threads\": %d, \"optimizer\": \"%s\", \"train_images_per_s\": %.1f, "
+      "{\"model\": \"%s\", \"threads\": %d, \"precision\": \"%s\", \"optimizer\": \"%s\", "
+      "\"train_images_per_s\": %.1f, "
       "\"epoch_seconds\": %.3f, \"train_loss\": %.5f, \"infer_images_per_s\": %.1f, \"test_accuracy\": 0, "
       "\"peak_rss_mib\": %.1f, %s%s}\n",
-      model_name.c_str(), threads, optimizer.c_str(), static_cast<double>(images) / train_seconds,
-      train_seconds, loss_sum / static_cast<double>(steps), infer_rate, peak_rss_mib(), latency.c_str(),
-      onnx.c_str());
+      model_name.c_str(), threads, tg::precision_name(tg::precision()), optimizer.c_str(),
+      static_cast<double>(images) / train_seconds, train_seconds, loss_sum / static_cast<double>(steps),
+      infer_rate, peak_rss_mib(), latency.c_str(), onnx.c_str());
   return 0;
 }
 
@@ -252,9 +253,12 @@ int main(int argc, char** argv) {
   app.add_option("--data", data);
   app.add_option("--epochs", epochs)->check(CLI::Range(1, 100));
   app.add_option("--limit", limit);
+  std::string precision = "fp32";
+  app.add_option("--precision", precision, "fp32 or bf16 (mixed precision, as tapegrad train --precision)");
   CLI11_PARSE(app, argc, argv);
   try {
     tg::set_num_threads(threads);
+    tg::set_precision(tg::parse_precision(precision));
     if (pipeline) return data_pipeline(augment, threads, images);
     if (!decode_dir.empty()) return decode_folder(decode_dir, data, threads, images);
     if (model_name == "cifarnet" || model_name == "mobilenet" || model_name == "resnet20" ||
@@ -312,12 +316,14 @@ int main(int argc, char** argv) {
     const std::string latency = latency_json(model, image);
     const std::string onnx = write_onnx(model, onnx_path, {1, test.rows(), test.cols()}, text.source);
     std::printf(
-        "{\"model\": \"%s\", \"threads\": %d, \"train_images_per_s\": %.1f, \"epoch_seconds\": %.3f, "
+        "{\"model\": \"%s\", \"threads\": %d, \"precision\": \"%s\", \"train_images_per_s\": %.1f, "
+        "\"epoch_seconds\": %.3f, "
         "\"train_loss\": %.5f, \"infer_images_per_s\": %.1f, \"test_accuracy\": %.4f, \"peak_rss_mib\": "
         "%.1f, %s, \"per_epoch\": [%s]%s}\n",
-        model_name.c_str(), threads, static_cast<double>(train.size()) * epochs / train_seconds,
-        train_seconds / epochs, loss_sum / static_cast<double>(train.size()), infer_rate, test_accuracy,
-        peak_rss_mib(), latency.c_str(), per_epoch.c_str(), onnx.c_str());
+        model_name.c_str(), threads, tg::precision_name(tg::precision()),
+        static_cast<double>(train.size()) * epochs / train_seconds, train_seconds / epochs,
+        loss_sum / static_cast<double>(train.size()), infer_rate, test_accuracy, peak_rss_mib(),
+        latency.c_str(), per_epoch.c_str(), onnx.c_str());
   } catch (const tg::Error& e) {
     std::fprintf(stderr, "bench_train: error: %s\n", e.what());
     return 1;

@@ -57,6 +57,8 @@ struct TrainOptions {
   std::uint64_t seed = 1;
   std::string augment = "none";  // parse_augmentation's grammar (data/augment.hpp)
   bool profile = false, detect_anomaly = false;
+  // fp32 or bf16 (mixed precision: tg::set_precision, core/runtime/precision.hpp); parsed by train().
+  std::string precision = "fp32";
   // Image folders: --image-size HxW (0: the images' own), --channels 1|3 (0: 3 when any image has colour),
   // --val-split F (a folder without train/ and test/), --skip-bad-images.
   std::size_t image_rows = 0, image_cols = 0, image_channels = 0;

@@ -18,10 +18,11 @@ namespace tg::cli {
 // files are (--data: the same images moved, still checked for their shape and steps per epoch; --out,
 // --save), and how the run is executed and observed (--threads; --profile prints timings; --detect-anomaly
 // checks values and changes none).
-inline const std::vector<std::string> kResumeMayChange{"--epochs",  "--data",    "--out",           "--save",
-                                                       "--threads", "--profile", "--detect-anomaly"};
+inline const std::vector<std::string> kResumeMayChange{
+    "--epochs", "--data", "--out", "--save", "--threads", "--precision", "--profile", "--detect-anomaly"};
 
-// "--epochs, --data, --out, --save, --threads, --profile and --detect-anomaly": for help and messages.
+// "--epochs, --data, --out, --save, --threads, --precision, --profile and --detect-anomaly": for help and
+// messages. --precision may change: the checkpoint's weights and optimizer state are float32 either way.
 std::string resume_may_change_text();
 
 // A new run's record: every flag of the command line but --resume and kResumeMayChange's, at the value the

@@ -29,12 +29,13 @@ void announce(const TrainOptions& o, Run& run, const TrainData& data, const Trai
                   info.batch_size, ranks.world, t.loader.global_batch_size());
   }
   say("%s (%s) on %s (%s): %zu training / %zu test images, %zu classes, %s, %s lr %g (%s, warm-up %g "
-      "epochs), %s, seed %llu, augment %s, %d threads%s\n",
+      "epochs), %s, seed %llu, augment %s, %d threads%s%s\n",
       info.model_name.c_str(), info.model_source.c_str(), info.dataset.c_str(), info.data_dir.c_str(),
       data.train->size(), data.test->size(), info.classes(), batch_text, info.optimizer.c_str(), info.lr,
       info.schedule.c_str(), info.schedule == "cosine" ? info.warmup_epochs : 0.0,
       optimizer_options_text(info).c_str(), static_cast<unsigned long long>(info.seed),
-      info.augment.text().c_str(), o.threads, ranks.world == 1 ? "" : " per rank");
+      info.augment.text().c_str(), o.threads, ranks.world == 1 ? "" : " per rank",
+      precision() == Precision::bf16 ? ", bf16 mixed precision" : "");
   say("%s", run.model.summary(Shape{1, info.input[0], info.input[1], info.input[2]}).c_str());
   std::fflush(stdout);
 }
@@ -69,6 +70,7 @@ int train(TrainOptions o) {
   set_quiet(!ranks.main());
   if (o.threads == 0) o.threads = std::max(1, num_threads() / distributed::local_world_size());
   set_num_threads(o.threads);
+  set_precision(parse_precision(o.precision));  // before anything is read: a CPU without bf16 fails at once
 
   // What to train (a new run, or the checkpoint's), on what, and with which optimizer, loader and schedule.
   Run run = o.resume_path.empty() ? new_run(o, ranks) : resumed_run(o, ranks);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace tg {
 
@@ -85,6 +86,19 @@ void conv2d_direct_forward_fused(const float* x, const float* weight, const floa
                                  const Conv2dGeometry& g, const ConvEpilogue& e, float* out);
 void conv2d_direct_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
                             float* dx, float* dweight, float* dbias);
+
+// ---- direct in bf16 mixed precision, stride 1 (conv2d_direct_bf16.cpp) ----
+// The direct kernels with x, weight and dout rounded to bfloat16 in each pass and the products accumulated in
+// float32 by AVX512_BF16's vdpbf16ps; inputs and outputs stay float32 arrays. Only in builds that target
+// AVX512_BF16 (conv2d_direct_bf16_compiled); tg::bf16_supported (core/runtime/precision.hpp) checks the CPU.
+bool conv2d_direct_bf16_compiled();
+void conv2d_direct_bf16_forward(const float* x, const float* weight, const float* bias,
+                                const Conv2dGeometry& g, float* out);
+void conv2d_direct_bf16_backward(const float* dout, const float* x, const float* weight,
+                                 const Conv2dGeometry& g, float* dx, float* dweight, float* dbias);
+// bfloat16 rounding as vcvtneps2bf16 does it: to nearest even, denormals to signed zero, NaN stays NaN.
+std::uint16_t to_bf16(float f);
+float from_bf16(std::uint16_t h);
 
 // ---- depthwise, groups = Cin = Cout, any stride, padding and dilation (conv2d_depthwise_*.cpp) ----
 bool conv2d_depthwise_applies(const Conv2dGeometry& g);  // groups = Cin = Cout > 1

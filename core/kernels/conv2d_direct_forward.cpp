@@ -256,7 +256,7 @@ bool split_rows(const Conv2dGeometry& g) {
 
 void forward_wide(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
                   const ConvEpilogue& e, const Plan& plan, float* out) {
-  const std::size_t k_count = g.patch(), in_size = g.c_in * g.h * g.w, out_size = g.c_out * g.pixels_out();
+  const std::size_t in_size = g.c_in * g.h * g.w, out_size = g.c_out * g.pixels_out();
   if (split_rows(g)) {
     for (std::size_t n = 0; n < g.batch; ++n) {
       parallel_for(g.h_out, [&](std::size_t r0, std::size_t r1) {

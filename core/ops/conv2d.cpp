@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/base/error.hpp"
+#include "core/runtime/precision.hpp"
 
 namespace tg {
 namespace {
@@ -22,6 +23,8 @@ ForwardKernel forward_kernel(Conv2dKernel k) {
   switch (k) {
     case Conv2dKernel::Direct:
       return conv2d_direct_forward;
+    case Conv2dKernel::DirectBf16:
+      return conv2d_direct_bf16_forward;
     case Conv2dKernel::Depthwise:
       return conv2d_depthwise_forward;
     case Conv2dKernel::Im2col:
@@ -34,6 +37,8 @@ BackwardKernel backward_kernel(Conv2dKernel k) {
   switch (k) {
     case Conv2dKernel::Direct:
       return conv2d_direct_backward;
+    case Conv2dKernel::DirectBf16:
+      return conv2d_direct_bf16_backward;
     case Conv2dKernel::Depthwise:
       return conv2d_depthwise_backward;
     case Conv2dKernel::Im2col:
@@ -120,13 +125,14 @@ void run_forward(Conv2dKernel kernel, const float* x, const float* weight, const
 // Otherwise a conv runs group by group (one group when groups = 1) with the kernel chosen for one group:
 // stride-1 convs run the direct kernels (conv2d_direct_*.cpp): they read the input in place and run at ~80%
 // of the FMA peak, about twice the im2col + SGEMM path on these nets' shapes. Strided convs run im2col +
-// SGEMM (conv2d_im2col.cpp). set_conv_algorithm forces im2col or direct (depthwise convs then go group by
-// group too, as channel-multiplier convs, groups = Cin < Cout, always do).
+// SGEMM (conv2d_im2col.cpp). Under tg::set_precision(Precision::bf16) the direct kernels' bf16 twins run
+// (conv2d_direct_bf16.cpp); the other families stay fp32. set_conv_algorithm forces im2col or direct
+// (depthwise convs then go group by group too, as channel-multiplier convs, groups = Cin < Cout, always do).
 Conv2dKernel conv2d_kernel(const Conv2dGeometry& g) {
   const ConvAlgorithm forced = g_algorithm.load(std::memory_order_relaxed);
   if (forced == ConvAlgorithm::Auto && conv2d_depthwise_applies(g)) return Conv2dKernel::Depthwise;
   if (forced == ConvAlgorithm::Im2col || !conv2d_direct_applies(g)) return Conv2dKernel::Im2col;
-  return Conv2dKernel::Direct;
+  return precision() == Precision::bf16 ? Conv2dKernel::DirectBf16 : Conv2dKernel::Direct;
 }
 
 void set_conv_algorithm(ConvAlgorithm algorithm) { g_algorithm.store(algorithm); }

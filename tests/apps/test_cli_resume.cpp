@@ -190,9 +190,10 @@ TEST_CASE("--resume refuses what cannot continue the run (exit 2) and says what 
 
   const RunResult other_lr = run(resume + " --epochs 2 --lr 0.2");
   CHECK(other_lr.code == 2);
-  CHECK(other_lr.output.find("--resume " + dir.file("model.safetensors") +
-                             ": --lr 0.2 differs from the checkpoint's 0.05; only --epochs, --data, --out, "
-                             "--save, --threads, --profile and --detect-anomaly may change on resume") !=
+  CHECK(other_lr.output.find(
+            "--resume " + dir.file("model.safetensors") +
+            ": --lr 0.2 differs from the checkpoint's 0.05; only --epochs, --data, --out, "
+            "--save, --threads, --precision, --profile and --detect-anomaly may change on resume") !=
         std::string::npos);
 
   const RunResult other_limit = run(resume + " --epochs 2 --limit 512");
@@ -209,8 +210,9 @@ TEST_CASE("--resume refuses what cannot continue the run (exit 2) and says what 
   CHECK(more.code == 0);
   CHECK(more.output.find("after epoch 1 of 2") != std::string::npos);
   CHECK(more.output.find("restored the weights, the sgd state") != std::string::npos);
-  CHECK(more.output.find("--epochs, --data, --out, --save, --threads, --profile and --detect-anomaly may "
-                         "change on resume") != std::string::npos);
+  CHECK(more.output.find(
+            "--epochs, --data, --out, --save, --threads, --precision, --profile and --detect-anomaly may "
+            "change on resume") != std::string::npos);
   CHECK(more.output.find("epoch 2/2: train loss") != std::string::npos);
   CHECK(more.output.find("epoch 1/2: train loss") == std::string::npos);
 }
@@ -222,10 +224,13 @@ TEST_CASE("every flag on the --resume allow-list may change on resume") {
               .code == 0);
   // Each of kResumeMayChange, with a value other than the first run's (--data: the same folder, written
   // otherwise).
-  REQUIRE(tg::cli::kResumeMayChange.size() == 7);
-  const RunResult r = run(train + " --resume " + dir.file("a/model.safetensors") + " --data " + kSmallMnist +
-                          "/. --epochs 2 --threads 2 --out " + dir.file("b") + " --save " +
-                          dir.file("c/next.safetensors") + " --profile --detect-anomaly");
+  // --precision: bf16 where the CPU has it (fp32, the first run's, elsewhere).
+  REQUIRE(tg::cli::kResumeMayChange.size() == 8);
+  const std::string precision = tg::bf16_supported() ? "bf16" : "fp32";
+  const RunResult r =
+      run(train + " --resume " + dir.file("a/model.safetensors") + " --data " + kSmallMnist +
+          "/. --epochs 2 --threads 2 --out " + dir.file("b") + " --save " + dir.file("c/next.safetensors") +
+          " --precision " + precision + " --profile --detect-anomaly");
   INFO(r.output);
   CHECK(r.code == 0);
   CHECK(r.output.find("epoch 2/2: train loss") != std::string::npos);
@@ -238,7 +243,7 @@ TEST_CASE("the --resume help and the resume message name the allow-list's flags,
   const tg::cli::TrainCommand command(app);
   const std::string help = command.app()->get_option("--resume")->get_description();
   const std::string listed = tg::cli::resume_may_change_text();
-  CHECK(listed == "--epochs, --data, --out, --save, --threads, --profile and --detect-anomaly");
+  CHECK(listed == "--epochs, --data, --out, --save, --threads, --precision, --profile and --detect-anomaly");
   for (const std::string& flag : tg::cli::kResumeMayChange) CHECK(listed.find(flag) != std::string::npos);
   CHECK(help.find("only " + listed + " may change") != std::string::npos);
   for (const std::string& flag : tg::cli::kResumeMayChange) CHECK(command.app()->get_option_no_throw(flag));
@@ -307,10 +312,11 @@ TEST_CASE("--resume refuses a flag added to the train command when it differs fr
   CHECK(tg::cli::open_checkpoint(dir.file("model.safetensors")).info.flags.at("--fake") == "3");
 
   const std::string refused = TrainWithFakeFlag(true).run(resume + " --fake 4");
-  CHECK(refused == "usage: --resume " + dir.file("model.safetensors") +
-                       ": --fake 4 differs from the checkpoint's 3; only --epochs, --data, --out, --save, "
-                       "--threads, --profile and --detect-anomaly may change on resume (start a new run to "
-                       "change --fake)");
+  CHECK(refused ==
+        "usage: --resume " + dir.file("model.safetensors") +
+            ": --fake 4 differs from the checkpoint's 3; only --epochs, --data, --out, --save, "
+            "--threads, --precision, --profile and --detect-anomaly may change on resume (start a new run to "
+            "change --fake)");
   CHECK(TrainWithFakeFlag(true).run(resume + " --fake 3.0") == "");  // the same value
   CHECK(tg::cli::open_checkpoint(dir.file("model.safetensors")).info.epoch == 2);
 }
