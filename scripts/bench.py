@@ -5,7 +5,7 @@ quiet-machine checks and the table printing, and `make bench` is one command.
 
   scripts/bench.py [--threads 1,2] [--models lenet,convnet,cifarnet,mobilenet,resnet20,mobilenetv2,cifarnet:adamw]
                    [--layers-only | --train-only] [--layers REGEX] [--epochs 1] [--limit N] [--images 10000]
-                   [--repeats 15] [--peak-gflops 225] [--openblas-own-kernels | --openblas-both] [--json FILE]
+                   [--repeats 15] [--peak-gflops 225] [--openblas-own-kernels | --openblas-both] [--json FILE] [--bf16]
                    [--onnx | --onnx-only] [--onnx-models lenet,convnet,cifarnet,resnet20]
 
 For each thread count T it runs the layer micro-benchmarks (bench_layers, bench_libtorch layers,
@@ -34,6 +34,11 @@ waits for a quiet machine first (no cc1plus running, 1-minute load average below
 The libtorch twin runs bench_torch.py's training loop step for step (same data, seed, init order and shuffle),
 so the first 20 step losses of the two must agree: a line per model says by how much (max relative
 difference; above 1e-3 it is a MISMATCH warning, and the libtorch figures are then not the same workload).
+
+--bf16 adds, per model, a training row in bf16 mixed precision: tapegrad --precision bf16 (docs/precision.md)
+against libtorch and PyTorch with the forward and loss under autocast to bfloat16 (oneDNN's bf16 convs), its
+speed-up over tapegrad's fp32 row, and its "fp32-equivalent" GFLOP/s (the same FLOP count) against the fp32
+FMA peak; and its peak RSS.
 
 GFLOP/s of the training and inference rows count the convolutions and linear layers only (conv:
 2*Cout*(Cin/groups)*Kh*Kw*Ho*Wo, linear: 2*in*out per image; elementwise ops, pooling and batch norm are
@@ -107,7 +112,7 @@ def torch_layers(threads, repeats, env):
 RANDOM_DATA_MODELS = ("cifarnet", "mobilenet", "resnet20", "mobilenetv2")
 
 
-def train(which, model, threads, a, env):
+def train(which, model, threads, a, env, precision="fp32"):
     """One run of MODEL[:OPTIMIZER]; None for libtorch when bench_libtorch is not built."""
     name, _, optimizer = model.partition(":")
     optimizer = optimizer or "sgd"
@@ -120,6 +125,8 @@ def train(which, model, threads, a, env):
     else:
         cmd = ["/usr/bin/python3", os.path.join(ROOT, "apps", "bench", "bench_torch.py"), "train"]
     cmd += ["--model", name, "--threads", str(threads), "--optimizer", optimizer]
+    if precision != "fp32":
+        cmd += ["--precision", precision]
     if name in RANDOM_DATA_MODELS:
         cmd += ["--images", str(a.images)]
     else:
@@ -325,6 +332,22 @@ def run(a, own_kernels):
                                  "1,000 calls, eval, no grad" if stat == "median" else "", True))
                 rows.append((f"{model} peak RSS (MiB)", threads, t["peak_rss_mib"], field(l, "peak_rss_mib"),
                              r["peak_rss_mib"], "ratio: other / tapegrad", True))
+                if a.bf16:  # tapegrad --precision bf16 against libtorch and PyTorch under autocast bf16
+                    tb = train("tapegrad", model, threads, a, tg_env, "bf16")
+                    lb = train("libtorch", model, threads, a, torch_env, "bf16")
+                    rb = train("torch", model, threads, a, torch_env, "bf16")
+                    raw["train"][f"{model}/{threads}/bf16"] = {"tapegrad": tb, "libtorch": lb, "torch": rb}
+                    own = tb["train_images_per_s"] / t["train_images_per_s"]
+                    note = f"{own:.2f}x tapegrad's fp32"
+                    if flop:
+                        gf = flop * 3 * tb["train_images_per_s"] / 1e9
+                        note += f"; {gf:.1f} fp32-equivalent GFLOP/s = {100 * gf / peak:.0f}% of the fp32 FMA peak"
+                    if field(lb, "train_images_per_s"):
+                        note += f" (libtorch bf16 {lb['train_images_per_s'] / l['train_images_per_s']:.2f}x its fp32)"
+                    rows.append((f"{model} train bf16 (img/s)", threads, tb["train_images_per_s"],
+                                 field(lb, "train_images_per_s"), rb["train_images_per_s"], note, False))
+                    rows.append((f"{model} bf16 peak RSS (MiB)", threads, tb["peak_rss_mib"],
+                                 field(lb, "peak_rss_mib"), rb["peak_rss_mib"], "ratio: other / tapegrad", True))
             p = pipeline(threads, a, tg_env)
             raw["train"][f"pipeline/{threads}"] = p
             step = raw["train"].get(f"cifarnet/{threads}", {}).get("tapegrad")
@@ -535,6 +558,8 @@ def main():
     blas.add_argument("--openblas-own-kernels", action="store_true")
     blas.add_argument("--openblas-both", action="store_true", help="the whole run as is, then with own kernels")
     p.add_argument("--json", help="also write all raw results here")
+    p.add_argument("--bf16", action="store_true",
+                   help="also train each model in bf16: tapegrad --precision bf16, libtorch and PyTorch under autocast")
     onnx = p.add_mutually_exclusive_group()
     onnx.add_argument("--onnx", action="store_true",
                       help="add the onnxruntime section to a partial run (the whole run has it)")

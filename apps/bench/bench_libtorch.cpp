@@ -15,6 +15,7 @@
 //   (median and p99 of 1,000 calls on one test image). "step_losses" lists the first 20 losses for the
 //   step-for-step check against bench_torch.py.
 // The models are in bench_libtorch_models.cpp (make_model, as bench_torch.py's).
+#include <ATen/autocast_mode.h>
 #include <sys/resource.h>
 #include <torch/torch.h>
 #include <zlib.h>
@@ -276,7 +277,7 @@ std::pair<double, double> latency_us(torch::nn::Sequential& model, const torch::
 }
 
 struct TrainOptions {
-  std::string model, optimizer, data;
+  std::string model, optimizer, data, precision = "fp32";
   int threads = 1, epochs = 1;
   int64_t images = 10000, limit = 0;
 };
@@ -309,7 +310,17 @@ int cmd_train(const TrainOptions& o) {
     for (int64_t i = 0; i < n; i += d.batch) {
       const torch::Tensor idx = perm.slice(0, i, std::min(i + d.batch, n));
       const torch::Tensor xb = d.x_train.index_select(0, idx), yb = d.y_train.index_select(0, idx);
+      // --precision bf16: the forward and loss under autocast, as Python's torch.autocast("cpu",
+      // dtype=torch.bfloat16) (bench_torch.py): convs and linears in bf16 through oneDNN.
+      if (o.precision == "bf16") {
+        at::autocast::set_cpu_enabled(true);
+        at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      }
       torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(xb), yb);
+      if (o.precision == "bf16") {
+        at::autocast::set_cpu_enabled(false);
+        at::autocast::clear_cache();
+      }
       // Gradients set to none as Python's zero_grad(set_to_none=True) (libtorch 1.13's zero_grad() zeroes
       // them): backward then stores each gradient instead of adding it to zeros.
       for (const torch::Tensor& p : params) p.mutable_grad() = torch::Tensor();
@@ -337,11 +348,12 @@ int cmd_train(const TrainOptions& o) {
     losses += buf;
   }
   std::printf(
-      "{\"model\": \"%s\", \"threads\": %d, \"optimizer\": \"%s\", \"torch\": \"libtorch %s\", "
+      "{\"model\": \"%s\", \"threads\": %d, \"precision\": \"%s\", \"optimizer\": \"%s\", "
+      "\"torch\": \"libtorch %s\", "
       "\"train_images_per_s\": %.1f, \"epoch_seconds\": %.3f, \"train_loss\": %.9g, "
       "\"infer_images_per_s\": %.1f, \"test_accuracy\": %.4f, \"peak_rss_mib\": %.1f, "
       "\"latency_us\": {\"median\": %.2f, \"p99\": %.2f}, \"step_losses\": [%s], \"per_epoch\": [%s]}\n",
-      o.model.c_str(), o.threads, o.optimizer.c_str(), TORCH_VERSION,
+      o.model.c_str(), o.threads, o.precision.c_str(), o.optimizer.c_str(), TORCH_VERSION,
       static_cast<double>(n) * o.epochs / train_seconds, train_seconds / o.epochs, train_loss, infer_rate,
       accuracy, peak_rss_mib(), median_us, p99_us, losses.c_str(), per_epoch.c_str());
   return 0;
@@ -378,6 +390,8 @@ int main(int argc, char** argv) {
       o.epochs = std::stoi(value);
     else if (flag == "--limit")
       o.limit = std::stoll(value);
+    else if (flag == "--precision" && (value == "fp32" || value == "bf16"))
+      o.precision = value;
     else {
       std::fprintf(stderr, "bench_libtorch: unknown flag %s\n", flag.c_str());
       return 2;

@@ -301,7 +301,8 @@ def cmd_train(args):
         for i in range(0, n, batch):
             idx = perm[i:i + batch]
             xb, yb = x_train[idx], y_train[idx]
-            loss = F.cross_entropy(model(xb), yb)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+                loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -316,7 +317,8 @@ def cmd_train(args):
                           "train_loss": float(loss_sum) / steps, "test_accuracy": acc})
     latency = latency_us(model, x_test[:1])
     print(json.dumps({
-        "model": args.model, "threads": args.threads, "optimizer": args.optimizer, "torch": torch.__version__,
+        "model": args.model, "threads": args.threads, "precision": args.precision, "optimizer": args.optimizer,
+        "torch": torch.__version__,
         "train_images_per_s": round(n * args.epochs / train_time, 1),
         "epoch_seconds": round(train_time / args.epochs, 3),
         "train_loss": per_epoch[-1]["train_loss"],
@@ -344,6 +346,8 @@ def main():
     pt.add_argument("--data", default=".cache/mnist")
     pt.add_argument("--epochs", type=int, default=1)
     pt.add_argument("--limit", type=int, default=None)
+    pt.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: forward and loss under torch.autocast('cpu', dtype=torch.bfloat16)")
     args = p.parse_args()
     setup_threads(args.threads)
     (cmd_layers if args.cmd == "layers" else cmd_train)(args)

@@ -325,9 +325,10 @@ void backward_chunk(const float* dout, const float* x, const Conv2dGeometry& g, 
         dbias_part[o] += simd::sum_row(dout + n * out_size + o * hw, hw);
   }
   if (!dx && !dweight_part) return;
-  // The wide gradient of each image in fp32, garbage columns zero (as the fp32 backward).
-  float* dys = conv_scratch(kWide, m * g.c_out * fwd.width);
-  for (std::size_t n = n0; n < n1; ++n) {
+  // The wide gradient of each image in fp32, garbage columns zero (as the fp32 backward): only for the
+  // scatter form of dx; dweight converts dout straight to bf16.
+  float* dys = dx ? conv_scratch(kWide, m * g.c_out * fwd.width) : nullptr;
+  for (std::size_t n = n0; dx && n < n1; ++n) {
     float* di = dys + (n - n0) * g.c_out * fwd.width;
     for (std::size_t o = 0; o < g.c_out; ++o) {
       float* row = di + o * fwd.width;
@@ -366,9 +367,13 @@ void backward_chunk(const float* dout, const float* x, const Conv2dGeometry& g, 
       fill_plain(fwd.in, x + n * in_size, g.h, g.w, g.pad_top, g.pad_left, xi);
       zero_words(xi + fwd.in.size, x_size - fwd.in.size);
       bf16* di = ds + (n - n0) * g.c_out * width;
-      for (std::size_t o = 0; o < g.c_out; ++o) {
-        convert_plain(dys + ((n - n0) * g.c_out + o) * fwd.width, fwd.width, di + o * width);
-        zero_words(di + o * width + fwd.width, width - fwd.width);
+      for (std::size_t o = 0; o < g.c_out; ++o) {  // the wide layout, garbage columns and the tail zero
+        bf16* row = di + o * width;
+        for (std::size_t oh = 0; oh < g.h_out; ++oh, row += fwd.in.wp) {
+          convert_plain(dout + n * out_size + o * hw + oh * g.w_out, g.w_out, row);
+          zero_words(row + g.w_out, fwd.in.wp - g.w_out);
+        }
+        zero_words(row, width - g.h_out * fwd.in.wp);
       }
       xp[n - n0] = xi, dy[n - n0] = di;
     }
