@@ -15,6 +15,7 @@
 #include "core/kernels/conv2d.hpp"
 #include "core/ops/conv2d.hpp"
 #include "core/runtime/precision.hpp"
+#include "fixture_runner.hpp"
 #include "test_util.hpp"
 
 using namespace conv2d_test;
@@ -197,4 +198,37 @@ TEST_CASE("detect_anomaly names a bf16 conv whose output overflows") {
   x.fill(1e10f);
   CHECK_THROWS_WITH_AS(model(tg::Tensor(x)), doctest::Contains("the output of 'conv2d' in layer 0.Conv2D"),
                        tg::Error);
+}
+
+TEST_CASE("bf16 conv2d matches PyTorch: its bf16 rounding exactly, and torch.autocast to bf16 accuracy") {
+  if (!tg::bf16_supported()) {
+    MESSAGE("skipped: ", tg::bf16_unsupported_reason());
+    return;
+  }
+  const test_util::ClearTapeOnExit clear_tape;
+  const tg::PrecisionGuard bf16(tg::Precision::bf16);
+  int cases = 0;
+  for (const test_util::Json& c : test_util::fixture_cases("bf16_conv.json")) {
+    INFO("case ", c.at("name").get<std::string>());
+    // x, w and grad_output rounded to bf16 by PyTorch, products summed in float64
+    // (tests/gen_fixtures_bf16.py)
+    test_util::check_pytorch_case(c, [](const test_util::Inputs& t, const test_util::Json& fc) {
+      return tg::conv2d(t[0], t[1], t[2], test_util::conv2d_options(fc.at("options")));
+    });
+    // torch.autocast's bf16 output (oneDNN rounds the bias and the output to bf16 too): ours is within 2^-6
+    // of the output's scale of it everywhere (measured: at most 1.5 x 2^-8).
+    tg::Tensor x(test_util::array_of(c.at("inputs")[0])), w(test_util::array_of(c.at("inputs")[1])),
+        b(test_util::array_of(c.at("inputs")[2]));
+    const tg::Array out = tg::conv2d(x, w, b, test_util::conv2d_options(c.at("options"))).value();
+    const std::vector<float> want = c.at("autocast_output").at("data").get<std::vector<float>>();
+    REQUIRE(want.size() == out.size());
+    float scale = 0.f;
+    for (const float v : want) scale = std::max(scale, std::abs(v));
+    std::size_t off = 0;
+    for (std::size_t i = 0; i < want.size(); ++i)
+      off += !(std::abs(out.data()[i] - want[i]) <= scale * 0x1p-6f);
+    CHECK(off == 0);
+    ++cases;
+  }
+  CHECK(cases == 4);
 }
