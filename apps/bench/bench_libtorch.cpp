@@ -4,7 +4,8 @@
 //   bench_libtorch layers --threads T [--repeats R] [--min-time S]
 //   bench_libtorch train --model lenet|convnet --threads T --data DIR [--epochs E] [--limit N]
 //   bench_libtorch train --model cifarnet|mobilenet|resnet20|mobilenetv2 --threads T [--optimizer sgd|adamw]
-//       [--images N]
+//       [--images N] [--precision fp32|bf16]
+// --precision bf16: the forward and loss under autocast to bf16, as bench_torch.py's torch.autocast.
 // layers: the same cases, names and timing scheme as bench_torch.py (warm-up, then R rounds of >= S seconds,
 //   the median time per call).
 // train: bench_torch.py's training step for step: MNIST from DIR's IDX files (plain or .gz; batch 64) or
@@ -14,7 +15,8 @@
 //   the test set (batch 1000, one untimed warm-up batch) and its accuracy; at the end, batch-1 latency
 //   (median and p99 of 1,000 calls on one test image). "step_losses" lists the first 20 losses for the
 //   step-for-step check against bench_torch.py.
-// The models are in bench_libtorch_models.cpp (make_model, as bench_torch.py's).
+// The models are in bench_libtorch_models.cpp (make_model, as bench_torch.py's). Why one file: the layer rows
+// and the training run share the data, timing and JSON helpers, as bench_torch.py's one file does.
 #include <ATen/autocast_mode.h>
 #include <sys/resource.h>
 #include <torch/torch.h>

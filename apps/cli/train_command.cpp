@@ -153,8 +153,9 @@ TrainCommand::TrainCommand(CLI::App& app) {
   app_->add_flag("--detect-anomaly", t_.detect_anomaly,
                  "check every op's output and gradients for NaN/Inf and stop at the first, naming the op");
   app_->add_option("--precision", t_.precision,
-                   "fp32 (default) or bf16: mixed precision, the stride-1 convolutions multiplying bfloat16 "
-                   "with float32 sums (AVX512_BF16 CPUs); weights, optimizer and checkpoint stay float32");
+                   "fp32 (default) or bf16: mixed precision, convolutions and linear layers multiplying "
+                   "bfloat16 with float32 sums (AVX512_BF16 CPUs); weights, optimizer and checkpoint stay "
+                   "float32");
   app_->add_flag("--profile", t_.profile,
                  "print time per op type and per layer, forward and backward, at the end");
   // The defaults, read from the bound values before the command line writes into them (CLI11 shows a

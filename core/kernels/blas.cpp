@@ -44,12 +44,17 @@ void sgemv_ld(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::siz
 }
 
 // Row-major SGEMM with explicit leading dimensions (for blocks of a larger product).
+// bf16: gemm_bf16 for matrix products (matrix-vector products stay float32).
 void sgemm_ld(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
               const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
-              std::size_t ldc) {
+              std::size_t ldc, bool bf16 = false) {
   if (m == 0 || n == 0) return;
   if (m == 1 || n == 1) {  // a matrix-vector product (batch-1 inference of a linear layer)
     sgemv_ld(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  if (bf16) {
+    gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   if (g_own_gemm) {
@@ -74,28 +79,47 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
   sgemm_ld(trans_a, trans_b, m, n, k, alpha, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
 }
 
-void parallel_sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
-                    const float* a, const float* b, float beta, float* c) {
+void sgemm_bf16(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                const float* a, const float* b, float beta, float* c) {
+  sgemm_ld(trans_a, trans_b, m, n, k, alpha, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n, true);
+}
+
+namespace {
+
+void parallel_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                   const float* a, const float* b, float beta, float* c, bool bf16) {
   const auto threads = static_cast<std::size_t>(num_threads());
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const std::size_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
   if (threads <= 1 || flops < kMinParallelFlops || (m < 2 * threads && n < 2 * threads)) {
-    sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+    sgemm_ld(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, n, bf16);
     return;
   }
-  const std::size_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
   if (m >= n) {  // blocks of rows of C: rows of op(A)
     parallel_for(threads, [&](std::size_t t0, std::size_t t1) {
       const std::size_t m0 = t0 * m / threads, m1 = t1 * m / threads;
       const float* a_block = trans_a ? a + m0 : a + m0 * lda;
-      sgemm_ld(trans_a, trans_b, m1 - m0, n, k, alpha, a_block, lda, b, ldb, beta, c + m0 * n, n);
+      sgemm_ld(trans_a, trans_b, m1 - m0, n, k, alpha, a_block, lda, b, ldb, beta, c + m0 * n, n, bf16);
     });
   } else {  // blocks of columns of C: columns of op(B)
     parallel_for(threads, [&](std::size_t t0, std::size_t t1) {
       const std::size_t n0 = t0 * n / threads, n1 = t1 * n / threads;
       const float* b_block = trans_b ? b + n0 * ldb : b + n0;
-      sgemm_ld(trans_a, trans_b, m, n1 - n0, k, alpha, a, lda, b_block, ldb, beta, c + n0, n);
+      sgemm_ld(trans_a, trans_b, m, n1 - n0, k, alpha, a, lda, b_block, ldb, beta, c + n0, n, bf16);
     });
   }
+}
+
+}  // namespace
+
+void parallel_sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                    const float* a, const float* b, float beta, float* c) {
+  parallel_gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, false);
+}
+
+void parallel_sgemm_bf16(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                         const float* a, const float* b, float beta, float* c) {
+  parallel_gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, true);
 }
 
 void set_own_gemm(bool on) { g_own_gemm = on && gemm_avx512_available(); }

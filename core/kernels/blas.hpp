@@ -16,6 +16,14 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 void parallel_sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                     const float* a, const float* b, float beta, float* c);
 
+// The same two with op(A) and op(B) rounded to bf16 and the products summed in float32 (gemm_bf16 of
+// gemm.hpp; bf16 mixed precision). Matrix-vector products (m or n = 1) stay float32. Only where
+// gemm_bf16_available().
+void sgemm_bf16(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                const float* a, const float* b, float beta, float* c);
+void parallel_sgemm_bf16(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                         const float* a, const float* b, float beta, float* c);
+
 // Whether sgemm runs matrix products (m, n > 1) in tapegrad's AVX-512 kernel (core/kernels/gemm.hpp; the
 // default where the build has AVX-512) or in OpenBLAS (off; always without AVX-512). For tests and
 // benchmarks.

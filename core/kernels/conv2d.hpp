@@ -76,6 +76,11 @@ void conv2d_im2col_forward(const float* x, const float* weight, const float* bia
                            float* out);
 void conv2d_im2col_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
                             float* dx, float* dweight, float* dbias);
+// The same with the products in bf16 (sgemm_bf16 of blas.hpp: bf16 mixed precision; AVX512_BF16 builds only).
+void conv2d_im2col_bf16_forward(const float* x, const float* weight, const float* bias,
+                                const Conv2dGeometry& g, float* out);
+void conv2d_im2col_bf16_backward(const float* dout, const float* x, const float* weight,
+                                 const Conv2dGeometry& g, float* dx, float* dweight, float* dbias);
 
 // ---- direct, stride 1 only (conv2d_direct_*.cpp) ----
 bool conv2d_direct_applies(const Conv2dGeometry& g);  // stride 1

@@ -113,8 +113,12 @@ std::size_t images_per_chunk(const Conv2dGeometry& g) {
 // Chunks of images in parallel over tapegrad's threads; per chunk of m images, with this thread's buffers:
 //   cols [K, m*HW] = im2col of the m images side by side;  Y [Cout, m*HW] = weight [Cout, K] x cols;
 //   out[n][o][p] = Y[o][(n - first)*HW + p] + bias[o]
-void conv2d_im2col_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
-                           float* out) {
+namespace {
+
+// bf16: the products by sgemm_bf16 (bf16 mixed precision), else sgemm.
+void im2col_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
+                    float* out, bool bf16) {
+  const auto gemm = bf16 ? sgemm_bf16 : sgemm;
   const std::size_t k = g.patch(), hw = g.pixels_out();
   const std::size_t in_size = g.c_in * g.h * g.w, out_size = g.c_out * hw;
   const std::size_t chunk = images_per_chunk(g), chunks = (g.batch + chunk - 1) / chunk;
@@ -124,7 +128,7 @@ void conv2d_im2col_forward(const float* x, const float* weight, const float* bia
       float* cols = conv_scratch(kColumns, k * width);
       float* y = conv_scratch(kProducts, g.c_out * width);
       for (std::size_t n = n0; n < n1; ++n) im2col(x + n * in_size, g, cols + (n - n0) * hw, width);
-      sgemm(false, false, g.c_out, width, k, 1.f, weight, cols, 0.f, y);
+      gemm(false, false, g.c_out, width, k, 1.f, weight, cols, 0.f, y);
       for (std::size_t n = n0; n < n1; ++n) {
         for (std::size_t o = 0; o < g.c_out; ++o) {
           const float* src = y + o * width + (n - n0) * hw;
@@ -143,8 +147,9 @@ void conv2d_im2col_forward(const float* x, const float* weight, const float* bia
 //   dcols [K, m*HW] = weight^T dY, then dx = col2im(dcols) image by image.
 // Each part accumulates its own dweight and dbias; the parts are added in order at the end, so results
 // depend only on the thread count.
-void conv2d_im2col_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
-                            float* dx, float* dweight, float* dbias) {
+void im2col_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
+                     float* dx, float* dweight, float* dbias, bool bf16) {
+  const auto gemm = bf16 ? sgemm_bf16 : sgemm;
   const std::size_t k = g.patch(), hw = g.pixels_out();
   const std::size_t in_size = g.c_in * g.h * g.w, out_size = g.c_out * hw;
   const std::size_t chunk = images_per_chunk(g), chunks = (g.batch + chunk - 1) / chunk;
@@ -170,10 +175,10 @@ void conv2d_im2col_backward(const float* dout, const float* x, const float* weig
         float* cols = conv_scratch(kColumns, k * width);
         if (dw) {
           for (std::size_t n = n0; n < n1; ++n) im2col(x + n * in_size, g, cols + (n - n0) * hw, width);
-          sgemm(false, true, g.c_out, k, width, 1.f, dy, cols, 1.f, dw);
+          gemm(false, true, g.c_out, k, width, 1.f, dy, cols, 1.f, dw);
         }
         if (dx) {
-          sgemm(true, false, k, width, g.c_out, 1.f, weight, dy, 0.f, cols);  // cols now holds dcols
+          gemm(true, false, k, width, g.c_out, 1.f, weight, dy, 0.f, cols);  // cols now holds dcols
           for (std::size_t n = n0; n < n1; ++n) {
             std::fill(dx + n * in_size, dx + (n + 1) * in_size, 0.f);
             col2im(cols + (n - n0) * hw, g, dx + n * in_size, width);
@@ -191,6 +196,28 @@ void conv2d_im2col_backward(const float* dout, const float* x, const float* weig
     }
   }
   if (dbias) sum_bias_parts(dbias_parts.data(), parts, g.c_out, dbias);
+}
+
+}  // namespace
+
+void conv2d_im2col_forward(const float* x, const float* weight, const float* bias, const Conv2dGeometry& g,
+                           float* out) {
+  im2col_forward(x, weight, bias, g, out, false);
+}
+
+void conv2d_im2col_backward(const float* dout, const float* x, const float* weight, const Conv2dGeometry& g,
+                            float* dx, float* dweight, float* dbias) {
+  im2col_backward(dout, x, weight, g, dx, dweight, dbias, false);
+}
+
+void conv2d_im2col_bf16_forward(const float* x, const float* weight, const float* bias,
+                                const Conv2dGeometry& g, float* out) {
+  im2col_forward(x, weight, bias, g, out, true);
+}
+
+void conv2d_im2col_bf16_backward(const float* dout, const float* x, const float* weight,
+                                 const Conv2dGeometry& g, float* dx, float* dweight, float* dbias) {
+  im2col_backward(dout, x, weight, g, dx, dweight, dbias, true);
 }
 
 }  // namespace tg

@@ -7,6 +7,7 @@
 #endif
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "core/base/error.hpp"
@@ -144,9 +145,120 @@ std::vector<float>& packed(int which) {
   return buffers[which];
 }
 
+// ---- bf16: the same blocks, each packed panel converted to pairs of bf16 along the inner dimension ----
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+// A packed panel [kc][width] (width = kMR or kNR floats) as [ceil(kc/2)][width] pairs: pair (p, j) holds
+// bf16(panel[2p][j]) in its low half and bf16(panel[2p+1][j]) (0 past kc) in its high half.
+void pair_panel(const float* src, std::size_t kc, std::size_t width, std::uint32_t* dst) {
+  for (std::size_t p = 0; p < kc; p += 2) {
+    const float* lo = src + p * width;
+    const float* hi = p + 1 < kc ? lo + width : nullptr;
+    std::uint32_t* out = dst + p / 2 * width;
+    for (std::size_t j = 0; j < width; j += 16) {
+      const auto mask = static_cast<__mmask16>(width - j >= 16 ? 0xFFFFu : (1u << (width - j)) - 1u);
+      __m512i v = _mm512_maskz_cvtepu16_epi32(
+          0xFFFF, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, lo + j)));
+      if (hi) {
+        const __m512i h = _mm512_maskz_cvtepu16_epi32(
+            0xFFFF, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, hi + j)));
+        v = _mm512_or_si512(v, _mm512_maskz_slli_epi32(0xFFFF, h, 16));
+      }
+      _mm512_mask_storeu_epi32(out + j, mask, v);
+    }
+  }
+}
+
+// gemm_tile on pair panels: kc2 pairs, one vdpbf16ps per (row, vector of 16 columns) and pair.
+void gemm_tile_bf16(std::size_t kc2, const std::uint32_t* ap, const std::uint32_t* bp, float* c,
+                    std::size_t ldc, std::size_t rows, std::size_t cols, float beta) {
+  __m512 acc[kMR][2];
+#pragma GCC unroll 8
+  for (std::size_t r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (std::size_t p = 0; p < kc2; ++p) {
+    const auto b0 = (__m512bh)_mm512_loadu_si512(bp + p * kNR);
+    const auto b1 = (__m512bh)_mm512_loadu_si512(bp + p * kNR + 16);
+#pragma GCC unroll 8
+    for (std::size_t r = 0; r < kMR; ++r) {
+      const auto av = (__m512bh)_mm512_set1_epi32(static_cast<int>(ap[p * kMR + r]));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+    }
+  }
+  const auto mask = [](std::size_t n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : (1u << n) - 1u); };
+  const __mmask16 m0 = mask(cols), m1 = mask(cols > 16 ? cols - 16 : 0);
+  const __m512 vbeta = _mm512_set1_ps(beta);
+  for (std::size_t r = 0; r < rows; ++r) {
+    float* row = c + r * ldc;
+    __m512 v0 = acc[r][0], v1 = acc[r][1];
+    if (beta != 0.f) {
+      v0 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m0, row), v0);
+      v1 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m1, row + 16), v1);
+    }
+    _mm512_mask_storeu_ps(row, m0, v0);
+    _mm512_mask_storeu_ps(row + 16, m1, v1);
+  }
+}
+
+std::vector<std::uint32_t>& packed_pairs(int which) {
+  thread_local std::vector<std::uint32_t> buffers[2];
+  return buffers[which];
+}
+#endif
+
 }  // namespace
 
 bool gemm_avx512_available() { return true; }
+
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+bool gemm_bf16_available() { return true; }
+
+void gemm_bf16(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+               const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+               std::size_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    scale_matrix(m, n, beta, c, ldc);
+    return;
+  }
+  std::vector<float>& ap = packed(0);
+  std::vector<float>& bp = packed(1);
+  std::vector<std::uint32_t>& apb = packed_pairs(0);
+  std::vector<std::uint32_t>& bpb = packed_pairs(1);
+  ap.resize(kMC * kKC);
+  bp.resize(kKC * kNC);
+  apb.resize(kMC * kKC / 2);
+  bpb.resize(kKC * kNC / 2);
+  for (std::size_t j0 = 0; j0 < n; j0 += kNC) {
+    const std::size_t nc = std::min(kNC, n - j0);
+    for (std::size_t p0 = 0; p0 < k; p0 += kKC) {
+      const std::size_t kc = std::min(kKC, k - p0), kc2 = (kc + 1) / 2;
+      const float tile_beta = p0 == 0 ? beta : 1.f;
+      pack_b(trans_b, b, ldb, p0, kc, j0, nc, bp.data());
+      for (std::size_t jr = 0; jr < nc; jr += kNR)
+        pair_panel(bp.data() + jr * kc, kc, kNR, bpb.data() + jr * kc2);
+      for (std::size_t i0 = 0; i0 < m; i0 += kMC) {
+        const std::size_t mc = std::min(kMC, m - i0);
+        pack_a(trans_a, a, lda, i0, mc, p0, kc, alpha, ap.data());
+        for (std::size_t ir = 0; ir < mc; ir += kMR)
+          pair_panel(ap.data() + ir * kc, kc, kMR, apb.data() + ir * kc2);
+        for (std::size_t jr = 0; jr < nc; jr += kNR) {
+          for (std::size_t ir = 0; ir < mc; ir += kMR) {
+            gemm_tile_bf16(kc2, apb.data() + ir * kc2, bpb.data() + jr * kc2, c + (i0 + ir) * ldc + j0 + jr,
+                           ldc, std::min(kMR, mc - ir), std::min(kNR, nc - jr), tile_beta);
+          }
+        }
+      }
+    }
+  }
+}
+#else
+bool gemm_bf16_available() { return false; }
+
+void gemm_bf16(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, std::size_t,
+               const float*, std::size_t, float, float*, std::size_t) {
+  fail("gemm_bf16: this build does not target AVX512_BF16");
+}
+#endif
 
 void gemm_avx512(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                  const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
@@ -183,6 +295,12 @@ void gemm_avx512(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
 #else
 
 bool gemm_avx512_available() { return false; }
+bool gemm_bf16_available() { return false; }
+
+void gemm_bf16(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, std::size_t,
+               const float*, std::size_t, float, float*, std::size_t) {
+  fail("gemm_bf16: this build has no AVX-512");
+}
 
 void gemm_avx512(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, std::size_t,
                  const float*, std::size_t, float, float*, std::size_t) {

@@ -27,4 +27,12 @@ void gemm_avx512(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
                  const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
                  std::size_t ldc);
 
+// The same product with op(A) (times alpha) and op(B) rounded to bf16 as they are packed, products summed in
+// float32 by vdpbf16ps (bf16 mixed precision, core/runtime/precision.hpp). Only in builds that target
+// AVX512_BF16 (gemm_bf16_available).
+bool gemm_bf16_available();
+void gemm_bf16(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+               const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+               std::size_t ldc);
+
 }  // namespace tg

@@ -25,6 +25,8 @@ ForwardKernel forward_kernel(Conv2dKernel k) {
       return conv2d_direct_forward;
     case Conv2dKernel::DirectBf16:
       return conv2d_direct_bf16_forward;
+    case Conv2dKernel::Im2colBf16:
+      return conv2d_im2col_bf16_forward;
     case Conv2dKernel::Depthwise:
       return conv2d_depthwise_forward;
     case Conv2dKernel::Im2col:
@@ -39,6 +41,8 @@ BackwardKernel backward_kernel(Conv2dKernel k) {
       return conv2d_direct_backward;
     case Conv2dKernel::DirectBf16:
       return conv2d_direct_bf16_backward;
+    case Conv2dKernel::Im2colBf16:
+      return conv2d_im2col_bf16_backward;
     case Conv2dKernel::Depthwise:
       return conv2d_depthwise_backward;
     case Conv2dKernel::Im2col:
@@ -125,14 +129,17 @@ void run_forward(Conv2dKernel kernel, const float* x, const float* weight, const
 // Otherwise a conv runs group by group (one group when groups = 1) with the kernel chosen for one group:
 // stride-1 convs run the direct kernels (conv2d_direct_*.cpp): they read the input in place and run at ~80%
 // of the FMA peak, about twice the im2col + SGEMM path on these nets' shapes. Strided convs run im2col +
-// SGEMM (conv2d_im2col.cpp). Under tg::set_precision(Precision::bf16) the direct kernels' bf16 twins run
-// (conv2d_direct_bf16.cpp); the other families stay fp32. set_conv_algorithm forces im2col or direct
-// (depthwise convs then go group by group too, as channel-multiplier convs, groups = Cin < Cout, always do).
+// SGEMM (conv2d_im2col.cpp). Under tg::set_precision(Precision::bf16) both run their bf16 twins
+// (conv2d_direct_bf16.cpp, im2col with sgemm_bf16); depthwise convs stay fp32. set_conv_algorithm forces
+// im2col or direct (depthwise convs then go group by group too, as channel-multiplier convs, groups = Cin <
+// Cout, always do).
 Conv2dKernel conv2d_kernel(const Conv2dGeometry& g) {
   const ConvAlgorithm forced = g_algorithm.load(std::memory_order_relaxed);
   if (forced == ConvAlgorithm::Auto && conv2d_depthwise_applies(g)) return Conv2dKernel::Depthwise;
-  if (forced == ConvAlgorithm::Im2col || !conv2d_direct_applies(g)) return Conv2dKernel::Im2col;
-  return precision() == Precision::bf16 ? Conv2dKernel::DirectBf16 : Conv2dKernel::Direct;
+  const bool bf16 = precision() == Precision::bf16;
+  if (forced == ConvAlgorithm::Im2col || !conv2d_direct_applies(g))
+    return bf16 ? Conv2dKernel::Im2colBf16 : Conv2dKernel::Im2col;
+  return bf16 ? Conv2dKernel::DirectBf16 : Conv2dKernel::Direct;
 }
 
 void set_conv_algorithm(ConvAlgorithm algorithm) { g_algorithm.store(algorithm); }

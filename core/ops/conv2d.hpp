@@ -40,7 +40,7 @@ Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2d
 enum class ConvAlgorithm { Auto, Im2col, Direct };
 void set_conv_algorithm(ConvAlgorithm algorithm);
 ConvAlgorithm conv_algorithm();
-enum class Conv2dKernel { Im2col, Direct, Depthwise, DirectBf16 };
+enum class Conv2dKernel { Im2col, Direct, Depthwise, DirectBf16, Im2colBf16 };
 Conv2dKernel conv2d_kernel(const Conv2dGeometry& g);
 
 // x NCHW, weight [Cout, Cin/groups, Kh, Kw], bias [Cout] or Tensor{} -> [N, Cout, Hout, Wout]

@@ -3,6 +3,7 @@
 
 #include "core/base/error.hpp"
 #include "core/kernels/blas.hpp"
+#include "core/runtime/precision.hpp"
 
 namespace tg {
 
@@ -53,25 +54,29 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     const float* pb = b.value().data();
     for (std::size_t i = 0; i < batch; ++i) std::copy(pb, pb + out, y.data() + i * out);
   }
-  parallel_sgemm(false, true, batch, out, in, 1.f, x.value().data(), w.value().data(),
-                 b.defined() ? 1.f : 0.f, y.data());
+  // bf16 mixed precision: the products in bf16 (tg::set_precision), the choice kept for the backward.
+  const bool bf16 = precision() == Precision::bf16;
+  (bf16 ? parallel_sgemm_bf16 : parallel_sgemm)(false, true, batch, out, in, 1.f, x.value().data(),
+                                                w.value().data(), b.defined() ? 1.f : 0.f, y.data());
   std::vector<Tensor> inputs = b.defined() ? std::vector<Tensor>{x, w, b} : std::vector<Tensor>{x, w};
   return make_op("linear", std::move(y), inputs,
-                 [x, w, b](const Array& dy) { return linear_backward(dy, x, w, b); });
+                 [x, w, b, bf16](const Array& dy) { return linear_backward(dy, x, w, b, bf16); });
 }
 
 // y [N,out] = x [N,in] w^T + b
 // dx [N,in] = dy w ; dw [out,in] = dy^T x ; db [out] = sum over N of dy
-std::vector<Array> linear_backward(const Array& dy, const Tensor& x, const Tensor& w, const Tensor& b) {
+std::vector<Array> linear_backward(const Array& dy, const Tensor& x, const Tensor& w, const Tensor& b,
+                                   bool bf16) {
+  const auto gemm = bf16 ? parallel_sgemm_bf16 : parallel_sgemm;
   const std::size_t batch = x.shape()[0], in = x.shape()[1], out = w.shape()[0];
   Array dx = no_gradient(), dw = no_gradient(), db = no_gradient();
   if (x.requires_grad()) {
     dx = Array::from_shape({batch, in});
-    parallel_sgemm(false, false, batch, in, out, 1.f, dy.data(), w.value().data(), 0.f, dx.data());
+    gemm(false, false, batch, in, out, 1.f, dy.data(), w.value().data(), 0.f, dx.data());
   }
   if (w.requires_grad()) {
     dw = Array::from_shape({out, in});
-    parallel_sgemm(true, false, out, in, batch, 1.f, dy.data(), x.value().data(), 0.f, dw.data());
+    gemm(true, false, out, in, batch, 1.f, dy.data(), x.value().data(), 0.f, dw.data());
   }
   if (b.defined() && b.requires_grad()) {
     db = xt::zeros<float>({out});

@@ -16,6 +16,8 @@ std::vector<Array> matmul_backward(const Array& dout, const Tensor& a, const Ten
 // x [N, in], w [out, in], b [out] or an undefined Tensor{} -> x w^T + b, [N, out]
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 // dy [N, out] -> {dx, dw[, db]} (db only when b is defined)
-std::vector<Array> linear_backward(const Array& dy, const Tensor& x, const Tensor& w, const Tensor& b);
+// bf16: dx and dw products in bf16 (as the forward ran them under tg::set_precision(Precision::bf16)).
+std::vector<Array> linear_backward(const Array& dy, const Tensor& x, const Tensor& w, const Tensor& b,
+                                   bool bf16 = false);
 
 }  // namespace tg

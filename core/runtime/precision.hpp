@@ -1,10 +1,10 @@
-// Mixed precision: the number format convolutions multiply in. fp32 (the default) computes everything in
-// float32. bf16 (`tapegrad train --precision bf16`) rounds the inputs of the stride-1 convolutions (the
-// direct kernels: nearly all of a CNN's multiply-adds) to bfloat16 in each pass, forward, dx and dweight,
-// and accumulates their products in float32 with AVX512_BF16's vdpbf16ps (32 multiply-adds per instruction,
-// 16 for an fp32 FMA). Everything else stays float32: the tensors on the tape, master weights, weight
-// gradients, optimizer state and update, batch norm, loss, softmax, and the strided, depthwise and linear
-// layers' products; checkpoints are float32. See docs/precision.md.
+// Mixed precision: the number format convolutions and linear layers multiply in. fp32 (the default) computes
+// everything in float32. bf16 (`tapegrad train --precision bf16`) rounds the inputs of the convolutions
+// (direct and im2col kernels) and of the linear layers' matrix products to bfloat16 in each pass, forward, dx
+// and dweight, and sums their products in float32 with AVX512_BF16's vdpbf16ps (32 multiply-adds per
+// instruction, 16 for an fp32 FMA). Everything else stays float32: the tensors on the tape, master weights,
+// weight gradients, optimizer state and update, batch norm, loss, softmax, depthwise convs and matmul;
+// checkpoints are float32. See docs/precision.md.
 #pragma once
 
 #include <string>

@@ -176,7 +176,9 @@ TEST_SUITE("conv2d bf16") {
       tg::PrecisionGuard bf16(tg::Precision::bf16);
       CHECK(tg::conv2d_kernel(g) == tg::Conv2dKernel::DirectBf16);
       const tg::Conv2dGeometry strided = tg::conv2d_geometry({2, 4, 6, 6}, {8, 4, 3, 3}, {.stride = {2, 2}});
-      CHECK(tg::conv2d_kernel(strided) == tg::Conv2dKernel::Im2col);  // stays fp32
+      CHECK(tg::conv2d_kernel(strided) == tg::Conv2dKernel::Im2colBf16);
+      const tg::Conv2dGeometry depthwise = tg::conv2d_geometry({2, 4, 6, 6}, {4, 1, 3, 3}, {.groups = 4});
+      CHECK(tg::conv2d_kernel(depthwise) == tg::Conv2dKernel::Depthwise);  // stays fp32
     }
     CHECK(tg::precision() == tg::Precision::fp32);
     CHECK(tg::conv2d_kernel(g) == tg::Conv2dKernel::Direct);
