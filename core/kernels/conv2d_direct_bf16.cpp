@@ -444,27 +444,10 @@ void conv2d_direct_bf16_backward(const float* dout, const float* x, const float*
   const std::size_t per_image = (fwd.in.size + g.c_out * fwd.width) * sizeof(float);
   const std::size_t chunk =
       std::clamp<std::size_t>(kBackwardChunkBytes / per_image, 1, std::max<std::size_t>(g.batch, 1));
-  const std::size_t chunks = (g.batch + chunk - 1) / chunk;
-  const std::size_t parts = std::min<std::size_t>(static_cast<std::size_t>(num_threads()), chunks);
-  std::vector<float> dweight_parts(dweight ? parts * g.c_out * k_count : 0, 0.f);
-  std::vector<double> dbias_parts(dbias ? parts * g.c_out : 0, 0.0);
-  parallel_for(parts, [&](std::size_t p0, std::size_t p1) {
-    for (std::size_t part = p0; part < p1; ++part) {
-      float* dw_part = dweight ? dweight_parts.data() + part * g.c_out * k_count : nullptr;
-      double* db_part = dbias ? dbias_parts.data() + part * g.c_out : nullptr;
-      for (std::size_t c = part * chunks / parts; c < (part + 1) * chunks / parts; ++c)
-        backward_chunk(dout, x, g, fwd, dx_plan, c * chunk, std::min(g.batch, c * chunk + chunk), dx, dw_part,
-                       db_part);
-    }
-  });
-  if (dweight) {
-    std::fill(dweight, dweight + g.c_out * k_count, 0.f);
-    for (std::size_t part = 0; part < parts; ++part) {
-      const float* src = dweight_parts.data() + part * g.c_out * k_count;
-      for (std::size_t i = 0; i < g.c_out * k_count; ++i) dweight[i] += src[i];
-    }
-  }
-  if (dbias) sum_bias_parts(dbias_parts.data(), parts, g.c_out, dbias);
+  backward_in_parts(g.batch, chunk, g.c_out * k_count, g.c_out, dweight, dbias,
+                    [&](std::size_t n0, std::size_t n1, float* dw_part, double* db_part) {
+                      backward_chunk(dout, x, g, fwd, dx_plan, n0, n1, dx, dw_part, db_part);
+                    });
 }
 
 namespace direct_bf16 {

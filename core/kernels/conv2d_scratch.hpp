@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 
 #include "core/kernels/conv2d.hpp"
 
@@ -24,6 +25,15 @@ inline bool worth_splitting_images(const Conv2dGeometry& g, std::size_t threads)
                       static_cast<double>(g.pixels_out()) * static_cast<double>(g.batch);
   return macs >= kMinSplitMacsPerThread * static_cast<double>(threads);
 }
+
+// The backward of a chunked kernel family (direct, fp32 and bf16): images in chunks of `chunk`, the chunks
+// split into one contiguous part per thread; body(n0, n1, dweight_part, dbias_part) adds chunk [n0, n1)'s
+// share into its part's buffers (null when not wanted) and writes its dx. The parts are then added in part
+// order into dweight [weight_size] and dbias [c_out] (each null when not wanted): results depend only on the
+// thread count.
+void backward_in_parts(std::size_t batch, std::size_t chunk, std::size_t weight_size, std::size_t c_out,
+                       float* dweight, float* dbias,
+                       const std::function<void(std::size_t, std::size_t, float*, double*)>& body);
 
 // dbias[o] = the sum over `count` per-thread parts [count][c_out], in part order (both backward kernels).
 void sum_bias_parts(const double* parts, std::size_t count, std::size_t c_out, float* dbias);

@@ -106,6 +106,26 @@ void pack_b(bool trans_b, const float* b, std::size_t ldb, std::size_t p0, std::
   }
 }
 
+// C[0 : rows, 0 : cols] = acc + beta C (beta = 0 does not read C): a tile's accumulators, stored.
+void store_tile(const __m512 (&acc)[kMR][2], float* c, std::size_t ldc, std::size_t rows, std::size_t cols,
+                float beta) {
+  const auto mask = [](std::size_t n) {  // the first n (<= 16) lanes
+    return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
+  };
+  const __mmask16 m0 = mask(cols), m1 = mask(cols > 16 ? cols - 16 : 0);
+  const __m512 vbeta = _mm512_set1_ps(beta);
+  for (std::size_t r = 0; r < rows; ++r) {
+    float* row = c + r * ldc;
+    __m512 v0 = acc[r][0], v1 = acc[r][1];
+    if (beta != 0.f) {
+      v0 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m0, row), v0);
+      v1 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m1, row + 16), v1);
+    }
+    _mm512_mask_storeu_ps(row, m0, v0);
+    _mm512_mask_storeu_ps(row + 16, m1, v1);
+  }
+}
+
 // C[0 : rows, 0 : cols] (row stride ldc) = sum over p < kc of ap[p][r] * bp[p][j] + beta C; beta = 0 does
 // not read C. The first `rows` of the kMR rows and `cols` of the kNR columns are stored.
 void gemm_tile(std::size_t kc, const float* ap, const float* bp, float* c, std::size_t ldc, std::size_t rows,
@@ -122,21 +142,7 @@ void gemm_tile(std::size_t kc, const float* ap, const float* bp, float* c, std::
       acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
     }
   }
-  const auto mask = [](std::size_t n) {  // the first n (<= 16) lanes
-    return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
-  };
-  const __mmask16 m0 = mask(cols), m1 = mask(cols > 16 ? cols - 16 : 0);
-  const __m512 vbeta = _mm512_set1_ps(beta);
-  for (std::size_t r = 0; r < rows; ++r) {
-    float* row = c + r * ldc;
-    __m512 v0 = acc[r][0], v1 = acc[r][1];
-    if (beta != 0.f) {
-      v0 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m0, row), v0);
-      v1 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m1, row + 16), v1);
-    }
-    _mm512_mask_storeu_ps(row, m0, v0);
-    _mm512_mask_storeu_ps(row + 16, m1, v1);
-  }
+  store_tile(acc, c, ldc, rows, cols, beta);
 }
 
 // The packed panels of one thread, kept from call to call (op(B)'s block is up to 2 MiB).
@@ -184,19 +190,7 @@ void gemm_tile_bf16(std::size_t kc2, const std::uint32_t* ap, const std::uint32_
       acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
     }
   }
-  const auto mask = [](std::size_t n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFFu : (1u << n) - 1u); };
-  const __mmask16 m0 = mask(cols), m1 = mask(cols > 16 ? cols - 16 : 0);
-  const __m512 vbeta = _mm512_set1_ps(beta);
-  for (std::size_t r = 0; r < rows; ++r) {
-    float* row = c + r * ldc;
-    __m512 v0 = acc[r][0], v1 = acc[r][1];
-    if (beta != 0.f) {
-      v0 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m0, row), v0);
-      v1 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m1, row + 16), v1);
-    }
-    _mm512_mask_storeu_ps(row, m0, v0);
-    _mm512_mask_storeu_ps(row + 16, m1, v1);
-  }
+  store_tile(acc, c, ldc, rows, cols, beta);
 }
 
 std::vector<std::uint32_t>& packed_pairs(int which) {
@@ -209,58 +203,12 @@ std::vector<std::uint32_t>& packed_pairs(int which) {
 
 bool gemm_avx512_available() { return true; }
 
-#if defined(__AVX512BF16__) && defined(__AVX512BW__)
-bool gemm_bf16_available() { return true; }
+namespace {
 
-void gemm_bf16(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
-               const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
-               std::size_t ldc) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    scale_matrix(m, n, beta, c, ldc);
-    return;
-  }
-  std::vector<float>& ap = packed(0);
-  std::vector<float>& bp = packed(1);
-  std::vector<std::uint32_t>& apb = packed_pairs(0);
-  std::vector<std::uint32_t>& bpb = packed_pairs(1);
-  ap.resize(kMC * kKC);
-  bp.resize(kKC * kNC);
-  apb.resize(kMC * kKC / 2);
-  bpb.resize(kKC * kNC / 2);
-  for (std::size_t j0 = 0; j0 < n; j0 += kNC) {
-    const std::size_t nc = std::min(kNC, n - j0);
-    for (std::size_t p0 = 0; p0 < k; p0 += kKC) {
-      const std::size_t kc = std::min(kKC, k - p0), kc2 = (kc + 1) / 2;
-      const float tile_beta = p0 == 0 ? beta : 1.f;
-      pack_b(trans_b, b, ldb, p0, kc, j0, nc, bp.data());
-      for (std::size_t jr = 0; jr < nc; jr += kNR)
-        pair_panel(bp.data() + jr * kc, kc, kNR, bpb.data() + jr * kc2);
-      for (std::size_t i0 = 0; i0 < m; i0 += kMC) {
-        const std::size_t mc = std::min(kMC, m - i0);
-        pack_a(trans_a, a, lda, i0, mc, p0, kc, alpha, ap.data());
-        for (std::size_t ir = 0; ir < mc; ir += kMR)
-          pair_panel(ap.data() + ir * kc, kc, kMR, apb.data() + ir * kc2);
-        for (std::size_t jr = 0; jr < nc; jr += kNR) {
-          for (std::size_t ir = 0; ir < mc; ir += kMR) {
-            gemm_tile_bf16(kc2, apb.data() + ir * kc2, bpb.data() + jr * kc2, c + (i0 + ir) * ldc + j0 + jr,
-                           ldc, std::min(kMR, mc - ir), std::min(kNR, nc - jr), tile_beta);
-          }
-        }
-      }
-    }
-  }
-}
-#else
-bool gemm_bf16_available() { return false; }
-
-void gemm_bf16(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, std::size_t,
-               const float*, std::size_t, float, float*, std::size_t) {
-  fail("gemm_bf16: this build does not target AVX512_BF16");
-}
-#endif
-
-void gemm_avx512(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+// The blocks of both products: op(B)'s block of kKC x kNC and op(A)'s of kMC x kKC packed, then the tiles.
+// Bf16: each packed panel paired to bf16 along the inner dimension (pair_panel) and gemm_tile_bf16 run.
+template <bool Bf16>
+void gemm_blocks(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                  const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
                  std::size_t ldc) {
   if (m == 0 || n == 0) return;
@@ -272,25 +220,76 @@ void gemm_avx512(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
   std::vector<float>& bp = packed(1);
   ap.resize(kMC * kKC);
   bp.resize(kKC * kNC);
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+  std::vector<std::uint32_t>& apb = packed_pairs(0);
+  std::vector<std::uint32_t>& bpb = packed_pairs(1);
+  if constexpr (Bf16) {
+    apb.resize(kMC * kKC / 2);
+    bpb.resize(kKC * kNC / 2);
+  }
+#endif
   for (std::size_t j0 = 0; j0 < n; j0 += kNC) {
     const std::size_t nc = std::min(kNC, n - j0);
     for (std::size_t p0 = 0; p0 < k; p0 += kKC) {
-      const std::size_t kc = std::min(kKC, k - p0);
+      const std::size_t kc = std::min(kKC, k - p0), kc2 = (kc + 1) / 2;
       const float tile_beta = p0 == 0 ? beta : 1.f;  // later blocks of the inner dimension accumulate
       pack_b(trans_b, b, ldb, p0, kc, j0, nc, bp.data());
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+      if constexpr (Bf16)
+        for (std::size_t jr = 0; jr < nc; jr += kNR)
+          pair_panel(bp.data() + jr * kc, kc, kNR, bpb.data() + jr * kc2);
+#endif
       for (std::size_t i0 = 0; i0 < m; i0 += kMC) {
         const std::size_t mc = std::min(kMC, m - i0);
         pack_a(trans_a, a, lda, i0, mc, p0, kc, alpha, ap.data());
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+        if constexpr (Bf16)
+          for (std::size_t ir = 0; ir < mc; ir += kMR)
+            pair_panel(ap.data() + ir * kc, kc, kMR, apb.data() + ir * kc2);
+#endif
         for (std::size_t jr = 0; jr < nc; jr += kNR) {
           for (std::size_t ir = 0; ir < mc; ir += kMR) {
-            gemm_tile(kc, ap.data() + ir * kc, bp.data() + jr * kc, c + (i0 + ir) * ldc + j0 + jr, ldc,
-                      std::min(kMR, mc - ir), std::min(kNR, nc - jr), tile_beta);
+            float* tile = c + (i0 + ir) * ldc + j0 + jr;
+            const std::size_t rows = std::min(kMR, mc - ir), cols = std::min(kNR, nc - jr);
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+            if constexpr (Bf16) {
+              gemm_tile_bf16(kc2, apb.data() + ir * kc2, bpb.data() + jr * kc2, tile, ldc, rows, cols,
+                             tile_beta);
+              continue;
+            }
+#endif
+            gemm_tile(kc, ap.data() + ir * kc, bp.data() + jr * kc, tile, ldc, rows, cols, tile_beta);
           }
         }
       }
     }
   }
 }
+
+}  // namespace
+
+void gemm_avx512(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                 const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+                 std::size_t ldc) {
+  gemm_blocks<false>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+bool gemm_bf16_available() { return true; }
+
+void gemm_bf16(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+               const float* a, std::size_t lda, const float* b, std::size_t ldb, float beta, float* c,
+               std::size_t ldc) {
+  gemm_blocks<true>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+#else
+bool gemm_bf16_available() { return false; }
+
+void gemm_bf16(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*, std::size_t,
+               const float*, std::size_t, float, float*, std::size_t) {
+  fail("gemm_bf16: this build does not target AVX512_BF16");
+}
+#endif
 
 #else
 
