@@ -28,6 +28,7 @@
 #endif
 
 #include "core/base/error.hpp"
+#include "core/kernels/bf16.hpp"
 #include "core/kernels/conv2d.hpp"
 #include "core/kernels/conv2d_direct_common.hpp"
 #include "core/kernels/conv2d_epilogue.hpp"
@@ -71,31 +72,6 @@ T* bf16_scratch(Bf16Scratch slot, std::size_t count) {
   return reinterpret_cast<T*>(b.data());
 }
 
-// n pairs (bf16(a[i]), bf16(b[i])) into dst; b null: zero partners.
-void convert_pairs(const float* a, const float* b, std::size_t n, pair16* dst) {
-  std::size_t i = 0;
-  for (; i < n; i += 16) {
-    const auto mask = static_cast<__mmask16>(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1u);
-    const __m512i lo =
-        _mm512_maskz_cvtepu16_epi32(0xffff, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, a + i)));
-    __m512i v = lo;
-    if (b) {
-      const __m512i hi = _mm512_maskz_cvtepu16_epi32(
-          0xffff, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, b + i)));
-      v = _mm512_or_si512(lo, _mm512_maskz_slli_epi32(0xffff, hi, 16));
-    }
-    _mm512_mask_storeu_epi32(dst + i, mask, v);
-  }
-}
-
-// n bf16 of a into dst.
-void convert_plain(const float* a, std::size_t n, bf16* dst) {
-  for (std::size_t i = 0; i < n; i += 16) {
-    const auto mask = static_cast<__mmask16>(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1u);
-    _mm256_mask_storeu_epi16(dst + i, mask, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, a + i)));
-  }
-}
-
 template <class T>
 void zero_words(T* dst, std::size_t n) {
   std::fill(dst, dst + n, T{0});
@@ -113,7 +89,7 @@ void fill_pairs(const Padded& in, const float* src, std::size_t channels, std::s
     for (std::size_t y = 0; y < h; ++y) {
       pair16* row = p + (top + y) * in.wp;
       zero_words(row, left);
-      convert_pairs(a + y * w, b ? b + y * w : nullptr, w, row + left);
+      bfloat16::to_pairs(a + y * w, b ? b + y * w : nullptr, w, row + left);
       zero_words(row + left + w, right);
     }
     zero_words(p + (top + h) * in.wp, (in.hp - top - h) * in.wp);
@@ -131,7 +107,7 @@ void fill_plain(const Padded& in, const float* src, std::size_t h, std::size_t w
     for (std::size_t y = 0; y < h; ++y) {
       bf16* row = p + (top + y) * in.wp;
       zero_words(row, left);
-      convert_plain(src + (c * h + y) * w, w, row + left);
+      bfloat16::to_plain(src + (c * h + y) * w, w, row + left);
       zero_words(row + left + w, right);
     }
     zero_words(p + (top + h) * in.wp, (in.hp - top - h) * in.wp);
@@ -346,8 +322,9 @@ void backward_chunk(const float* dout, const float* x, const Conv2dGeometry& g, 
     for (std::size_t n = n0; n < n1; ++n) {
       const float* di = dys + (n - n0) * g.c_out * fwd.width;
       for (std::size_t op = 0; op < half; ++op)
-        convert_pairs(di + 2 * op * fwd.width, 2 * op + 1 < g.c_out ? di + (2 * op + 1) * fwd.width : nullptr,
-                      fwd.width, dyp + op * fwd.width);
+        bfloat16::to_pairs(di + 2 * op * fwd.width,
+                           2 * op + 1 < g.c_out ? di + (2 * op + 1) * fwd.width : nullptr, fwd.width,
+                           dyp + op * fwd.width);
       std::fill(dxp, dxp + fwd.in.size, 0.f);
       wide_conv_bf16(dyp, dxp_plan.dy_off.data(), half, dxp_plan.packed.data(), k_count, fwd.width, dxp,
                      dxp_plan.row_off.data());
@@ -370,7 +347,7 @@ void backward_chunk(const float* dout, const float* x, const Conv2dGeometry& g, 
       for (std::size_t o = 0; o < g.c_out; ++o) {  // the wide layout, garbage columns and the tail zero
         bf16* row = di + o * width;
         for (std::size_t oh = 0; oh < g.h_out; ++oh, row += fwd.in.wp) {
-          convert_plain(dout + n * out_size + o * hw + oh * g.w_out, g.w_out, row);
+          bfloat16::to_plain(dout + n * out_size + o * hw + oh * g.w_out, g.w_out, row);
           zero_words(row + g.w_out, fwd.in.wp - g.w_out);
         }
         zero_words(row, width - g.h_out * fwd.in.wp);

@@ -1,6 +1,7 @@
 // The blocked AVX-512 SGEMM of gemm.hpp: packing of op(A) and op(B) into panels, and the 8 x 32 register
 // tile.
 #include "core/kernels/gemm.hpp"
+#include "core/kernels/bf16.hpp"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -156,22 +157,9 @@ std::vector<float>& packed(int which) {
 // A packed panel [kc][width] (width = kMR or kNR floats) as [ceil(kc/2)][width] pairs: pair (p, j) holds
 // bf16(panel[2p][j]) in its low half and bf16(panel[2p+1][j]) (0 past kc) in its high half.
 void pair_panel(const float* src, std::size_t kc, std::size_t width, std::uint32_t* dst) {
-  for (std::size_t p = 0; p < kc; p += 2) {
-    const float* lo = src + p * width;
-    const float* hi = p + 1 < kc ? lo + width : nullptr;
-    std::uint32_t* out = dst + p / 2 * width;
-    for (std::size_t j = 0; j < width; j += 16) {
-      const auto mask = static_cast<__mmask16>(width - j >= 16 ? 0xFFFFu : (1u << (width - j)) - 1u);
-      __m512i v = _mm512_maskz_cvtepu16_epi32(
-          0xFFFF, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, lo + j)));
-      if (hi) {
-        const __m512i h = _mm512_maskz_cvtepu16_epi32(
-            0xFFFF, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, hi + j)));
-        v = _mm512_or_si512(v, _mm512_maskz_slli_epi32(0xFFFF, h, 16));
-      }
-      _mm512_mask_storeu_epi32(out + j, mask, v);
-    }
-  }
+  for (std::size_t p = 0; p < kc; p += 2)
+    bfloat16::to_pairs(src + p * width, p + 1 < kc ? src + (p + 1) * width : nullptr, width,
+                       dst + p / 2 * width);
 }
 
 // gemm_tile on pair panels: kc2 pairs, one vdpbf16ps per (row, vector of 16 columns) and pair.
