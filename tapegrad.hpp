@@ -36,6 +36,7 @@
 #include "layers/conv2d.hpp"
 #include "layers/fusion.hpp"
 #include "layers/init.hpp"
+#include "layers/int8.hpp"
 #include "layers/linear.hpp"
 #include "layers/model_file.hpp"
 #include "layers/module.hpp"

@@ -2,6 +2,7 @@
 
 #include "core/base/error.hpp"
 #include "layers/init.hpp"
+#include "layers/int8.hpp"
 #include "layers/registry.hpp"
 
 namespace tg {
@@ -34,11 +35,17 @@ void Conv2D::check_input(const Tensor& x) const {
 
 Tensor Conv2D::forward(const Tensor& x) {
   check_input(x);
+  if (int8::Hook* h = int8::active()) {  // an Int8Model's forward or calibration (layers/int8.hpp)
+    if (std::optional<Tensor> y = h->conv(*this, x, {})) return *y;
+  }
   return conv2d(x, weight, bias, options);
 }
 
 Tensor Conv2D::forward_fused(const Tensor& x, const ConvFollowers& followers) const {
   check_input(x);
+  if (int8::Hook* h = int8::active()) {
+    if (std::optional<Tensor> y = h->conv(*this, x, followers)) return *y;
+  }
   return conv2d_fused(x, weight, bias, options, followers);
 }
 

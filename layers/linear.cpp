@@ -3,6 +3,7 @@
 #include "core/base/error.hpp"
 #include "core/ops/ops.hpp"
 #include "layers/init.hpp"
+#include "layers/int8.hpp"
 #include "layers/registry.hpp"
 
 namespace tg {
@@ -20,6 +21,9 @@ Linear::Linear(std::size_t in, std::size_t out, bool with_bias) : in_features(in
 Tensor Linear::forward(const Tensor& x) {
   if (x.dim() != 2 || x.shape()[1] != in_features) {
     fail("expected input [N, ", in_features, "], got ", shape_str(x.shape()));
+  }
+  if (int8::Hook* h = int8::active()) {  // an Int8Model's forward or calibration (layers/int8.hpp)
+    if (std::optional<Tensor> y = h->linear(*this, x)) return *y;
   }
   return linear(x, weight, bias);
 }
