@@ -81,6 +81,8 @@ struct EvalOptions {
   std::string checkpoint, data_dir, out_dir;
   std::size_t batch_size = 1000;
   int threads = 0;
+  bool int8 = false;          // --int8: post-training quantization (docs/int8.md)
+  std::string calibrate_dir;  // --calibrate DIR: its training images (default: the data it trained on)
 };
 int evaluate(const EvalOptions& options);
 
@@ -88,6 +90,8 @@ struct PredictOptions {
   std::string checkpoint, invert = "auto";
   std::vector<std::string> images;
   int top = 3;
+  bool int8 = false;
+  std::string calibrate_dir;
 };
 int predict(const PredictOptions& options);
 

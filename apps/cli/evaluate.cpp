@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "charts.hpp"
 #include "commands.hpp"
 #include "evaluation.hpp"
+#include "int8.hpp"
 #include "run_checkpoint.hpp"
 
 namespace tg::cli {
@@ -62,15 +64,22 @@ int evaluate(const EvalOptions& o) {
     if (test.label(i) < 0 || static_cast<std::size_t>(test.label(i)) >= k)
       fail(data_dir, ": a test label is ", test.label(i), " but ", o.checkpoint, " knows ", k, " classes");
   }
+  if (!o.int8 && !o.calibrate_dir.empty()) fail_usage("--calibrate is for --int8; add --int8 or leave it out");
+  std::unique_ptr<Int8Model> int8 =
+      o.int8 ? quantize_checkpoint(ckpt, o.checkpoint, o.calibrate_dir, o.data_dir) : nullptr;
+  std::optional<Int8Model::Scope> int8_scope;
+  if (int8) int8_scope.emplace(*int8);
   const Evaluation result = evaluate_model(ckpt.model, test, k, o.batch_size);
+  if (int8) warn_saturated(*int8);
   const std::vector<std::vector<std::size_t>>& confusion = result.confusion;  // [true][predicted]
   const double n = static_cast<double>(test.size());
 
   const std::string trained = info.epoch == 0 && info.history.empty()
                                   ? "imported (not trained here)"
                                   : "trained " + std::to_string(info.epoch) + " epoch(s) on " + info.dataset;
-  std::printf("%s: %s (%s), input %s, %zu classes, %s\n", o.checkpoint.c_str(), info.model_name.c_str(),
-              info.model_source.c_str(), info.input_text().c_str(), k, trained.c_str());
+  std::printf("%s: %s (%s), input %s, %zu classes, %s%s\n", o.checkpoint.c_str(), info.model_name.c_str(),
+              info.model_source.c_str(), info.input_text().c_str(), k, trained.c_str(),
+              int8 ? "; run in int8" : "");
   std::printf("test set %s: %s images\n\naccuracy %.2f%%   loss %.4f\n\n", data_dir.c_str(),
               with_commas(test.size()).c_str(), 100.0 * static_cast<double>(result.correct) / n, result.loss);
 

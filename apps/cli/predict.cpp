@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <numeric>
+#include <optional>
 
 #include "commands.hpp"
+#include "int8.hpp"
 #include "run_checkpoint.hpp"
 
 namespace tg::cli {
@@ -19,6 +21,10 @@ int predict(const PredictOptions& o) {
     fail(o.checkpoint, ": takes ", info.input_text(), " inputs with ", info.mean.size(),
          " normalization means; predict reads grayscale (1 channel) and RGB (3 channel) models");
   }
+  if (!o.int8 && !o.calibrate_dir.empty()) fail_usage("--calibrate is for --int8; add --int8 or leave it out");
+  std::unique_ptr<Int8Model> int8 = o.int8 ? quantize_checkpoint(ckpt, o.checkpoint, o.calibrate_dir, "") : nullptr;
+  std::optional<Int8Model::Scope> int8_scope;
+  if (int8) int8_scope.emplace(*int8);
   Sequential& model = ckpt.model;
   model.eval();
   NoGradGuard no_grad;
@@ -53,6 +59,7 @@ int predict(const PredictOptions& o) {
       ++failures;
     }
   }
+  if (int8) warn_saturated(*int8);
   return failures == 0 ? 0 : 1;
 }
 
