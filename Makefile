@@ -66,7 +66,7 @@ bench: build
 
 # The benchmark programs compile (they are not part of `all`); .ci/run checks this after `make test`.
 bench-build: build
-	@cmake --build $(BUILD) -j $(JOBS) --target bench_train bench_layers bench_peak
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_train bench_int8 bench_layers bench_peak
 
 debug: setup
 	@cmake -S . -B build-debug $(call generator,build-debug) -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null

@@ -105,7 +105,7 @@ struct Int8Model::Impl {
       e.report.why = "its input was not finite on a calibration image: runs in float32";
       return;
     }
-    e.report.min = e.min, e.report.max = e.max;
+    e.report.min = std::min(e.min, 0.f), e.report.max = std::max(e.max, 0.f);
     e.report.input = quant_of(e.min, e.max);
     if (e.linear) {
       const Linear& l = *e.linear;

@@ -57,7 +57,7 @@ struct Int8LayerReport {
   bool int8 = false;     // false: it runs in float32, for the reason in `why`
   std::string why;       // "" for an int8 layer
   bool folded_batch_norm = false;
-  float min = 0, max = 0;  // its input's range over the calibration images
+  float min = 0, max = 0;  // its input's range over the calibration images, widened to hold 0
   Int8Quant input;         // the scale and zero point the range gives
   std::size_t seen = 0, clipped = 0;  // input values quantized by forward() so far, and those clipped to the range
   double clipped_share() const { return seen ? static_cast<double>(clipped) / static_cast<double>(seen) : 0.0; }

@@ -68,6 +68,7 @@ std::unique_ptr<Int8Model> quantize_checkpoint(Checkpoint& ckpt, const std::stri
 }
 
 void warn_saturated(const Int8Model& model) {
+  std::fflush(stdout);  // after what was printed before, when both go to one pipe
   for (const Int8LayerReport& r : model.report()) {
     if (!r.int8 || r.clipped_share() < kSaturationWarning) continue;
     std::fprintf(stderr,
