@@ -11,6 +11,8 @@
 // Then the tile: MR = 6 output channels x NV * 16 positions in 24 zmm accumulators, each step one load per
 // 16 positions and one broadcast weight word per channel. Break in it with `rbreak int8_tile`.
 // Without VNNI, int8_tile_plain does the same integer sums in C++, so both give the same bits.
+// Why one file: the quantization, the word layouts, the tile and its fallback share one plan of the call
+// (Plan), and a test of either path must see the same layouts.
 #include "core/kernels/conv2d_int8.hpp"
 
 #include <algorithm>
