@@ -60,7 +60,7 @@ train: setup
 bench: build
 	@bash scripts/setup.sh train reference
 	@cmake -S . -B $(BUILD) >/dev/null  # finds libtorch-dev once installed
-	@cmake --build $(BUILD) -j $(JOBS) --target bench_train bench_layers bench_libtorch bench_peak
+	@cmake --build $(BUILD) -j $(JOBS) --target bench_train bench_int8 bench_layers bench_libtorch bench_peak
 	@bash scripts/fetch_mnist.sh $(DATA)
 	@/usr/bin/python3 scripts/bench.py --data $(DATA) $(BENCH_FLAGS)
 

@@ -7,6 +7,7 @@ quiet-machine checks and the table printing, and `make bench` is one command.
                    [--layers-only | --train-only] [--layers REGEX] [--epochs 1] [--limit N] [--images 10000]
                    [--repeats 15] [--peak-gflops 225] [--openblas-own-kernels | --openblas-both] [--json FILE] [--bf16]
                    [--onnx | --onnx-only] [--onnx-models lenet,convnet,cifarnet,resnet20]
+                   [--int8 | --int8-only] [--int8-models convnet,cifarnet,resnet20,mobilenetv2]
 
 For each thread count T it runs the layer micro-benchmarks (bench_layers, bench_libtorch layers,
 bench_torch.py layers), then for each model one training epoch plus inference and batch-1 latency
@@ -30,6 +31,12 @@ of 1,000 calls, images/s at batch 1000. A table of both and the ratios, each row
 (tapegrad's batch-1 latency within 1.2x of onnxruntime's, throughput at least onnxruntime's). Each model
 waits for a quiet machine first (no cc1plus running, 1-minute load average below --quiet-load; polled every
 20 s for up to --quiet-wait seconds), and a row during which a compiler ran is measured again.
+
+int8 inference (--int8; part of the whole run, --int8-only alone; docs/int8.md): for each model of --int8-models
+and each T, bench_int8 times the float32 predict path and the same model quantized by tg::Int8Model (batch-1
+median and p99 of 1,000 calls, images/s at batch 1000) and writes the float32 model as ONNX, which
+onnxruntime then times as above. Rows are marked against the targets (int8 at least 2x float32 in batch-1
+latency and in batch-1000 throughput) and waited for and re-measured as the onnxruntime rows are.
 
 The libtorch twin runs bench_torch.py's training loop step for step (same data, seed, init order and shuffle),
 so the first 20 step losses of the two must agree: a line per model says by how much (max relative
@@ -541,6 +548,73 @@ def run_onnx(a, env):
     return raw
 
 
+INT8_MODELS = "convnet,cifarnet,resnet20,mobilenetv2"
+INT8_TARGET = 2.0  # int8 b1 latency and b1000 throughput at least 2x tapegrad's float32
+
+
+def int8_row(model, threads, env, folder):
+    """bench_int8's figures (float32 and int8 in one process) and onnxruntime's on the same float32 model."""
+    path = os.path.join(folder, f"{model}.onnx")
+    tg = run_json([os.path.join(BUILD, "apps", "bench_int8"), "--model", model, "--threads", str(threads),
+                   "--onnx", path], env)
+    ort = {}
+    if not ort_missing():
+        for batch, iters in ((1, 1000), (1000, 10)):
+            ort[batch] = run_json(["node", ORT_RUN, "--bench", path, "--batch", str(batch), "--threads",
+                                   str(threads), "--iters", str(iters)], env)
+    return tg, ort
+
+
+def run_int8(a, env):
+    """The int8 section: prints its header and table, returns the raw results."""
+    rows, raw = [], {}
+    with tempfile.TemporaryDirectory(prefix="tapegrad_bench_int8_") as folder:
+        for threads in [int(t) for t in a.threads.split(",")]:
+            for model in a.int8_models.split(","):
+                for attempt in range(1, 4):
+                    quiet = wait_quiet(a.quiet_load, a.quiet_wait, f"int8 {model} T={threads}")
+                    load = os.getloadavg()[0]
+                    with CompilerWatch() as watch:
+                        tg, ort = int8_row(model, threads, env, folder)
+                    if not watch.seen:
+                        break
+                    print(f"bench.py: int8 {model} T={threads}: a compiler ran during the measurement; "
+                          f"{'measuring again' if attempt < 3 else 'kept, marked'}", file=sys.stderr)
+                rows.append((model, threads, tg, ort, quiet and not watch.seen, load))
+                raw[f"{model}/{threads}"] = {"tapegrad": tg, "onnxruntime": {str(b): r for b, r in ort.items()},
+                                             "quiet": quiet and not watch.seen, "load_before": load}
+    git = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True, text=True)
+    print(f"\n== int8 inference ==\nmachine: {cpu_model()}, {os.cpu_count()} cores; {platform.platform()}")
+    print(f"tapegrad {git.stdout.strip()}: bench_int8, float32 and int8 (tg::Int8Model, {rows[0][2]['kernels']} "
+          "kernels) in one process; onnxruntime (float32, the same model exported) as in the onnxruntime section"
+          + ("" if rows[0][3] else f" (skipped: {ort_missing()})"))
+    print("b1: one image, median of 1,000 calls after 20 warm-up; b1000: images/s over 3 batches of 1,000 "
+          "after 1 (tapegrad), 10 after 3 (onnxruntime); speed-ups: int8 over float32 (> 1: int8 is faster); "
+          f"target: both >= {INT8_TARGET:g}\n")
+    print("| model | T | b1 median us: fp32 | int8 | speed-up | b1 p99 us: fp32 | int8 | b1000 img/s: fp32 | int8 "
+          "| speed-up | onnxruntime fp32: b1 us | b1000 img/s | int8 / onnxruntime: b1 | b1000 "
+          "| weights KiB: fp32 | int8 | targets |")
+    print("|" + "---|" * 18)
+    for model, threads, tg, ort, quiet, load in rows:
+        f, q = tg["fp32"], tg["int8"]
+        fm, qm = f["latency_us"]["median"], q["latency_us"]["median"]
+        fi, qi = f["infer_images_per_s"], q["infer_images_per_s"]
+        lat, thr = fm / qm, qi / fi
+        if ort:
+            om, oi = ort[1]["direct"]["median_us"], ort[1000]["direct"]["images_per_s"]
+            ort_cells = f"{om:,.1f} | {oi:,.0f} | {om / qm:.2f} | {qi / oi:.2f}"
+        else:
+            ort_cells = "- | - | - | -"
+        marks = ["latency ok" if lat >= INT8_TARGET else f"latency MISS ({lat:.2f}x)",
+                 "throughput ok" if thr >= INT8_TARGET else f"throughput MISS ({thr:.2f}x)"]
+        if not quiet:
+            marks.append(f"NOT QUIET (load {load:.2f} or a compiler)")
+        print(f"| {model} | {threads} | {fm:,.1f} | {qm:,.1f} | {lat:.2f} | {f['latency_us']['p99']:,.1f} "
+              f"| {q['latency_us']['p99']:,.1f} | {fi:,.0f} | {qi:,.0f} | {thr:.2f} | {ort_cells} "
+              f"| {f['weight_bytes'] / 1024:,.1f} | {q['weight_bytes'] / 1024:,.1f} | {'; '.join(marks)} |")
+    return raw
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", default="1,2")
@@ -565,17 +639,26 @@ def main():
                       help="add the onnxruntime section to a partial run (the whole run has it)")
     onnx.add_argument("--onnx-only", action="store_true", help="only the onnxruntime section")
     p.add_argument("--onnx-models", default=ONNX_MODELS)
+    int8 = p.add_mutually_exclusive_group()
+    int8.add_argument("--int8", action="store_true", help="add the int8 section to a partial run (the whole run has it)")
+    int8.add_argument("--int8-only", action="store_true", help="only the int8 section")
+    p.add_argument("--int8-models", default=INT8_MODELS)
     p.add_argument("--quiet-load", type=float, default=0.8,
                    help="onnxruntime section: wait until the 1-minute load average is below this")
     p.add_argument("--quiet-wait", type=float, default=900, help="... for at most this many seconds")
     a = p.parse_args()
-    with_onnx = a.onnx or a.onnx_only or not (a.layers_only or a.train_only)
-    for program in ("bench_train",) if a.onnx_only else ("bench_train", "bench_layers"):
+    partial = a.layers_only or a.train_only or a.onnx_only or a.int8_only
+    with_onnx = a.onnx or a.onnx_only or not partial
+    with_int8 = a.int8 or a.int8_only or not partial
+    programs = ("bench_int8",) if a.int8_only else ("bench_train",) if a.onnx_only else ("bench_train", "bench_layers")
+    for program in programs + (("bench_int8",) if with_int8 and not a.int8_only else ()):
         if not os.path.exists(os.path.join(BUILD, "apps", program)):
             sys.exit(f"bench.py: {BUILD}/apps/{program} is not built; run `make bench` (or `make bench-build`, "
                      "then this script)")
 
-    if a.onnx_only:
+    if a.int8_only:
+        raw = {}
+    elif a.onnx_only:
         if ort_missing():
             sys.exit(f"bench.py: --onnx-only: {ort_missing()}")
         raw = {}
@@ -588,6 +671,8 @@ def main():
         raw = run(a, a.openblas_own_kernels)
     if with_onnx:
         raw["onnx"] = run_onnx(a, env_for(False, a.openblas_own_kernels))
+    if with_int8:
+        raw["int8"] = run_int8(a, env_for(False, a.openblas_own_kernels))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(raw, f, indent=1, default=str)

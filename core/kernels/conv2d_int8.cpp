@@ -251,6 +251,36 @@ void gather_group(const Plan& p, std::size_t gi, const std::uint32_t* words, std
       }
 }
 
+// ---- the epilogue: sums to float32 outputs ----
+// dst[i] = act(fma(float(acc[i] - correction), scale, bias) + res[i]) for i < n (res may be null). ReLU as
+// max(v, 0), ReLU6 as min(max(v, 0), 6), in vmaxps/vminps's order, so that both forms give the same bits.
+void store_run_plain(const std::int32_t* acc, std::size_t n, std::int32_t correction, float scale, float bias,
+                     const float* res, ConvActivation act, float* dst) {
+  for (std::size_t i = 0; i < n; ++i) {
+    float v = std::fma(static_cast<float>(acc[i] - correction), scale, bias);
+    if (res) v = v + res[i];
+    if (act != ConvActivation::None) v = v > 0.f ? v : 0.f;
+    if (act == ConvActivation::ReLU6) v = v < 6.f ? v : 6.f;
+    dst[i] = v;
+  }
+}
+
+TG_VNNI void store_run_vnni(const std::int32_t* acc, std::size_t n, std::int32_t correction, float scale,
+                            float bias, const float* res, ConvActivation act, float* dst) {
+  const __m512i corr = _mm512_set1_epi32(correction);
+  const __m512 vs = _mm512_set1_ps(scale), vb = _mm512_set1_ps(bias);
+  const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.f);
+  for (std::size_t i = 0; i < n; i += kLanes) {
+    const __mmask16 m = static_cast<__mmask16>(n - i >= kLanes ? 0xffffu : (1u << (n - i)) - 1u);
+    const __m512i a = _mm512_maskz_loadu_epi32(m, acc + i);
+    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, corr)), vs, vb);
+    if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + i));
+    if (act != ConvActivation::None) v = _mm512_max_ps(v, zero);
+    if (act == ConvActivation::ReLU6) v = _mm512_min_ps(v, six);
+    _mm512_mask_storeu_ps(dst + i, m, v);
+  }
+}
+
 // Output positions [q0, q0 + width) of output channels [o0, o0 + mr) of image n from the tile's sums c.
 void store_tile(const Plan& p, std::size_t n, std::size_t o0, int mr, std::size_t q0, std::size_t width,
                 const std::int32_t* c, float* out) {
@@ -270,12 +300,10 @@ void store_tile(const Plan& p, std::size_t n, std::size_t o0, int mr, std::size_
       float* dst = out + base + oy * g.w_out + ox;
       const float* res = p.e.residual ? p.e.residual + base + oy * g.w_out + ox : nullptr;
       const std::int32_t* acc = row + (q - q0);
-      for (std::size_t i = 0; i < valid; ++i) {
-        float v = static_cast<float>(acc[i] - correction) * scale + bias;
-        if (res) v = v + res[i];
-        if (p.e.act == ConvActivation::ReLU) v = v > 0.f ? v : 0.f;
-        if (p.e.act == ConvActivation::ReLU6) v = v < 0.f ? 0.f : v > 6.f ? 6.f : v;
-        dst[i] = v;
+      if (p.vnni) {
+        store_run_vnni(acc, valid, correction, scale, bias, res, p.e.act, dst);
+      } else {
+        store_run_plain(acc, valid, correction, scale, bias, res, p.e.act, dst);
       }
       q += run, ox = 0, ++oy;
     }
