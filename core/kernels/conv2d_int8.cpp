@@ -293,18 +293,23 @@ void store_tile(const Plan& p, std::size_t n, std::size_t o0, int mr, std::size_
     const float bias = p.e.bias ? p.e.bias[o] : 0.f;
     const std::size_t base = (n * g.c_out + o) * g.h_out * g.w_out;
     const std::int32_t* row = c + static_cast<std::size_t>(r) * kBlock;
+    const auto store = [&](const std::int32_t* acc, std::size_t n, std::size_t at) {
+      const float* res = p.e.residual ? p.e.residual + base + at : nullptr;
+      if (p.vnni) {
+        store_run_vnni(acc, n, correction, scale, bias, res, p.e.act, out + base + at);
+      } else {
+        store_run_plain(acc, n, correction, scale, bias, res, p.e.act, out + base + at);
+      }
+    };
+    if (p.grid_w == g.w_out) {  // no dropped columns: the block is one run of the output
+      store(row, end - q0, q0);
+      continue;
+    }
     std::size_t oy = q0 / p.grid_w, ox = q0 % p.grid_w;
     for (std::size_t q = q0; q < end;) {
       const std::size_t run = std::min(end - q, p.grid_w - ox);
       const std::size_t valid = ox < g.w_out ? std::min(run, g.w_out - ox) : 0;
-      float* dst = out + base + oy * g.w_out + ox;
-      const float* res = p.e.residual ? p.e.residual + base + oy * g.w_out + ox : nullptr;
-      const std::int32_t* acc = row + (q - q0);
-      if (p.vnni) {
-        store_run_vnni(acc, valid, correction, scale, bias, res, p.e.act, dst);
-      } else {
-        store_run_plain(acc, valid, correction, scale, bias, res, p.e.act, dst);
-      }
+      store(row + (q - q0), valid, oy * g.w_out + ox);
       q += run, ox = 0, ++oy;
     }
   }
@@ -443,6 +448,7 @@ std::size_t conv2d_int8_forward(const float* x, const Conv2dInt8Weights& w, cons
   if (!(in.scale > 0.f) || !std::isfinite(in.scale) || in.zero_point < 0 || in.zero_point > 255)
     fail("conv2d_int8: the input's scale must be positive and finite and its zero point in [0, 255], got ",
          in.scale, " and ", in.zero_point);
+  if (conv2d_int8_depthwise_applies(g)) return conv2d_int8_depthwise_forward(x, w, g, in, e, out);
   const Plan p = make_plan(g, w, in, e);
   const std::size_t image = g.c_in * g.h * g.w;
   if (g.batch == 1 || num_threads() == 1) {

@@ -65,4 +65,11 @@ struct Int8Epilogue {
 std::size_t conv2d_int8_forward(const float* x, const Conv2dInt8Weights& w, const Conv2dGeometry& g,
                                 Int8Quant in, const Int8Epilogue& e, float* out);
 
+// The depthwise case (groups = Cin = Cout) with AVX512_VBMI's byte permutation (conv2d_int8_depthwise.cpp):
+// the same sums and outputs as conv2d_int8_forward's general path, which calls it where it applies (VNNI and
+// VBMI present and not hidden, a row's 16 outputs within one 64-byte load).
+bool conv2d_int8_depthwise_applies(const Conv2dGeometry& g);
+std::size_t conv2d_int8_depthwise_forward(const float* x, const Conv2dInt8Weights& w, const Conv2dGeometry& g,
+                                          Int8Quant in, const Int8Epilogue& e, float* out);
+
 }  // namespace tg

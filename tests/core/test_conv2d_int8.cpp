@@ -34,6 +34,11 @@ const std::vector<ConvCase>& int8_cases() {
       {"groups 3, 3 channels a group (groups straddle quads)", {2, 9, 6, 6}, {6, 3, 3, 3}, {.groups = 3}},
       {"depthwise 3x3", {2, 24, 8, 8}, {24, 1, 3, 3}, {.padding = {1, 1}, .groups = 24}},
       {"depthwise 3x3 stride 2", {1, 13, 9, 9}, {13, 1, 3, 3}, {.stride = {2, 2}, .padding = {1, 1}, .groups = 13}},
+      {"depthwise 5x5, dilation 2 (two quads of taps a row)",
+       {2, 6, 20, 19},
+       {6, 1, 5, 5},
+       {.padding = {3, 4}, .dilation = {2, 2}, .groups = 6}},
+      {"depthwise 3x3, rows longer than a load", {1, 4, 5, 70}, {4, 1, 3, 3}, {.padding = {1, 1}, .groups = 4}},
       {"batch 1, resnet20 stage 3", {1, 64, 8, 8}, {64, 64, 3, 3}, {.padding = {1, 1}}},
       {"many images", {9, 16, 12, 12}, {16, 16, 3, 3}, {.padding = {1, 1}}},
   };
@@ -222,6 +227,16 @@ TEST_CASE("conv2d_int8: bad scales and mismatched weights are tg::Errors") {
   CHECK_THROWS_AS(tg::conv2d_int8_forward(x.data(), w, g, {1.f, 256}, {}, out.data()), tg::Error);
   const tg::Conv2dGeometry other = tg::conv2d_geometry({1, 4, 5, 5}, {8, 4, 1, 1}, {});
   CHECK_THROWS_AS(tg::conv2d_int8_forward(x.data(), w, other, {1.f, 0}, {}, out.data()), tg::Error);
+}
+
+TEST_CASE("conv2d_int8: depthwise convs take the VBMI kernel where the CPU has it, not otherwise") {
+  const tg::Conv2dGeometry dw = tg::conv2d_geometry({1, 8, 6, 6}, {8, 1, 3, 3}, {.padding = {1, 1}, .groups = 8});
+  const tg::Conv2dGeometry dense = tg::conv2d_geometry({1, 8, 6, 6}, {8, 8, 3, 3}, {.padding = {1, 1}});
+  CHECK_FALSE(tg::conv2d_int8_depthwise_applies(dense));
+  CHECK(tg::conv2d_int8_depthwise_applies(dw) ==
+        (tg::int8_vnni_supported() && __builtin_cpu_supports("avx512vbmi")));
+  const FallbackGuard guard(true);
+  CHECK_FALSE(tg::conv2d_int8_depthwise_applies(dw));
 }
 
 TEST_CASE("int8_vnni_supported: force_int8_fallback hides VNNI and says so") {
