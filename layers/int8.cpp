@@ -40,7 +40,8 @@ struct Entry {
   Tensor bn_weight, bn_bias, bn_mean, bn_var;
   float bn_eps = 1e-5f;
   // The int8 form.
-  Conv2dInt8Weights weights;
+  Conv2dInt8Weights weights;       // a conv's
+  LinearInt8Weights linear_weights;  // a linear layer's
   Tensor bias;  // with the batch norm folded in; undefined for none
 };
 
@@ -109,8 +110,7 @@ struct Int8Model::Impl {
     e.report.input = quant_of(e.min, e.max);
     if (e.linear) {
       const Linear& l = *e.linear;
-      const Conv2dGeometry g = conv2d_geometry(Shape{1, l.in_features, 1, 1}, Shape{l.out_features, l.in_features, 1, 1}, {});
-      e.weights = pack_conv2d_int8(l.weight.value().data(), g);
+      e.linear_weights = pack_linear_int8(l.weight.value().data(), l.out_features, l.in_features);
       e.bias = l.bias;
     } else {
       const Conv2D& c = *e.conv;
@@ -191,8 +191,7 @@ class Runner final : public int8::Hook {
     Entry* e = m_.find(&linear);
     if (!e || !e->report.int8 || grad_enabled()) return std::nullopt;
     e->report.seen += x.numel();
-    return linear_int8(x, e->weights, linear.in_features, e->report.input, e->bias, ConvActivation::None,
-                       &e->report.clipped);
+    return linear_int8(x, e->linear_weights, e->report.input, e->bias, ConvActivation::None, &e->report.clipped);
   }
 
  private:
@@ -257,7 +256,8 @@ std::vector<Int8LayerReport> Int8Model::report() const {
 std::size_t Int8Model::int8_bytes() const {
   std::size_t n = 0;
   for (const Entry& e : impl_->entries)
-    if (e.report.int8) n += e.weights.bytes() + (e.bias.defined() ? e.bias.numel() * sizeof(float) : 0);
+    if (e.report.int8)
+      n += e.weights.bytes() + e.linear_weights.bytes() + (e.bias.defined() ? e.bias.numel() * sizeof(float) : 0);
   return n;
 }
 

@@ -362,9 +362,8 @@ void run_image(const Plan& p, std::size_t n, const std::uint32_t* words, std::ve
 
 }  // namespace int8_kernels
 
-using namespace int8_kernels;
-
 std::string int8_vnni_unsupported_reason() {
+  using namespace int8_kernels;
   if (g_fallback.load()) return "this CPU's AVX512_VNNI instructions are hidden (force_int8_fallback)";
   static const bool env_hidden = [] {
     const char* env = std::getenv("TAPEGRAD_NO_VNNI");
@@ -381,9 +380,10 @@ std::string int8_vnni_unsupported_reason() {
 
 bool int8_vnni_supported() { return int8_vnni_unsupported_reason().empty(); }
 
-void force_int8_fallback(bool on) { g_fallback.store(on); }
+void force_int8_fallback(bool on) { int8_kernels::g_fallback.store(on); }
 
 std::uint8_t quantize_u8(float x, float inv_scale, int zero_point) {
+  using namespace int8_kernels;
   float t = x * inv_scale;
   const float lo = static_cast<float>(-zero_point), hi = static_cast<float>(255 - zero_point);
   if (!(t >= lo)) t = lo;  // NaN too
@@ -392,6 +392,7 @@ std::uint8_t quantize_u8(float x, float inv_scale, int zero_point) {
 }
 
 Conv2dInt8Weights pack_conv2d_int8(const std::int8_t* q, const float* scale, const Conv2dGeometry& g) {
+  using namespace int8_kernels;
   const std::size_t cig = g.c_in / g.groups, cog = g.c_out / g.groups, kk = g.kh * g.kw;
   const std::size_t quads_in = (g.c_in + 3) / 4;
   Conv2dInt8Weights w;
@@ -424,6 +425,7 @@ Conv2dInt8Weights pack_conv2d_int8(const std::int8_t* q, const float* scale, con
 }
 
 Conv2dInt8Weights pack_conv2d_int8(const float* weight, const Conv2dGeometry& g) {
+  using namespace int8_kernels;
   const std::size_t row = g.patch();
   std::vector<std::int8_t> q(g.c_out * row);
   std::vector<float> scale(g.c_out);
@@ -442,6 +444,7 @@ Conv2dInt8Weights pack_conv2d_int8(const float* weight, const Conv2dGeometry& g)
 
 std::size_t conv2d_int8_forward(const float* x, const Conv2dInt8Weights& w, const Conv2dGeometry& g,
                                 Int8Quant in, const Int8Epilogue& e, float* out) {
+  using namespace int8_kernels;
   if (w.c_out != g.c_out || w.steps != g.kh * g.kw * w.quads || w.quad_base.size() != g.groups)
     fail("conv2d_int8: the packed weights are for another conv (", w.c_out, " output channels, ", w.steps,
          " steps; this one has ", g.c_out, " and ", g.kh, "x", g.kw, " kernels in ", g.groups, " groups)");

@@ -65,6 +65,24 @@ struct Int8Epilogue {
 std::size_t conv2d_int8_forward(const float* x, const Conv2dInt8Weights& w, const Conv2dGeometry& g,
                                 Int8Quant in, const Int8Epilogue& e, float* out);
 
+// ---- linear layers: y [N, out] = x [N, in] W^T + bias, with W [out, in] quantized per output feature ----
+// Lanes over output features: each step broadcasts four input features of one example (u8) against the 16
+// output features' four int8 weights, so a batch of one fills every lane (linear_int8.cpp).
+struct LinearInt8Weights {
+  std::size_t in = 0, out = 0, quads = 0, out_padded = 0;  // quads = ceil(in / 4); out rounded up to 16
+  std::vector<std::int32_t> words;                         // [quads][out_padded]: features 4q..4q+3 of output o
+  std::vector<std::int32_t> sums;                          // [out]
+  std::vector<float> scale;                                // [out]
+  std::size_t bytes() const { return words.size() * 4 + sums.size() * 4 + scale.size() * 4; }
+};
+// Per output feature: scale = max |w| / 127 (1 for all zeros), q = round(w / scale), as pack_conv2d_int8.
+LinearInt8Weights pack_linear_int8(const float* weight, std::size_t out, std::size_t in);
+LinearInt8Weights pack_linear_int8(const std::int8_t* q, const float* scale, std::size_t out, std::size_t in);
+// out [N, out] = act(in.scale * w.scale[o] * (sum - zero_point * w.sums[o]) + bias[o]) for x [N, in];
+// returns the input values clipped. VNNI where the CPU has it, the same bits in plain C++ otherwise.
+std::size_t linear_int8_forward(const float* x, std::size_t batch, const LinearInt8Weights& w, Int8Quant in,
+                                const float* bias, ConvActivation act, float* out);
+
 // The depthwise case (groups = Cin = Cout) with AVX512_VBMI's byte permutation (conv2d_int8_depthwise.cpp):
 // the same sums and outputs as conv2d_int8_forward's general path, which calls it where it applies (VNNI and
 // VBMI present and not hidden, a row's 16 outputs within one 64-byte load).

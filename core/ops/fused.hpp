@@ -39,9 +39,8 @@ Tensor conv2d_fused(const Tensor& x, const Tensor& weight, const Tensor& bias, c
 Tensor conv2d_int8(const Tensor& x, const Conv2dInt8Weights& weight, const Shape& weight_shape,
                    const Conv2dOptions& options, Int8Quant in, const Tensor& bias, const Tensor& residual,
                    ConvActivation act, std::size_t* clipped = nullptr);
-// y = x W^T + bias for x [N, in] with W packed as a 1x1 conv's weight [out, in, 1, 1]: conv2d_int8 of the
-// batch seen as one image [in, 1, N]. Named "linear_int8".
-Tensor linear_int8(const Tensor& x, const Conv2dInt8Weights& weight, std::size_t in_features, Int8Quant in,
-                   const Tensor& bias, ConvActivation act, std::size_t* clipped = nullptr);
+// act(x W^T + bias) for x [N, in] with W quantized and packed (linear_int8_forward). Named "linear_int8".
+Tensor linear_int8(const Tensor& x, const LinearInt8Weights& weight, Int8Quant in, const Tensor& bias,
+                   ConvActivation act, std::size_t* clipped = nullptr);
 
 }  // namespace tg

@@ -49,29 +49,18 @@ Tensor conv2d_int8(const Tensor& x, const Conv2dInt8Weights& weight, const Shape
   return inference_result(name, std::move(out), x);
 }
 
-Tensor linear_int8(const Tensor& x, const Conv2dInt8Weights& weight, std::size_t in_features, Int8Quant in,
-                   const Tensor& bias, ConvActivation act, std::size_t* clipped) {
+Tensor linear_int8(const Tensor& x, const LinearInt8Weights& weight, Int8Quant in, const Tensor& bias,
+                   ConvActivation act, std::size_t* clipped) {
   const std::string name = "linear_int8" + suffix(false, act);
   check_no_grad(name, x);
-  if (x.dim() != 2 || x.shape()[1] != in_features)
-    fail(name, ": expected input [N, ", in_features, "], got ", shape_str(x.shape()));
-  const std::size_t batch = x.shape()[0], out_features = weight.c_out;
-  if (bias.defined() && bias.shape() != Shape{out_features})
-    fail(name, ": expected bias [", out_features, "], got ", shape_str(bias.shape()));
-  // The batch as one image [in, 1, N] (a transpose), a 1x1 conv, and back.
-  std::vector<float> image(in_features * batch), conv_out(out_features * batch);
-  const float* xv = x.value().data();
-  for (std::size_t n = 0; n < batch; ++n)
-    for (std::size_t k = 0; k < in_features; ++k) image[k * batch + n] = xv[n * in_features + k];
-  const Conv2dGeometry g =
-      conv2d_geometry(Shape{1, in_features, 1, batch}, Shape{out_features, in_features, 1, 1}, {});
-  const Int8Epilogue e{bias.defined() ? bias.value().data() : nullptr, nullptr, act};
-  const std::size_t n_clipped = conv2d_int8_forward(image.data(), weight, g, in, e, conv_out.data());
-  if (clipped) *clipped += n_clipped;
-  Array out = Array::from_shape({batch, out_features});
-  float* ov = out.data();
-  for (std::size_t o = 0; o < out_features; ++o)
-    for (std::size_t n = 0; n < batch; ++n) ov[n * out_features + o] = conv_out[o * batch + n];
+  if (x.dim() != 2 || x.shape()[1] != weight.in)
+    fail(name, ": expected input [N, ", weight.in, "], got ", shape_str(x.shape()));
+  if (bias.defined() && bias.shape() != Shape{weight.out})
+    fail(name, ": expected bias [", weight.out, "], got ", shape_str(bias.shape()));
+  Array out = Array::from_shape({x.shape()[0], weight.out});
+  const std::size_t n = linear_int8_forward(x.value().data(), x.shape()[0], weight, in,
+                                            bias.defined() ? bias.value().data() : nullptr, act, out.data());
+  if (clipped) *clipped += n;
   return inference_result(name, std::move(out), x);
 }
 

@@ -218,6 +218,70 @@ TEST_CASE("quantize_u8: rounds to nearest even, clamps to [0, 255], NaN to 0; th
   }
 }
 
+TEST_CASE("linear_int8: the integer sums equal the plain definition's, VNNI and fallback alike") {
+  struct Case {
+    std::size_t batch, in, out;
+  };
+  for (const Case c : {Case{1, 3, 5}, Case{1, 400, 120}, Case{2, 17, 16}, Case{7, 37, 70}, Case{13, 301, 10},
+                       Case{1, 3136, 128}}) {
+    for (int zp : {0, 128, 201}) {
+      CAPTURE(c.batch);
+      CAPTURE(c.in);
+      CAPTURE(c.out);
+      CAPTURE(zp);
+      const std::vector<float> x = integers(c.batch * c.in, -zp, 255 - zp, 21);
+      const std::vector<float> wf = integers(c.out * c.in, -127, 127, 22);
+      std::vector<std::int8_t> wq(wf.size());
+      for (std::size_t i = 0; i < wf.size(); ++i) wq[i] = static_cast<std::int8_t>(wf[i]);
+      const std::vector<float> ones(c.out, 1.f);
+      const tg::LinearInt8Weights w = tg::pack_linear_int8(wq.data(), ones.data(), c.out, c.in);
+      std::vector<float> want(c.batch * c.out);
+      for (std::size_t n = 0; n < c.batch; ++n)
+        for (std::size_t o = 0; o < c.out; ++o) {
+          std::int64_t sum = 0;
+          for (std::size_t k = 0; k < c.in; ++k)
+            sum += static_cast<std::int64_t>(x[n * c.in + k]) * static_cast<std::int64_t>(wf[o * c.in + k]);
+          want[n * c.out + o] = static_cast<float>(sum);
+        }
+      for (bool fallback : {false, true}) {
+        CAPTURE(fallback);
+        const FallbackGuard guard(fallback);
+        std::vector<float> out = poisoned(want.size());
+        CHECK(tg::linear_int8_forward(x.data(), c.batch, w, {1.f, zp}, nullptr, tg::ConvActivation::None,
+                                      out.data()) == 0);
+        check_equal(out, want, fallback ? "plain C++" : "VNNI where the CPU has it");
+      }
+    }
+  }
+}
+
+TEST_CASE("linear_int8: scales, bias and activations against the fp32 product of the dequantized values") {
+  const std::size_t batch = 5, in = 50, out = 33;
+  const Buffer x = random_buffer(batch * in, 31), wf = random_buffer(out * in, 32), bias = random_buffer(out, 33);
+  const tg::Int8Quant q{2.f / 255, 128};
+  const tg::LinearInt8Weights w = tg::pack_linear_int8(wf.data(), out, in);
+  for (tg::ConvActivation act : {tg::ConvActivation::None, tg::ConvActivation::ReLU, tg::ConvActivation::ReLU6}) {
+    Buffer got = poisoned(batch * out);
+    tg::linear_int8_forward(x.data(), batch, w, q, bias.data(), act, got.data());
+    Buffer want(batch * out);
+    for (std::size_t n = 0; n < batch; ++n)
+      for (std::size_t o = 0; o < out; ++o) {
+        double sum = bias[o];
+        for (std::size_t k = 0; k < in; ++k) {
+          const float xd = q.scale * static_cast<float>(tg::quantize_u8(x[n * in + k], 1.f / q.scale, q.zero_point) -
+                                                        q.zero_point);
+          const float wd = w.scale[o] * std::nearbyint(wf[o * in + k] / w.scale[o]);
+          sum += double(xd) * double(wd);
+        }
+        float v = static_cast<float>(sum);
+        if (act != tg::ConvActivation::None) v = std::max(v, 0.f);
+        if (act == tg::ConvActivation::ReLU6) v = std::min(v, 6.f);
+        want[n * out + o] = v;
+      }
+    check_close(got, want, "linear int8 against fp32 on the same quantized values");
+  }
+}
+
 TEST_CASE("conv2d_int8: bad scales and mismatched weights are tg::Errors") {
   const tg::Conv2dGeometry g = tg::conv2d_geometry({1, 4, 5, 5}, {8, 4, 3, 3}, {});
   const Buffer x(100, 0.f), wf = random_buffer(8 * 36, 3);
