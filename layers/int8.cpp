@@ -40,9 +40,9 @@ struct Entry {
   Tensor bn_weight, bn_bias, bn_mean, bn_var;
   float bn_eps = 1e-5f;
   // The int8 form.
-  Conv2dInt8Weights weights;       // a conv's
+  Conv2dInt8Weights weights;         // a conv's
   LinearInt8Weights linear_weights;  // a linear layer's
-  Tensor bias;  // with the batch norm folded in; undefined for none
+  Tensor bias;                       // with the batch norm folded in; undefined for none
 };
 
 // The range [min, max] (widened to hold 0: padding and ReLU's zeros are exact) as a u8 scale and zero point.
@@ -59,8 +59,8 @@ Int8Quant quant_of(float lo, float hi) {
 
 struct Int8Model::Impl {
   Sequential* model = nullptr;
-  std::vector<Entry> entries;                      // model order
-  std::vector<Int8LayerReport> fp32_layers;        // other layers with parameters
+  std::vector<Entry> entries;                            // model order
+  std::vector<Int8LayerReport> fp32_layers;              // other layers with parameters
   std::unordered_map<const Module*, std::size_t> index;  // layer -> entries[i]
   std::unique_ptr<int8::Hook> runner;                    // what a Scope installs
 
@@ -116,7 +116,8 @@ struct Int8Model::Impl {
       const Conv2D& c = *e.conv;
       const Shape ws = c.weight.shape();
       const Conv2dGeometry g = conv2d_geometry(Shape{1, c.in_channels, ws[2] * 8, ws[3] * 8}, ws, c.options);
-      if (e.bn_weight.defined()) {  // fold: w' = w * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps)
+      if (e.bn_weight
+              .defined()) {  // fold: w' = w * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps)
         const std::size_t co = c.out_channels, row = ws[1] * ws[2] * ws[3];
         std::vector<float> w(c.weight.value().data(), c.weight.value().data() + co * row);
         Array b = Array::from_shape({co});
@@ -191,7 +192,8 @@ class Runner final : public int8::Hook {
     Entry* e = m_.find(&linear);
     if (!e || !e->report.int8 || grad_enabled()) return std::nullopt;
     e->report.seen += x.numel();
-    return linear_int8(x, e->linear_weights, e->report.input, e->bias, ConvActivation::None, &e->report.clipped);
+    return linear_int8(x, e->linear_weights, e->report.input, e->bias, ConvActivation::None,
+                       &e->report.clipped);
   }
 
  private:
@@ -216,7 +218,8 @@ Int8Model::Int8Model(Sequential& model, const Tensor& calibration, std::size_t b
     : impl_(std::make_unique<Impl>()) {
   impl_->model = &model;
   if (calibration.dim() < 2 || calibration.shape()[0] == 0)
-    fail("int8: the calibration images must be a batch [N, ...] with N >= 1, got ", shape_str(calibration.shape()));
+    fail("int8: the calibration images must be a batch [N, ...] with N >= 1, got ",
+         shape_str(calibration.shape()));
   impl_->walk(model, "");
   model.eval();
   NoGradGuard no_grad;
@@ -257,7 +260,8 @@ std::size_t Int8Model::int8_bytes() const {
   std::size_t n = 0;
   for (const Entry& e : impl_->entries)
     if (e.report.int8)
-      n += e.weights.bytes() + e.linear_weights.bytes() + (e.bias.defined() ? e.bias.numel() * sizeof(float) : 0);
+      n += e.weights.bytes() + e.linear_weights.bytes() +
+           (e.bias.defined() ? e.bias.numel() * sizeof(float) : 0);
   return n;
 }
 

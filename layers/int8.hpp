@@ -1,4 +1,5 @@
-// int8 inference (docs/int8.md): post-training quantization of a trained model, at load, for eval and predict.
+// int8 inference (docs/int8.md): post-training quantization of a trained model, at load, for eval and
+// predict.
 //
 //   tg::Int8Model q(model, calibration_images);  // calibrates, folds batch norm, quantizes the weights
 //   tg::Tensor logits = q(x);                    // the model's eval forward with int8 convs and linears
@@ -52,15 +53,18 @@ Hook* active();
 
 // One layer of an Int8Model, as report() gives it.
 struct Int8LayerReport {
-  std::string name;      // its path and type, "3.body.0.Conv2D"
-  std::string source;    // its model-file location ("resnet20.tg:7"), or ""
-  bool int8 = false;     // false: it runs in float32, for the reason in `why`
-  std::string why;       // "" for an int8 layer
+  std::string name;    // its path and type, "3.body.0.Conv2D"
+  std::string source;  // its model-file location ("resnet20.tg:7"), or ""
+  bool int8 = false;   // false: it runs in float32, for the reason in `why`
+  std::string why;     // "" for an int8 layer
   bool folded_batch_norm = false;
   float min = 0, max = 0;  // its input's range over the calibration images, widened to hold 0
   Int8Quant input;         // the scale and zero point the range gives
-  std::size_t seen = 0, clipped = 0;  // input values quantized by forward() so far, and those clipped to the range
-  double clipped_share() const { return seen ? static_cast<double>(clipped) / static_cast<double>(seen) : 0.0; }
+  std::size_t seen = 0,
+              clipped = 0;  // input values quantized by forward() so far, and those clipped to the range
+  double clipped_share() const {
+    return seen ? static_cast<double>(clipped) / static_cast<double>(seen) : 0.0;
+  }
 };
 
 class Int8Model {
@@ -77,7 +81,8 @@ class Int8Model {
   Tensor forward(const Tensor& x);
   Tensor operator()(const Tensor& x) { return forward(x); }
 
-  // Every conv and linear layer, and every other layer with parameters (custom layers: float32), in model order.
+  // Every conv and linear layer, and every other layer with parameters (custom layers: float32), in model
+  // order.
   std::vector<Int8LayerReport> report() const;
   // The int8 layers' packed weights and scales, and the same layers' float32 parameters, in bytes.
   std::size_t int8_bytes() const;

@@ -4,10 +4,10 @@
 // The model is built from its built-in file (1x28x28 for lenet and convnet, 3x32x32 for the others, 10
 // classes), its batch norms given running statistics by 20 training-mode batches of random normal images (so
 // that folding them is not the identity), then quantized (tg::Int8Model) on 512 more. Timed like
-// bench_train's inference: batch-1 latency as `tapegrad predict` runs it (20 warm-up calls, then the median and
-// p99 of 1,000), and batch-1000 throughput (one warm-up batch, then 3), first in float32, then in int8; the
-// weight bytes of both. One JSON object. --onnx PATH writes the float32 model as ONNX for onnxruntime's side.
-// The speed does not depend on the pixels, so the images are random.
+// bench_train's inference: batch-1 latency as `tapegrad predict` runs it (20 warm-up calls, then the median
+// and p99 of 1,000), and batch-1000 throughput (one warm-up batch, then 3), first in float32, then in int8;
+// the weight bytes of both. One JSON object. --onnx PATH writes the float32 model as ONNX for onnxruntime's
+// side. The speed does not depend on the pixels, so the images are random.
 #include <sys/resource.h>
 #include <CLI/CLI.hpp>
 
@@ -63,8 +63,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   tg::set_num_threads(threads);
   tg::manual_seed(1);
-  const tg::Shape input = model_name == "lenet" || model_name == "convnet" ? tg::Shape{1, 28, 28}
-                                                                            : tg::Shape{3, 32, 32};
+  const tg::Shape input =
+      model_name == "lenet" || model_name == "convnet" ? tg::Shape{1, 28, 28} : tg::Shape{3, 32, 32};
   const tg::cli::ModelText text = tg::cli::find_model(model_name);
   tg::Sequential model = tg::model_from_text(text.text, input, 10, text.source);
   tg::Generator gen(1);

@@ -142,8 +142,9 @@ int main(int argc, char** argv) {
       "folder for eval_per_class.csv, eval_confusion.csv and eval_confusion.png (default: the checkpoint's)");
   eval_cmd->add_option("--batch-size", e.batch_size, "images per forward pass")->check(CLI::Range(1, 65536));
   eval_cmd->add_option("--threads", e.threads, "threads of tapegrad's pool")->check(CLI::Range(1, 256));
-  eval_cmd->add_flag("--int8", e.int8,
-                     "run the convs and linear layers in int8, quantized at load (the checkpoint is not changed)");
+  eval_cmd->add_flag(
+      "--int8", e.int8,
+      "run the convs and linear layers in int8, quantized at load (the checkpoint is not changed)");
   eval_cmd->add_option("--calibrate", e.calibrate_dir,
                        "with --int8: training data to calibrate on (default: the data it trained on)");
 
@@ -159,8 +160,9 @@ int main(int argc, char** argv) {
                    "an image folder: its images are taken as they are); never; always")
       ->check(CLI::IsMember({"auto", "never", "always"}));
   predict_cmd->add_option("--top", p.top, "how many classes to list")->check(CLI::Range(1, 1000));
-  predict_cmd->add_flag("--int8", p.int8,
-                        "run the convs and linear layers in int8, quantized at load (the checkpoint is not changed)");
+  predict_cmd->add_flag(
+      "--int8", p.int8,
+      "run the convs and linear layers in int8, quantized at load (the checkpoint is not changed)");
   predict_cmd->add_option("--calibrate", p.calibrate_dir,
                           "with --int8: training data to calibrate on (default: the data it trained on)");
 

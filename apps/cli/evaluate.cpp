@@ -64,7 +64,8 @@ int evaluate(const EvalOptions& o) {
     if (test.label(i) < 0 || static_cast<std::size_t>(test.label(i)) >= k)
       fail(data_dir, ": a test label is ", test.label(i), " but ", o.checkpoint, " knows ", k, " classes");
   }
-  if (!o.int8 && !o.calibrate_dir.empty()) fail_usage("--calibrate is for --int8; add --int8 or leave it out");
+  if (!o.int8 && !o.calibrate_dir.empty())
+    fail_usage("--calibrate is for --int8; add --int8 or leave it out");
   std::unique_ptr<Int8Model> int8 =
       o.int8 ? quantize_checkpoint(ckpt, o.checkpoint, o.calibrate_dir, o.data_dir) : nullptr;
   std::optional<Int8Model::Scope> int8_scope;

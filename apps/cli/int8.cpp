@@ -9,20 +9,28 @@
 namespace tg::cli {
 
 std::unique_ptr<Int8Model> quantize_checkpoint(Checkpoint& ckpt, const std::string& checkpoint_path,
-                                               const std::string& calibrate_dir, const std::string& data_dir) {
+                                               const std::string& calibrate_dir,
+                                               const std::string& data_dir) {
   const RunInfo& info = ckpt.info;
-  const std::string dir = !calibrate_dir.empty() ? calibrate_dir : !info.data_dir.empty() ? info.data_dir : data_dir;
-  const std::string how = "give a folder of its training images with --calibrate DIR (MNIST or Fashion-MNIST "
-                          "IDX files, CIFAR-10 batches, or a folder of images in class folders)";
+  const std::string dir = !calibrate_dir.empty()   ? calibrate_dir
+                          : !info.data_dir.empty() ? info.data_dir
+                                                   : data_dir;
+  const std::string how =
+      "give a folder of its training images with --calibrate DIR (MNIST or Fashion-MNIST "
+      "IDX files, CIFAR-10 batches, or a folder of images in class folders)";
   if (dir.empty())
-    fail_usage("--int8: ", checkpoint_path, " records no training data to calibrate on (an imported model); ", how);
+    fail_usage("--int8: ", checkpoint_path, " records no training data to calibrate on (an imported model); ",
+               how);
   if (!std::filesystem::exists(dir))
-    fail_usage("--int8: the calibration data ", dir, " is not there", calibrate_dir.empty() ? " (the folder " + checkpoint_path + " trained on)" : std::string(), "; ", how);
+    fail_usage("--int8: the calibration data ", dir, " is not there",
+               calibrate_dir.empty() ? " (the folder " + checkpoint_path + " trained on)" : std::string(),
+               "; ", how);
   std::unique_ptr<ImageDataset> train;
   try {
     std::string kind = info.dataset;
     const std::string found = data_spec("auto", dir).dataset;
-    if (kind.empty() || found == "folder" || found == "cifar10" || kind == "folder" || kind == "cifar10") kind = found;
+    if (kind.empty() || found == "folder" || found == "cifar10" || kind == "folder" || kind == "cifar10")
+      kind = found;
     train = open_dataset({.dataset = kind,
                           .dir = dir,
                           .options = {.rows = info.input[1],
@@ -41,8 +49,8 @@ std::unique_ptr<Int8Model> quantize_checkpoint(Checkpoint& ckpt, const std::stri
   const std::size_t n = std::min(kCalibrationImages, train->size());
   if (n == 0) fail_usage("--int8: ", dir, " has no training images to calibrate on; ", how);
   if (Shape{train->channels(), train->rows(), train->cols()} != info.input)
-    fail_usage("--int8: ", dir, " has ", train->channels(), "x", train->rows(), "x", train->cols(), " images; ",
-               checkpoint_path, " takes ", info.input_text());
+    fail_usage("--int8: ", dir, " has ", train->channels(), "x", train->rows(), "x", train->cols(),
+               " images; ", checkpoint_path, " takes ", info.input_text());
   Array images = Array::from_shape({n, info.input[0], info.input[1], info.input[2]});
   const std::size_t size = train->example_size();
   for (std::size_t i = 0; i < n; ++i) train->normalized(i * train->size() / n, images.data() + i * size);
@@ -59,11 +67,12 @@ std::unique_ptr<Int8Model> quantize_checkpoint(Checkpoint& ckpt, const std::stri
     folded += r.folded_batch_norm ? 1 : 0;
   }
   const std::string reason = int8_vnni_unsupported_reason();
-  std::printf("int8: %zu conv(s) and %zu linear layer(s) quantized (batch norm folded into %zu), calibrated on "
-              "%zu training images of %s; weights %.1f KiB (float32: %.1f KiB); %s\n",
-              convs, linears, folded, n, dir.c_str(), static_cast<double>(model->int8_bytes()) / 1024.0,
-              static_cast<double>(model->fp32_bytes()) / 1024.0,
-              reason.empty() ? "AVX512_VNNI kernels" : reason.c_str());
+  std::printf(
+      "int8: %zu conv(s) and %zu linear layer(s) quantized (batch norm folded into %zu), calibrated on "
+      "%zu training images of %s; weights %.1f KiB (float32: %.1f KiB); %s\n",
+      convs, linears, folded, n, dir.c_str(), static_cast<double>(model->int8_bytes()) / 1024.0,
+      static_cast<double>(model->fp32_bytes()) / 1024.0,
+      reason.empty() ? "AVX512_VNNI kernels" : reason.c_str());
   return model;
 }
 
@@ -71,11 +80,12 @@ void warn_saturated(const Int8Model& model) {
   std::fflush(stdout);  // after what was printed before, when both go to one pipe
   for (const Int8LayerReport& r : model.report()) {
     if (!r.int8 || r.clipped_share() < kSaturationWarning) continue;
-    std::fprintf(stderr,
-                 "tapegrad: warning: int8: %s%s%s: %.2f%% of its input values fell outside the calibrated range "
-                 "[%g, %g] and were clipped; calibrate on images like these with --calibrate DIR\n",
-                 r.name.c_str(), r.source.empty() ? "" : " at ", r.source.c_str(), 100.0 * r.clipped_share(),
-                 static_cast<double>(r.min), static_cast<double>(r.max));
+    std::fprintf(
+        stderr,
+        "tapegrad: warning: int8: %s%s%s: %.2f%% of its input values fell outside the calibrated range "
+        "[%g, %g] and were clipped; calibrate on images like these with --calibrate DIR\n",
+        r.name.c_str(), r.source.empty() ? "" : " at ", r.source.c_str(), 100.0 * r.clipped_share(),
+        static_cast<double>(r.min), static_cast<double>(r.max));
   }
 }
 

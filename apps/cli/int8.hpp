@@ -15,8 +15,8 @@ inline constexpr std::size_t kCalibrationImages = 512;
 inline constexpr double kSaturationWarning = 0.01;
 
 // Quantizes ckpt.model, calibrated on the training split of `calibrate_dir` (or, when empty, of the folder it
-// trained on; of `data_dir` for an imported model that records none). Prints one line of what it did. tg::Error
-// (a usage error) saying to give --calibrate DIR when there is no calibration data.
+// trained on; of `data_dir` for an imported model that records none). Prints one line of what it did.
+// tg::Error (a usage error) saying to give --calibrate DIR when there is no calibration data.
 std::unique_ptr<Int8Model> quantize_checkpoint(Checkpoint& ckpt, const std::string& checkpoint_path,
                                                const std::string& calibrate_dir, const std::string& data_dir);
 // A warning on stderr for each layer whose input saturated (kSaturationWarning).

@@ -21,8 +21,10 @@ int predict(const PredictOptions& o) {
     fail(o.checkpoint, ": takes ", info.input_text(), " inputs with ", info.mean.size(),
          " normalization means; predict reads grayscale (1 channel) and RGB (3 channel) models");
   }
-  if (!o.int8 && !o.calibrate_dir.empty()) fail_usage("--calibrate is for --int8; add --int8 or leave it out");
-  std::unique_ptr<Int8Model> int8 = o.int8 ? quantize_checkpoint(ckpt, o.checkpoint, o.calibrate_dir, "") : nullptr;
+  if (!o.int8 && !o.calibrate_dir.empty())
+    fail_usage("--calibrate is for --int8; add --int8 or leave it out");
+  std::unique_ptr<Int8Model> int8 =
+      o.int8 ? quantize_checkpoint(ckpt, o.checkpoint, o.calibrate_dir, "") : nullptr;
   std::optional<Int8Model::Scope> int8_scope;
   if (int8) int8_scope.emplace(*int8);
   Sequential& model = ckpt.model;

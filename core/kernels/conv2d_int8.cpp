@@ -4,9 +4,10 @@
 // vpdpbusd sums FOUR products per int32 lane: lane i of acc += u8(a.byte[4i+b]) * s8(w.byte[4i+b]) over
 // b = 0..3. So the input becomes uint32 words [ceil(Cin/4)][Hp][Wp] (zero-point padded), each holding the
 // quantized values of four channels at one position, and a conv's reduction runs over (ky, kx, quad) steps:
-//   stride 1: the wide grid of the direct kernels (conv2d_direct_common.hpp). Output position q = oy * Wp + ox
-//             reads the word at q + ky * dh * Wp + kx * dw of its quad's plane: 16 consecutive outputs are one
-//             64-byte load per step, with no im2col matrix. Columns ox >= Wout are computed and dropped.
+//   stride 1: the wide grid of the direct kernels (conv2d_direct_common.hpp). Output position q = oy * Wp +
+//   ox
+//             reads the word at q + ky * dh * Wp + kx * dw of its quad's plane: 16 consecutive outputs are
+//             one 64-byte load per step, with no im2col matrix. Columns ox >= Wout are computed and dropped.
 //   stride > 1: the words each output reads are gathered first into [steps][positions] (im2col of words).
 // Then the tile: MR = 6 output channels x NV * 16 positions in 24 zmm accumulators, each step one load per
 // 16 positions and one broadcast weight word per channel. Break in it with `rbreak int8_tile`.
@@ -15,12 +16,12 @@
 // (Plan), and a test of either path must see the same layouts.
 #include "core/kernels/conv2d_int8.hpp"
 
+#include <immintrin.h>
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <immintrin.h>
 
 #include "core/base/error.hpp"
 #include "core/runtime/threads.hpp"
@@ -36,9 +37,9 @@ namespace int8_kernels {
 
 std::atomic<bool> g_fallback{false};
 
-constexpr std::size_t kLanes = 16;              // int32 lanes of a zmm
-constexpr std::size_t kBlock = 4 * kLanes;       // positions of a full tile (NV = 4)
-constexpr std::size_t kRows = 6;                 // output channels of a full tile (MR = 6)
+constexpr std::size_t kLanes = 16;          // int32 lanes of a zmm
+constexpr std::size_t kBlock = 4 * kLanes;  // positions of a full tile (NV = 4)
+constexpr std::size_t kRows = 6;            // output channels of a full tile (MR = 6)
 
 std::uint32_t zero_word(int zp) { return static_cast<std::uint32_t>(zp) * 0x01010101u; }
 
@@ -68,7 +69,8 @@ std::size_t quantize_row_plain(const float* const src[4], std::size_t width, flo
 TG_VNNI std::size_t quantize_row_vnni(const float* const src[4], std::size_t width, float inv, int zp,
                                       std::uint32_t* dst) {
   const __m512 vinv = _mm512_set1_ps(inv);
-  const __m512 lo = _mm512_set1_ps(static_cast<float>(-zp)), hi = _mm512_set1_ps(static_cast<float>(255 - zp));
+  const __m512 lo = _mm512_set1_ps(static_cast<float>(-zp)),
+               hi = _mm512_set1_ps(static_cast<float>(255 - zp));
   const __m512 lo_clip = _mm512_set1_ps(static_cast<float>(-zp) - 0.5f);
   const __m512 hi_clip = _mm512_set1_ps(static_cast<float>(255 - zp) + 0.5f);
   const __m512i vzp = _mm512_set1_epi32(zp);
@@ -81,8 +83,9 @@ TG_VNNI std::size_t quantize_row_vnni(const float* const src[4], std::size_t wid
       __m512i q = vzp;
       if (src[b]) {
         const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src[b] + x), vinv);
-        clipped += static_cast<std::size_t>(__builtin_popcount(
-            _mm512_mask_cmp_ps_mask(m, t, lo_clip, _CMP_LT_OQ) | _mm512_mask_cmp_ps_mask(m, t, hi_clip, _CMP_GT_OQ)));
+        clipped +=
+            static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, t, lo_clip, _CMP_LT_OQ) |
+                                                        _mm512_mask_cmp_ps_mask(m, t, hi_clip, _CMP_GT_OQ)));
         // max first: a NaN t becomes lo (vmaxps returns its second operand), as in quantize_u8.
         const __m512 c = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
         q = _mm512_add_epi32(_mm512_cvtps_epi32(c), vzp);  // round to nearest even
@@ -96,7 +99,8 @@ TG_VNNI std::size_t quantize_row_vnni(const float* const src[4], std::size_t wid
 
 // ---- the tile: rows output channels x NV * 16 positions ----
 
-// c[r][i] = sum over steps s of the dot of the four bytes of a[off[s] + i] (u8) and of w[r * wstride + s] (s8).
+// c[r][i] = sum over steps s of the dot of the four bytes of a[off[s] + i] (u8) and of w[r * wstride + s]
+// (s8).
 template <int MR, int NV>
 TG_VNNI void int8_tile(const std::int32_t* w, std::size_t wstride, const std::uint32_t* a,
                        const std::size_t* off, std::size_t steps, std::int32_t* c) {
@@ -151,22 +155,43 @@ template <int MR>
 TG_VNNI void int8_tile_rows(int nv, const std::int32_t* w, std::size_t wstride, const std::uint32_t* a,
                             const std::size_t* off, std::size_t steps, std::int32_t* c) {
   switch (nv) {
-    case 1: int8_tile<MR, 1>(w, wstride, a, off, steps, c); break;
-    case 2: int8_tile<MR, 2>(w, wstride, a, off, steps, c); break;
-    case 3: int8_tile<MR, 3>(w, wstride, a, off, steps, c); break;
-    default: int8_tile<MR, 4>(w, wstride, a, off, steps, c); break;
+    case 1:
+      int8_tile<MR, 1>(w, wstride, a, off, steps, c);
+      break;
+    case 2:
+      int8_tile<MR, 2>(w, wstride, a, off, steps, c);
+      break;
+    case 3:
+      int8_tile<MR, 3>(w, wstride, a, off, steps, c);
+      break;
+    default:
+      int8_tile<MR, 4>(w, wstride, a, off, steps, c);
+      break;
   }
 }
 
-TG_VNNI void int8_tile_vnni(int mr, int nv, const std::int32_t* w, std::size_t wstride, const std::uint32_t* a,
-                            const std::size_t* off, std::size_t steps, std::int32_t* c) {
+TG_VNNI void int8_tile_vnni(int mr, int nv, const std::int32_t* w, std::size_t wstride,
+                            const std::uint32_t* a, const std::size_t* off, std::size_t steps,
+                            std::int32_t* c) {
   switch (mr) {
-    case 1: int8_tile_rows<1>(nv, w, wstride, a, off, steps, c); break;
-    case 2: int8_tile_rows<2>(nv, w, wstride, a, off, steps, c); break;
-    case 3: int8_tile_rows<3>(nv, w, wstride, a, off, steps, c); break;
-    case 4: int8_tile_rows<4>(nv, w, wstride, a, off, steps, c); break;
-    case 5: int8_tile_rows<5>(nv, w, wstride, a, off, steps, c); break;
-    default: int8_tile_rows<6>(nv, w, wstride, a, off, steps, c); break;
+    case 1:
+      int8_tile_rows<1>(nv, w, wstride, a, off, steps, c);
+      break;
+    case 2:
+      int8_tile_rows<2>(nv, w, wstride, a, off, steps, c);
+      break;
+    case 3:
+      int8_tile_rows<3>(nv, w, wstride, a, off, steps, c);
+      break;
+    case 4:
+      int8_tile_rows<4>(nv, w, wstride, a, off, steps, c);
+      break;
+    case 5:
+      int8_tile_rows<5>(nv, w, wstride, a, off, steps, c);
+      break;
+    default:
+      int8_tile_rows<6>(nv, w, wstride, a, off, steps, c);
+      break;
   }
 }
 
@@ -178,8 +203,8 @@ struct Plan {
   Int8Quant in;
   Int8Epilogue e;
   bool vnni;
-  std::size_t hp, wp, plane, quads_in;  // the padded word planes of one image: [quads_in][hp][wp]
-  bool wide;                            // stride 1: the wide grid; else gathered words
+  std::size_t hp, wp, plane, quads_in;    // the padded word planes of one image: [quads_in][hp][wp]
+  bool wide;                              // stride 1: the wide grid; else gathered words
   std::size_t grid_w, positions, padded;  // output q = oy * grid_w + ox for q < positions; padded to 16
   std::vector<std::size_t> offsets;       // [groups][steps]: word offsets of each step (wide grid)
   std::size_t words_per_image;            // the quantized image, with the slack the last tile reads
@@ -203,8 +228,9 @@ Plan make_plan(const Conv2dGeometry& g, const Conv2dInt8Weights& w, Int8Quant in
       for (std::size_t kx = 0; kx < g.kw; ++kx)
         for (std::size_t j = 0; j < w.quads; ++j) {
           const std::size_t s = (ky * g.kw + kx) * w.quads + j;
-          const std::size_t o = p.wide ? (w.quad_base[gi] + j) * p.plane + ky * g.dilation_h * p.wp + kx * g.dilation_w
-                                       : s * p.padded;
+          const std::size_t o =
+              p.wide ? (w.quad_base[gi] + j) * p.plane + ky * g.dilation_h * p.wp + kx * g.dilation_w
+                     : s * p.padded;
           p.offsets[gi * steps + s] = o;
           if (p.wide) reach = std::max(reach, o + p.padded);
         }
@@ -353,7 +379,10 @@ void run_image(const Plan& p, std::size_t n, const std::uint32_t* words, std::ve
       }
     };
     if (parallel) {
-      parallel_for(blocks, body);
+      // Waking a worker costs tens of microseconds: each thread gets at least ~100,000 cycles of tiles (a
+      // block of 64 positions is about 2 * Cout/G * steps cycles).
+      const std::size_t cost = 2 * (p.g.c_out / p.g.groups) * p.w.steps;
+      parallel_for(blocks, body, std::max<std::size_t>(1, 100000 / std::max<std::size_t>(cost, 1)));
     } else {
       body(0, blocks);
     }
@@ -372,7 +401,8 @@ std::string int8_vnni_unsupported_reason() {
   if (env_hidden) return "this CPU's AVX512_VNNI instructions are hidden (TAPEGRAD_NO_VNNI is set)";
   static const bool has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
   if (!has) {
-    return "this CPU has no AVX512_VNNI instructions (vpdpbusd: Cascade Lake, Ice Lake, Zen 4 and later); the "
+    return "this CPU has no AVX512_VNNI instructions (vpdpbusd: Cascade Lake, Ice Lake, Zen 4 and later); "
+           "the "
            "int8 kernels run in plain C++";
   }
   return "";
@@ -415,8 +445,9 @@ Conv2dInt8Weights pack_conv2d_int8(const std::int8_t* q, const float* scale, con
       for (std::size_t k = 0; k < kk; ++k) {
         const std::int8_t v = q[(o * cig + ci) * kk + k];
         auto& word = w.words[o * w.steps + k * w.quads + j];
-        word = static_cast<std::int32_t>(static_cast<std::uint32_t>(word) |
-                                         (static_cast<std::uint32_t>(static_cast<std::uint8_t>(v)) << (8 * b)));
+        word =
+            static_cast<std::int32_t>(static_cast<std::uint32_t>(word) |
+                                      (static_cast<std::uint32_t>(static_cast<std::uint8_t>(v)) << (8 * b)));
         w.sums[o] += v;
       }
     }

@@ -37,14 +37,14 @@ std::uint8_t quantize_u8(float x, float inv_scale, int zero_point);
 
 // A conv's weights, quantized per output channel and packed for the kernels (pack_conv2d_int8). The reduction
 // of output channel o runs in `steps` steps of four input channels at one kernel position, step
-// (ky * kw + kx) * quads + j covering channels 4 * (quad_base[group] + j) + 0..3; each step's four int8 weights
-// are one int32 word (channel 4q + b in byte b), zero for a channel outside the group or past Cin.
+// (ky * kw + kx) * quads + j covering channels 4 * (quad_base[group] + j) + 0..3; each step's four int8
+// weights are one int32 word (channel 4q + b in byte b), zero for a channel outside the group or past Cin.
 struct Conv2dInt8Weights {
   std::size_t c_out = 0, steps = 0, quads = 0;
-  std::vector<std::int32_t> words;      // [Cout][steps]
-  std::vector<std::int32_t> sums;       // [Cout]: the sum of output channel o's int8 weights
-  std::vector<float> scale;             // [Cout]: w ~ scale[o] * q
-  std::vector<std::size_t> quad_base;   // [groups]: the first channel quad group g reads
+  std::vector<std::int32_t> words;     // [Cout][steps]
+  std::vector<std::int32_t> sums;      // [Cout]: the sum of output channel o's int8 weights
+  std::vector<float> scale;            // [Cout]: w ~ scale[o] * q
+  std::vector<std::size_t> quad_base;  // [groups]: the first channel quad group g reads
   std::size_t bytes() const { return words.size() * 4 + sums.size() * 4 + scale.size() * 4; }
 };
 // Per output channel: scale = max |w| / 127 (1 for an all-zero channel), q = round(w / scale).
@@ -52,16 +52,17 @@ Conv2dInt8Weights pack_conv2d_int8(const float* weight, const Conv2dGeometry& g)
 // From weights already quantized: q [Cout][Cin/groups][Kh][Kw] and scale [Cout] (the tests' exact cases).
 Conv2dInt8Weights pack_conv2d_int8(const std::int8_t* q, const float* scale, const Conv2dGeometry& g);
 
-// What follows the integer sums, in float32: bias [Cout] or null; residual shaped as the output, or null; act.
+// What follows the integer sums, in float32: bias [Cout] or null; residual shaped as the output, or null;
+// act.
 struct Int8Epilogue {
   const float* bias = nullptr;
   const float* residual = nullptr;
   ConvActivation act = ConvActivation::None;
 };
 
-// out [N, Cout, Hout, Wout] from x [N, Cin, H, W] (float32, quantized with `in` as the kernel reads it; padding
-// is the zero point, i.e. 0.0) and packed weights; any stride, padding, dilation and groups. Returns how many
-// input values were clipped to 0 or 255 beyond rounding (their share says whether `in` saturates).
+// out [N, Cout, Hout, Wout] from x [N, Cin, H, W] (float32, quantized with `in` as the kernel reads it;
+// padding is the zero point, i.e. 0.0) and packed weights; any stride, padding, dilation and groups. Returns
+// how many input values were clipped to 0 or 255 beyond rounding (their share says whether `in` saturates).
 std::size_t conv2d_int8_forward(const float* x, const Conv2dInt8Weights& w, const Conv2dGeometry& g,
                                 Int8Quant in, const Int8Epilogue& e, float* out);
 
@@ -70,9 +71,9 @@ std::size_t conv2d_int8_forward(const float* x, const Conv2dInt8Weights& w, cons
 // output features' four int8 weights, so a batch of one fills every lane (linear_int8.cpp).
 struct LinearInt8Weights {
   std::size_t in = 0, out = 0, quads = 0, out_padded = 0;  // quads = ceil(in / 4); out rounded up to 16
-  std::vector<std::int32_t> words;                         // [quads][out_padded]: features 4q..4q+3 of output o
-  std::vector<std::int32_t> sums;                          // [out]
-  std::vector<float> scale;                                // [out]
+  std::vector<std::int32_t> words;  // [quads][out_padded]: features 4q..4q+3 of output o
+  std::vector<std::int32_t> sums;   // [out]
+  std::vector<float> scale;         // [out]
   std::size_t bytes() const { return words.size() * 4 + sums.size() * 4 + scale.size() * 4; }
 };
 // Per output feature: scale = max |w| / 127 (1 for all zeros), q = round(w / scale), as pack_conv2d_int8.

@@ -5,11 +5,11 @@
 // (zero past the kernel's width) adds them. A 3x3 depthwise conv is 3 vpdpbusd per 16 outputs where the
 // general path spends 9 on one useful byte in four. The same integer sums as the general path, so the same
 // bits; conv2d_int8_forward picks this one where it applies. Break in it with `rbreak int8_depthwise_row`.
+#include <immintrin.h>
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <immintrin.h>
 #include <vector>
 
 #include "core/kernels/conv2d_int8.hpp"
@@ -45,7 +45,8 @@ struct Channel {
 TG_VBMI std::size_t quantize_plane(const float* x, const Conv2dGeometry& g, std::size_t wp, float inv, int zp,
                                    std::uint8_t* plane) {
   const __m512 vinv = _mm512_set1_ps(inv);
-  const __m512 lo = _mm512_set1_ps(static_cast<float>(-zp)), hi = _mm512_set1_ps(static_cast<float>(255 - zp));
+  const __m512 lo = _mm512_set1_ps(static_cast<float>(-zp)),
+               hi = _mm512_set1_ps(static_cast<float>(255 - zp));
   const __m512 lo_clip = _mm512_set1_ps(static_cast<float>(-zp) - 0.5f);
   const __m512 hi_clip = _mm512_set1_ps(static_cast<float>(255 - zp) + 0.5f);
   const __m512i vzp = _mm512_set1_epi32(zp);
@@ -57,8 +58,9 @@ TG_VBMI std::size_t quantize_plane(const float* x, const Conv2dGeometry& g, std:
       const std::size_t n = std::min(kLanes, g.w - i);
       const __mmask16 m = static_cast<__mmask16>((1u << n) - 1u);
       const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + i), vinv);
-      clipped += static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, t, lo_clip, _CMP_LT_OQ) |
-                                                             _mm512_mask_cmp_ps_mask(m, t, hi_clip, _CMP_GT_OQ)));
+      clipped +=
+          static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, t, lo_clip, _CMP_LT_OQ) |
+                                                      _mm512_mask_cmp_ps_mask(m, t, hi_clip, _CMP_GT_OQ)));
       const __m512 c = _mm512_min_ps(_mm512_max_ps(t, lo), hi);  // as quantize_u8: NaN -> lo
       const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(c), vzp);
       _mm_mask_storeu_epi8(dst + i, m, _mm512_cvtepi32_epi8(q));
@@ -114,29 +116,37 @@ TG_VBMI std::size_t run(const float* x, const Conv2dInt8Weights& w, const Conv2d
   alignas(64) std::uint8_t idx[64];
   for (std::size_t i = 0; i < kLanes; ++i)
     for (std::size_t b = 0; b < 4; ++b)
-      idx[4 * i + b] = static_cast<std::uint8_t>(std::min<std::size_t>(g.stride_w * i + g.dilation_w * b, 63));
+      idx[4 * i + b] =
+          static_cast<std::uint8_t>(std::min<std::size_t>(g.stride_w * i + g.dilation_w * b, 63));
   const __m512i index = _mm512_load_si512(idx);
   const float inv = 1.f / in.scale;
   const std::size_t plane_in = g.h * g.w, plane_out = g.h_out * g.w_out, planes = g.batch * g.c_in;
   std::atomic<std::size_t> clipped{0};
-  parallel_for(planes, [&](std::size_t p0, std::size_t p1) {
-    std::vector<std::uint8_t> plane(hp * wp + kSlack);
-    std::size_t mine = 0;
-    for (std::size_t p = p0; p < p1; ++p) {
-      const std::size_t c = p % g.c_in;
-      std::fill(plane.begin(), plane.end(), static_cast<std::uint8_t>(in.zero_point));
-      mine += quantize_plane(x + p * plane_in, g, wp, inv, in.zero_point, plane.data());
-      const Channel ch{plane.data(),
-                       taps.data() + c * g.kh * quads,
-                       in.zero_point * w.sums[c],
-                       in.scale * w.scale[c],
-                       e.bias ? e.bias[c] : 0.f,
-                       e.residual ? e.residual + p * plane_out : nullptr,
-                       out + p * plane_out};
-      for (std::size_t oy = 0; oy < g.h_out; ++oy) int8_depthwise_row(ch, g, wp, quads, oy, index, e.act);
-    }
-    clipped += mine;
-  });
+  // At least ~100,000 cycles per thread: a plane costs about its input pixels (quantizing and filling) plus
+  // 4 cycles per 16 outputs per kernel row.
+  const std::size_t cost = hp * wp + 4 * g.h_out * ((g.w_out + 15) / 16) * g.kh * quads;
+  const std::size_t grain = std::max<std::size_t>(1, 100000 / std::max<std::size_t>(cost, 1));
+  parallel_for(
+      planes,
+      [&](std::size_t p0, std::size_t p1) {
+        std::vector<std::uint8_t> plane(hp * wp + kSlack);
+        std::size_t mine = 0;
+        for (std::size_t p = p0; p < p1; ++p) {
+          const std::size_t c = p % g.c_in;
+          std::fill(plane.begin(), plane.end(), static_cast<std::uint8_t>(in.zero_point));
+          mine += quantize_plane(x + p * plane_in, g, wp, inv, in.zero_point, plane.data());
+          const Channel ch{plane.data(),
+                           taps.data() + c * g.kh * quads,
+                           in.zero_point * w.sums[c],
+                           in.scale * w.scale[c],
+                           e.bias ? e.bias[c] : 0.f,
+                           e.residual ? e.residual + p * plane_out : nullptr,
+                           out + p * plane_out};
+          for (std::size_t oy = 0; oy < g.h_out; ++oy) int8_depthwise_row(ch, g, wp, quads, oy, index, e.act);
+        }
+        clipped += mine;
+      },
+      grain);
   return clipped.load();
 }
 
@@ -146,8 +156,8 @@ bool conv2d_int8_depthwise_applies(const Conv2dGeometry& g) {
   // A row's 16 outputs and 4 taps must lie in one 64-byte load.
   return g.groups == g.c_in && g.c_out == g.c_in && g.groups > 1 &&
          g.stride_w * (int8_depthwise::kLanes - 1) + g.dilation_w * 3 < 64 &&
-         4 * ((g.kw + 3) / 4 - 1) * g.dilation_w + 64 <= int8_depthwise::kSlack &&
-         int8_vnni_supported() && int8_depthwise::cpu_has_vbmi();
+         4 * ((g.kw + 3) / 4 - 1) * g.dilation_w + 64 <= int8_depthwise::kSlack && int8_vnni_supported() &&
+         int8_depthwise::cpu_has_vbmi();
 }
 
 std::size_t conv2d_int8_depthwise_forward(const float* x, const Conv2dInt8Weights& w, const Conv2dGeometry& g,

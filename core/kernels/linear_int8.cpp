@@ -5,10 +5,10 @@
 // the unsigned input first and the signed weights second. A batch of one fills every lane, which a
 // matrix-vector product needs; larger batches take up to 6 examples per tile. The same integer sums in plain
 // C++ without VNNI (linear_tile_plain), and one epilogue order (fma, max, min) for both: the same bits.
+#include <immintrin.h>
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <immintrin.h>
 #include <vector>
 
 #include "core/base/error.hpp"
@@ -37,9 +37,11 @@ std::size_t quantize_plain(const float* x, std::size_t n, float inv, int zp, std
   return clipped;
 }
 
-TG_VNNI_LINEAR std::size_t quantize_vnni(const float* x, std::size_t n, float inv, int zp, std::uint8_t* dst) {
+TG_VNNI_LINEAR std::size_t quantize_vnni(const float* x, std::size_t n, float inv, int zp,
+                                         std::uint8_t* dst) {
   const __m512 vinv = _mm512_set1_ps(inv);
-  const __m512 lo = _mm512_set1_ps(static_cast<float>(-zp)), hi = _mm512_set1_ps(static_cast<float>(255 - zp));
+  const __m512 lo = _mm512_set1_ps(static_cast<float>(-zp)),
+               hi = _mm512_set1_ps(static_cast<float>(255 - zp));
   const __m512 lo_clip = _mm512_set1_ps(static_cast<float>(-zp) - 0.5f);
   const __m512 hi_clip = _mm512_set1_ps(static_cast<float>(255 - zp) + 0.5f);
   const __m512i vzp = _mm512_set1_epi32(zp);
@@ -48,8 +50,9 @@ TG_VNNI_LINEAR std::size_t quantize_vnni(const float* x, std::size_t n, float in
     const std::size_t k = std::min(kLanes, n - i);
     const __mmask16 m = static_cast<__mmask16>((1u << k) - 1u);
     const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vinv);
-    clipped += static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, t, lo_clip, _CMP_LT_OQ) |
-                                                           _mm512_mask_cmp_ps_mask(m, t, hi_clip, _CMP_GT_OQ)));
+    clipped +=
+        static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, t, lo_clip, _CMP_LT_OQ) |
+                                                    _mm512_mask_cmp_ps_mask(m, t, hi_clip, _CMP_GT_OQ)));
     const __m512 c = _mm512_min_ps(_mm512_max_ps(t, lo), hi);  // as quantize_u8: NaN -> lo
     _mm_mask_storeu_epi8(dst + i, m, _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(c), vzp)));
   }
@@ -68,7 +71,8 @@ TG_VNNI_LINEAR void linear_tile(const std::uint32_t* x, std::size_t xstride, con
   for (std::size_t k = 0; k < steps; ++k) {
     __m512i wv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_si512(w + k * wstride + kLanes * static_cast<std::size_t>(v));
+    for (int v = 0; v < NV; ++v)
+      wv[v] = _mm512_loadu_si512(w + k * wstride + kLanes * static_cast<std::size_t>(v));
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512i b = _mm512_set1_epi32(static_cast<int>(x[static_cast<std::size_t>(r) * xstride + k]));
@@ -85,25 +89,47 @@ TG_VNNI_LINEAR void linear_tile(const std::uint32_t* x, std::size_t xstride, con
 }
 
 template <int MR>
-TG_VNNI_LINEAR void linear_tile_rows(int nv, const std::uint32_t* x, std::size_t xstride, const std::int32_t* w,
-                                     std::size_t wstride, std::size_t steps, std::int32_t* c) {
+TG_VNNI_LINEAR void linear_tile_rows(int nv, const std::uint32_t* x, std::size_t xstride,
+                                     const std::int32_t* w, std::size_t wstride, std::size_t steps,
+                                     std::int32_t* c) {
   switch (nv) {
-    case 1: linear_tile<MR, 1>(x, xstride, w, wstride, steps, c); break;
-    case 2: linear_tile<MR, 2>(x, xstride, w, wstride, steps, c); break;
-    case 3: linear_tile<MR, 3>(x, xstride, w, wstride, steps, c); break;
-    default: linear_tile<MR, 4>(x, xstride, w, wstride, steps, c); break;
+    case 1:
+      linear_tile<MR, 1>(x, xstride, w, wstride, steps, c);
+      break;
+    case 2:
+      linear_tile<MR, 2>(x, xstride, w, wstride, steps, c);
+      break;
+    case 3:
+      linear_tile<MR, 3>(x, xstride, w, wstride, steps, c);
+      break;
+    default:
+      linear_tile<MR, 4>(x, xstride, w, wstride, steps, c);
+      break;
   }
 }
 
 TG_VNNI_LINEAR void linear_tile_vnni(int mr, int nv, const std::uint32_t* x, std::size_t xstride,
-                                     const std::int32_t* w, std::size_t wstride, std::size_t steps, std::int32_t* c) {
+                                     const std::int32_t* w, std::size_t wstride, std::size_t steps,
+                                     std::int32_t* c) {
   switch (mr) {
-    case 1: linear_tile_rows<1>(nv, x, xstride, w, wstride, steps, c); break;
-    case 2: linear_tile_rows<2>(nv, x, xstride, w, wstride, steps, c); break;
-    case 3: linear_tile_rows<3>(nv, x, xstride, w, wstride, steps, c); break;
-    case 4: linear_tile_rows<4>(nv, x, xstride, w, wstride, steps, c); break;
-    case 5: linear_tile_rows<5>(nv, x, xstride, w, wstride, steps, c); break;
-    default: linear_tile_rows<6>(nv, x, xstride, w, wstride, steps, c); break;
+    case 1:
+      linear_tile_rows<1>(nv, x, xstride, w, wstride, steps, c);
+      break;
+    case 2:
+      linear_tile_rows<2>(nv, x, xstride, w, wstride, steps, c);
+      break;
+    case 3:
+      linear_tile_rows<3>(nv, x, xstride, w, wstride, steps, c);
+      break;
+    case 4:
+      linear_tile_rows<4>(nv, x, xstride, w, wstride, steps, c);
+      break;
+    case 5:
+      linear_tile_rows<5>(nv, x, xstride, w, wstride, steps, c);
+      break;
+    default:
+      linear_tile_rows<6>(nv, x, xstride, w, wstride, steps, c);
+      break;
   }
 }
 
@@ -144,7 +170,8 @@ TG_VNNI_LINEAR void store_vnni(const std::int32_t* acc, std::size_t n, const std
   const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.f);
   for (std::size_t i = 0; i < n; i += kLanes) {
     const __mmask16 m = static_cast<__mmask16>(n - i >= kLanes ? 0xffffu : (1u << (n - i)) - 1u);
-    const __m512i a = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, acc + i), _mm512_maskz_loadu_epi32(m, corr + i));
+    const __m512i a =
+        _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, acc + i), _mm512_maskz_loadu_epi32(m, corr + i));
     __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_maskz_loadu_ps(m, scale + i),
                                _mm512_maskz_loadu_ps(m, bias + i));
     if (act != ConvActivation::None) v = _mm512_max_ps(v, zero);
@@ -155,7 +182,8 @@ TG_VNNI_LINEAR void store_vnni(const std::int32_t* acc, std::size_t n, const std
 
 }  // namespace int8_linear
 
-LinearInt8Weights pack_linear_int8(const std::int8_t* q, const float* scale, std::size_t out, std::size_t in) {
+LinearInt8Weights pack_linear_int8(const std::int8_t* q, const float* scale, std::size_t out,
+                                   std::size_t in) {
   using namespace int8_linear;
   LinearInt8Weights w;
   w.in = in, w.out = out, w.quads = (in + 3) / 4, w.out_padded = (out + kLanes - 1) / kLanes * kLanes;
@@ -166,8 +194,9 @@ LinearInt8Weights pack_linear_int8(const std::int8_t* q, const float* scale, std
     for (std::size_t k = 0; k < in; ++k) {
       const std::int8_t v = q[o * in + k];
       auto& word = w.words[(k / 4) * w.out_padded + o];
-      word = static_cast<std::int32_t>(static_cast<std::uint32_t>(word) |
-                                       (static_cast<std::uint32_t>(static_cast<std::uint8_t>(v)) << (8 * (k % 4))));
+      word = static_cast<std::int32_t>(
+          static_cast<std::uint32_t>(word) |
+          (static_cast<std::uint32_t>(static_cast<std::uint8_t>(v)) << (8 * (k % 4))));
       w.sums[o] += v;
     }
   return w;
@@ -223,33 +252,40 @@ std::size_t linear_int8_forward(const float* x, std::size_t batch, const LinearI
         clipped += mine;
       },
       64);
-  const std::size_t row_blocks = (batch + kRows - 1) / kRows, col_blocks = (w.out_padded + kBlock - 1) / kBlock;
-  parallel_for(row_blocks * col_blocks, [&](std::size_t b0, std::size_t b1) {
-    alignas(64) std::int32_t c[kRows * kBlock];
-    for (std::size_t b = b0; b < b1; ++b) {
-      const std::size_t n0 = (b / col_blocks) * kRows, o0 = (b % col_blocks) * kBlock;
-      const int mr = static_cast<int>(std::min(kRows, batch - n0));
-      const std::size_t width = std::min(kBlock, w.out_padded - o0);
-      const int nv = static_cast<int>(width / kLanes);
-      const std::uint32_t* xs = xq.data() + n0 * w.quads;
-      const std::int32_t* ws = w.words.data() + o0;
-      if (vnni) {
-        linear_tile_vnni(mr, nv, xs, w.quads, ws, w.out_padded, w.quads, c);
-      } else {
-        linear_tile_plain(mr, nv, xs, w.quads, ws, w.out_padded, w.quads, c);
-      }
-      const std::size_t valid = std::min(width, w.out - std::min(w.out, o0));
-      for (int r = 0; r < mr; ++r) {
-        const std::int32_t* acc = c + static_cast<std::size_t>(r) * kBlock;
-        float* dst = out + (n0 + static_cast<std::size_t>(r)) * w.out + o0;
-        if (vnni) {
-          store_vnni(acc, valid, corr.data() + o0, scale.data() + o0, shift.data() + o0, act, dst);
-        } else {
-          store_plain(acc, valid, corr.data() + o0, scale.data() + o0, shift.data() + o0, act, dst);
+  const std::size_t row_blocks = (batch + kRows - 1) / kRows,
+                    col_blocks = (w.out_padded + kBlock - 1) / kBlock;
+  // At least ~100,000 cycles of tiles per thread (a tile is about one cycle per step, row and vector).
+  const std::size_t grain =
+      std::max<std::size_t>(1, 100000 / std::max<std::size_t>(w.quads * kRows * kVecs, 1));
+  parallel_for(
+      row_blocks * col_blocks,
+      [&](std::size_t b0, std::size_t b1) {
+        alignas(64) std::int32_t c[kRows * kBlock];
+        for (std::size_t b = b0; b < b1; ++b) {
+          const std::size_t n0 = (b / col_blocks) * kRows, o0 = (b % col_blocks) * kBlock;
+          const int mr = static_cast<int>(std::min(kRows, batch - n0));
+          const std::size_t width = std::min(kBlock, w.out_padded - o0);
+          const int nv = static_cast<int>(width / kLanes);
+          const std::uint32_t* xs = xq.data() + n0 * w.quads;
+          const std::int32_t* ws = w.words.data() + o0;
+          if (vnni) {
+            linear_tile_vnni(mr, nv, xs, w.quads, ws, w.out_padded, w.quads, c);
+          } else {
+            linear_tile_plain(mr, nv, xs, w.quads, ws, w.out_padded, w.quads, c);
+          }
+          const std::size_t valid = std::min(width, w.out - std::min(w.out, o0));
+          for (int r = 0; r < mr; ++r) {
+            const std::int32_t* acc = c + static_cast<std::size_t>(r) * kBlock;
+            float* dst = out + (n0 + static_cast<std::size_t>(r)) * w.out + o0;
+            if (vnni) {
+              store_vnni(acc, valid, corr.data() + o0, scale.data() + o0, shift.data() + o0, act, dst);
+            } else {
+              store_plain(acc, valid, corr.data() + o0, scale.data() + o0, shift.data() + o0, act, dst);
+            }
+          }
         }
-      }
-    }
-  });
+      },
+      grain);
   return clipped.load();
 }
 

@@ -32,8 +32,8 @@ Tensor conv2d_fused(const Tensor& x, const Tensor& weight, const Tensor& bias, c
 
 // The int8 form of conv2d_fused (docs/int8.md): x quantized with `in` (x ~ in.scale * (q - zero_point)), the
 // weights already quantized and packed (batch norm folded into them and into `bias`), the products summed in
-// int32 (conv2d_int8_forward), then act(scale * sum + bias + residual) in float32. `weight_shape` is the conv's
-// [Cout, Cin/groups, Kh, Kw]. Adds the input values clipped to 0 or 255 to *clipped when given. Named
+// int32 (conv2d_int8_forward), then act(scale * sum + bias + residual) in float32. `weight_shape` is the
+// conv's [Cout, Cin/groups, Kh, Kw]. Adds the input values clipped to 0 or 255 to *clipped when given. Named
 // "conv2d_int8" plus its followers ("conv2d_int8+add+relu") for the profiler; an inference pass like the
 // others.
 Tensor conv2d_int8(const Tensor& x, const Conv2dInt8Weights& weight, const Shape& weight_shape,

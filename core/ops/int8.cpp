@@ -23,8 +23,9 @@ Tensor inference_result(std::string name, Array out, const Tensor& x) {
 
 void check_no_grad(const std::string& name, const Tensor& x) {
   if (grad_enabled() && x.requires_grad())
-    fail(name, ": an int8 inference pass has no backward; run it under tg::NoGradGuard (got an input that "
-               "requires grad while gradients are recorded)");
+    fail(name,
+         ": an int8 inference pass has no backward; run it under tg::NoGradGuard (got an input that "
+         "requires grad while gradients are recorded)");
 }
 
 }  // namespace

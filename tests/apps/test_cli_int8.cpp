@@ -44,12 +44,15 @@ void write_black_idx(const std::string& dir, const std::string& prefix, std::uin
 // A model with batch norms (folded) and a residual block, trained briefly on the small MNIST set.
 const char* kModel =
     "conv2d 8 3 padding=1\nbatchnorm2d\nrelu\nmaxpool2d 2\n"
-    "residual\n  conv2d 8 3 padding=1\n  batchnorm2d\n  relu\n  conv2d 8 3 padding=1\n  batchnorm2d\nend\nrelu\n"
+    "residual\n  conv2d 8 3 padding=1\n  batchnorm2d\n  relu\n  conv2d 8 3 padding=1\n  "
+    "batchnorm2d\nend\nrelu\n"
     "maxpool2d 2\nflatten\nlinear 32\nrelu\nlinear classes\n";
 
 }  // namespace
 
-TEST_CASE("tapegrad eval --int8 and predict --int8: the accuracy and the classes of float32, the checkpoint unchanged") {
+TEST_CASE(
+    "tapegrad eval --int8 and predict --int8: the accuracy and the classes of float32, the checkpoint "
+    "unchanged") {
   TempDir dir;
   write_text(dir.file("net.tg"), kModel);
   const RunResult t = run(kInt8Bin + " train --model " + dir.file("net.tg") + " --data " + kSmallMnist +
@@ -66,7 +69,8 @@ TEST_CASE("tapegrad eval --int8 and predict --int8: the accuracy and the classes
   REQUIRE(fp32.code == 0);
   REQUIRE(int8.code == 0);
   CHECK(int8.output.find("int8: 3 conv(s) and 2 linear layer(s) quantized (batch norm folded into 3), "
-                         "calibrated on 512 training images of " + kSmallMnist) != std::string::npos);
+                         "calibrated on 512 training images of " +
+                         kSmallMnist) != std::string::npos);
   CHECK(int8.output.find("; run in int8") != std::string::npos);
   CHECK(fp32.output.find("int8") == std::string::npos);
   const double a32 = accuracy_in(fp32.output), a8 = accuracy_in(int8.output);
@@ -76,7 +80,8 @@ TEST_CASE("tapegrad eval --int8 and predict --int8: the accuracy and the classes
   CHECK(read_text(ckpt) == before);  // never changed by --int8
 
   // Without VNNI: the plain C++ kernels, the same integer sums, so the same figures.
-  const RunResult plain = run("TAPEGRAD_NO_VNNI=1 " + kInt8Bin + " eval " + ckpt + " --int8 --out " + dir.file("plain"));
+  const RunResult plain =
+      run("TAPEGRAD_NO_VNNI=1 " + kInt8Bin + " eval " + ckpt + " --int8 --out " + dir.file("plain"));
   INFO(plain.output);
   REQUIRE(plain.code == 0);
   CHECK(plain.output.find("hidden (TAPEGRAD_NO_VNNI is set)") != std::string::npos);
@@ -116,11 +121,12 @@ TEST_CASE("tapegrad eval --int8 and predict --int8: the accuracy and the classes
   fs::create_directories(dir.file("black"));
   write_black_idx(dir.file("black"), "train", 64);
   write_black_idx(dir.file("black"), "t10k", 10);
-  const RunResult saturated =
-      run(kInt8Bin + " eval " + ckpt + " --int8 --calibrate " + dir.file("black") + " --out " + dir.file("sat"));
+  const RunResult saturated = run(kInt8Bin + " eval " + ckpt + " --int8 --calibrate " + dir.file("black") +
+                                  " --out " + dir.file("sat"));
   INFO(saturated.output);
   REQUIRE(saturated.code == 0);
-  CHECK(saturated.output.find("warning: int8: 0.Conv2D at " + dir.file("net.tg") + ":1: ") != std::string::npos);
+  CHECK(saturated.output.find("warning: int8: 0.Conv2D at " + dir.file("net.tg") + ":1: ") !=
+        std::string::npos);
   CHECK(saturated.output.find("of its input values fell outside the calibrated range") != std::string::npos);
   CHECK(int8.output.find("warning") == std::string::npos);
 }
@@ -128,11 +134,11 @@ TEST_CASE("tapegrad eval --int8 and predict --int8: the accuracy and the classes
 TEST_CASE("tapegrad eval --int8: no calibration data is a usage error saying to give --calibrate DIR") {
   TempDir dir;
   fs::create_directories(dir.file("data"));
-  for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-                        "t10k-labels-idx1-ubyte.gz"})
+  for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"})
     fs::copy_file(kSmallMnist + "/" + f, dir.file("data") + "/" + f);
-  const RunResult t = run(kInt8Bin + " train --data " + dir.file("data") + " --epochs 1 --limit 200 --threads 1 --out " +
-                          dir.path.string());
+  const RunResult t = run(kInt8Bin + " train --data " + dir.file("data") +
+                          " --epochs 1 --limit 200 --threads 1 --out " + dir.path.string());
   INFO(t.output);
   REQUIRE(t.code == 0);
   const std::string ckpt = dir.file("model.safetensors");
@@ -144,7 +150,8 @@ TEST_CASE("tapegrad eval --int8: no calibration data is a usage error saying to 
   const RunResult missing = run(kInt8Bin + " eval " + ckpt + " --int8 --calibrate " + dir.file("nowhere"));
   INFO(missing.output);
   CHECK(missing.code == 2);
-  CHECK(missing.output.find("the calibration data " + dir.file("nowhere") + " is not there") != std::string::npos);
+  CHECK(missing.output.find("the calibration data " + dir.file("nowhere") + " is not there") !=
+        std::string::npos);
   CHECK(missing.output.find("--calibrate DIR") != std::string::npos);
 
   // The data it trained on is gone: eval reads the test set from --data, calibration has nothing.
@@ -153,8 +160,8 @@ TEST_CASE("tapegrad eval --int8: no calibration data is a usage error saying to 
   INFO(gone.output);
   CHECK(gone.code == 2);
   CHECK(gone.output.find("(the folder " + ckpt + " trained on)") != std::string::npos);
-  const RunResult given = run(kInt8Bin + " eval " + ckpt + " --int8 --data " + dir.file("moved") + " --calibrate " +
-                              dir.file("moved") + " --out " + dir.path.string());
+  const RunResult given = run(kInt8Bin + " eval " + ckpt + " --int8 --data " + dir.file("moved") +
+                              " --calibrate " + dir.file("moved") + " --out " + dir.path.string());
   INFO(given.output);
   CHECK(given.code == 0);
   CHECK(given.output.find("; run in int8") != std::string::npos);

@@ -1,8 +1,8 @@
 // The int8 conv kernels (core/kernels/conv2d_int8.cpp) against the plain definition run on the same quantized
 // values: with scale 1 the output is the integer sum itself, so the VNNI kernels and the plain C++ fallback
-// must both equal a 64-bit integer seven-loop conv exactly, for dense, strided, dilated, grouped and depthwise
-// geometries. Then the float parts: quantization (rounding, clamping, NaN), the scales, bias, residual and
-// activations, against the fp32 reference conv of the dequantized values.
+// must both equal a 64-bit integer seven-loop conv exactly, for dense, strided, dilated, grouped and
+// depthwise geometries. Then the float parts: quantization (rounding, clamping, NaN), the scales, bias,
+// residual and activations, against the fp32 reference conv of the dequantized values.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -28,17 +28,26 @@ const std::vector<ConvCase>& int8_cases() {
       {"1x1 kernel", {3, 8, 6, 6}, {9, 8, 1, 1}, {}},
       {"stride 2, padding 1", {2, 16, 9, 10}, {32, 16, 3, 3}, {.stride = {2, 2}, .padding = {1, 1}}},
       {"1x1 stride 2 (a shortcut)", {2, 16, 8, 8}, {32, 16, 1, 1}, {.stride = {2, 2}}},
-      {"dilation and rectangular padding", {2, 5, 11, 10}, {3, 5, 3, 2}, {.padding = {2, 1}, .dilation = {2, 3}}},
+      {"dilation and rectangular padding",
+       {2, 5, 11, 10},
+       {3, 5, 3, 2},
+       {.padding = {2, 1}, .dilation = {2, 3}}},
       {"'same' padding with an even kernel", {2, 4, 8, 9}, {5, 4, 4, 2}, {.padding = tg::kSame}},
       {"groups 2, 6 channels a group", {2, 12, 7, 7}, {8, 6, 3, 3}, {.padding = {1, 1}, .groups = 2}},
       {"groups 3, 3 channels a group (groups straddle quads)", {2, 9, 6, 6}, {6, 3, 3, 3}, {.groups = 3}},
       {"depthwise 3x3", {2, 24, 8, 8}, {24, 1, 3, 3}, {.padding = {1, 1}, .groups = 24}},
-      {"depthwise 3x3 stride 2", {1, 13, 9, 9}, {13, 1, 3, 3}, {.stride = {2, 2}, .padding = {1, 1}, .groups = 13}},
+      {"depthwise 3x3 stride 2",
+       {1, 13, 9, 9},
+       {13, 1, 3, 3},
+       {.stride = {2, 2}, .padding = {1, 1}, .groups = 13}},
       {"depthwise 5x5, dilation 2 (two quads of taps a row)",
        {2, 6, 20, 19},
        {6, 1, 5, 5},
        {.padding = {3, 4}, .dilation = {2, 2}, .groups = 6}},
-      {"depthwise 3x3, rows longer than a load", {1, 4, 5, 70}, {4, 1, 3, 3}, {.padding = {1, 1}, .groups = 4}},
+      {"depthwise 3x3, rows longer than a load",
+       {1, 4, 5, 70},
+       {4, 1, 3, 3},
+       {.padding = {1, 1}, .groups = 4}},
       {"batch 1, resnet20 stage 3", {1, 64, 8, 8}, {64, 64, 3, 3}, {.padding = {1, 1}}},
       {"many images", {9, 16, 12, 12}, {16, 16, 3, 3}, {.padding = {1, 1}}},
   };
@@ -54,7 +63,8 @@ std::vector<float> integers(std::size_t n, int lo, int hi, std::uint64_t seed) {
 }
 
 // The conv of integer-valued x and w, summed in 64-bit integers.
-std::vector<float> integer_conv(const std::vector<float>& x, const std::vector<float>& w, const tg::Conv2dGeometry& g) {
+std::vector<float> integer_conv(const std::vector<float>& x, const std::vector<float>& w,
+                                const tg::Conv2dGeometry& g) {
   std::vector<float> out(g.batch * g.c_out * g.pixels_out());
   const std::size_t cig = g.c_in / g.groups, cog = g.c_out / g.groups;
   for (std::size_t n = 0; n < g.batch; ++n)
@@ -143,7 +153,8 @@ TEST_CASE("conv2d_int8: multithreaded batches give the same bits as one thread")
   check_equal(many, one, "3 threads against 1");
 }
 
-TEST_CASE("conv2d_int8: scales, bias, residual and activations against the fp32 conv of the dequantized values") {
+TEST_CASE(
+    "conv2d_int8: scales, bias, residual and activations against the fp32 conv of the dequantized values") {
   for (const ConvCase& c : int8_cases()) {
     CAPTURE(c.name);
     const tg::Conv2dGeometry g = tg::conv2d_geometry(c.x, c.w, c.options);
@@ -156,7 +167,8 @@ TEST_CASE("conv2d_int8: scales, bias, residual and activations against the fp32 
     // The dequantized operands: what the integer sums stand for.
     Buffer xd(x.size()), wd(wf.size());
     for (std::size_t i = 0; i < x.size(); ++i)
-      xd[i] = in.scale * static_cast<float>(tg::quantize_u8(x[i], 1.f / in.scale, in.zero_point) - in.zero_point);
+      xd[i] =
+          in.scale * static_cast<float>(tg::quantize_u8(x[i], 1.f / in.scale, in.zero_point) - in.zero_point);
     const std::size_t row = g.patch();
     for (std::size_t o = 0; o < g.c_out; ++o) {
       CHECK(w.scale[o] > 0.f);
@@ -168,7 +180,8 @@ TEST_CASE("conv2d_int8: scales, bias, residual and activations against the fp32 
     }
     Buffer ref = poisoned(out_size);
     tg::conv2d_reference_forward(xd.data(), wd.data(), bias.data(), g, ref.data());
-    for (tg::ConvActivation act : {tg::ConvActivation::None, tg::ConvActivation::ReLU, tg::ConvActivation::ReLU6}) {
+    for (tg::ConvActivation act :
+         {tg::ConvActivation::None, tg::ConvActivation::ReLU, tg::ConvActivation::ReLU6}) {
       Buffer want(out_size);
       for (std::size_t i = 0; i < out_size; ++i) {
         float v = ref[i] + residual[i];
@@ -183,12 +196,13 @@ TEST_CASE("conv2d_int8: scales, bias, residual and activations against the fp32 
   }
 }
 
-TEST_CASE("quantize_u8: rounds to nearest even, clamps to [0, 255], NaN to 0; the kernels count the clipped") {
+TEST_CASE(
+    "quantize_u8: rounds to nearest even, clamps to [0, 255], NaN to 0; the kernels count the clipped") {
   CHECK(tg::quantize_u8(0.f, 1.f, 0) == 0);
-  CHECK(tg::quantize_u8(2.5f, 1.f, 0) == 2);    // halfway: to even
+  CHECK(tg::quantize_u8(2.5f, 1.f, 0) == 2);  // halfway: to even
   CHECK(tg::quantize_u8(3.5f, 1.f, 0) == 4);
   CHECK(tg::quantize_u8(-0.4f, 1.f, 0) == 0);
-  CHECK(tg::quantize_u8(-7.f, 1.f, 0) == 0);    // clamped
+  CHECK(tg::quantize_u8(-7.f, 1.f, 0) == 0);  // clamped
   CHECK(tg::quantize_u8(300.f, 1.f, 0) == 255);
   CHECK(tg::quantize_u8(-1.f, 1.f, 128) == 127);
   CHECK(tg::quantize_u8(1.f, 0.5f, 10) == 10);  // 1 * 0.5 = 0.5: to even, 0
@@ -199,8 +213,8 @@ TEST_CASE("quantize_u8: rounds to nearest even, clamps to [0, 255], NaN to 0; th
   // The kernels quantize the same way (VNNI and fallback): a 1x1 conv with weight 1 returns q - zp.
   const tg::Conv2dGeometry g = tg::conv2d_geometry({1, 1, 1, 21}, {1, 1, 1, 1}, {});
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
-  const Buffer x = {0.f, 2.5f, 3.5f, -0.4f, -7.f, 300.f, nan, inf, -inf, 1.5f, -1.5f,
-                    127.f, -128.f, 127.6f, -128.6f, 0.5f, -0.5f, 126.5f, -127.5f, 7.f, 200.f};
+  const Buffer x = {0.f,   2.5f,   3.5f,   -0.4f,   -7.f, 300.f, nan,    inf,     -inf, 1.5f, -1.5f,
+                    127.f, -128.f, 127.6f, -128.6f, 0.5f, -0.5f, 126.5f, -127.5f, 7.f,  200.f};
   const std::int8_t one = 1;
   const float unit = 1.f;
   const tg::Conv2dInt8Weights w = tg::pack_conv2d_int8(&one, &unit, g);
@@ -257,10 +271,12 @@ TEST_CASE("linear_int8: the integer sums equal the plain definition's, VNNI and 
 
 TEST_CASE("linear_int8: scales, bias and activations against the fp32 product of the dequantized values") {
   const std::size_t batch = 5, in = 50, out = 33;
-  const Buffer x = random_buffer(batch * in, 31), wf = random_buffer(out * in, 32), bias = random_buffer(out, 33);
+  const Buffer x = random_buffer(batch * in, 31), wf = random_buffer(out * in, 32),
+               bias = random_buffer(out, 33);
   const tg::Int8Quant q{2.f / 255, 128};
   const tg::LinearInt8Weights w = tg::pack_linear_int8(wf.data(), out, in);
-  for (tg::ConvActivation act : {tg::ConvActivation::None, tg::ConvActivation::ReLU, tg::ConvActivation::ReLU6}) {
+  for (tg::ConvActivation act :
+       {tg::ConvActivation::None, tg::ConvActivation::ReLU, tg::ConvActivation::ReLU6}) {
     Buffer got = poisoned(batch * out);
     tg::linear_int8_forward(x.data(), batch, w, q, bias.data(), act, got.data());
     Buffer want(batch * out);
@@ -268,8 +284,9 @@ TEST_CASE("linear_int8: scales, bias and activations against the fp32 product of
       for (std::size_t o = 0; o < out; ++o) {
         double sum = bias[o];
         for (std::size_t k = 0; k < in; ++k) {
-          const float xd = q.scale * static_cast<float>(tg::quantize_u8(x[n * in + k], 1.f / q.scale, q.zero_point) -
-                                                        q.zero_point);
+          const float xd =
+              q.scale *
+              static_cast<float>(tg::quantize_u8(x[n * in + k], 1.f / q.scale, q.zero_point) - q.zero_point);
           const float wd = w.scale[o] * std::nearbyint(wf[o * in + k] / w.scale[o]);
           sum += double(xd) * double(wd);
         }
@@ -294,7 +311,8 @@ TEST_CASE("conv2d_int8: bad scales and mismatched weights are tg::Errors") {
 }
 
 TEST_CASE("conv2d_int8: depthwise convs take the VBMI kernel where the CPU has it, not otherwise") {
-  const tg::Conv2dGeometry dw = tg::conv2d_geometry({1, 8, 6, 6}, {8, 1, 3, 3}, {.padding = {1, 1}, .groups = 8});
+  const tg::Conv2dGeometry dw =
+      tg::conv2d_geometry({1, 8, 6, 6}, {8, 1, 3, 3}, {.padding = {1, 1}, .groups = 8});
   const tg::Conv2dGeometry dense = tg::conv2d_geometry({1, 8, 6, 6}, {8, 8, 3, 3}, {.padding = {1, 1}});
   CHECK_FALSE(tg::conv2d_int8_depthwise_applies(dense));
   CHECK(tg::conv2d_int8_depthwise_applies(dw) ==

@@ -28,8 +28,9 @@ void randomize_batch_norms(tg::Sequential& m) {
   tg::Generator gen(99);
   for (auto& [name, t] : m.named_state()) {
     const bool var = name.find("running_var") != std::string::npos;
-    const bool bn = var || name.find("running_mean") != std::string::npos ||
-                    (t.dim() == 1 && name.find("bias") == std::string::npos && name.find("weight") != std::string::npos);
+    const bool bn =
+        var || name.find("running_mean") != std::string::npos ||
+        (t.dim() == 1 && name.find("bias") == std::string::npos && name.find("weight") != std::string::npos);
     if (!bn) continue;
     for (std::size_t i = 0; i < t.numel(); ++i)
       t.value().data()[i] = var ? gen.uniform(0.5f, 2.f) : gen.uniform(-0.5f, 1.5f);
@@ -37,7 +38,7 @@ void randomize_batch_norms(tg::Sequential& m) {
 }
 
 struct Agreement {
-  double max_error = 0;  // max |int8 - fp32| / (max - min of the fp32 logits)
+  double max_error = 0;   // max |int8 - fp32| / (max - min of the fp32 logits)
   double same_class = 0;  // the share of images whose argmax agrees
 };
 
@@ -52,7 +53,8 @@ Agreement compare(const tg::Tensor& fp32, const tg::Tensor& int8) {
   for (std::size_t i = 0; i < n * k; ++i) r.max_error = std::max(r.max_error, double(std::abs(a[i] - b[i])));
   r.max_error /= double(*hi - *lo);
   for (std::size_t i = 0; i < n; ++i)
-    same += std::max_element(a + i * k, a + i * k + k) - (a + i * k) == std::max_element(b + i * k, b + i * k + k) - (b + i * k);
+    same += std::max_element(a + i * k, a + i * k + k) - (a + i * k) ==
+            std::max_element(b + i * k, b + i * k + k) - (b + i * k);
   r.same_class = double(same) / double(n);
   return r;
 }
@@ -139,8 +141,10 @@ TEST_CASE("Int8Model: residual blocks (the add and ReLU in the last conv's pass)
   tg::manual_seed(5);
   tg::Sequential model = tg::model_from_text(
       "conv2d 16 3 padding=1\nbatchnorm2d\nrelu\n"
-      "residual\n  conv2d 16 3 padding=1\n  batchnorm2d\n  relu\n  conv2d 16 3 padding=1\n  batchnorm2d\nend\nrelu\n"
-      "residual\n  conv2d 32 3 stride=2 padding=1\n  batchnorm2d\n  relu\n  conv2d 32 3 padding=1\n  batchnorm2d\n"
+      "residual\n  conv2d 16 3 padding=1\n  batchnorm2d\n  relu\n  conv2d 16 3 padding=1\n  "
+      "batchnorm2d\nend\nrelu\n"
+      "residual\n  conv2d 32 3 stride=2 padding=1\n  batchnorm2d\n  relu\n  conv2d 32 3 padding=1\n  "
+      "batchnorm2d\n"
       "shortcut\n  conv2d 32 1 stride=2\n  batchnorm2d\nend\nrelu\n"
       "globalavgpool2d\nlinear classes\n",
       {1, 12, 12}, 10);
