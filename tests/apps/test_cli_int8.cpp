@@ -165,4 +165,27 @@ TEST_CASE("tapegrad eval --int8: no calibration data is a usage error saying to 
   INFO(given.output);
   CHECK(given.code == 0);
   CHECK(given.output.find("; run in int8") != std::string::npos);
+
+  // An .onnx file records no training data: eval calibrates on --data's training split, predict needs
+  // --calibrate.
+  REQUIRE(run(kInt8Bin + " export " + ckpt + " " + dir.file("model.onnx")).code == 0);
+  const RunResult onnx = run(kInt8Bin + " eval " + dir.file("model.onnx") + " --int8 --data " +
+                             dir.file("moved") + " --out " + dir.path.string());
+  INFO(onnx.output);
+  CHECK(onnx.code == 0);
+  CHECK(onnx.output.find("calibrated on 512 training images of " + dir.file("moved")) != std::string::npos);
+  tg::MNIST test(dir.file("moved"), tg::Split::Test);
+  const std::string png = dir.file("digit.png");
+  tg::write_png(png, std::vector<std::uint8_t>(test.pixels(0), test.pixels(0) + 784), 28, 28);
+  const RunResult uncalibrated = run(kInt8Bin + " predict " + dir.file("model.onnx") + " " + png + " --int8");
+  INFO(uncalibrated.output);
+  CHECK(uncalibrated.code == 2);
+  CHECK(
+      uncalibrated.output.find("records no training data to calibrate on (an imported model); give a folder "
+                               "of its training images with --calibrate DIR") != std::string::npos);
+  const RunResult calibrated = run(kInt8Bin + " predict " + dir.file("model.onnx") + " " + png +
+                                   " --int8 --calibrate " + dir.file("moved"));
+  INFO(calibrated.output);
+  CHECK(calibrated.code == 0);
+  CHECK(calibrated.output.find("digit.png: ") != std::string::npos);
 }
