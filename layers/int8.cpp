@@ -40,6 +40,7 @@ struct Entry {
   Tensor bn_weight, bn_bias, bn_mean, bn_var;
   float bn_eps = 1e-5f;
   // The int8 form.
+  Shape weight_shape;                // a conv's [Cout, Cin/G, Kh, Kw] (its tensor may be released)
   Conv2dInt8Weights weights;         // a conv's
   LinearInt8Weights linear_weights;  // a linear layer's
   Tensor bias;                       // with the batch norm folded in; undefined for none
@@ -115,6 +116,7 @@ struct Int8Model::Impl {
     } else {
       const Conv2D& c = *e.conv;
       const Shape ws = c.weight.shape();
+      e.weight_shape = ws;
       const Conv2dGeometry g = conv2d_geometry(Shape{1, c.in_channels, ws[2] * 8, ws[3] * 8}, ws, c.options);
       if (e.bn_weight
               .defined()) {  // fold: w' = w * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps)
@@ -185,7 +187,7 @@ class Runner final : public int8::Hook {
     if (!e || !e->report.int8 || grad_enabled() || f.bn_weight.defined() != e->report.folded_batch_norm)
       return std::nullopt;
     e->report.seen += x.numel();
-    return conv2d_int8(x, e->weights, conv.weight.shape(), conv.options, e->report.input, e->bias, f.residual,
+    return conv2d_int8(x, e->weights, e->weight_shape, conv.options, e->report.input, e->bias, f.residual,
                        f.act, &e->report.clipped);
   }
   std::optional<Tensor> linear(const Linear& linear, const Tensor& x) override {
@@ -249,6 +251,17 @@ Tensor Int8Model::forward(const Tensor& x) {
   return (*impl_->model)(x);
 }
 
+std::size_t Int8Model::release_float_weights() {
+  std::size_t freed = 0;
+  for (Entry& e : impl_->entries) {
+    if (!e.report.int8) continue;
+    Tensor w = e.conv ? e.conv->weight : e.linear->weight;
+    freed += w.numel() * sizeof(float);
+    w.value() = Array::from_shape({0});
+  }
+  return freed;
+}
+
 std::vector<Int8LayerReport> Int8Model::report() const {
   std::vector<Int8LayerReport> out;
   for (const Entry& e : impl_->entries) out.push_back(e.report);
@@ -269,8 +282,11 @@ std::size_t Int8Model::fp32_bytes() const {
   std::size_t n = 0;
   for (const Entry& e : impl_->entries) {
     if (!e.report.int8) continue;
-    const Module& m = e.conv ? static_cast<const Module&>(*e.conv) : *e.linear;
-    for (const Tensor& p : m.parameters()) n += p.numel() * sizeof(float);
+    std::size_t weights = e.linear ? e.linear->in_features * e.linear->out_features : 1;
+    if (e.conv)
+      for (std::size_t d : e.weight_shape) weights *= d;
+    const Tensor& bias = e.conv ? e.conv->bias : e.linear->bias;
+    n += (weights + (bias.defined() ? bias.numel() : 0)) * sizeof(float);
     if (e.report.folded_batch_norm) n += 4 * e.bn_weight.numel() * sizeof(float);
   }
   return n;

@@ -55,6 +55,7 @@ std::unique_ptr<Int8Model> quantize_checkpoint(Checkpoint& ckpt, const std::stri
   const std::size_t size = train->example_size();
   for (std::size_t i = 0; i < n; ++i) train->normalized(i * train->size() / n, images.data() + i * size);
   auto model = std::make_unique<Int8Model>(ckpt.model, Tensor(std::move(images)));
+  model->release_float_weights();  // from here the model runs through the Int8Model only
 
   std::size_t convs = 0, linears = 0, folded = 0;
   for (const Int8LayerReport& r : model->report()) {

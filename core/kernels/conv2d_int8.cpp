@@ -26,7 +26,7 @@
 #include "core/base/error.hpp"
 #include "core/runtime/threads.hpp"
 
-#define TG_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define TG_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 // GCC 12 warns that the masked intrinsics' undefined pass-through operand "may be used uninitialized".
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -400,7 +400,8 @@ std::string int8_vnni_unsupported_reason() {
     return env && *env && std::strcmp(env, "0") != 0;
   }();
   if (env_hidden) return "this CPU's AVX512_VNNI instructions are hidden (TAPEGRAD_NO_VNNI is set)";
-  static const bool has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  static const bool has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl");
   if (!has) {
     return "this CPU has no AVX512_VNNI instructions (vpdpbusd: Cascade Lake, Ice Lake, Zen 4 and later); "
            "the "

@@ -15,7 +15,7 @@
 #include "core/kernels/conv2d_int8.hpp"
 #include "core/runtime/threads.hpp"
 
-#define TG_VBMI __attribute__((target("avx512f,avx512bw,avx512vnni,avx512vbmi")))
+#define TG_VBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif

@@ -15,7 +15,7 @@
 #include "core/kernels/conv2d_int8.hpp"
 #include "core/runtime/threads.hpp"
 
-#define TG_VNNI_LINEAR __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define TG_VNNI_LINEAR __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif

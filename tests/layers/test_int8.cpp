@@ -196,3 +196,20 @@ TEST_CASE("Int8Model: a custom layer stays float32 and is listed; saturation is 
 
   CHECK_THROWS_AS(tg::Int8Model(model, tg::Tensor(tg::Array::from_shape({0, 1, 8, 8}))), tg::Error);
 }
+
+TEST_CASE(
+    "Int8Model::release_float_weights: a quarter of the memory, the same int8 outputs, fp32 calls refused") {
+  tg::manual_seed(7);
+  tg::Sequential model = tg::model_from_text(kNet, {3, 16, 16}, 10);
+  tg::Int8Model q(model, images(32, {3, 16, 16}, 1));
+  const tg::Tensor x = images(3, {3, 16, 16}, 2);
+  const tg::Tensor before = q(x);
+  const std::size_t fp32 = q.fp32_bytes();
+  const std::size_t freed = q.release_float_weights();
+  CHECK(freed > 0);
+  CHECK(freed <= fp32);
+  CHECK(q.fp32_bytes() == fp32);  // what the float32 layers took, not what is left
+  CHECK(xt::equal(q(x).value(), before.value())());
+  tg::NoGradGuard no_grad;
+  CHECK_THROWS_AS(model(x), tg::Error);  // the float32 path has no weights left
+}
