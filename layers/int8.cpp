@@ -26,7 +26,7 @@ Hook* active() { return t_hook; }
 
 }  // namespace int8
 
-namespace {
+namespace int8_model {  // named: Int8Model::Impl holds its types
 
 // One conv or linear layer: its calibration, then its int8 form.
 struct Entry {
@@ -56,16 +56,16 @@ Int8Quant quant_of(float lo, float hi) {
   return q;
 }
 
-}  // namespace
+}  // namespace int8_model
 
 struct Int8Model::Impl {
   Sequential* model = nullptr;
-  std::vector<Entry> entries;                            // model order
+  std::vector<int8_model::Entry> entries;                // model order
   std::vector<Int8LayerReport> fp32_layers;              // other layers with parameters
   std::unordered_map<const Module*, std::size_t> index;  // layer -> entries[i]
   std::unique_ptr<int8::Hook> runner;                    // what a Scope installs
 
-  Entry* find(const Module* m) {
+  int8_model::Entry* find(const Module* m) {
     const auto it = index.find(m);
     return it == index.end() ? nullptr : &entries[it->second];
   }
@@ -86,10 +86,12 @@ struct Int8Model::Impl {
     r.source = child.source_location();
     if (const auto* conv = dynamic_cast<const Conv2D*>(&child)) {
       index[&child] = entries.size();
-      entries.push_back(Entry{.report = r, .conv = conv});
+      entries.emplace_back();
+      entries.back().report = r, entries.back().conv = conv;
     } else if (const auto* linear = dynamic_cast<const Linear*>(&child)) {
       index[&child] = entries.size();
-      entries.push_back(Entry{.report = r, .linear = linear});
+      entries.emplace_back();
+      entries.back().report = r, entries.back().linear = linear;
     } else if (dynamic_cast<const Sequential*>(&child) || dynamic_cast<const Residual*>(&child)) {
       walk(child, path + ".");
     } else if (!child.parameters().empty() && !dynamic_cast<const BatchNorm2d*>(&child)) {
@@ -98,7 +100,7 @@ struct Int8Model::Impl {
     }
   }
 
-  void quantize(Entry& e) {
+  void quantize(int8_model::Entry& e) {
     if (!e.reached) {
       e.report.why = "not reached by the calibration forward: runs in float32";
       return;
@@ -108,7 +110,7 @@ struct Int8Model::Impl {
       return;
     }
     e.report.min = std::min(e.min, 0.f), e.report.max = std::max(e.max, 0.f);
-    e.report.input = quant_of(e.min, e.max);
+    e.report.input = int8_model::quant_of(e.min, e.max);
     if (e.linear) {
       const Linear& l = *e.linear;
       e.linear_weights = pack_linear_int8(l.weight.value().data(), l.out_features, l.in_features);
@@ -145,7 +147,7 @@ struct Int8Model::Impl {
 
 namespace {
 
-void observe(Entry& e, const Tensor& x) {
+void observe(int8_model::Entry& e, const Tensor& x) {
   e.reached = true;
   const float* v = x.value().data();
   const std::size_t n = x.numel();
@@ -162,7 +164,7 @@ class Calibrator final : public int8::Hook {
  public:
   explicit Calibrator(Int8Model::Impl& m) : m_(m) {}
   std::optional<Tensor> conv(const Conv2D& conv, const Tensor& x, const ConvFollowers& f) override {
-    if (Entry* e = m_.find(&conv)) {
+    if (int8_model::Entry* e = m_.find(&conv)) {
       observe(*e, x);
       e->bn_weight = f.bn_weight, e->bn_bias = f.bn_bias, e->bn_mean = f.bn_mean, e->bn_var = f.bn_var;
       e->bn_eps = f.bn_eps;
@@ -170,7 +172,7 @@ class Calibrator final : public int8::Hook {
     return std::nullopt;
   }
   std::optional<Tensor> linear(const Linear& linear, const Tensor& x) override {
-    if (Entry* e = m_.find(&linear)) observe(*e, x);
+    if (int8_model::Entry* e = m_.find(&linear)) observe(*e, x);
     return std::nullopt;
   }
 
@@ -182,7 +184,7 @@ class Runner final : public int8::Hook {
  public:
   explicit Runner(Int8Model::Impl& m) : m_(m) {}
   std::optional<Tensor> conv(const Conv2D& conv, const Tensor& x, const ConvFollowers& f) override {
-    Entry* e = m_.find(&conv);
+    int8_model::Entry* e = m_.find(&conv);
     // The pass must be the one calibrated: with its batch norm folded, or without one.
     if (!e || !e->report.int8 || grad_enabled() || f.bn_weight.defined() != e->report.folded_batch_norm)
       return std::nullopt;
@@ -191,7 +193,7 @@ class Runner final : public int8::Hook {
                        f.act, &e->report.clipped);
   }
   std::optional<Tensor> linear(const Linear& linear, const Tensor& x) override {
-    Entry* e = m_.find(&linear);
+    int8_model::Entry* e = m_.find(&linear);
     if (!e || !e->report.int8 || grad_enabled()) return std::nullopt;
     e->report.seen += x.numel();
     return linear_int8(x, e->linear_weights, e->report.input, e->bias, ConvActivation::None,
@@ -238,7 +240,7 @@ Int8Model::Int8Model(Sequential& model, const Tensor& calibration, std::size_t b
       model(Tensor(std::move(batch)));
     }
   }
-  for (Entry& e : impl_->entries) impl_->quantize(e);
+  for (int8_model::Entry& e : impl_->entries) impl_->quantize(e);
   impl_->runner = std::make_unique<Runner>(*impl_);
 }
 
@@ -253,7 +255,7 @@ Tensor Int8Model::forward(const Tensor& x) {
 
 std::size_t Int8Model::release_float_weights() {
   std::size_t freed = 0;
-  for (Entry& e : impl_->entries) {
+  for (int8_model::Entry& e : impl_->entries) {
     if (!e.report.int8) continue;
     Tensor w = e.conv ? e.conv->weight : e.linear->weight;
     freed += w.numel() * sizeof(float);
@@ -264,14 +266,14 @@ std::size_t Int8Model::release_float_weights() {
 
 std::vector<Int8LayerReport> Int8Model::report() const {
   std::vector<Int8LayerReport> out;
-  for (const Entry& e : impl_->entries) out.push_back(e.report);
+  for (const int8_model::Entry& e : impl_->entries) out.push_back(e.report);
   out.insert(out.end(), impl_->fp32_layers.begin(), impl_->fp32_layers.end());
   return out;
 }
 
 std::size_t Int8Model::int8_bytes() const {
   std::size_t n = 0;
-  for (const Entry& e : impl_->entries)
+  for (const int8_model::Entry& e : impl_->entries)
     if (e.report.int8)
       n += e.weights.bytes() + e.linear_weights.bytes() +
            (e.bias.defined() ? e.bias.numel() * sizeof(float) : 0);
@@ -280,7 +282,7 @@ std::size_t Int8Model::int8_bytes() const {
 
 std::size_t Int8Model::fp32_bytes() const {
   std::size_t n = 0;
-  for (const Entry& e : impl_->entries) {
+  for (const int8_model::Entry& e : impl_->entries) {
     if (!e.report.int8) continue;
     std::size_t weights = e.linear ? e.linear->in_features * e.linear->out_features : 1;
     if (e.conv)
