@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "core/base/error.hpp"
+#include "core/kernels/int8_common.hpp"
 #include "core/runtime/threads.hpp"
 
 #define TG_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
@@ -66,13 +67,31 @@ std::size_t quantize_row_plain(const float* const src[4], std::size_t width, flo
   return clipped;
 }
 
+// quantize_u8 on 16 lanes at a time, for one scale and zero point: q as int32 lanes (masked-off lanes: 0 +
+// zp), the lanes clipped beyond rounding added to `clipped`. Max first: a NaN becomes lo (vmaxps returns its
+// second operand), then vcvtps2dq rounds to nearest even, as quantize_u8 does.
+struct QuantizeLanes {
+  __m512 inv, lo, hi, lo_clip, hi_clip;
+  __m512i zp;
+  TG_VNNI QuantizeLanes(float inv_scale, int zero_point)
+      : inv(_mm512_set1_ps(inv_scale)),
+        lo(_mm512_set1_ps(static_cast<float>(-zero_point))),
+        hi(_mm512_set1_ps(static_cast<float>(255 - zero_point))),
+        lo_clip(_mm512_set1_ps(static_cast<float>(-zero_point) - 0.5f)),
+        hi_clip(_mm512_set1_ps(static_cast<float>(255 - zero_point) + 0.5f)),
+        zp(_mm512_set1_epi32(zero_point)) {}
+  TG_VNNI __m512i operator()(const float* x, __mmask16 m, std::size_t& clipped) const {
+    const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x), inv);
+    clipped +=
+        static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, t, lo_clip, _CMP_LT_OQ) |
+                                                    _mm512_mask_cmp_ps_mask(m, t, hi_clip, _CMP_GT_OQ)));
+    return _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(t, lo), hi)), zp);
+  }
+};
+
 TG_VNNI std::size_t quantize_row_vnni(const float* const src[4], std::size_t width, float inv, int zp,
                                       std::uint32_t* dst) {
-  const __m512 vinv = _mm512_set1_ps(inv);
-  const __m512 lo = _mm512_set1_ps(static_cast<float>(-zp)),
-               hi = _mm512_set1_ps(static_cast<float>(255 - zp));
-  const __m512 lo_clip = _mm512_set1_ps(static_cast<float>(-zp) - 0.5f);
-  const __m512 hi_clip = _mm512_set1_ps(static_cast<float>(255 - zp) + 0.5f);
+  const QuantizeLanes quantize(inv, zp);
   const __m512i vzp = _mm512_set1_epi32(zp);
   std::size_t clipped = 0;
   for (std::size_t x = 0; x < width; x += kLanes) {
@@ -80,19 +99,32 @@ TG_VNNI std::size_t quantize_row_vnni(const float* const src[4], std::size_t wid
     const __mmask16 m = static_cast<__mmask16>((1u << n) - 1u);
     __m512i word = _mm512_setzero_si512();
     for (int b = 0; b < 4; ++b) {
-      __m512i q = vzp;
-      if (src[b]) {
-        const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src[b] + x), vinv);
-        clipped +=
-            static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, t, lo_clip, _CMP_LT_OQ) |
-                                                        _mm512_mask_cmp_ps_mask(m, t, hi_clip, _CMP_GT_OQ)));
-        // max first: a NaN t becomes lo (vmaxps returns its second operand), as in quantize_u8.
-        const __m512 c = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
-        q = _mm512_add_epi32(_mm512_cvtps_epi32(c), vzp);  // round to nearest even
-      }
+      const __m512i q = src[b] ? quantize(src[b] + x, m, clipped) : vzp;
       word = _mm512_or_si512(word, _mm512_slli_epi32(q, static_cast<unsigned>(8 * b)));
     }
     _mm512_mask_storeu_epi32(dst + x, m, word);
+  }
+  return clipped;
+}
+
+// x [n] to bytes (q of quantize_u8); returns the values clipped beyond rounding.
+std::size_t quantize_bytes_plain(const float* x, std::size_t n, float inv, int zp, std::uint8_t* dst) {
+  const float lo = static_cast<float>(-zp), hi = static_cast<float>(255 - zp);
+  std::size_t clipped = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float t = x[i] * inv;
+    clipped += (t < lo - 0.5f || t > hi + 0.5f) ? 1 : 0;
+    dst[i] = quantize_u8(x[i], inv, zp);
+  }
+  return clipped;
+}
+
+TG_VNNI std::size_t quantize_bytes_vnni(const float* x, std::size_t n, float inv, int zp, std::uint8_t* dst) {
+  const QuantizeLanes quantize(inv, zp);
+  std::size_t clipped = 0;
+  for (std::size_t i = 0; i < n; i += kLanes) {
+    const __mmask16 m = static_cast<__mmask16>(n - i >= kLanes ? 0xffffu : (1u << (n - i)) - 1u);
+    _mm_mask_storeu_epi8(dst + i, m, _mm512_cvtepi32_epi8(quantize(x + i, m, clipped)));
   }
   return clipped;
 }
@@ -509,4 +541,22 @@ std::size_t conv2d_int8_forward(const float* x, const Conv2dInt8Weights& w, cons
   return clipped.load();
 }
 
+namespace int8_common {
+
+std::size_t quantize_bytes(const float* x, std::size_t n, float inv_scale, int zero_point, std::uint8_t* dst,
+                           bool vnni) {
+  return vnni ? int8_kernels::quantize_bytes_vnni(x, n, inv_scale, zero_point, dst)
+              : int8_kernels::quantize_bytes_plain(x, n, inv_scale, zero_point, dst);
+}
+
+void store_run(const std::int32_t* acc, std::size_t n, std::int32_t correction, float scale, float bias,
+               const float* res, ConvActivation act, float* dst, bool vnni) {
+  if (vnni) {
+    int8_kernels::store_run_vnni(acc, n, correction, scale, bias, res, act, dst);
+  } else {
+    int8_kernels::store_run_plain(acc, n, correction, scale, bias, res, act, dst);
+  }
+}
+
+}  // namespace int8_common
 }  // namespace tg

@@ -13,6 +13,7 @@
 
 #include "core/base/error.hpp"
 #include "core/kernels/conv2d_int8.hpp"
+#include "core/kernels/int8_common.hpp"
 #include "core/runtime/threads.hpp"
 
 #define TG_VNNI_LINEAR __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
@@ -24,40 +25,6 @@ namespace tg {
 namespace int8_linear {
 
 constexpr std::size_t kLanes = 16, kRows = 6, kVecs = 4, kBlock = kLanes * kVecs;
-
-// x [n] to bytes (q of quantize_u8); returns the values clipped beyond rounding.
-std::size_t quantize_plain(const float* x, std::size_t n, float inv, int zp, std::uint8_t* dst) {
-  const float lo = static_cast<float>(-zp), hi = static_cast<float>(255 - zp);
-  std::size_t clipped = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const float t = x[i] * inv;
-    clipped += (t < lo - 0.5f || t > hi + 0.5f) ? 1 : 0;
-    dst[i] = quantize_u8(x[i], inv, zp);
-  }
-  return clipped;
-}
-
-TG_VNNI_LINEAR std::size_t quantize_vnni(const float* x, std::size_t n, float inv, int zp,
-                                         std::uint8_t* dst) {
-  const __m512 vinv = _mm512_set1_ps(inv);
-  const __m512 lo = _mm512_set1_ps(static_cast<float>(-zp)),
-               hi = _mm512_set1_ps(static_cast<float>(255 - zp));
-  const __m512 lo_clip = _mm512_set1_ps(static_cast<float>(-zp) - 0.5f);
-  const __m512 hi_clip = _mm512_set1_ps(static_cast<float>(255 - zp) + 0.5f);
-  const __m512i vzp = _mm512_set1_epi32(zp);
-  std::size_t clipped = 0;
-  for (std::size_t i = 0; i < n; i += kLanes) {
-    const std::size_t k = std::min(kLanes, n - i);
-    const __mmask16 m = static_cast<__mmask16>((1u << k) - 1u);
-    const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vinv);
-    clipped +=
-        static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, t, lo_clip, _CMP_LT_OQ) |
-                                                    _mm512_mask_cmp_ps_mask(m, t, hi_clip, _CMP_GT_OQ)));
-    const __m512 c = _mm512_min_ps(_mm512_max_ps(t, lo), hi);  // as quantize_u8: NaN -> lo
-    _mm_mask_storeu_epi8(dst + i, m, _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(c), vzp)));
-  }
-  return clipped;
-}
 
 // c[r][i] = sum over steps k of the four-byte dot of x[r * xstride + k] (u8) and w[k * wstride + i] (s8).
 template <int MR, int NV>
@@ -246,8 +213,7 @@ std::size_t linear_int8_forward(const float* x, std::size_t batch, const LinearI
         std::size_t mine = 0;
         for (std::size_t n = n0; n < n1; ++n) {
           auto* dst = reinterpret_cast<std::uint8_t*>(xq.data() + n * w.quads);
-          mine += vnni ? quantize_vnni(x + n * w.in, w.in, inv, in.zero_point, dst)
-                       : quantize_plain(x + n * w.in, w.in, inv, in.zero_point, dst);
+          mine += int8_common::quantize_bytes(x + n * w.in, w.in, inv, in.zero_point, dst, vnni);
         }
         clipped += mine;
       },
