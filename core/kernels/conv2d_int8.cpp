@@ -134,32 +134,34 @@ TG_VNNI std::size_t quantize_bytes_vnni(const float* x, std::size_t n, float inv
 // c[r][i] = sum over steps s of the dot of the four bytes of a[off[s] + i] (u8) and of w[r * wstride + s]
 // (s8).
 template <int MR, int NV>
-TG_VNNI void int8_tile(const std::int32_t* w, std::size_t wstride, const std::uint32_t* a,
-                       const std::size_t* off, std::size_t steps, std::int32_t* c) {
-  __m512i acc[MR][NV];
+struct int8_tile {
+  TG_VNNI static void run(const std::int32_t* w, std::size_t wstride, const std::uint32_t* a,
+                          const std::size_t* off, std::size_t steps, std::int32_t* c) {
+    __m512i acc[MR][NV];
 #pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
+    for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
-  for (std::size_t s = 0; s < steps; ++s) {
-    const std::uint32_t* as = a + off[s];
-    __m512i av[NV];
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+    for (std::size_t s = 0; s < steps; ++s) {
+      const std::uint32_t* as = a + off[s];
+      __m512i av[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) av[v] = _mm512_loadu_si512(as + kLanes * static_cast<std::size_t>(v));
+      for (int v = 0; v < NV; ++v) av[v] = _mm512_loadu_si512(as + kLanes * static_cast<std::size_t>(v));
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      const __m512i b = _mm512_set1_epi32(w[static_cast<std::size_t>(r) * wstride + s]);
+      for (int r = 0; r < MR; ++r) {
+        const __m512i b = _mm512_set1_epi32(w[static_cast<std::size_t>(r) * wstride + s]);
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av[v], b);
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av[v], b);
+      }
     }
-  }
 #pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
+    for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v)
-      _mm512_storeu_si512(c + static_cast<std::size_t>(r) * kBlock + kLanes * static_cast<std::size_t>(v),
-                          acc[r][v]);
-}
+      for (int v = 0; v < NV; ++v)
+        _mm512_storeu_si512(c + static_cast<std::size_t>(r) * kBlock + kLanes * static_cast<std::size_t>(v),
+                            acc[r][v]);
+  }
+};
 
 void int8_tile_plain(int mr, int nv, const std::int32_t* w, std::size_t wstride, const std::uint32_t* a,
                      const std::size_t* off, std::size_t steps, std::int32_t* c) {
@@ -180,50 +182,6 @@ void int8_tile_plain(int mr, int nv, const std::int32_t* w, std::size_t wstride,
         row[i] += dot;
       }
     }
-  }
-}
-
-template <int MR>
-TG_VNNI void int8_tile_rows(int nv, const std::int32_t* w, std::size_t wstride, const std::uint32_t* a,
-                            const std::size_t* off, std::size_t steps, std::int32_t* c) {
-  switch (nv) {
-    case 1:
-      int8_tile<MR, 1>(w, wstride, a, off, steps, c);
-      break;
-    case 2:
-      int8_tile<MR, 2>(w, wstride, a, off, steps, c);
-      break;
-    case 3:
-      int8_tile<MR, 3>(w, wstride, a, off, steps, c);
-      break;
-    default:
-      int8_tile<MR, 4>(w, wstride, a, off, steps, c);
-      break;
-  }
-}
-
-TG_VNNI void int8_tile_vnni(int mr, int nv, const std::int32_t* w, std::size_t wstride,
-                            const std::uint32_t* a, const std::size_t* off, std::size_t steps,
-                            std::int32_t* c) {
-  switch (mr) {
-    case 1:
-      int8_tile_rows<1>(nv, w, wstride, a, off, steps, c);
-      break;
-    case 2:
-      int8_tile_rows<2>(nv, w, wstride, a, off, steps, c);
-      break;
-    case 3:
-      int8_tile_rows<3>(nv, w, wstride, a, off, steps, c);
-      break;
-    case 4:
-      int8_tile_rows<4>(nv, w, wstride, a, off, steps, c);
-      break;
-    case 5:
-      int8_tile_rows<5>(nv, w, wstride, a, off, steps, c);
-      break;
-    default:
-      int8_tile_rows<6>(nv, w, wstride, a, off, steps, c);
-      break;
   }
 }
 
@@ -384,7 +342,7 @@ void run_block(const Plan& p, std::size_t n, std::size_t gi, const std::uint32_t
     const std::size_t og = gi * cog + o;
     const std::int32_t* w = p.w.words.data() + og * steps;
     if (p.vnni) {
-      int8_tile_vnni(mr, nv, w, steps, a + q0, off, steps, c);
+      int8_common::dispatch_tile<int8_tile>(mr, nv, w, steps, a + q0, off, steps, c);
     } else {
       int8_tile_plain(mr, nv, w, steps, a + q0, off, steps, c);
     }

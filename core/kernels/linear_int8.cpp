@@ -28,77 +28,34 @@ constexpr std::size_t kLanes = 16, kRows = 6, kVecs = 4, kBlock = kLanes * kVecs
 
 // c[r][i] = sum over steps k of the four-byte dot of x[r * xstride + k] (u8) and w[k * wstride + i] (s8).
 template <int MR, int NV>
-TG_VNNI_LINEAR void linear_tile(const std::uint32_t* x, std::size_t xstride, const std::int32_t* w,
-                                std::size_t wstride, std::size_t steps, std::int32_t* c) {
-  __m512i acc[MR][NV];
+struct linear_tile {
+  TG_VNNI_LINEAR static void run(const std::uint32_t* x, std::size_t xstride, const std::int32_t* w,
+                                 std::size_t wstride, std::size_t steps, std::int32_t* c) {
+    __m512i acc[MR][NV];
 #pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
+    for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
-  for (std::size_t k = 0; k < steps; ++k) {
-    __m512i wv[NV];
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+    for (std::size_t k = 0; k < steps; ++k) {
+      __m512i wv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v)
-      wv[v] = _mm512_loadu_si512(w + k * wstride + kLanes * static_cast<std::size_t>(v));
+      for (int v = 0; v < NV; ++v)
+        wv[v] = _mm512_loadu_si512(w + k * wstride + kLanes * static_cast<std::size_t>(v));
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      const __m512i b = _mm512_set1_epi32(static_cast<int>(x[static_cast<std::size_t>(r) * xstride + k]));
+      for (int r = 0; r < MR; ++r) {
+        const __m512i b = _mm512_set1_epi32(static_cast<int>(x[static_cast<std::size_t>(r) * xstride + k]));
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], b, wv[v]);
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], b, wv[v]);
+      }
     }
-  }
 #pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
+    for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v)
-      _mm512_storeu_si512(c + static_cast<std::size_t>(r) * kBlock + kLanes * static_cast<std::size_t>(v),
-                          acc[r][v]);
-}
-
-template <int MR>
-TG_VNNI_LINEAR void linear_tile_rows(int nv, const std::uint32_t* x, std::size_t xstride,
-                                     const std::int32_t* w, std::size_t wstride, std::size_t steps,
-                                     std::int32_t* c) {
-  switch (nv) {
-    case 1:
-      linear_tile<MR, 1>(x, xstride, w, wstride, steps, c);
-      break;
-    case 2:
-      linear_tile<MR, 2>(x, xstride, w, wstride, steps, c);
-      break;
-    case 3:
-      linear_tile<MR, 3>(x, xstride, w, wstride, steps, c);
-      break;
-    default:
-      linear_tile<MR, 4>(x, xstride, w, wstride, steps, c);
-      break;
+      for (int v = 0; v < NV; ++v)
+        _mm512_storeu_si512(c + static_cast<std::size_t>(r) * kBlock + kLanes * static_cast<std::size_t>(v),
+                            acc[r][v]);
   }
-}
-
-TG_VNNI_LINEAR void linear_tile_vnni(int mr, int nv, const std::uint32_t* x, std::size_t xstride,
-                                     const std::int32_t* w, std::size_t wstride, std::size_t steps,
-                                     std::int32_t* c) {
-  switch (mr) {
-    case 1:
-      linear_tile_rows<1>(nv, x, xstride, w, wstride, steps, c);
-      break;
-    case 2:
-      linear_tile_rows<2>(nv, x, xstride, w, wstride, steps, c);
-      break;
-    case 3:
-      linear_tile_rows<3>(nv, x, xstride, w, wstride, steps, c);
-      break;
-    case 4:
-      linear_tile_rows<4>(nv, x, xstride, w, wstride, steps, c);
-      break;
-    case 5:
-      linear_tile_rows<5>(nv, x, xstride, w, wstride, steps, c);
-      break;
-    default:
-      linear_tile_rows<6>(nv, x, xstride, w, wstride, steps, c);
-      break;
-  }
-}
+};
 
 void linear_tile_plain(int mr, int nv, const std::uint32_t* x, std::size_t xstride, const std::int32_t* w,
                        std::size_t wstride, std::size_t steps, std::int32_t* c) {
@@ -235,7 +192,7 @@ std::size_t linear_int8_forward(const float* x, std::size_t batch, const LinearI
           const std::uint32_t* xs = xq.data() + n0 * w.quads;
           const std::int32_t* ws = w.words.data() + o0;
           if (vnni) {
-            linear_tile_vnni(mr, nv, xs, w.quads, ws, w.out_padded, w.quads, c);
+            int8_common::dispatch_tile<linear_tile>(mr, nv, xs, w.quads, ws, w.out_padded, w.quads, c);
           } else {
             linear_tile_plain(mr, nv, xs, w.quads, ws, w.out_padded, w.quads, c);
           }
