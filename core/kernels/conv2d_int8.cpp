@@ -12,8 +12,6 @@
 // Then the tile: MR = 6 output channels x NV * 16 positions in 24 zmm accumulators, each step one load per
 // 16 positions and one broadcast weight word per channel. Break in it with `rbreak int8_tile`.
 // Without VNNI, int8_tile_plain does the same integer sums in C++, so both give the same bits.
-// Why one file: the quantization, the word layouts, the tile and its fallback share one plan of the call
-// (Plan), and a test of either path must see the same layouts.
 #include "core/kernels/conv2d_int8.hpp"
 
 #include <immintrin.h>
@@ -27,7 +25,6 @@
 #include "core/kernels/int8_common.hpp"
 #include "core/runtime/threads.hpp"
 
-#define TG_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 // GCC 12 warns that the masked intrinsics' undefined pass-through operand "may be used uninitialized".
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -35,8 +32,6 @@
 
 namespace tg {
 namespace int8_kernels {
-
-std::atomic<bool> g_fallback{false};
 
 constexpr std::size_t kLanes = 16;          // int32 lanes of a zmm
 constexpr std::size_t kBlock = 4 * kLanes;  // positions of a full tile (NV = 4)
@@ -67,31 +62,9 @@ std::size_t quantize_row_plain(const float* const src[4], std::size_t width, flo
   return clipped;
 }
 
-// quantize_u8 on 16 lanes at a time, for one scale and zero point: q as int32 lanes (masked-off lanes: 0 +
-// zp), the lanes clipped beyond rounding added to `clipped`. Max first: a NaN becomes lo (vmaxps returns its
-// second operand), then vcvtps2dq rounds to nearest even, as quantize_u8 does.
-struct QuantizeLanes {
-  __m512 inv, lo, hi, lo_clip, hi_clip;
-  __m512i zp;
-  TG_VNNI QuantizeLanes(float inv_scale, int zero_point)
-      : inv(_mm512_set1_ps(inv_scale)),
-        lo(_mm512_set1_ps(static_cast<float>(-zero_point))),
-        hi(_mm512_set1_ps(static_cast<float>(255 - zero_point))),
-        lo_clip(_mm512_set1_ps(static_cast<float>(-zero_point) - 0.5f)),
-        hi_clip(_mm512_set1_ps(static_cast<float>(255 - zero_point) + 0.5f)),
-        zp(_mm512_set1_epi32(zero_point)) {}
-  TG_VNNI __m512i operator()(const float* x, __mmask16 m, std::size_t& clipped) const {
-    const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x), inv);
-    clipped +=
-        static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, t, lo_clip, _CMP_LT_OQ) |
-                                                    _mm512_mask_cmp_ps_mask(m, t, hi_clip, _CMP_GT_OQ)));
-    return _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(t, lo), hi)), zp);
-  }
-};
-
-TG_VNNI std::size_t quantize_row_vnni(const float* const src[4], std::size_t width, float inv, int zp,
+TG_INT8 std::size_t quantize_row_vnni(const float* const src[4], std::size_t width, float inv, int zp,
                                       std::uint32_t* dst) {
-  const QuantizeLanes quantize(inv, zp);
+  const int8_common::QuantizeLanes quantize(inv, zp);
   const __m512i vzp = _mm512_set1_epi32(zp);
   std::size_t clipped = 0;
   for (std::size_t x = 0; x < width; x += kLanes) {
@@ -107,35 +80,13 @@ TG_VNNI std::size_t quantize_row_vnni(const float* const src[4], std::size_t wid
   return clipped;
 }
 
-// x [n] to bytes (q of quantize_u8); returns the values clipped beyond rounding.
-std::size_t quantize_bytes_plain(const float* x, std::size_t n, float inv, int zp, std::uint8_t* dst) {
-  const float lo = static_cast<float>(-zp), hi = static_cast<float>(255 - zp);
-  std::size_t clipped = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const float t = x[i] * inv;
-    clipped += (t < lo - 0.5f || t > hi + 0.5f) ? 1 : 0;
-    dst[i] = quantize_u8(x[i], inv, zp);
-  }
-  return clipped;
-}
-
-TG_VNNI std::size_t quantize_bytes_vnni(const float* x, std::size_t n, float inv, int zp, std::uint8_t* dst) {
-  const QuantizeLanes quantize(inv, zp);
-  std::size_t clipped = 0;
-  for (std::size_t i = 0; i < n; i += kLanes) {
-    const __mmask16 m = static_cast<__mmask16>(n - i >= kLanes ? 0xffffu : (1u << (n - i)) - 1u);
-    _mm_mask_storeu_epi8(dst + i, m, _mm512_cvtepi32_epi8(quantize(x + i, m, clipped)));
-  }
-  return clipped;
-}
-
 // ---- the tile: rows output channels x NV * 16 positions ----
 
 // c[r][i] = sum over steps s of the dot of the four bytes of a[off[s] + i] (u8) and of w[r * wstride + s]
 // (s8).
 template <int MR, int NV>
 struct int8_tile {
-  TG_VNNI static void run(const std::int32_t* w, std::size_t wstride, const std::uint32_t* a,
+  TG_INT8 static void run(const std::int32_t* w, std::size_t wstride, const std::uint32_t* a,
                           const std::size_t* off, std::size_t steps, std::int32_t* c) {
     __m512i acc[MR][NV];
 #pragma GCC unroll 8
@@ -281,7 +232,7 @@ void store_run_plain(const std::int32_t* acc, std::size_t n, std::int32_t correc
   }
 }
 
-TG_VNNI void store_run_vnni(const std::int32_t* acc, std::size_t n, std::int32_t correction, float scale,
+TG_INT8 void store_run_vnni(const std::int32_t* acc, std::size_t n, std::int32_t correction, float scale,
                             float bias, const float* res, ConvActivation act, float* dst) {
   const __m512i corr = _mm512_set1_epi32(correction);
   const __m512 vs = _mm512_set1_ps(scale), vb = _mm512_set1_ps(bias);
@@ -382,89 +333,6 @@ void run_image(const Plan& p, std::size_t n, const std::uint32_t* words, std::ve
 
 }  // namespace int8_kernels
 
-std::string int8_vnni_unsupported_reason() {
-  using namespace int8_kernels;
-  if (g_fallback.load()) return "this CPU's AVX512_VNNI instructions are hidden (force_int8_fallback)";
-  static const bool env_hidden = [] {
-    const char* env = std::getenv("TAPEGRAD_NO_VNNI");
-    return env && *env && std::strcmp(env, "0") != 0;
-  }();
-  if (env_hidden) return "this CPU's AVX512_VNNI instructions are hidden (TAPEGRAD_NO_VNNI is set)";
-  static const bool has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl");
-  if (!has) {
-    return "this CPU has no AVX512_VNNI instructions (vpdpbusd: Cascade Lake, Ice Lake, Zen 4 and later); "
-           "the "
-           "int8 kernels run in plain C++";
-  }
-  return "";
-}
-
-bool int8_vnni_supported() { return int8_vnni_unsupported_reason().empty(); }
-
-void force_int8_fallback(bool on) { int8_kernels::g_fallback.store(on); }
-
-std::uint8_t quantize_u8(float x, float inv_scale, int zero_point) {
-  using namespace int8_kernels;
-  float t = x * inv_scale;
-  const float lo = static_cast<float>(-zero_point), hi = static_cast<float>(255 - zero_point);
-  if (!(t >= lo)) t = lo;  // NaN too
-  if (t > hi) t = hi;
-  return static_cast<std::uint8_t>(static_cast<int>(std::nearbyint(t)) + zero_point);
-}
-
-Conv2dInt8Weights pack_conv2d_int8(const std::int8_t* q, const float* scale, const Conv2dGeometry& g) {
-  using namespace int8_kernels;
-  const std::size_t cig = g.c_in / g.groups, cog = g.c_out / g.groups, kk = g.kh * g.kw;
-  const std::size_t quads_in = (g.c_in + 3) / 4;
-  Conv2dInt8Weights w;
-  w.c_out = g.c_out;
-  // The quads a group's channels [gi * cig, (gi + 1) * cig) touch; every group reads as many (the most any
-  // needs), starting early enough to stay inside the image's quads.
-  for (std::size_t gi = 0; gi < g.groups; ++gi)
-    w.quads = std::max(w.quads, ((gi + 1) * cig + 3) / 4 - gi * cig / 4);
-  w.quad_base.resize(g.groups);
-  for (std::size_t gi = 0; gi < g.groups; ++gi) w.quad_base[gi] = std::min(gi * cig / 4, quads_in - w.quads);
-  w.steps = kk * w.quads;
-  w.words.assign(g.c_out * w.steps, 0);
-  w.sums.assign(g.c_out, 0);
-  w.scale.assign(scale, scale + g.c_out);
-  for (std::size_t o = 0; o < g.c_out; ++o) {
-    const std::size_t gi = o / cog;
-    for (std::size_t ci = 0; ci < cig; ++ci) {
-      const std::size_t c = gi * cig + ci;  // the input channel
-      const std::size_t j = c / 4 - w.quad_base[gi], b = c % 4;
-      for (std::size_t k = 0; k < kk; ++k) {
-        const std::int8_t v = q[(o * cig + ci) * kk + k];
-        auto& word = w.words[o * w.steps + k * w.quads + j];
-        word =
-            static_cast<std::int32_t>(static_cast<std::uint32_t>(word) |
-                                      (static_cast<std::uint32_t>(static_cast<std::uint8_t>(v)) << (8 * b)));
-        w.sums[o] += v;
-      }
-    }
-  }
-  return w;
-}
-
-Conv2dInt8Weights pack_conv2d_int8(const float* weight, const Conv2dGeometry& g) {
-  using namespace int8_kernels;
-  const std::size_t row = g.patch();
-  std::vector<std::int8_t> q(g.c_out * row);
-  std::vector<float> scale(g.c_out);
-  for (std::size_t o = 0; o < g.c_out; ++o) {
-    const float* w = weight + o * row;
-    float m = 0.f;
-    for (std::size_t i = 0; i < row; ++i) m = std::max(m, std::fabs(w[i]));
-    scale[o] = m > 0.f && std::isfinite(m) ? m / 127.f : 1.f;
-    for (std::size_t i = 0; i < row; ++i) {
-      const float t = std::clamp(std::nearbyint(w[i] / scale[o]), -127.f, 127.f);
-      q[o * row + i] = static_cast<std::int8_t>(std::isnan(t) ? 0.f : t);
-    }
-  }
-  return pack_conv2d_int8(q.data(), scale.data(), g);
-}
-
 std::size_t conv2d_int8_forward(const float* x, const Conv2dInt8Weights& w, const Conv2dGeometry& g,
                                 Int8Quant in, const Int8Epilogue& e, float* out) {
   using namespace int8_kernels;
@@ -499,22 +367,4 @@ std::size_t conv2d_int8_forward(const float* x, const Conv2dInt8Weights& w, cons
   return clipped.load();
 }
 
-namespace int8_common {
-
-std::size_t quantize_bytes(const float* x, std::size_t n, float inv_scale, int zero_point, std::uint8_t* dst,
-                           bool vnni) {
-  return vnni ? int8_kernels::quantize_bytes_vnni(x, n, inv_scale, zero_point, dst)
-              : int8_kernels::quantize_bytes_plain(x, n, inv_scale, zero_point, dst);
-}
-
-void store_run(const std::int32_t* acc, std::size_t n, std::int32_t correction, float scale, float bias,
-               const float* res, ConvActivation act, float* dst, bool vnni) {
-  if (vnni) {
-    int8_kernels::store_run_vnni(acc, n, correction, scale, bias, res, act, dst);
-  } else {
-    int8_kernels::store_run_plain(acc, n, correction, scale, bias, res, act, dst);
-  }
-}
-
-}  // namespace int8_common
 }  // namespace tg

@@ -16,7 +16,6 @@
 #include "core/kernels/int8_common.hpp"
 #include "core/runtime/threads.hpp"
 
-#define TG_VNNI_LINEAR __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
@@ -29,8 +28,8 @@ constexpr std::size_t kLanes = 16, kRows = 6, kVecs = 4, kBlock = kLanes * kVecs
 // c[r][i] = sum over steps k of the four-byte dot of x[r * xstride + k] (u8) and w[k * wstride + i] (s8).
 template <int MR, int NV>
 struct linear_tile {
-  TG_VNNI_LINEAR static void run(const std::uint32_t* x, std::size_t xstride, const std::int32_t* w,
-                                 std::size_t wstride, std::size_t steps, std::int32_t* c) {
+  TG_INT8 static void run(const std::uint32_t* x, std::size_t xstride, const std::int32_t* w,
+                          std::size_t wstride, std::size_t steps, std::int32_t* c) {
     __m512i acc[MR][NV];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r)
@@ -89,8 +88,8 @@ void store_plain(const std::int32_t* acc, std::size_t n, const std::int32_t* cor
   }
 }
 
-TG_VNNI_LINEAR void store_vnni(const std::int32_t* acc, std::size_t n, const std::int32_t* corr,
-                               const float* scale, const float* bias, ConvActivation act, float* dst) {
+TG_INT8 void store_vnni(const std::int32_t* acc, std::size_t n, const std::int32_t* corr, const float* scale,
+                        const float* bias, ConvActivation act, float* dst) {
   const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.f);
   for (std::size_t i = 0; i < n; i += kLanes) {
     const __mmask16 m = static_cast<__mmask16>(n - i >= kLanes ? 0xffffu : (1u << (n - i)) - 1u);
@@ -127,19 +126,9 @@ LinearInt8Weights pack_linear_int8(const std::int8_t* q, const float* scale, std
 }
 
 LinearInt8Weights pack_linear_int8(const float* weight, std::size_t out, std::size_t in) {
-  using namespace int8_linear;
   std::vector<std::int8_t> q(out * in);
   std::vector<float> scale(out);
-  for (std::size_t o = 0; o < out; ++o) {
-    const float* w = weight + o * in;
-    float m = 0.f;
-    for (std::size_t i = 0; i < in; ++i) m = std::max(m, std::fabs(w[i]));
-    scale[o] = m > 0.f && std::isfinite(m) ? m / 127.f : 1.f;
-    for (std::size_t i = 0; i < in; ++i) {
-      const float t = std::clamp(std::nearbyint(w[i] / scale[o]), -127.f, 127.f);
-      q[o * in + i] = static_cast<std::int8_t>(std::isnan(t) ? 0.f : t);
-    }
-  }
+  int8_common::quantize_weight_rows(weight, out, in, q.data(), scale.data());
   return pack_linear_int8(q.data(), scale.data(), out, in);
 }
 
