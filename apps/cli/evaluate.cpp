@@ -13,52 +13,18 @@
 #include "run_checkpoint.hpp"
 
 namespace tg::cli {
-namespace {
-
-// Whether two paths name one folder ("data" and "./data/" do).
-bool same_folder(const std::string& a, const std::string& b) {
-  std::error_code ec;
-  return a == b || std::filesystem::equivalent(a, b, ec);
-}
-
-}  // namespace
 
 int evaluate(const EvalOptions& o) {
   if (o.threads > 0) set_num_threads(o.threads);
   Checkpoint ckpt = open_checkpoint(o.checkpoint);
   const RunInfo& info = ckpt.info;
   const std::string data_dir = o.data_dir.empty() ? info.data_dir : o.data_dir;
-  // Another folder may hold another kind of data (a digit model evaluated on a folder of digit images); IDX
-  // files keep the checkpoint's kind (MNIST and Fashion-MNIST differ only in names and normalization, which
-  // come from the checkpoint).
-  std::string kind = info.dataset;
   if (data_dir.empty())  // an imported model that was given no --data
     fail_usage(o.checkpoint, " records no data set (an imported model): give the test data with --data DIR");
-  if (!o.data_dir.empty()) {
-    const std::string found = data_spec("auto", data_dir).dataset;
-    if (kind.empty() || found == "folder" || found == "cifar10" || kind == "folder" || kind == "cifar10")
-      kind = found;
-  }
-  // A folder is read at the model's size and channels and labelled by its classes (a class it does not know
-  // is an error); its held-out split is the training run's when it is the same folder.
+  // A folder is labelled by the model's classes (a class it does not know is an error).
   const std::unique_ptr<ImageDataset> test_set =
-      open_dataset({.dataset = kind,
-                    .dir = data_dir,
-                    .options = {.rows = info.input[1],
-                                .cols = info.input[2],
-                                .channels = info.input[0],
-                                .val_split = same_folder(data_dir, info.data_dir) ? info.val_split : 0.0,
-                                .seed = info.seed,
-                                .skip_bad_images = info.skip_bad_images,
-                                .classes = info.class_names,
-                                .mean = info.mean,
-                                .std = info.std}},
-                   Split::Test);
+      open_checkpoint_data(info, o.checkpoint, data_dir, !o.data_dir.empty(), Split::Test, info.class_names);
   const ImageDataset& test = *test_set;
-  if (Shape{test.channels(), test.rows(), test.cols()} != info.input) {
-    fail(data_dir, " has ", test.channels(), "x", test.rows(), "x", test.cols(), " images; ", o.checkpoint,
-         " takes ", info.input_text());
-  }
   const std::size_t k = info.classes();
   for (std::size_t i = 0; i < test.size(); ++i) {
     if (test.label(i) < 0 || static_cast<std::size_t>(test.label(i)) >= k)

@@ -26,31 +26,13 @@ std::unique_ptr<Int8Model> quantize_checkpoint(Checkpoint& ckpt, const std::stri
                calibrate_dir.empty() ? " (the folder " + checkpoint_path + " trained on)" : std::string(),
                "; ", how);
   std::unique_ptr<ImageDataset> train;
-  try {
-    std::string kind = info.dataset;
-    const std::string found = data_spec("auto", dir).dataset;
-    if (kind.empty() || found == "folder" || found == "cifar10" || kind == "folder" || kind == "cifar10")
-      kind = found;
-    train = open_dataset({.dataset = kind,
-                          .dir = dir,
-                          .options = {.rows = info.input[1],
-                                      .cols = info.input[2],
-                                      .channels = info.input[0],
-                                      .val_split = dir == info.data_dir ? info.val_split : 0.0,
-                                      .seed = info.seed,
-                                      .skip_bad_images = info.skip_bad_images,
-                                      .classes = {},
-                                      .mean = info.mean,
-                                      .std = info.std}},
-                         Split::Train);
+  try {  // labels are not needed: a folder's own classes
+    train = open_checkpoint_data(info, checkpoint_path, dir, true, Split::Train, {});
   } catch (const Error& e) {
     fail_usage("--int8: cannot read calibration images from ", dir, ": ", e.what(), "; ", how);
   }
   const std::size_t n = std::min(kCalibrationImages, train->size());
   if (n == 0) fail_usage("--int8: ", dir, " has no training images to calibrate on; ", how);
-  if (Shape{train->channels(), train->rows(), train->cols()} != info.input)
-    fail_usage("--int8: ", dir, " has ", train->channels(), "x", train->rows(), "x", train->cols(),
-               " images; ", checkpoint_path, " takes ", info.input_text());
   Array images = Array::from_shape({n, info.input[0], info.input[1], info.input[2]});
   const std::size_t size = train->example_size();
   for (std::size_t i = 0; i < n; ++i) train->normalized(i * train->size() / n, images.data() + i * size);

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,16 @@ struct ImportOptions;
 // An ONNX model imported as a checkpoint (import.cpp): its class names, normalization and input from its
 // metadata, or from `options` (--data, --mean, --std, --input, --classes; api of `tapegrad import`).
 Checkpoint open_onnx(const std::string& path, const ImportOptions& options);
+
+// A split of `dir` as the checkpoint at `path` takes its images (eval's test set, --int8's calibration set):
+// read at the model's size and channels with its normalization; labelled by `classes` (empty: a folder's own
+// class folders); its held-out split the training run's when `dir` is the folder it trained on. The kind of
+// data is the checkpoint's, or with `detect` what `dir` holds when either is a folder or CIFAR-10 (IDX files
+// keep the checkpoint's kind: MNIST and Fashion-MNIST differ only in names and normalization, which come from
+// the checkpoint). tg::Error when its images are not the model's shape.
+std::unique_ptr<ImageDataset> open_checkpoint_data(const RunInfo& info, const std::string& path,
+                                                   const std::string& dir, bool detect, Split split,
+                                                   const std::vector<std::string>& classes);
 
 // "1x28x28" -> [1, 28, 28]; tg::Error otherwise.
 Shape parse_input_shape(const std::string& text);

@@ -1,12 +1,12 @@
 // What the int8 kernels share beside their tiles (int8_common.hpp, conv2d_int8.hpp): the CPU check, the
 // quantization of values (quantize_u8, rows of bytes) and of weights (per output row), and the conv weights'
 // packing.
+#include <immintrin.h>
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <immintrin.h>
 #include <string>
 #include <vector>
 
@@ -55,7 +55,8 @@ std::size_t quantize_bytes(const float* x, std::size_t n, float inv_scale, int z
               : int8_quantize::quantize_bytes_plain(x, n, inv_scale, zero_point, dst);
 }
 
-void quantize_weight_rows(const float* weight, std::size_t rows, std::size_t cols, std::int8_t* q, float* scale) {
+void quantize_weight_rows(const float* weight, std::size_t rows, std::size_t cols, std::int8_t* q,
+                          float* scale) {
   for (std::size_t o = 0; o < rows; ++o) {
     const float* w = weight + o * cols;
     float m = 0.f;
