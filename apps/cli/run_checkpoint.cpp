@@ -5,7 +5,6 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -238,37 +237,6 @@ RunInfo from_metadata(const std::map<std::string, std::string>& metadata, const 
   for (float s : info.std)
     if (!(s > 0.f)) fail(path, ": its normalization has a standard deviation of ", s);
   return info;
-}
-
-std::unique_ptr<ImageDataset> open_checkpoint_data(const RunInfo& info, const std::string& path,
-                                                   const std::string& dir, bool detect, Split split,
-                                                   const std::vector<std::string>& classes) {
-  std::string kind = info.dataset;
-  if (detect) {
-    const std::string found = data_spec("auto", dir).dataset;
-    if (kind.empty() || found == "folder" || found == "cifar10" || kind == "folder" || kind == "cifar10")
-      kind = found;
-  }
-  std::error_code ec;
-  const bool same_folder = dir == info.data_dir || std::filesystem::equivalent(dir, info.data_dir, ec);
-  std::unique_ptr<ImageDataset> data =
-      open_dataset({.dataset = kind,
-                    .dir = dir,
-                    .options = {.rows = info.input[1],
-                                .cols = info.input[2],
-                                .channels = info.input[0],
-                                .val_split = same_folder ? info.val_split : 0.0,
-                                .seed = info.seed,
-                                .skip_bad_images = info.skip_bad_images,
-                                .classes = classes,
-                                .mean = info.mean,
-                                .std = info.std}},
-                   split);
-  if (Shape{data->channels(), data->rows(), data->cols()} != info.input) {
-    fail(dir, " has ", data->channels(), "x", data->rows(), "x", data->cols(), " images; ", path, " takes ",
-         info.input_text());
-  }
-  return data;
 }
 
 }  // namespace tg::cli
