@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/base/error.hpp"
+#include "layers/fusion.hpp"
 #include "layers/registry.hpp"
 
 namespace tg {
@@ -40,12 +41,14 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   if (x.dim() != 4 || x.shape()[1] != channels) {
     fail("expected input [N, ", channels, ", H, W], got ", shape_str(x.shape()));
   }
-  Tensor out = batch_norm2d(x, weight, bias,
-                            {.eps = options.eps,
+  const BatchNorm2dOptions o{.eps = options.eps,
                              .momentum = options.momentum,
                              .training = is_training(),
                              .running_mean = running_mean,
-                             .running_var = running_var});
+                             .running_var = running_var};
+  // training fusion: Sequential offers the ReLU after this layer (layers/fusion.hpp)
+  ActivationAhead* ahead = fusion::take_ahead();
+  Tensor out = ahead ? batch_norm2d(x, weight, bias, o, *ahead) : batch_norm2d(x, weight, bias, o);
   if (is_training()) num_batches_tracked.value().data()[0] += 1.f;  // after the op: not when it throws
   return out;
 }

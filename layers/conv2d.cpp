@@ -1,6 +1,7 @@
 #include "layers/conv2d.hpp"
 
 #include "core/base/error.hpp"
+#include "layers/fusion.hpp"
 #include "layers/init.hpp"
 #include "layers/int8.hpp"
 #include "layers/registry.hpp"
@@ -38,6 +39,8 @@ Tensor Conv2D::forward(const Tensor& x) {
   if (int8::Hook* h = int8::active()) {  // an Int8Model's forward or calibration (layers/int8.hpp)
     if (std::optional<Tensor> y = h->conv(*this, x, {})) return *y;
   }
+  // training fusion: Sequential offers the ReLU after this layer (layers/fusion.hpp)
+  if (ActivationAhead* ahead = fusion::take_ahead()) return conv2d(x, weight, bias, options, *ahead);
   return conv2d(x, weight, bias, options);
 }
 

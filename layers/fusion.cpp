@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "core/autograd/tape.hpp"
 #include "core/ops/fused.hpp"
@@ -29,6 +30,8 @@ ConvActivation activation_of(const Module& m) {
   if (dynamic_cast<const ReLU6*>(&m)) return ConvActivation::ReLU6;
   return ConvActivation::None;
 }
+
+thread_local ActivationAhead* t_ahead = nullptr;
 
 }  // namespace
 
@@ -74,6 +77,20 @@ Tensor run(const Children& layers, std::size_t i, std::size_t n, const Tensor& x
   if (tail) f.residual = tail->residual, f.act = tail->act;
   return conv.forward_fused(x, f);
 }
+
+ConvActivation training_activation(const Children& layers, std::size_t i) {
+  if (i + 1 >= layers.size() || !g_fusion.load(std::memory_order_relaxed) || !grad_enabled() ||
+      detect_anomaly())
+    return ConvActivation::None;
+  const Module& m = *layers[i].second;
+  if (!dynamic_cast<const Conv2D*>(&m) && !dynamic_cast<const BatchNorm2d*>(&m)) return ConvActivation::None;
+  return activation_of(*layers[i + 1].second);
+}
+
+AheadScope::AheadScope(ActivationAhead& ahead) { t_ahead = &ahead; }
+AheadScope::~AheadScope() { t_ahead = nullptr; }
+
+ActivationAhead* take_ahead() { return std::exchange(t_ahead, nullptr); }
 
 }  // namespace fusion
 }  // namespace tg

@@ -42,6 +42,19 @@ Tensor Sequential::run_layers(const Tensor& x, const fusion::Tail* tail, bool& a
   auto& layers = children();
   const bool fuse = fusion::allowed();  // eval/predict: conv + batch norm + ReLU as one pass
   for (std::size_t i = 0; i < layers.size();) {
+    if (const ConvActivation act = fuse ? ConvActivation::None : fusion::training_activation(layers, i);
+        act != ConvActivation::None) {  // training: the layer computes the activation after it in its pass
+      ActivationAhead ahead;
+      ahead.act = act;
+      {
+        fusion::AheadScope offered(ahead);
+        out = call_child(layers[i].first, *layers[i].second, out);
+      }
+      out = call_child(layers[i + 1].first, *layers[i + 1].second, out,
+                       [&](const Tensor& in) { return fused_activation(in, ahead); });
+      i += 2;
+      continue;
+    }
     const std::size_t n = fuse ? fusion::span(layers, i) : 1;
     const fusion::Tail* last =
         tail && fuse && i + n == layers.size() && fusion::takes_tail(layers, i, n) ? tail : nullptr;

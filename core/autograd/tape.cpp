@@ -76,16 +76,17 @@ void prune_dead_entries(Tape& tape) {
 }
 
 void accumulate(Node& input, Array&& g, const TapeEntry& entry, std::size_t index) {
-  if (g.shape() != input.value.shape()) {
+  const Shape& shape = shape_of(input);
+  if (g.shape() != shape) {
     fail("backward of '", entry.op, "': gradient for input ", index, " has shape ", shape_str(g.shape()),
-         ", expected the input's shape ", shape_str(input.value.shape()));
+         ", expected the input's shape ", shape_str(shape));
   }
   if (!input.is_leaf && input.released) {
     fail("backward: trying to backward through '", input.name,
          "' a second time: its tape entry was freed by an earlier backward(). Recompute the forward pass "
          "for each backward()");
   }
-  if (input.grad.shape() != input.value.shape() || (!input.is_leaf && !input.pending)) {
+  if (input.grad.shape() != shape || (!input.is_leaf && !input.pending)) {
     input.grad = std::move(g);
   } else {
     input.grad += g;
@@ -93,8 +94,10 @@ void accumulate(Node& input, Array&& g, const TapeEntry& entry, std::size_t inde
   input.pending = !input.is_leaf;
 }
 
-Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs,
-              BackwardWithOutputFn backward) {
+// An op's output `value`; or, for an unstored output (make_unstored_op), an empty value, its `recompute` and
+// its `shape`.
+Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs, BackwardWithOutputFn backward,
+              std::function<Array()> recompute = {}, const Shape& shape = {}) {
   bool any_requires_grad = false;
   for (const Tensor& t : inputs) {
     if (!t.defined()) fail(name, ": an input tensor is undefined");
@@ -110,6 +113,11 @@ Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs,
   auto node = std::make_shared<Node>();
   node->value = std::move(value);
   node->name = name;
+  if (recompute) {
+    node->unstored = true;
+    node->recompute = std::move(recompute);
+    node->unstored_shape = shape;
+  }
   if (!recorded) return Tensor(node);
 
   node->requires_grad = true;
@@ -121,7 +129,7 @@ Tensor record(std::string name, Array value, const std::vector<Tensor>& inputs,
   entry.inputs.reserve(inputs.size());
   for (const Tensor& t : inputs) entry.inputs.push_back(t.node_ptr());
   entry.output = node;
-  entry.output_shape = node->value.shape();
+  entry.output_shape = shape_of(*node);
   entry.backward = std::move(backward);
   tape.entries.push_back(std::move(entry));
   if (tape.entries.size() >= tape.prune_at) prune_dead_entries(tape);
@@ -154,13 +162,16 @@ bool replay(Tape& tape, const Node& root, std::vector<std::shared_ptr<Node>>& wa
     }
     for (std::size_t k = 0; k < grads.size(); ++k) {
       const std::shared_ptr<Node>& input = entry.inputs[k];
-      if (!input->requires_grad || is_no_gradient(grads[k], input->value)) continue;
+      const Array& g = grads[k];
+      if (!input->requires_grad || g.size() == 0 || (g.dimension() == 0 && !shape_of(*input).empty()))
+        continue;  // is_no_gradient, by the input's shape (its value may not be stored)
       const bool was_waiting = input->pending;
       accumulate(*input, std::move(grads[k]), entry, k);
       if (input->pending && !was_waiting) waiting.push_back(input);
     }
     out->pending = false;
     out->released = true;
+    out->recompute = nullptr;  // an unstored output's inputs are released with the entry (Node::unstored)
     out->grad =
         Array();  // an op output's gradient is spent once its backward ran (as PyTorch's non-leaf .grad)
     entry.ran_inputs.assign(entry.inputs.begin(), entry.inputs.end());
@@ -180,8 +191,9 @@ void print_input(std::ostream& out, const std::shared_ptr<Node>& node) {
     out << "(freed)";
     return;
   }
-  out << shape_str(node->value.shape());
+  out << shape_str(shape_of(*node));
   if (!node->name.empty()) out << ' ' << node->name;
+  if (node->unstored) out << " (not stored)";
 }
 
 // A copy of `a` made on the pool: the seed of a backward is often an activation-sized gradient (megabytes),
@@ -236,6 +248,25 @@ Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
                BackwardWithOutputFn backward) {
   if (!backward) fail(name, ": make_op needs a backward function");
   return record(std::move(name), std::move(value), inputs, std::move(backward));
+}
+
+bool records(const std::vector<Tensor>& inputs) {
+  if (!t_grad_enabled) return false;
+  return std::any_of(inputs.begin(), inputs.end(), [](const Tensor& t) { return t.requires_grad(); });
+}
+
+Tensor make_unstored_op(std::string name, const Shape& shape, std::function<Array()> recompute,
+                        const std::vector<Tensor>& inputs, BackwardFn backward) {
+  if (!backward || !recompute) fail(name, ": make_unstored_op needs a backward and a recompute function");
+  if (!records(inputs)) {
+    fail(name,
+         ": an unstored output needs a tape entry (gradients recorded and an input that requires one); "
+         "check tg::records(inputs) first");
+  }
+  return record(
+      std::move(name), Array(), inputs,
+      [fn = std::move(backward)](const Array& dout, const Array&) { return fn(dout); }, std::move(recompute),
+      shape);
 }
 
 LayerScope::LayerScope(std::string name, std::shared_ptr<const std::string> source) {
@@ -343,6 +374,7 @@ void print_tape(std::ostream& out) {
       print_input(out, e.backward ? e.inputs[k] : e.ran_inputs[k].lock());
     }
     out << ") -> " << shape_str(e.output_shape);
+    if (const std::shared_ptr<Node> o = e.output.lock(); o && o->unstored) out << " (fused: not stored)";
     if (!e.backward)
       out << " (backward done)";
     else if (e.output.expired())

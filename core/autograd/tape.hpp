@@ -61,6 +61,15 @@ Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
 Tensor make_op(std::string name, Array value, const std::vector<Tensor>& inputs,
                BackwardWithOutputFn backward);
 
+// Whether make_op would record an op on these inputs now: grad mode on and some input requires grad.
+bool records(const std::vector<Tensor>& inputs);
+// A recorded op whose output is not stored (Node::unstored; docs/fusion.md): a fused training pass whose
+// only consumer needs its own output, not this one (a conv's output under the ReLU that ran in its pass).
+// `recompute` computes the value from the op's inputs when something reads it, until backward() has run
+// the entry. Tape observers see an empty output. Needs records(inputs), else tg::Error.
+Tensor make_unstored_op(std::string name, const Shape& shape, std::function<Array()> recompute,
+                        const std::vector<Tensor>& inputs, BackwardFn backward);
+
 // Anomaly detection (off by default, per thread): every op made through make_op checks its output, and every
 // backward step the gradients it produces, for NaN or Inf, and throws tg::Error naming the op, its layer, the
 // layer's model-file line when it has one, and its position on the tape:

@@ -30,24 +30,56 @@ Node& Tensor::checked(const char* what) const {
   return *node_;
 }
 
-const Array& Tensor::value() const& { return checked("value").value; }
-Array& Tensor::value() & { return checked("value").value; }
-Array Tensor::value() const&& { return checked("value").value; }
+void materialize(Node& n) {
+  if (!n.unstored) return;
+  if (!n.recompute) {
+    fail(
+        "the value of '", n.name, "' ", shape_str(n.unstored_shape),
+        " was not stored: its op ran fused with the activation after it (docs/fusion.md), and backward() has "
+        "run since, so the weights it would be recomputed from may have changed. Read it before backward(), "
+        "or train with fusion off (TG_FUSION=0, tg::set_fusion(false))");
+  }
+  Array value = n.recompute();
+  if (value.shape() != n.unstored_shape) {
+    fail("materialize '", n.name, "': recomputed ", shape_str(value.shape()), ", expected ",
+         shape_str(n.unstored_shape));
+  }
+  n.value = std::move(value);
+  n.recompute = nullptr;
+  n.unstored = false;
+}
+
+void materialize(Node* n) {
+  if (n) materialize(*n);
+}
+
+namespace {
+
+Node& stored(Node& n) {
+  if (n.unstored) [[unlikely]]
+    materialize(n);
+  return n;
+}
+
+}  // namespace
+
+const Array& Tensor::value() const& { return stored(checked("value")).value; }
+Array& Tensor::value() & { return stored(checked("value")).value; }
+Array Tensor::value() const&& { return stored(checked("value")).value; }
 
 const Array& Tensor::grad() const& {
   Node& n = checked("grad");
-  if (n.grad.shape() != n.value.shape() || n.grad.size() != n.value.size()) {
-    n.grad = xt::zeros<float>(n.value.shape());
-  }
+  const Shape& shape = shape_of(n);
+  if (n.grad.shape() != shape) n.grad = xt::zeros<float>(shape);
   return n.grad;
 }
 
 void Tensor::zero_grad() {
   Node& n = checked("zero_grad");
-  if (n.grad.shape() == n.value.shape()) {
+  if (n.grad.shape() == shape_of(n)) {
     std::fill(n.grad.begin(), n.grad.end(), 0.f);
   } else {
-    n.grad = xt::zeros<float>(n.value.shape());
+    n.grad = xt::zeros<float>(shape_of(n));
   }
 }
 

@@ -1,6 +1,7 @@
 // tg::Tensor: a cheap handle (shared pointer) to a node holding a value, its gradient and a debug name.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,7 +18,22 @@ struct Node {
   bool released = false;       // op output whose tape entry backward() already freed
   bool pending = false;        // received a gradient in the backward pass under way
   std::string name;            // user-given name, or the op that made it ("mul", "linear")
+  // An op output a fused training pass did not store (docs/fusion.md: a conv or batch norm whose ReLU ran in
+  // its pass): `value` stays empty and `recompute` computes it from the op's inputs the first time
+  // Tensor::value() reads it (then it is kept). `unstored_shape` is its shape meanwhile. backward() drops
+  // `recompute` with the op's entry (the weights it would read may then change); a read after that is an
+  // error.
+  bool unstored = false;
+  std::function<Array()> recompute;
+  Shape unstored_shape;
 };
+
+// A node's shape, whether its value is stored or not (Node::unstored); never computes the value.
+inline const Shape& shape_of(const Node& n) { return n.unstored ? n.unstored_shape : n.value.shape(); }
+// Computes and keeps an unstored node's value (Node::recompute); tg::Error, naming the node, when backward()
+// has dropped what it needs. gdb's `npy` and the printers' `call tg::materialize(node)` use it.
+void materialize(Node& n);
+void materialize(Node* n);
 
 class Tensor {
  public:
@@ -36,8 +52,8 @@ class Tensor {
   const Array& value() const&;
   Array& value() &;  // to load weights; writing it does not touch the tape
   Array value() const&&;
-  const Shape& shape() const& { return value().shape(); }
-  Shape shape() const&& { return value().shape(); }
+  const Shape& shape() const& { return shape_of(checked("shape")); }
+  Shape shape() const&& { return shape_of(checked("shape")); }
   std::size_t dim() const { return value().dimension(); }
   std::size_t numel() const { return value().size(); }
 

@@ -269,6 +269,41 @@ Tensor conv2d_fused(const Tensor& x, const Tensor& weight, const Tensor& bias, c
                  [](const Array&) -> std::vector<Array> { fail("a fused inference pass has no backward"); });
 }
 
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options,
+              ActivationAhead& ahead) {
+  ahead.fused = false;
+  std::vector<Tensor> inputs =
+      bias.defined() ? std::vector<Tensor>{x, weight, bias} : std::vector<Tensor>{x, weight};
+  if (ahead.act == ConvActivation::None || !records(inputs)) return conv2d(x, weight, bias, options);
+  const Conv2dGeometry g = conv2d_geometry(x.shape(), weight.shape(), options);
+  check_bias("conv2d", bias, weight, g);
+  const Shape out_shape{g.batch, g.c_out, g.h_out, g.w_out};
+  Array activated = Array::from_shape(out_shape);
+  const float* b = bias.defined() ? bias.value().data() : nullptr;
+  const Conv2dKernel kernel = conv2d_kernel(g);
+  ConvEpilogue e;
+  e.act = ahead.act;
+  if (kernel == Conv2dKernel::Direct && g.groups == 1) {
+    conv2d_direct_forward_fused(x.value().data(), weight.value().data(), b, g, e, activated.data());
+  } else {
+    run_forward(kernel, x.value().data(), weight.value().data(), b, g, activated.data());
+    conv2d_epilogue(activated.data(), g, e);
+  }
+  ahead.activated = std::move(activated);
+  ahead.fused = true;
+  // conv2d's forward again, for a read of the output before backward (gdb, a user's observer or code)
+  auto recompute = [x, weight, bias, g, kernel, out_shape] {
+    Array out = Array::from_shape(out_shape);
+    run_forward(kernel, x.value().data(), weight.value().data(),
+                bias.defined() ? bias.value().data() : nullptr, g, out.data());
+    return out;
+  };
+  return make_unstored_op("conv2d", out_shape, std::move(recompute), inputs,
+                          [x, weight, bias, g, kernel](const Array& dout) {
+                            return conv2d_backward(dout, x, weight, bias, g, kernel);
+                          });
+}
+
 // dx = the conv's adjoint applied to dout, dweight[o][c][i][j] = sum of dout[n][o] * the shifted x[n][c]
 // (c in o's group), dbias[o] = sum of dout[n][o]; computed by the kernel family the forward ran (its
 // conv2d_kernel(), recorded in the tape entry), group by group as the forward.

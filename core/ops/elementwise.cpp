@@ -1,6 +1,7 @@
 // Elementwise ops: + - * / with numpy broadcasting, scalar variants, and the pointwise nonlinearities.
 // Forward and backward of each op sit side by side; kernels are plain loops over contiguous buffers.
 #include "core/ops/elementwise.hpp"
+#include "core/ops/fused.hpp"
 
 #include <cmath>
 
@@ -195,6 +196,22 @@ std::vector<Array> neg_backward(const Array& dout) {
 // ---- pointwise nonlinearities ----
 Tensor relu(const Tensor& x) {
   return make_op("relu", map(x.value(), [](float v) { return v > 0.f ? v : 0.f; }), {x},
+                 [](const Array& dout, const Array& y) { return relu_backward(dout, y); });
+}
+
+Tensor fused_activation(const Tensor& x, ActivationAhead& ahead) {
+  const bool relu6_wanted = ahead.act == ConvActivation::ReLU6;
+  if (!ahead.fused) return relu6_wanted ? relu6(x) : relu(x);
+  if (ahead.activated.shape() != x.shape()) {
+    fail(relu6_wanted ? "relu6" : "relu", ": the fused pass computed ", shape_str(ahead.activated.shape()),
+         " for an input of ", shape_str(x.shape()));
+  }
+  ahead.fused = false;
+  if (relu6_wanted) {
+    return make_op("relu6", std::move(ahead.activated), {x},
+                   [](const Array& dout, const Array& y) { return relu6_backward(dout, y); });
+  }
+  return make_op("relu", std::move(ahead.activated), {x},
                  [](const Array& dout, const Array& y) { return relu_backward(dout, y); });
 }
 

@@ -1,14 +1,18 @@
-// Inference passes: several ops run as one pass over memory, for eval and predict (docs/fusion.md), and their
-// int8 forms (docs/int8.md; implemented in int8.cpp). They
-// record nothing on the tape and have no backward; the op-coverage tests skip this header (no gradcheck, no
-// named backward), and tests/core/test_conv2d_fused.cpp checks each pass against the ops it fuses, which
-// are themselves checked against PyTorch. Implemented beside the ops they fuse (conv2d_fused: conv2d.cpp).
+// Fused passes (docs/fusion.md). Inference passes: several ops run as one pass over memory, for eval and
+// predict, and their int8 forms (docs/int8.md; implemented in int8.cpp); they record nothing on the tape and
+// have no backward. Training passes: a conv or batch norm and the ReLU after it, recorded as the two ops they
+// fuse, with those ops' own named backwards. The op-coverage tests skip this header (no gradcheck, no named
+// backward of its own), and tests/core/test_conv2d_fused.cpp checks each pass against the ops it fuses,
+// which are themselves checked against PyTorch. Implemented beside the ops they fuse (conv2d_fused and the
+// training conv2d: conv2d.cpp; the training batch_norm2d: normalization.cpp; fused_activation:
+// elementwise.cpp).
 #pragma once
 
 #include "core/autograd/tape.hpp"
 #include "core/kernels/conv2d.hpp"
 #include "core/kernels/conv2d_int8.hpp"
 #include "core/ops/conv2d.hpp"
+#include "core/ops/normalization.hpp"
 
 namespace tg {
 
@@ -29,6 +33,31 @@ struct ConvFollowers {
 // for the profiler.
 Tensor conv2d_fused(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options,
                     const ConvFollowers& followers);
+
+// Training fusion: what the layer before an activation hands to it. The caller sets `act` (ReLU or ReLU6);
+// the op (the conv2d and batch_norm2d below) computes act(its output) in its own pass into `activated`,
+// records its own entry with its output not stored (make_unstored_op: recomputed from its inputs if read
+// before backward), and sets `fused`. fused_activation then records the activation's entry on `activated`.
+// When the op would record nothing (no gradients, or no input requires one), it runs as usual and leaves
+// `fused` false; fused_activation then runs the activation itself.
+struct ActivationAhead {
+  ConvActivation act = ConvActivation::None;
+  Array activated;
+  bool fused = false;
+};
+// conv2d(x, weight, bias, options), with ahead.act applied in the kernel's pass as it writes each output row
+// (the direct kernels; the others in one pass over their output). The entry is "conv2d" with
+// conv2d_backward, as conv2d's.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& options,
+              ActivationAhead& ahead);
+// batch_norm2d(x, weight, bias, options), ahead.act applied to its output in place; entry "batch_norm2d"
+// with batch_norm2d_backward (which reads x and the statistics, never the output).
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                    const BatchNorm2dOptions& options, ActivationAhead& ahead);
+// relu(x) or relu6(x) (ahead.act): with ahead.fused, recorded on ahead.activated (moved out) with
+// relu_backward / relu6_backward, x's value never read; otherwise the op itself. tg::Error when
+// ahead.activated is not x's shape.
+Tensor fused_activation(const Tensor& x, ActivationAhead& ahead);
 
 // The int8 form of conv2d_fused (docs/int8.md): x quantized with `in` (x ~ in.scale * (q - zero_point)), the
 // weights already quantized and packed (batch norm folded into them and into `bias`), the products summed in

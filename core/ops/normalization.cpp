@@ -7,6 +7,8 @@
 #include <utility>
 
 #include "core/base/error.hpp"
+#include "core/ops/fused.hpp"
+#include "core/runtime/threads.hpp"
 
 namespace tg {
 namespace {
@@ -20,9 +22,24 @@ void check_per_channel(const Tensor& t, const char* what, std::size_t channels, 
   }
 }
 
-}  // namespace
+// act(v) in place over out: the same float operations as relu and relu6 (ConvEpilogue's).
+void activate_in_place(Array& out, ConvActivation act) {
+  float* p = out.data();
+  parallel_for(
+      out.size(),
+      [&](std::size_t i0, std::size_t i1) {
+        if (act == ConvActivation::ReLU6) {
+          for (std::size_t i = i0; i < i1; ++i) p[i] = p[i] < 0.f ? 0.f : (p[i] > 6.f ? 6.f : p[i]);
+        } else {
+          for (std::size_t i = i0; i < i1; ++i) p[i] = p[i] > 0.f ? p[i] : 0.f;
+        }
+      },
+      kElementGrain);
+}
 
-Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const BatchNorm2dOptions& o) {
+// batch_norm2d, and with `ahead` (training fusion, fused.hpp) its activation in the same op.
+Tensor batch_norm2d_op(const Tensor& x, const Tensor& weight, const Tensor& bias, const BatchNorm2dOptions& o,
+                       ActivationAhead* ahead) {
   Tensor running_mean = o.running_mean, running_var = o.running_var;  // handles: writable values
   const Shape& s = x.shape();
   if (s.size() != 4) fail("batch_norm2d: expected input [N, C, H, W], got ", shape_str(s));
@@ -71,10 +88,35 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, c
   auto saved = std::make_shared<const std::pair<std::vector<float>, std::vector<float>>>(std::move(mean),
                                                                                          std::move(invstd));
   const bool training = o.training;
-  return make_op(
-      "batch_norm2d", std::move(out), {x, weight, bias}, [x, weight, saved, training](const Array& dout) {
-        return batch_norm2d_backward(dout, x.value(), weight.value(), saved->first, saved->second, training);
-      });
+  auto backward = [x, weight, saved, training](const Array& dout) {
+    return batch_norm2d_backward(dout, x.value(), weight.value(), saved->first, saved->second, training);
+  };
+  if (!ahead) return make_op("batch_norm2d", std::move(out), {x, weight, bias}, std::move(backward));
+  activate_in_place(out, ahead->act);
+  ahead->activated = std::move(out);
+  ahead->fused = true;
+  // the forward again from x and the saved statistics (the running ones are not touched twice)
+  auto recompute = [x, weight, bias, saved, g] {
+    Array y = Array::from_shape(x.shape());
+    batch_norm2d_lanes_forward(x.value().data(), g, saved->first.data(), saved->second.data(),
+                               weight.value().data(), bias.value().data(), y.data());
+    return y;
+  };
+  return make_unstored_op("batch_norm2d", s, std::move(recompute), {x, weight, bias}, std::move(backward));
+}
+
+}  // namespace
+
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const BatchNorm2dOptions& o) {
+  return batch_norm2d_op(x, weight, bias, o, nullptr);
+}
+
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const BatchNorm2dOptions& o,
+                    ActivationAhead& ahead) {
+  ahead.fused = false;
+  const bool fuse = ahead.act != ConvActivation::None && x.defined() && weight.defined() && bias.defined() &&
+                    records({x, weight, bias});
+  return batch_norm2d_op(x, weight, bias, o, fuse ? &ahead : nullptr);
 }
 
 std::vector<Array> batch_norm2d_backward(const Array& dout, const Array& x, const Array& weight,

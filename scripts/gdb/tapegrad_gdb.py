@@ -97,13 +97,17 @@ class TensorPrinter:
         except gdb.error:
             name = "?"
         shape, _, values = _array_summary(node["value"])
+        unstored = bool(node["unstored"])
+        if unstored:  # a fused training pass's output (docs/fusion.md): computed when read
+            shape = _svector(node["unstored_shape"])
+            values = "(not stored: fused with the activation after it; npy computes it)"
         flags = []
         if bool(node["requires_grad"]):
             flags.append("requires_grad")
         if not bool(node["is_leaf"]):
             flags.append("released" if bool(node["released"]) else "on tape")
         grad_shape = _svector(node["grad"]["m_shape"])
-        if grad_shape == shape and shape:
+        if grad_shape == shape and shape and not unstored:
             flags.append("has grad")
         label = ('"%s" ' % name) if name else ""
         return "Tensor %s%s %s%s" % (label, _shape_text(shape), " ".join(flags) + " " if flags else "", values)
@@ -248,6 +252,8 @@ def _array_of(val):
         node = val["node_"]["_M_ptr"]
         if int(node) == 0:
             raise gdb.GdbError("the Tensor is undefined")
+        if bool(node.dereference()["unstored"]):  # a fused pass's output: computed now, in the program
+            gdb.parse_and_eval("tg::materialize((tg::Node*)%d)" % int(node))
         return node.dereference()["value"]
     if tag.startswith("xt::xarray_container<xt::uvector<float"):
         return val
@@ -258,7 +264,9 @@ class NpyCommand(gdb.Command):
     """npy EXPR FILE: write a tg::Tensor's value or a tg::Array as a numpy .npy file (float32, row-major).
 
     Reads the program's memory from gdb: nothing runs in the program, so it works in any frame, in a core
-    file, and for a temporary. numpy.load(FILE) reads it back.
+    file, and for a temporary; except for the output of a fused training pass (docs/fusion.md), which is
+    not stored: that is computed first by calling tg::materialize in the program. numpy.load(FILE) reads it
+    back.
     """
 
     def __init__(self):
