@@ -26,8 +26,8 @@ struct ForwardEvent {
   const std::string& source;          // the layer's model-file line, "lenet.tg:5 conv2d 16 5"; or empty
   std::size_t position;               // the tape index its entry gets (or would get) on this thread's tape
   const std::vector<Tensor>& inputs;  // as passed to make_op
-  const Array& output;                // the op's output value
-  bool recorded;                      // an entry is appended to the tape
+  const Array& output;  // the op's output value; empty (0 elements) for an unstored one (make_unstored_op)
+  bool recorded;        // an entry is appended to the tape
 };
 
 // A tape entry whose backward function just ran during Tensor::backward(), before its gradients are added
