@@ -79,10 +79,14 @@ void check_png_data(const std::vector<std::uint8_t>& bytes, int width, int heigh
 // defines are noted, and a first scan that names an undefined table is refused (DC tables for a progressive
 // scan of DC coefficients, AC tables for one of AC coefficients, both otherwise).
 void check_jpeg_tables(const std::vector<std::uint8_t>& bytes, const std::string& name) {
-  if (bytes.size() < 2 || bytes[0] != 0xFF || bytes[1] != 0xD8) return;  // not a JPEG
-  bool defined[2][4] = {};                                               // [DC, AC][table id]
+  // SOI: 0xFF 0xD8, after any number of 0xFF fill bytes, as stb reads a marker (a fuzzer finding began
+  // FF FF D8)
+  std::size_t soi = 1;
+  while (soi < bytes.size() && bytes[soi] == 0xFF) ++soi;
+  if (bytes.empty() || bytes[0] != 0xFF || soi >= bytes.size() || bytes[soi] != 0xD8) return;  // not a JPEG
+  bool defined[2][4] = {};  // [DC, AC][table id]
   bool progressive = false;
-  for (std::size_t i = 2; i + 3 < bytes.size();) {
+  for (std::size_t i = soi + 1; i + 3 < bytes.size();) {
     const std::uint8_t marker = bytes[i + 1];
     if (bytes[i] != 0xFF || marker == 0xFF) {  // stb skips bytes between segments, and fill bytes
       ++i;

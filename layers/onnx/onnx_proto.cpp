@@ -3,6 +3,7 @@
 #include <onnx/checker.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -37,14 +38,19 @@ onnx::ModelProto parse_model(const std::string& bytes, const std::string& name) 
 
 namespace {
 
-// The element count of `t`'s dimensions; tg::Error for a negative dimension or an overflowing product.
+// The element count of `t`'s dimensions; tg::Error for a negative dimension or an overflowing product. The
+// product of the nonzero dimensions is bounded too: a tensor with a 0 among huge dimensions has no elements,
+// but its strides (the products of the dimensions after each) would overflow a signed 64-bit integer in
+// xtensor (fuzzer finding, under UBSan).
 std::size_t element_count(const onnx::TensorProto& t, const std::string& what) {
-  std::size_t n = 1;
+  constexpr std::size_t kLimit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max()) / 16;
+  std::size_t n = 1, span = 1;
   for (const std::int64_t d : t.dims()) {
     if (d < 0) fail(what, ": tensor '", t.name(), "' has a negative dimension (", d, ")");
     const auto u = static_cast<std::size_t>(d);
-    if (u != 0 && n > std::numeric_limits<std::size_t>::max() / u)
-      fail(what, ": tensor '", t.name(), "' declares more elements than fit in memory");
+    const std::size_t f = std::max<std::size_t>(u, 1);
+    if (span > kLimit / f) fail(what, ": tensor '", t.name(), "' declares more elements than fit in memory");
+    span *= f;
     n *= u;
   }
   return n;

@@ -132,6 +132,15 @@ TEST_CASE("export -> import -> export gives the same graph, and the imported mod
   }
 }
 
+TEST_CASE("a tensor with a 0 among dimensions whose strides overflow is refused (fuzzer finding, UBSan)") {
+  // fuzz_zero_dim_huge_strides.onnx: a reproducer of fuzz_onnx, not from the fixture generator. A conv weight
+  // declared with a 0 dimension (so no elements, and no data to check) beside dimensions whose product
+  // overflows a signed 64-bit stride in xtensor.
+  const std::string path = kOnnxDir + "/fuzz_zero_dim_huge_strides.onnx";
+  CHECK_THROWS_WITH_AS(tg::load_onnx(path), doctest::Contains("declares more elements than fit in memory"),
+                       tg::Error);
+}
+
 TEST_CASE("import refuses each bad file of the fixtures with a tg::Error that says what is wrong") {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"bad_two_inputs.onnx", "the graph has 2 inputs ('input', 'extra')"},
