@@ -97,13 +97,17 @@ SafetensorsFile parse_safetensors(const std::vector<std::uint8_t>& bytes, const 
     if (!shape_json.is_array() || shape_json.size() > 8)
       fail(where, ": shape must be an array of at most 8 sizes");
     Shape shape(shape_json.size());
-    std::size_t count = 1;
+    // count: the elements; span: the product of the nonzero sizes, bounded too, since a 0 among huge sizes
+    // has no elements but strides that overflow a signed 64-bit integer in xtensor
+    std::size_t count = 1, span = 1;
     for (std::size_t i = 0; i < shape_json.size(); ++i) {
       if (!shape_json[i].is_number_unsigned())
         fail(where, ": shape ", shape_json.dump(), " is not all sizes >= 0");
       shape[i] = shape_json[i].get<std::size_t>();
-      if (shape[i] != 0 && count > std::numeric_limits<std::size_t>::max() / 8 / shape[i])
-        fail(where, ": shape overflows");
+      const std::size_t f = std::max<std::size_t>(shape[i], 1);
+      if (span > static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max()) / 16 / f)
+        fail(where, ": shape ", shape_json.dump(), " overflows");
+      span *= f;
       count *= shape[i];
     }
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||

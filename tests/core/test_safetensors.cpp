@@ -57,6 +57,11 @@ TEST_CASE("load rejects files that are not valid safetensors, naming the file an
   CHECK_THROWS_WITH_AS(tg::load(model, path), doctest::Contains("overlap"), tg::Error);
   write_raw(path, R"({"a": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}})", 16);
   CHECK_THROWS_WITH_AS(tg::load(model, path), doctest::Contains("not all sizes"), tg::Error);
+  // no elements (a 0 size), but sizes whose product would overflow xtensor's signed strides
+  write_raw(path, R"({"a": {"dtype": "F32", "shape": [0, 4294967296, 4294967296], "data_offsets": [0, 0]}})",
+            0);
+  CHECK_THROWS_WITH_AS(tg::load(model, path), doctest::Contains("[0,4294967296,4294967296] overflows"),
+                       tg::Error);
   write_raw(path, R"([1, 2, 3])", 0);
   CHECK_THROWS_WITH_AS(tg::load(model, path), doctest::Contains("not a JSON object"), tg::Error);
   // header length far beyond the file
