@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <typeinfo>
 #include <utility>
 
 #include "core/autograd/tape.hpp"
@@ -82,9 +83,13 @@ ConvActivation training_activation(const Children& layers, std::size_t i) {
   if (i + 1 >= layers.size() || !g_fusion.load(std::memory_order_relaxed) || !grad_enabled() ||
       detect_anomaly())
     return ConvActivation::None;
-  const Module& m = *layers[i].second;
-  if (!dynamic_cast<const Conv2D*>(&m) && !dynamic_cast<const BatchNorm2d*>(&m)) return ConvActivation::None;
-  return activation_of(*layers[i + 1].second);
+  // exactly these four types: a subclass may override forward (fused_activation still checks it gets the
+  // fused op's output)
+  const Module &m = *layers[i].second, &next = *layers[i + 1].second;
+  if (typeid(m) != typeid(Conv2D) && typeid(m) != typeid(BatchNorm2d)) return ConvActivation::None;
+  if (typeid(next) == typeid(ReLU)) return ConvActivation::ReLU;
+  if (typeid(next) == typeid(ReLU6)) return ConvActivation::ReLU6;
+  return ConvActivation::None;
 }
 
 AheadScope::AheadScope(ActivationAhead& ahead) { t_ahead = &ahead; }

@@ -264,7 +264,7 @@ Tensor make_unstored_op(std::string name, const Shape& shape, std::function<Arra
          "check tg::records(inputs) first");
   }
   return record(
-      std::move(name), Array(), inputs,
+      std::move(name), Array::from_shape({0}), inputs,  // no elements until recompute runs
       [fn = std::move(backward)](const Array& dout, const Array&) { return fn(dout); }, std::move(recompute),
       shape);
 }
@@ -295,18 +295,21 @@ void set_grad_enabled(bool on) { t_grad_enabled = on; }
 
 void Tensor::backward() const {
   const Node& n = checked("backward");
-  if (n.value.size() != 1) {
-    fail("backward: expected a scalar (1-element) tensor, got shape ", shape_str(n.value.shape()),
+  const Shape& shape = shape_of(n);  // an unstored output has its shape, not its value
+  std::size_t elements = 1;
+  for (const std::size_t d : shape) elements *= d;
+  if (elements != 1) {
+    fail("backward: expected a scalar (1-element) tensor, got shape ", shape_str(shape),
          "; reduce it first, e.g. tg::sum(x), or pass d(loss)/d(this) to backward(grad_output)");
   }
-  backward(xt::ones<float>(n.value.shape()));
+  backward(xt::ones<float>(shape));
 }
 
 void Tensor::backward(const Array& grad_output) const {
   Node& root = checked("backward");
-  if (grad_output.shape() != root.value.shape()) {
+  if (grad_output.shape() != shape_of(root)) {
     fail("backward: grad_output has shape ", shape_str(grad_output.shape()), ", expected the tensor's shape ",
-         shape_str(root.value.shape()));
+         shape_str(shape_of(root)));
   }
   if (!root.requires_grad) {
     fail("backward: '", root.name,

@@ -54,8 +54,12 @@ class Tensor {
   Array value() const&&;
   const Shape& shape() const& { return shape_of(checked("shape")); }
   Shape shape() const&& { return shape_of(checked("shape")); }
-  std::size_t dim() const { return value().dimension(); }
-  std::size_t numel() const { return value().size(); }
+  std::size_t dim() const { return shape_of(checked("dim")).size(); }  // never computes an unstored value
+  std::size_t numel() const {
+    std::size_t n = 1;
+    for (const std::size_t d : shape_of(checked("numel"))) n *= d;
+    return n;
+  }
 
   // d(loss)/d(this), accumulated over backward() calls; zeros of value's shape before any.
   const Array& grad() const&;

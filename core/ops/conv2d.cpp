@@ -298,10 +298,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                 bias.defined() ? bias.value().data() : nullptr, g, out.data());
     return out;
   };
-  return make_unstored_op("conv2d", out_shape, std::move(recompute), inputs,
-                          [x, weight, bias, g, kernel](const Array& dout) {
-                            return conv2d_backward(dout, x, weight, bias, g, kernel);
-                          });
+  Tensor out = make_unstored_op("conv2d", out_shape, std::move(recompute), inputs,
+                                [x, weight, bias, g, kernel](const Array& dout) {
+                                  return conv2d_backward(dout, x, weight, bias, g, kernel);
+                                });
+  ahead.output = out.node();
+  return out;
 }
 
 // dx = the conv's adjoint applied to dout, dweight[o][c][i][j] = sum of dout[n][o] * the shifted x[n][c]

@@ -201,7 +201,7 @@ Tensor relu(const Tensor& x) {
 
 Tensor fused_activation(const Tensor& x, ActivationAhead& ahead) {
   const bool relu6_wanted = ahead.act == ConvActivation::ReLU6;
-  if (!ahead.fused) return relu6_wanted ? relu6(x) : relu(x);
+  if (!ahead.fused || x.node() != ahead.output) return relu6_wanted ? relu6(x) : relu(x);
   if (ahead.activated.shape() != x.shape()) {
     fail(relu6_wanted ? "relu6" : "relu", ": the fused pass computed ", shape_str(ahead.activated.shape()),
          " for an input of ", shape_str(x.shape()));

@@ -44,6 +44,7 @@ struct ActivationAhead {
   ConvActivation act = ConvActivation::None;
   Array activated;
   bool fused = false;
+  const Node* output = nullptr;  // the op's output node: fused_activation takes `activated` only for it
 };
 // conv2d(x, weight, bias, options), with ahead.act applied in the kernel's pass as it writes each output row
 // (the direct kernels; the others in one pass over their output). The entry is "conv2d" with
@@ -54,9 +55,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 // with batch_norm2d_backward (which reads x and the statistics, never the output).
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                     const BatchNorm2dOptions& options, ActivationAhead& ahead);
-// relu(x) or relu6(x) (ahead.act): with ahead.fused, recorded on ahead.activated (moved out) with
-// relu_backward / relu6_backward, x's value never read; otherwise the op itself. tg::Error when
-// ahead.activated is not x's shape.
+// relu(x) or relu6(x) (ahead.act): with ahead.fused and x the fused op's output (ahead.output), recorded on
+// ahead.activated (moved out) with relu_backward / relu6_backward, x's value never read; otherwise the op
+// itself on x (a layer that transformed the fused op's output before returning it gets the plain ReLU).
 Tensor fused_activation(const Tensor& x, ActivationAhead& ahead);
 
 // The int8 form of conv2d_fused (docs/int8.md): x quantized with `in` (x ~ in.scale * (q - zero_point)), the

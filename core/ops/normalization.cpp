@@ -102,7 +102,10 @@ Tensor batch_norm2d_op(const Tensor& x, const Tensor& weight, const Tensor& bias
                                weight.value().data(), bias.value().data(), y.data());
     return y;
   };
-  return make_unstored_op("batch_norm2d", s, std::move(recompute), {x, weight, bias}, std::move(backward));
+  Tensor y =
+      make_unstored_op("batch_norm2d", s, std::move(recompute), {x, weight, bias}, std::move(backward));
+  ahead->output = y.node();
+  return y;
 }
 
 }  // namespace

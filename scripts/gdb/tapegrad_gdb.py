@@ -265,8 +265,9 @@ class NpyCommand(gdb.Command):
 
     Reads the program's memory from gdb: nothing runs in the program, so it works in any frame, in a core
     file, and for a temporary; except for the output of a fused training pass (docs/fusion.md), which is
-    not stored: that is computed first by calling tg::materialize in the program. numpy.load(FILE) reads it
-    back.
+    not stored: that is computed first by calling tg::materialize in the program, which runs a conv (do not
+    do that while stopped inside a conv kernel: it would reuse that thread's scratch buffers). numpy.load(FILE)
+    reads it back.
     """
 
     def __init__(self):

@@ -156,6 +156,31 @@ TEST_CASE("a fused batch_norm2d + relu equals the two ops: output, gradients, ru
   }
 }
 
+TEST_CASE(
+    "an unstored output backwards from its shape, and fused_activation takes only the fused op's output") {
+  const test_util::ClearTapeOnExit clear_tape;
+  Tensor x = random_tensor({2, 3, 6, 6}, 15, true), w = random_tensor({4, 3, 3, 3}, 16, true);
+  ActivationAhead ahead;
+  ahead.act = ConvActivation::ReLU;
+  const Tensor conv = tg::conv2d(x, w, Tensor(), {}, ahead);
+  REQUIRE(conv.node()->unstored);
+  CHECK(conv.dim() == 4);  // from its shape, without computing it
+  CHECK(conv.numel() == 2u * 4u * 4u * 4u);
+  CHECK(conv.node()->unstored);
+  CHECK(conv.node()->value.size() == 0);  // what a tape observer sees
+  CHECK_THROWS_WITH_AS(conv.backward(), doctest::Contains("expected a scalar"), tg::Error);
+  // another tensor of the same shape: the activation runs on it, not on the fused values
+  const Tensor other = random_tensor(tg::Shape(conv.shape()), 17);
+  check_close(tg::fused_activation(other, ahead).value(), tg::relu(other).value(), "relu of another tensor");
+  // backward(grad_output) from the unstored output itself
+  const Array g = random_tensor(tg::Shape(conv.shape()), 18).value();
+  conv.backward(g);
+  Tensor x2 = x.detach().set_requires_grad(true), w2 = w.detach().set_requires_grad(true);
+  tg::conv2d(x2, w2, Tensor(), {}).backward(g);
+  check_close(x.grad(), x2.grad(), "dx");
+  check_close(w.grad(), w2.grad(), "dweight");
+}
+
 TEST_CASE("nothing is fused where nothing is recorded, and fused_activation then runs the activation") {
   Tensor x = random_tensor({1, 2, 5, 5}, 9), w = random_tensor({3, 2, 3, 3}, 10);
   ActivationAhead ahead;
