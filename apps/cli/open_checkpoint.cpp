@@ -1,7 +1,7 @@
 // open_checkpoint (run_checkpoint.hpp): a checkpoint file read, its model built from the text it holds and
 // its tensors loaded; an .onnx file imported in memory instead (import.cpp); and open_checkpoint_data, the
-// data set such a checkpoint reads. Apart from run_checkpoint.cpp, which the checkpoint fuzzer compiles alone,
-// so that the fuzzer does not pull in the import or the data sets (cli.cpp).
+// data set such a checkpoint reads. Apart from run_checkpoint.cpp, which the checkpoint fuzzer compiles
+// alone, so that the fuzzer does not pull in the import or the data sets (cli.cpp).
 #include <filesystem>
 
 #include "commands.hpp"
