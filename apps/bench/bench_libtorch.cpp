@@ -1,3 +1,5 @@
+// Why one file: the layer rows and the training run share the data, timing and JSON helpers, as
+// bench_torch.py's one file does; split, each half would need a header of them that nothing else includes.
 // bench_libtorch: PyTorch's C++ frontend (Debian's libtorch-dev, 1.13) on the workloads of
 // docs/benchmarks.md, the twin of bench_torch.py without Python in the loop. Built only when libtorch-dev is
 // installed (make bench builds it); prints one JSON object with the same keys as bench_torch.py.
@@ -15,8 +17,7 @@
 //   the test set (batch 1000, one untimed warm-up batch) and its accuracy; at the end, batch-1 latency
 //   (median and p99 of 1,000 calls on one test image). "step_losses" lists the first 20 losses for the
 //   step-for-step check against bench_torch.py.
-// The models are in bench_libtorch_models.cpp (make_model, as bench_torch.py's). Why one file: the layer rows
-// and the training run share the data, timing and JSON helpers, as bench_torch.py's one file does.
+// The models are in bench_libtorch_models.cpp (make_model, as bench_torch.py's).
 #include <ATen/autocast_mode.h>
 #include <sys/resource.h>
 #include <torch/torch.h>

@@ -44,9 +44,7 @@ class AnomalyDetector final : public TapeObserver {
   void backward(const BackwardEvent& e) override {
     for (std::size_t k = 0; k < e.grads.size(); ++k) {
       const Node& input = *e.entry.inputs[k];
-      const Array& g = e.grads[k];
-      if (!input.requires_grad || g.size() == 0 || (g.dimension() == 0 && !shape_of(input).empty()))
-        continue;  // is_no_gradient, by the input's shape (its value may not be stored)
+      if (!input.requires_grad || is_no_gradient(e.grads[k], shape_of(input))) continue;
       if (const std::ptrdiff_t bad = first_non_finite(e.grads[k]); bad >= 0) {
         fail("detect_anomaly: the backward of ",
              where(e.entry.op, e.entry.layer, e.entry.source ? *e.entry.source : std::string(), e.position),

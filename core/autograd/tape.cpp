@@ -162,9 +162,7 @@ bool replay(Tape& tape, const Node& root, std::vector<std::shared_ptr<Node>>& wa
     }
     for (std::size_t k = 0; k < grads.size(); ++k) {
       const std::shared_ptr<Node>& input = entry.inputs[k];
-      const Array& g = grads[k];
-      if (!input->requires_grad || g.size() == 0 || (g.dimension() == 0 && !shape_of(*input).empty()))
-        continue;  // is_no_gradient, by the input's shape (its value may not be stored)
+      if (!input->requires_grad || is_no_gradient(grads[k], shape_of(*input))) continue;
       const bool was_waiting = input->pending;
       accumulate(*input, std::move(grads[k]), entry, k);
       if (input->pending && !was_waiting) waiting.push_back(input);
@@ -296,9 +294,7 @@ void set_grad_enabled(bool on) { t_grad_enabled = on; }
 void Tensor::backward() const {
   const Node& n = checked("backward");
   const Shape& shape = shape_of(n);  // an unstored output has its shape, not its value
-  std::size_t elements = 1;
-  for (const std::size_t d : shape) elements *= d;
-  if (elements != 1) {
+  if (xt::compute_size(shape) != 1) {
     fail("backward: expected a scalar (1-element) tensor, got shape ", shape_str(shape),
          "; reduce it first, e.g. tg::sum(x), or pass d(loss)/d(this) to backward(grad_output)");
   }

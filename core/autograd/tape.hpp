@@ -19,8 +19,12 @@ inline Array no_gradient() { return Array::from_shape({0}); }
 // The rule above, plus the API's "an empty Array for an input that needs none": a default-constructed Array{}
 // (0-d, one element) returned for an input that is not 0-d is also read as no gradient. (For a 0-d input a
 // 0-d Array is its gradient.) New code returns no_gradient().
+// By the input's shape: an op output a fused pass did not store has its shape but no value (Node::unstored).
+inline bool is_no_gradient(const Array& grad, const Shape& input_shape) {
+  return grad.size() == 0 || (grad.dimension() == 0 && !input_shape.empty());
+}
 inline bool is_no_gradient(const Array& grad, const Array& input_value) {
-  return grad.size() == 0 || (grad.dimension() == 0 && input_value.dimension() != 0);
+  return is_no_gradient(grad, input_value.shape());
 }
 
 // A backward function's result with the gradients moved in: `return {std::move(dx), std::move(dw)};` copies

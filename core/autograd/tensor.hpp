@@ -55,11 +55,7 @@ class Tensor {
   const Shape& shape() const& { return shape_of(checked("shape")); }
   Shape shape() const&& { return shape_of(checked("shape")); }
   std::size_t dim() const { return shape_of(checked("dim")).size(); }  // never computes an unstored value
-  std::size_t numel() const {
-    std::size_t n = 1;
-    for (const std::size_t d : shape_of(checked("numel"))) n *= d;
-    return n;
-  }
+  std::size_t numel() const { return xt::compute_size(shape_of(checked("numel"))); }
 
   // d(loss)/d(this), accumulated over backward() calls; zeros of value's shape before any.
   const Array& grad() const&;

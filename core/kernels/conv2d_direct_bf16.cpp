@@ -1,3 +1,5 @@
+// Why one file: the three passes share the pair layouts, their conversions and the scratch, and
+// the whole family compiles only where the compiler targets AVX512_BF16 (the #else at the end).
 // The direct convolution for stride-1 convs in bf16 mixed precision: the wide grid of
 // conv2d_direct_common.hpp with the inputs of each pass rounded to bfloat16 (round to nearest even, as
 // vcvtneps2bf16: denormals to zero) and every product accumulated in float32 by vdpbf16ps (AVX512_BF16), 32
@@ -13,8 +15,6 @@
 //   dweight: pairs of positions: plain bf16 copies of the padded input and the wide gradient, 32 positions
 //            per instruction.
 // An odd channel count gets a zero partner. Break in the kernels with `rbreak bf16_block`.
-// Why one file: the three passes share the pair layouts, their conversions and the scratch, and the whole
-// family compiles only where the compiler targets AVX512_BF16 (the #else at the end).
 #include <algorithm>
 #include <array>
 #include <cstdint>

@@ -122,6 +122,18 @@ void run_forward(Conv2dKernel kernel, const float* x, const float* weight, const
   }
 }
 
+// The forward with `e` applied to every output: built into the direct kernel as it writes each row, the
+// others' output then one pass of its own (conv2d_epilogue).
+void run_forward_epilogue(Conv2dKernel kernel, const float* x, const float* weight, const float* bias,
+                          const Conv2dGeometry& g, const ConvEpilogue& e, float* out) {
+  if (kernel == Conv2dKernel::Direct && g.groups == 1) {
+    conv2d_direct_forward_fused(x, weight, bias, g, e, out);
+  } else {
+    run_forward(kernel, x, weight, bias, g, out);
+    conv2d_epilogue(out, g, e);
+  }
+}
+
 }  // namespace
 
 // The one place that chooses a conv kernel. Depthwise convs (groups = Cin = Cout) run their own kernel
@@ -258,13 +270,7 @@ Tensor conv2d_fused(const Tensor& x, const Tensor& weight, const Tensor& bias, c
   }
   Array out = Array::from_shape(out_shape);
   const float* b = bias.defined() ? bias.value().data() : nullptr;
-  const Conv2dKernel kernel = conv2d_kernel(g);
-  if (kernel == Conv2dKernel::Direct && g.groups == 1) {
-    conv2d_direct_forward_fused(x.value().data(), weight.value().data(), b, g, e, out.data());
-  } else {  // kernels without the epilogue built in: their output, then one pass over it
-    run_forward(kernel, x.value().data(), weight.value().data(), b, g, out.data());
-    conv2d_epilogue(out.data(), g, e);
-  }
+  run_forward_epilogue(conv2d_kernel(g), x.value().data(), weight.value().data(), b, g, e, out.data());
   return make_op(std::move(name), std::move(out), {x, weight},
                  [](const Array&) -> std::vector<Array> { fail("a fused inference pass has no backward"); });
 }
@@ -283,12 +289,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   const Conv2dKernel kernel = conv2d_kernel(g);
   ConvEpilogue e;
   e.act = ahead.act;
-  if (kernel == Conv2dKernel::Direct && g.groups == 1) {
-    conv2d_direct_forward_fused(x.value().data(), weight.value().data(), b, g, e, activated.data());
-  } else {
-    run_forward(kernel, x.value().data(), weight.value().data(), b, g, activated.data());
-    conv2d_epilogue(activated.data(), g, e);
-  }
+  run_forward_epilogue(kernel, x.value().data(), weight.value().data(), b, g, e, activated.data());
   ahead.activated = std::move(activated);
   ahead.fused = true;
   // conv2d's forward again, for a read of the output before backward (gdb, a user's observer or code)

@@ -1,8 +1,8 @@
+// Why one file: the builder, the layers' forms and the walk share one graph state, and each is a screen;
+// split, they would need a header of internals that nothing else includes.
 // ONNX export (layers/onnx/onnx.hpp): a Sequential in eval mode walked layer by layer into an
 // onnx::GraphProto. Every layer, built-in or a user's, goes through the same OnnxGraphBuilder a registered
 // export function gets; the built-in ones are export_builtin's. Sequential and Residual recurse.
-// Why one file: the builder, the layers' forms and the walk share one graph state, and each is a screen;
-// split, they would need a header of internals that nothing else includes.
 #include <cctype>
 #include <cmath>
 #include <map>

@@ -1,8 +1,8 @@
+// Why one file: the Walker is one class whose node mappings share its graph, shape tracking and messages;
+// split, each part would need all of it.
 // ONNX import, the nodes: the graph (import_graph.cpp) walked from its input to its output, each node (or a
 // short run of nodes: Pad + Conv, GlobalAveragePool + Flatten, MatMul + Add) becoming one layer of a
 // Sequential, and each fork that joins again at an Add a tg::Residual. The entry points: import_model.cpp.
-// Why one file: the Walker is one class whose node mappings share its graph, shape tracking and messages;
-// split, each part would need all of it.
 #include "core/base/error.hpp"
 #include "layers/activations.hpp"
 #include "layers/batchnorm.hpp"
